@@ -1,0 +1,48 @@
+# Everything a newcomer needs: `make run` serves the API, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+SYNCED := $(VENV)/.synced
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test openapi lint typecheck check seed migrate clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(SYNCED): pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PY) -m uv sync --frozen --inexact
+	@touch $@
+
+install: $(SYNCED) ## Create .venv with the locked dependencies
+
+run: $(SYNCED) ## Migrate the database (SQLite ./var/registry.db by default), seed it if empty, serve on :8000
+	$(PY) -m service serve
+
+test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set)
+	$(PY) -m pytest
+
+migrate: $(SYNCED) ## Apply migrations to DATABASE_URL
+	$(PY) -m service migrate
+
+seed: $(SYNCED) ## Load the curated seed dataset into DATABASE_URL
+	$(PY) -m service seed
+
+openapi: $(SYNCED) ## Regenerate the committed contract openapi/openapi.json
+	$(PY) -m service openapi --output openapi/openapi.json
+
+lint: $(SYNCED) ## Ruff lint and format check
+	$(PY) -m ruff check service tests migrations
+	$(PY) -m ruff format --check service tests migrations
+
+typecheck: $(SYNCED) ## mypy on service/
+	$(PY) -m mypy service
+
+check: lint test ## Lint, then every test (the OpenAPI drift test included)
+
+clean: ## Remove the environment and the local database
+	rm -rf $(VENV) var .pytest_cache .hypothesis

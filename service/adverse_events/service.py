@@ -1,0 +1,31 @@
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.adverse_events.schemas import AdverseEvent
+from service.common.repository import Repository, require
+from service.common.rules import check_day_order, check_study_days
+from service.db import models
+from service.errors import RuleViolation
+
+
+class AdverseEventRepository(Repository[models.AdverseEvent]):
+    model = models.AdverseEvent
+    read_type = AdverseEvent
+    label = "adverse_event"
+
+    async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
+        if existing is None:
+            await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
+        if values.get("treatment_id") is not None:
+            treatment = await require(session, models.Treatment, values["treatment_id"], "treatment_id", "treatment")
+            if treatment.patient_id != values["patient_id"]:
+                raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
+        if values.get("grade") is None and values.get("grade_text") is None:
+            raise RuleViolation("give `grade`, or `grade_text` when the source prints no single grade", field="grade")
+        if values.get("grade") == 5 and values.get("outcome") != "fatal":
+            raise RuleViolation("a grade 5 event is fatal: set outcome to `fatal`", field="outcome")
+        if values.get("outcome") == "fatal" and values.get("grade") != 5:
+            raise RuleViolation("a fatal event is grade 5", field="grade")
+        check_study_days(values, "onset_day", "resolution_day")
+        check_day_order(values, "onset_day", "resolution_day")

@@ -1,0 +1,97 @@
+"""create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
+
+import logging
+from pathlib import Path
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from service.adverse_events.controller import AdverseEventController
+from service.agents.controller import AgentController
+from service.arms.controller import ArmController
+from service.db.session import create_engine, provide_session, session_factory
+from service.errors import EXCEPTION_HANDLERS
+from service.health import health
+from service.openapi import finalize
+from service.openapi_export import openapi_document
+from service.outcomes.controller import OutcomeController
+from service.patients.controller import PatientController
+from service.reported_results.controller import ReportedResultController
+from service.settings import Settings
+from service.studies.controller import StudyController
+from service.treatments.controller import TreatmentController
+
+API_VERSION = "1.0.0"
+DOCS_ASSETS = Path(__file__).parent / "docs_assets"
+ASSETS_URL = "/docs-assets"
+
+API_DESCRIPTION = """
+Study, patient, treatment, adverse-event and outcome data of acute leukemia therapies
+(CD38-, BCL-2- and CD19-directed), with provenance for every curated figure.
+
+Timing of patient-level records is in **study days** (SDTM): day 1 is the first day of study
+treatment, day -1 the day before, and there is no day 0. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    engine = create_engine(settings)
+
+    async def dispose_engine() -> None:
+        await engine.dispose()
+
+    api = Router(
+        "/api/v1",
+        route_handlers=[
+            StudyController,
+            ArmController,
+            PatientController,
+            AgentController,
+            TreatmentController,
+            AdverseEventController,
+            OutcomeController,
+            ReportedResultController,
+        ],
+    )
+    openapi = OpenAPIConfig(
+        title="Leukemia outcomes registry",
+        version=API_VERSION,
+        description=API_DESCRIPTION.strip(),
+        path="/docs",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+                css_url=f"{ASSETS_URL}/swagger-ui.css",
+                standalone_preset_js_url=f"{ASSETS_URL}/swagger-ui-standalone-preset.js",
+                favicon="",
+                path="/",
+            )
+        ],
+    )
+    app = Litestar(
+        route_handlers=[
+            api,
+            health,
+            create_static_files_router(ASSETS_URL, directories=[DOCS_ASSETS], include_in_schema=False),
+        ],
+        dependencies={"db_session": Provide(provide_session)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        state=State({"session_factory": session_factory(engine), "engine": engine}),
+        on_shutdown=[dispose_engine],
+        logging_config=None,
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _complete_openapi(app)
+    return app
+
+
+def _complete_openapi(app: Litestar) -> None:
+    """Post-process, once at start, the cached schema dict that Litestar serves."""
+    finalize(openapi_document(app))
+

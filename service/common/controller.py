@@ -1,0 +1,164 @@
+"""Builds the five CRUD operations of a collection from its `Resource` description.
+
+Every collection behaves the same way (paging, Link header, Location, 204 on delete, cascade
+rule), so the handlers are written once here; each area supplies its structs, its repository,
+its list filters (a dependency whose query parameters appear in the OpenAPI document) and the
+fields it can be sorted by."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy import ColumnElement
+from service.db.session import DbSession
+
+from service.common.repository import Repository
+from service.common.schemas import page_struct
+
+MAX_OFFSET = 1_000_000_000
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500).")]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+
+@dataclass(frozen=True)
+class Resource:
+    path: str  # "/studies"
+    tag: str  # "Studies"
+    singular: str  # "Study": operation ids getStudy, createStudy, ...
+    plural: str  # "Studies": listStudies
+    read: Any
+    create: Any
+    update: Any
+    repository: Repository[Any]
+    filters: Callable[..., list[ColumnElement[bool]]]
+    sort_columns: dict[str, Any]  # sort key -> column; "created" (id order) is always available
+    default_id_column: Any
+    cascade: bool = True  # whether DELETE offers ?cascade=true
+    delete_note: str = ""
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def next_link(request: Request[Any, Any, Any], limit: int, offset: int, total: int) -> dict[str, str]:
+    if offset + limit >= total:
+        return {}
+    query = dict(request.query_params)
+    query.update({"limit": str(limit), "offset": str(offset + limit)})
+    return {"Link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
+
+
+def build_controller(res: Resource) -> type[Controller]:
+    sort_keys = ["created", "-created"]
+    for key in res.sort_columns:
+        sort_keys += [key, f"-{key}"]
+    SortKey = Literal[tuple(sort_keys)]  # type: ignore[valid-type]
+    Page = page_struct(res.read, f"{res.singular}Page")
+    label = " ".join(res.repository.label.split("_"))
+
+    def order_by(sort: str) -> list[Any]:
+        descending = sort.startswith("-")
+        key = sort.lstrip("-")
+        id_column = res.default_id_column
+        if key == "created":
+            return [id_column.desc() if descending else id_column.asc()]
+        column = res.sort_columns[key]
+        return [column.desc() if descending else column.asc(), id_column.asc()]
+
+    class ResourceController(Controller):
+        path = res.path
+        tags = [res.tag]
+
+        @get(
+            "/",
+            operation_id=f"list{res.plural}",
+            summary=f"List {res.plural.lower()}",
+            description=f"Pages of {res.plural.lower()} in creation order unless `sort` says otherwise. {res.description}",
+            dependencies={"filters": Provide(res.filters, sync_to_thread=False)},
+            response_headers=[
+                ResponseHeader(name="Link", description='`rel="next"` when more items remain', required=False, documentation_only=True)
+            ],
+        )
+        async def list_items(
+            self,
+            request: Request[Any, Any, Any],
+            db_session: DbSession,
+            filters: NamedDependency[list[ColumnElement[bool]]],
+            limit: Limit = 50,
+            offset: Offset = 0,
+            sort: Annotated[SortKey, QueryParameter(description="Sort key; `-` for descending.")] = "created",  # type: ignore[valid-type]
+        ) -> Response[Page]:  # type: ignore[valid-type]
+            items, total = await res.repository.list(db_session, filters, order_by(sort), limit, offset)
+            return Response(
+                Page(items=items, total=total, limit=limit, offset=offset),
+                headers=next_link(request, limit, offset, total),
+            )
+
+        @post(
+            "/",
+            operation_id=f"create{res.singular}",
+            summary=f"Create a {label}",
+            response_headers=[ResponseHeader(name="Location", description="URL of the new record", documentation_only=True)],
+        )
+        async def create_item(
+            self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[res.create]  # type: ignore[name-defined]
+        ) -> Response[res.read]:  # type: ignore[name-defined]
+            created = await res.repository.create(db_session, data)
+            return Response(
+                created, status_code=201, headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}"}
+            )
+
+        @get("/{id:uuid}", operation_id=f"get{res.singular}", summary=f"Read a {label}")
+        async def get_item(self, db_session: DbSession, id: FromPath[UUID]) -> res.read:  # type: ignore[name-defined]
+            return await res.repository.read(db_session, id)
+
+        @patch(
+            "/{id:uuid}",
+            operation_id=f"update{res.singular}",
+            summary=f"Change some fields of a {label}",
+            description="Fields left out are unchanged; `null` clears an optional field.",
+        )
+        async def update_item(
+            self, db_session: DbSession, id: FromPath[UUID], data: JSONBody[res.update]  # type: ignore[name-defined]
+        ) -> res.read:  # type: ignore[name-defined]
+            return await res.repository.update(db_session, id, data)
+
+        if res.cascade:
+
+            @delete(
+                "/{id:uuid}",
+                operation_id=f"delete{res.singular}",
+                summary=f"Delete a {label}",
+                description=f"Refused with 409 while other records depend on it, unless `cascade=true`. {res.delete_note}",
+            )
+            async def delete_item(
+                self,
+                db_session: DbSession,
+                id: FromPath[UUID],
+                cascade: Annotated[bool, QueryParameter(description="Also delete what depends on it.")] = False,
+            ) -> None:
+                await res.repository.delete(db_session, id, cascade)
+
+        else:
+
+            @delete(
+                "/{id:uuid}",
+                operation_id=f"delete{res.singular}",
+                summary=f"Delete a {label}",
+                description=f"Refused with 409 while other records refer to it. {res.delete_note}",
+            )
+            async def delete_item(self, db_session: DbSession, id: FromPath[UUID]) -> None:
+                await res.repository.delete(db_session, id, False)
+
+    ResourceController.__name__ = f"{res.plural}Controller"
+    ResourceController.__qualname__ = ResourceController.__name__
+    return ResourceController
+
+
+__all__ = ["Resource", "build_controller"]

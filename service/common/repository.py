@@ -1,0 +1,143 @@
+"""Create, read, update, delete and list for one table, with hooks for each area's rules.
+
+Each area subclasses `Repository` and overrides only what differs: the rules a write must
+satisfy (`check`), how rows become response structs (`to_read`), and what depends on a row
+(`dependants`). Handlers never touch ORM rows."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from service.common.schemas import as_column_values
+from service.db.models import utcnow
+from service.errors import Conflict, NotFound
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def row_values(row: SQLModel) -> dict[str, Any]:
+    """Column values of a row; naive datetimes (SQLite keeps no offset) are read as UTC."""
+    values: dict[str, Any] = {}
+    for column in row.__table__.columns:  # type: ignore[attr-defined]
+        value = getattr(row, column.key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        values[column.key] = value
+    return values
+
+
+async def flush(session: AsyncSession) -> None:
+    """Flush, turning a constraint the services did not foresee into a 409."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "The change conflicts with existing data (a uniqueness or reference rule)."
+        ) from exc
+
+
+class Repository(Generic[M]):
+    model: ClassVar[type[SQLModel]]
+    read_type: ClassVar[Any]
+    label: ClassVar[str]
+    # name -> (child model, its foreign key column); deleted first when `cascade` is asked for.
+    children: ClassVar[dict[str, Any]] = {}
+
+    async def fetch(self, session: AsyncSession, id: UUID) -> Any:
+        row = await session.get(self.model, id)
+        if row is None:
+            raise NotFound(f"{self.label} {id} does not exist")
+        return row
+
+    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
+        return [msgspec.convert(row_values(row), self.read_type) for row in rows]
+
+    async def read(self, session: AsyncSession, id: UUID) -> Any:
+        return (await self.to_read(session, [await self.fetch(session, id)]))[0]
+
+    async def list(
+        self,
+        session: AsyncSession,
+        where: Sequence[ColumnElement[bool]],
+        order: Sequence[Any],
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Any], int]:
+        base: Select[Any] = select(self.model).where(*where)
+        total = await session.scalar(select(func.count()).select_from(base.subquery()))
+        rows = (await session.scalars(base.order_by(*order).limit(limit).offset(offset))).all()
+        return await self.to_read(session, rows), int(total or 0)
+
+    async def check(
+        self, session: AsyncSession, values: dict[str, Any], existing: Any | None
+    ) -> None:
+        """Raise a DomainError when `values` (the full record after the write) breaks a rule."""
+
+    async def save_children(self, session: AsyncSession, row: Any, data: msgspec.Struct) -> None:
+        """Write rows owned by `row` that the body carries (e.g. treatment components)."""
+
+    def columns(self, data: msgspec.Struct) -> dict[str, Any]:
+        return as_column_values(data)
+
+    async def create(self, session: AsyncSession, data: msgspec.Struct) -> Any:
+        values = self.columns(data)
+        await self.check(session, values, None)
+        row = self.model(**values)
+        session.add(row)
+        await flush(session)
+        await self.save_children(session, row, data)
+        await flush(session)
+        return (await self.to_read(session, [row]))[0]
+
+    async def update(self, session: AsyncSession, id: UUID, patch: msgspec.Struct) -> Any:
+        row = await self.fetch(session, id)
+        changes = self.columns(patch)
+        await self.check(session, {**row_values(row), **changes}, row)
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.version += 1
+        row.updated_at = utcnow()
+        await flush(session)
+        await self.save_children(session, row, patch)
+        await flush(session)
+        return (await self.to_read(session, [row]))[0]
+
+    async def dependants(self, session: AsyncSession, row: Any) -> dict[str, int]:
+        """How many records of each kind refer to `row` (delete refuses them unless cascading)."""
+        counts: dict[str, int] = {}
+        for name, (child, fk) in self.children.items():
+            n = await session.scalar(select(func.count()).select_from(child).where(fk == row.id))
+            if n:
+                counts[name] = int(n)
+        return counts
+
+    async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
+        for child, fk in self.children.values():
+            await session.execute(delete(child).where(fk == row.id))
+
+    async def delete(self, session: AsyncSession, id: UUID, cascade: bool) -> None:
+        row = await self.fetch(session, id)
+        counts = await self.dependants(session, row)
+        if counts and not cascade:
+            listed = ", ".join(f"{n} {name}" for name, n in counts.items())
+            raise Conflict(
+                f"{self.label} {id} still has dependants ({listed}); delete them first or pass cascade=true"
+            )
+        await self.delete_dependants(session, row)
+        await session.delete(row)
+        await flush(session)
+
+
+async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field: str, label: str) -> Any:
+    """The referenced row, or a 404 naming the body field that referenced it."""
+    row = await session.get(model, id)
+    if row is None:
+        raise NotFound(f"{label} {id} (given in `{field}`) does not exist", field=field)
+    return row

@@ -1,0 +1,18 @@
+"""Rules shared by the patient-level records (treatments, adverse events, outcomes)."""
+
+from typing import Any
+
+from service.errors import RuleViolation
+
+
+def check_study_days(values: dict[str, Any], *fields: str) -> None:
+    """SDTM study days skip 0: day 1 is the first day of treatment and day -1 the day before."""
+    for field in fields:
+        if values.get(field) == 0:
+            raise RuleViolation("study day 0 does not exist (day -1 is followed by day 1)", field=field)
+
+
+def check_day_order(values: dict[str, Any], first: str, last: str) -> None:
+    start, end = values.get(first), values.get(last)
+    if start is not None and end is not None and end < start:
+        raise RuleViolation(f"{last} ({end}) is before {first} ({start})", field=last)

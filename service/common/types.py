@@ -1,0 +1,48 @@
+"""Constrained scalar types used by every request body.
+
+Every bound is explicit so that no input (huge numbers, NUL bytes, endless strings) can reach the
+database and fail there: Postgres INTEGER is 32-bit and its text type refuses NUL.
+"""
+
+from typing import Annotated
+
+from msgspec import Meta
+
+NO_NUL = r"^[^\x00]*$"
+
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+ShortText = Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
+LongText = Annotated[str, Meta(max_length=20_000, pattern=NO_NUL)]
+Percent = Annotated[float, Meta(ge=0, le=100)]
+Count = Annotated[int, Meta(ge=0, le=10_000_000)]
+Measurement = Annotated[float, Meta(ge=0, le=1_000_000)]
+# Study days follow SDTM: day 1 is the first day of study treatment, day -1 the day before;
+# there is no day 0 (checked by the services and the database).
+StudyDay = Annotated[
+    int,
+    Meta(
+        ge=-36_500,
+        le=36_500,
+        description="SDTM study day: 1 = first day of study treatment, -1 = the day before; 0 does not exist.",
+    ),
+]
+# ISO 8601 date reduced to the precision the source gives: 2024, 2024-04 or 2024-04-17.
+PartialDate = Annotated[
+    str,
+    Meta(
+        pattern=r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$",
+        description="ISO 8601 date at the precision the source gives: YYYY, YYYY-MM or YYYY-MM-DD.",
+        examples=["2024-04"],
+    ),
+]
+# Accepted trial registry identifiers: ClinicalTrials.gov, ChiCTR, ISRCTN, EudraCT/CTIS, ANZCTR, DRKS.
+RegistryId = Annotated[
+    str,
+    Meta(
+        pattern=(
+            r"^(NCT\d{8}|ChiCTR\d{10}|ChiCTR-[A-Z]{2,5}-\d{8}|ISRCTN\d{8}|\d{4}-\d{6}-\d{2}(-\d{2})?"
+            r"|ACTRN\d{14}|DRKS\d{8})$"
+        ),
+        examples=["NCT04351022"],
+    ),
+]

@@ -1,0 +1,294 @@
+"""Every table of the registry. Alembic reads this module's metadata; the service never calls
+create_all. Vocabulary columns are plain strings guarded by CHECK constraints (portable between
+SQLite and Postgres, and no native enum types to migrate)."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    MetaData,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from service.common import vocab
+from service.db.ids import uuid7
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def json_column(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else [], sa_type=JSON, nullable=nullable)
+
+
+def one_of(column: str, vocabulary: object, name: str | None = None) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in vocab.values(vocabulary))
+    return CheckConstraint(f"{column} IS NULL OR {column} IN ({allowed})", name=name or column)
+
+
+def not_day_zero(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IS NULL OR {column} <> 0", name=f"{column}_not_zero")
+
+
+class Record(SQLModel):
+    """Columns every stored record has."""
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    version: int = Field(default=1, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    provenance: list[dict[str, Any]] = json_column()
+
+
+class Agent(Record, table=True):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    name: str = Field(max_length=200)
+    agent_class: str | None = Field(default=None, max_length=200)
+    targets: list[str] = json_column()
+    description: str | None = None
+
+
+class Study(Record, table=True):
+    __tablename__ = "studies"
+    __table_args__ = (
+        one_of("design", vocab.Design),
+        one_of("overall_status", vocab.OverallStatus),
+        CheckConstraint("target_enrollment IS NULL OR target_enrollment >= 0", name="target_enrollment"),
+        CheckConstraint("actual_enrollment IS NULL OR actual_enrollment >= 0", name="actual_enrollment"),
+    )
+
+    title: str = Field(max_length=500)
+    design: str = Field(max_length=40)
+    phases: list[str] = json_column()
+    overall_status: str | None = Field(default=None, max_length=40)
+    registry_ids: list[str] = json_column()
+    conditions: list[str] = json_column()
+    sponsor: str | None = Field(default=None, max_length=500)
+    institution: str | None = Field(default=None, max_length=500)
+    country: str | None = Field(default=None, max_length=200)
+    target_enrollment: int | None = None
+    actual_enrollment: int | None = None
+    start_date: str | None = Field(default=None, max_length=10)
+    end_date: str | None = Field(default=None, max_length=10)
+    publication: dict[str, Any] | None = json_column(nullable=True)
+    summary: str | None = None
+    source_document: str | None = Field(default=None, max_length=200)
+
+
+class Arm(Record, table=True):
+    __tablename__ = "arms"
+    __table_args__ = (
+        UniqueConstraint("study_id", "label"),
+        # Lets patients and reported results reference (arm, study) together, so the database
+        # itself refuses an arm from another study.
+        UniqueConstraint("id", "study_id"),
+        CheckConstraint("planned_size IS NULL OR planned_size >= 0", name="planned_size"),
+    )
+
+    study_id: UUID = Field(foreign_key="studies.id", index=True)
+    label: str = Field(max_length=200)
+    description: str | None = None
+    planned_size: int | None = None
+
+
+class ArmAgent(SQLModel, table=True):
+    __tablename__ = "arm_agents"
+
+    arm_id: UUID = Field(foreign_key="arms.id", primary_key=True)
+    agent_id: UUID = Field(foreign_key="agents.id", primary_key=True, index=True)
+
+
+class Patient(Record, table=True):
+    __tablename__ = "patients"
+    __table_args__ = (
+        UniqueConstraint("study_id", "subject_code"),
+        ForeignKeyConstraint(["arm_id", "study_id"], ["arms.id", "arms.study_id"]),
+        one_of("sex", vocab.Sex),
+        one_of("diagnosis", vocab.Diagnosis),
+        one_of("disease_status", vocab.DiseaseStatus),
+        CheckConstraint("ecog IS NULL OR (ecog >= 0 AND ecog <= 5)", name="ecog"),
+        CheckConstraint("age_years IS NULL OR age_years >= 0", name="age_years"),
+    )
+
+    study_id: UUID = Field(foreign_key="studies.id", index=True)
+    arm_id: UUID | None = Field(default=None, index=True)
+    subject_code: str = Field(max_length=100)
+    age_years: float | None = None
+    sex: str | None = Field(default=None, max_length=10)
+    diagnosis: str = Field(max_length=10)
+    diagnosis_subtype: str | None = Field(default=None, max_length=500)
+    disease_status: str | None = Field(default=None, max_length=40)
+    ecog: int | None = None
+    risk_group: str | None = Field(default=None, max_length=200)
+    wbc_10e9_per_l: float | None = None
+    hemoglobin_g_per_l: float | None = None
+    platelets_10e9_per_l: float | None = None
+    marrow_blasts_pct: float | None = None
+    peripheral_blasts_pct: float | None = None
+    genetic_findings: list[str] = json_column()
+    markers: list[dict[str, Any]] = json_column()
+    notes: str | None = None
+
+
+class Treatment(Record, table=True):
+    __tablename__ = "treatments"
+    __table_args__ = (
+        UniqueConstraint("id", "patient_id"),
+        one_of("phase", vocab.TreatmentPhase),
+        not_day_zero("start_day"),
+        not_day_zero("end_day"),
+        CheckConstraint(
+            "start_day IS NULL OR end_day IS NULL OR end_day >= start_day", name="end_after_start"
+        ),
+    )
+
+    patient_id: UUID = Field(foreign_key="patients.id", index=True)
+    phase: str = Field(max_length=40)
+    regimen: str | None = Field(default=None, max_length=200)
+    line_number: int | None = None
+    description: str | None = None
+    start_day: int | None = None
+    end_day: int | None = None
+    start_date: str | None = Field(default=None, max_length=10)
+    timing_text: str | None = Field(default=None, max_length=500)
+
+
+class TreatmentComponent(SQLModel, table=True):
+    __tablename__ = "treatment_components"
+    __table_args__ = (UniqueConstraint("treatment_id", "position"),)
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    treatment_id: UUID = Field(foreign_key="treatments.id", index=True)
+    position: int
+    agent_id: UUID = Field(foreign_key="agents.id", index=True)
+    dose: float | None = None
+    dose_unit: str | None = Field(default=None, max_length=50)
+    route: str | None = Field(default=None, max_length=50)
+    schedule: str | None = Field(default=None, max_length=200)
+
+
+class AdverseEvent(Record, table=True):
+    __tablename__ = "adverse_events"
+    __table_args__ = (
+        ForeignKeyConstraint(["treatment_id", "patient_id"], ["treatments.id", "treatments.patient_id"]),
+        one_of("grading_system", vocab.GradingSystem),
+        one_of("outcome", vocab.AdverseEventOutcome),
+        one_of("attribution", vocab.Attribution),
+        CheckConstraint("grade IS NULL OR (grade >= 1 AND grade <= 5)", name="grade"),
+        CheckConstraint("grade IS NOT NULL OR grade_text IS NOT NULL", name="grade_given"),
+        CheckConstraint("grade IS NULL OR grade <> 5 OR outcome = 'fatal'", name="grade5_fatal"),
+        CheckConstraint("outcome IS NULL OR outcome <> 'fatal' OR grade = 5", name="fatal_grade5"),
+        not_day_zero("onset_day"),
+        not_day_zero("resolution_day"),
+        CheckConstraint(
+            "onset_day IS NULL OR resolution_day IS NULL OR resolution_day >= onset_day",
+            name="resolution_after_onset",
+        ),
+    )
+
+    patient_id: UUID = Field(foreign_key="patients.id", index=True)
+    treatment_id: UUID | None = Field(default=None, index=True)
+    term: str = Field(max_length=200)
+    grade: int | None = None
+    grade_text: str | None = Field(default=None, max_length=50)
+    grading_system: str | None = Field(default=None, max_length=20)
+    onset_day: int | None = None
+    resolution_day: int | None = None
+    timing_text: str | None = Field(default=None, max_length=500)
+    serious: bool | None = None
+    outcome: str | None = Field(default=None, max_length=20)
+    attribution: str | None = Field(default=None, max_length=20)
+    notes: str | None = None
+
+
+class Outcome(Record, table=True):
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        one_of("kind", vocab.OutcomeKind),
+        one_of("category", vocab.ResponseCategory),
+        one_of("mrd_status", vocab.MrdStatus),
+        one_of("mrd_method", vocab.MrdMethod),
+        one_of("sample", vocab.Sample),
+        one_of("event_type", vocab.EventType),
+        not_day_zero("study_day"),
+        CheckConstraint("kind <> 'event' OR event_type IS NOT NULL", name="event_has_type"),
+        CheckConstraint("kind <> 'observation' OR name IS NOT NULL", name="observation_has_name"),
+        Index(None, "patient_id", "kind"),
+    )
+
+    patient_id: UUID = Field(foreign_key="patients.id", index=True)
+    kind: str = Field(max_length=20)
+    study_day: int | None = None
+    timing_text: str | None = Field(default=None, max_length=500)
+    date: str | None = Field(default=None, max_length=10)
+    timepoint_label: str | None = Field(default=None, max_length=200)
+    # response
+    category: str | None = Field(default=None, max_length=10)
+    possible_categories: list[str] = json_column()
+    category_text: str | None = Field(default=None, max_length=500)
+    mrd_status: str | None = Field(default=None, max_length=20)
+    mrd_method: str | None = Field(default=None, max_length=20)
+    mrd_target: str | None = Field(default=None, max_length=200)
+    mrd_sensitivity: float | None = None
+    mrd_level: float | None = None
+    mrd_level_text: str | None = Field(default=None, max_length=200)
+    sample: str | None = Field(default=None, max_length=30)
+    chimerism_pct: float | None = None
+    markers: list[dict[str, Any]] = json_column()
+    # event
+    event_type: str | None = Field(default=None, max_length=30)
+    cause: str | None = Field(default=None, max_length=500)
+    # observation
+    name: str | None = Field(default=None, max_length=200)
+    value: float | None = None
+    unit: str | None = Field(default=None, max_length=50)
+    notes: str | None = None
+
+
+class ReportedResult(Record, table=True):
+    __tablename__ = "reported_results"
+    __table_args__ = (
+        ForeignKeyConstraint(["arm_id", "study_id"], ["arms.id", "arms.study_id"]),
+        CheckConstraint(
+            "numerator IS NULL OR denominator IS NULL OR numerator <= denominator",
+            name="numerator_le_denominator",
+        ),
+    )
+
+    study_id: UUID = Field(foreign_key="studies.id", index=True)
+    arm_id: UUID | None = Field(default=None, index=True)
+    measure: str = Field(max_length=500)
+    population: str | None = Field(default=None, max_length=500)
+    timepoint: str | None = Field(default=None, max_length=200)
+    numerator: int | None = None
+    denominator: int | None = None
+    value: float | None = None
+    unit: str | None = Field(default=None, max_length=50)
+    ci_lower: float | None = None
+    ci_upper: float | None = None
+    ci_level: float | None = None
+    ci_method: str | None = Field(default=None, max_length=100)
+    range_lower: float | None = None
+    range_upper: float | None = None
+    p_value: float | None = None
+    test: str | None = Field(default=None, max_length=200)
+    notes: str | None = None

@@ -1,0 +1,157 @@
+"""Domain errors and the one place that turns every error into RFC 9457 problem details."""
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import IntegrityError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("service.errors")
+
+
+class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    message: str
+    field: str | None = None
+    source: str | None = None
+
+
+class ProblemDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details; `errors` names each offending field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] = []
+
+
+class DomainError(Exception):
+    status = 422
+    slug = "rule-violation"
+    title = "The request breaks a data rule"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Resource not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "The request conflicts with stored data"
+
+
+class RuleViolation(DomainError):
+    pass
+
+
+_TITLES = {
+    400: ("invalid-request", "The request is malformed or fails validation"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Resource not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "The request conflicts with stored data"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("rule-violation", "The request breaks a data rule"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str | None,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ProblemDetails]:
+    default_slug, default_title = _TITLES.get(status, ("error", "Error"))
+    body = ProblemDetails(
+        type=f"/problems/{slug or default_slug}",
+        title=title or default_title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors or [],
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(extra: Any) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                errors.append(
+                    FieldError(
+                        message=str(item.get("message", "invalid value")),
+                        field=(str(item["key"]) if item.get("key") is not None else None),
+                        source=(str(item["source"]) if item.get("source") is not None else None),
+                    )
+                )
+    return errors
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        return handle_unexpected(request, exc)
+    errors = _validation_errors(exc.extra) if isinstance(exc, ValidationException) else []
+    headers = {k: v for k, v in (exc.headers or {}).items()}
+    detail = exc.detail
+    if status == 400 and not errors:
+        detail = detail or "Malformed request"
+    return problem(request, status, detail, errors=errors, headers=headers or None)
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    errors = [FieldError(message=exc.detail, field=exc.field, source="body")] if exc.field else []
+    return problem(request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=errors)
+
+
+def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    # The database caught what the services did not; its message may carry SQL, so it stays in
+    # the log and the client gets a plain statement.
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem(request, 409, "The change conflicts with existing data (a uniqueness or reference rule).")
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        ProblemDetails(
+            type="/problems/internal-error",
+            title="Internal server error",
+            status=500,
+            detail="The server failed to handle the request; it has been logged.",
+            instance=request.url.path,
+        ),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=PROBLEM_JSON,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    HTTPException: handle_http_exception,
+    DomainError: handle_domain_error,
+    IntegrityError: handle_integrity_error,
+    Exception: handle_unexpected,
+}
+
+__all__ = ["PROBLEM_JSON", "Conflict", "DomainError", "MediaType", "NotFound", "RuleViolation"]

@@ -1,0 +1,113 @@
+"""Completes the OpenAPI document Litestar generates, so that it states the whole contract:
+
+- every error an operation can give, as `application/problem+json` (Litestar documents errors
+  only for handlers that list them, and as `application/json`);
+- `additionalProperties: false` on bodies (Litestar does not emit msgspec's
+  `forbid_unknown_fields`) and constraints on list items (Litestar drops them);
+- every field of a response as required (responses always carry each field, null if unknown);
+- links from each create operation to read, update and delete, for stateful testing.
+"""
+
+import re
+from typing import Any
+
+import msgspec
+
+from service.common.schemas import Input, Output
+from service.common.structs import RESPONSE_STRUCTS
+from service.errors import PROBLEM_JSON, ProblemDetails
+
+PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
+DESCRIPTIONS = {
+    "400": "Malformed request or invalid parameters/body; `errors` names each offending field.",
+    "404": "A record named in the path or the body does not exist.",
+    "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
+    "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal).",
+}
+METHODS = ("get", "post", "patch", "put", "delete")
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    found: list[type] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+    has_params = bool(operation.get("parameters"))
+    statuses: list[str] = []
+    if has_params or "requestBody" in operation:
+        statuses.append("400")
+    if "{" in path or method in ("post", "patch"):
+        statuses.append("404")
+    if method in ("post", "patch", "delete"):
+        statuses.append("409")
+    if method in ("post", "patch"):
+        statuses.append("422")
+    return statuses
+
+
+def _problem_response(status: str) -> dict[str, Any]:
+    return {"description": DESCRIPTIONS[status], "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
+
+
+# Litestar drops a zero bound of an optional query parameter (it tests the bound for truth);
+# these parameters are declared with ge=0 and validated as such.
+_ZERO_MINIMUM_PARAMETERS = {"age_min", "age_max"}
+
+
+def _struct_components(components: dict[str, Any]) -> dict[str, Any]:
+    """msgspec's own JSON Schema for every struct Litestar put in the document.
+
+    msgspec validates the bodies, so its schema is the exact one: Litestar's drops list-item
+    constraints, zero bounds and `forbid_unknown_fields`."""
+    structs = {cls.__name__: cls for cls in _all_subclasses(Input) + _all_subclasses(Output)}
+    structs[ProblemDetails.__name__] = ProblemDetails
+    used = [structs[name] for name in components if name in structs]
+    _, generated = msgspec.json.schema_components(used, ref_template="#/components/schemas/{name}")
+    for name, component in generated.items():
+        struct = structs.get(name)
+        if component.get("type") == "object":
+            component["additionalProperties"] = False
+            if struct is not None and (name in RESPONSE_STRUCTS or issubclass(struct, Output)):
+                # Responses carry every field, null where unknown.
+                component["required"] = sorted(component["properties"])
+    return generated
+
+
+def finalize(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components[ProblemDetails.__name__] = {}
+    components.update(_struct_components(components))
+
+    create_ops: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path, item in schema.get("paths", {}).items():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in _ZERO_MINIMUM_PARAMETERS:
+                    parameter["schema"]["minimum"] = 0
+            responses = operation.setdefault("responses", {})
+            for status in _error_statuses(path, method, operation):
+                responses[status] = _problem_response(status)
+            if method == "post" and "201" in responses:
+                create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])
+
+    for collection, (_, created) in create_ops.items():
+        item_path = next((p for p in schema["paths"] if re.fullmatch(re.escape(collection) + r"/\{id\}", p)), None)
+        if item_path is None:
+            continue
+        links = {}
+        for method in ("get", "patch", "delete"):
+            operation = schema["paths"][item_path].get(method)
+            if operation:
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {"id": "$response.body#/id"},
+                }
+        created["links"] = links
+    return schema

@@ -1,0 +1,9 @@
+from typing import Any
+
+from litestar import Litestar
+from litestar._openapi.plugin import OpenAPIPlugin
+
+
+def openapi_document(app: Litestar) -> dict[str, Any]:
+    """The completed OpenAPI document exactly as the app serves it at /docs/openapi.json."""
+    return app.plugins.get(OpenAPIPlugin).provide_openapi_schema()

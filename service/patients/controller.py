@@ -1,0 +1,57 @@
+from typing import Annotated
+from uuid import UUID
+
+from litestar.params import FromQuery, QueryParameter
+from sqlalchemy import ColumnElement
+
+from service.common.controller import Resource, build_controller
+from service.common.vocab import Diagnosis, DiseaseStatus, Sex
+from service.db import models
+from service.patients.schemas import Patient, PatientCreate, PatientUpdate
+from service.patients.service import PatientRepository
+
+
+def patient_filters(
+    study_id: FromQuery[UUID | None] = None,
+    arm_id: FromQuery[UUID | None] = None,
+    diagnosis: FromQuery[Diagnosis | None] = None,
+    disease_status: FromQuery[DiseaseStatus | None] = None,
+    sex: FromQuery[Sex | None] = None,
+    age_min: Annotated[float | None, QueryParameter(ge=0, le=130, description="Minimum age in years (inclusive).")] = None,
+    age_max: Annotated[float | None, QueryParameter(ge=0, le=130, description="Maximum age in years (inclusive).")] = None,
+) -> list[ColumnElement[bool]]:
+    p = models.Patient
+    where: list[ColumnElement[bool]] = []
+    if study_id:
+        where.append(p.study_id == study_id)
+    if arm_id:
+        where.append(p.arm_id == arm_id)
+    if diagnosis:
+        where.append(p.diagnosis == diagnosis)
+    if disease_status:
+        where.append(p.disease_status == disease_status)
+    if sex:
+        where.append(p.sex == sex)
+    if age_min is not None:
+        where.append(p.age_years >= age_min)  # type: ignore[operator]
+    if age_max is not None:
+        where.append(p.age_years <= age_max)  # type: ignore[operator]
+    return where
+
+
+PatientController = build_controller(
+    Resource(
+        path="/patients",
+        tag="Patients",
+        singular="Patient",
+        plural="Patients",
+        read=Patient,
+        create=PatientCreate,
+        update=PatientUpdate,
+        repository=PatientRepository(),
+        filters=patient_filters,
+        sort_columns={"subject_code": models.Patient.subject_code, "age_years": models.Patient.age_years},
+        default_id_column=models.Patient.id,
+        delete_note="With `cascade=true`, the patient's treatments, adverse events and outcomes go too.",
+    )
+)

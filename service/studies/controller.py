@@ -1,0 +1,67 @@
+from typing import Annotated
+
+from litestar.params import FromQuery, QueryParameter
+from sqlalchemy import ColumnElement, exists, func, or_, select
+
+from service.common.controller import Resource, build_controller
+from service.common.filters import json_list_has, json_text_contains
+from service.common.vocab import Design, OverallStatus
+from service.db import models
+from service.studies.schemas import Study, StudyCreate, StudyUpdate
+from service.studies.service import StudyRepository
+
+
+def uses_agent(study_id: object, agent: str) -> ColumnElement[bool]:
+    """The study gives `agent` (by name, any case) in an arm or in any patient's treatment."""
+    agent_ids = select(models.Agent.id).where(func.lower(models.Agent.name) == agent.lower())
+    in_arm = exists().where(
+        models.ArmAgent.arm_id == models.Arm.id,
+        models.Arm.study_id == study_id,
+        models.ArmAgent.agent_id.in_(agent_ids),  # type: ignore[attr-defined]
+    )
+    in_treatment = exists().where(
+        models.TreatmentComponent.treatment_id == models.Treatment.id,
+        models.Treatment.patient_id == models.Patient.id,
+        models.Patient.study_id == study_id,
+        models.TreatmentComponent.agent_id.in_(agent_ids),  # type: ignore[attr-defined]
+    )
+    return or_(in_arm, in_treatment)
+
+
+def study_filters(
+    design: FromQuery[Design | None] = None,
+    overall_status: FromQuery[OverallStatus | None] = None,
+    condition: Annotated[str | None, QueryParameter(max_length=200, description="Text within any condition, any case.")] = None,
+    agent: Annotated[str | None, QueryParameter(max_length=200, description="Agent name, any case: studies giving it in an arm or a treatment.")] = None,
+    registry_id: Annotated[str | None, QueryParameter(max_length=40, description="A registry identifier, e.g. NCT04351022.")] = None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if design:
+        where.append(models.Study.design == design)
+    if overall_status:
+        where.append(models.Study.overall_status == overall_status)
+    if condition:
+        where.append(json_text_contains(models.Study.conditions, condition))
+    if agent:
+        where.append(uses_agent(models.Study.id, agent))
+    if registry_id:
+        where.append(json_list_has(models.Study.registry_ids, registry_id))
+    return where
+
+
+StudyController = build_controller(
+    Resource(
+        path="/studies",
+        tag="Studies",
+        singular="Study",
+        plural="Studies",
+        read=Study,
+        create=StudyCreate,
+        update=StudyUpdate,
+        repository=StudyRepository(),
+        filters=study_filters,
+        sort_columns={"title": models.Study.title, "start_date": models.Study.start_date},
+        default_id_column=models.Study.id,
+        delete_note="With `cascade=true`, its arms, patients (with all their records) and reported results go too.",
+    )
+)

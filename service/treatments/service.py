@@ -1,0 +1,82 @@
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.common.dates import check_partial_date
+from service.common.repository import Repository, require, row_values
+from service.common.rules import check_day_order, check_study_days
+from service.db import cascade, models
+from service.errors import NotFound
+from service.treatments.schemas import Treatment
+
+COMPONENT_FIELDS = ("agent_id", "dose", "dose_unit", "route", "schedule")
+
+
+class TreatmentRepository(Repository[models.Treatment]):
+    model = models.Treatment
+    read_type = Treatment
+    label = "treatment"
+    children = {"adverse events": (models.AdverseEvent, models.AdverseEvent.treatment_id)}  # noqa: RUF012
+
+    def columns(self, data: msgspec.Struct) -> dict[str, Any]:
+        values = super().columns(data)
+        values.pop("components", None)
+        return values
+
+    async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
+        if existing is None:
+            await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
+        check_study_days(values, "start_day", "end_day")
+        check_day_order(values, "start_day", "end_day")
+        check_partial_date(values.get("start_date"), "start_date")
+
+    async def save_children(self, session: AsyncSession, row: Any, data: msgspec.Struct) -> None:
+        components = getattr(data, "components", msgspec.UNSET)
+        if components is msgspec.UNSET:
+            return
+        wanted = {c.agent_id for c in components}
+        found = set(
+            await session.scalars(select(models.Agent.id).where(models.Agent.id.in_(wanted)))  # type: ignore[attr-defined]
+        )
+        for missing in wanted - found:
+            raise NotFound(f"agent {missing} (given in `components`) does not exist", field="components")
+        await session.execute(
+            delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == row.id)  # type: ignore[arg-type]
+        )
+        session.add_all(
+            models.TreatmentComponent(treatment_id=row.id, position=i, **msgspec.structs.asdict(c))
+            for i, c in enumerate(components)
+        )
+
+    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
+        components: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+        if rows:
+            result = await session.execute(
+                select(models.TreatmentComponent)
+                .where(models.TreatmentComponent.treatment_id.in_([r.id for r in rows]))  # type: ignore[attr-defined]
+                .order_by(models.TreatmentComponent.treatment_id, models.TreatmentComponent.position)
+            )
+            for (component,) in result:
+                components[component.treatment_id].append(
+                    {field: getattr(component, field) for field in COMPONENT_FIELDS}
+                )
+        return [
+            msgspec.convert({**row_values(row), "components": components[row.id]}, Treatment)
+            for row in rows
+        ]
+
+    async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
+        await cascade.unlink_adverse_events(session, row.id)
+
+    async def delete(self, session: AsyncSession, id: UUID, cascade_: bool) -> None:
+        # Components belong to the treatment itself: removed with it, never a reason to refuse.
+        # If the delete is refused the request's transaction rolls this back.
+        await session.execute(
+            delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == id)  # type: ignore[arg-type]
+        )
+        await super().delete(session, id, cascade_)

@@ -1,0 +1,56 @@
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.databases import backends, empty_tables, fresh_database
+
+
+@pytest.fixture(scope="session", params=backends())
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated database per backend for the whole run."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def session_client(database_url: str) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        yield client
+
+
+@pytest.fixture
+def client(session_client: TestClient[Any], database_url: str) -> TestClient[Any]:
+    """A client on empty tables."""
+    empty_tables(database_url)
+    return session_client
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgres"
+
+
+@pytest.fixture(scope="session")
+def tmp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With REQUIRE_POSTGRES=1 (CI), an unreachable Postgres fails the run instead of skipping."""
+    import asyncio
+
+    from tests.databases import POSTGRES_URL, REQUIRE_POSTGRES, _admin
+
+    if not REQUIRE_POSTGRES:
+        return
+    try:
+        if not POSTGRES_URL:
+            raise RuntimeError("TEST_POSTGRES_URL is not set")
+        asyncio.run(_admin(POSTGRES_URL, "SELECT 1"))
+    except Exception as exc:
+        pytest.exit(f"Postgres is required (REQUIRE_POSTGRES=1) but unreachable: {exc}", returncode=3)

@@ -1,0 +1,82 @@
+"""Test databases: a fresh SQLite file, and a fresh Postgres database when TEST_POSTGRES_URL is set."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from service.db.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+# Children first, so that deleting in this order never breaks a foreign key.
+TABLES = (
+    "treatment_components",
+    "adverse_events",
+    "outcomes",
+    "treatments",
+    "patients",
+    "reported_results",
+    "arm_agents",
+    "arms",
+    "studies",
+    "agents",
+)
+
+
+def backends() -> list[str]:
+    return ["sqlite", "postgres"] if POSTGRES_URL or REQUIRE_POSTGRES else ["sqlite"]
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_dir: Path, migrate: bool = True) -> Iterator[str]:
+    """The URL of a new, empty database (migrated to head unless `migrate` is false); dropped after."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_dir / f'registry-{uuid.uuid4().hex[:8]}.db'}"
+        if migrate:
+            upgrade(url)
+        yield url
+        return
+    if not POSTGRES_URL:
+        raise RuntimeError("REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set")
+    name = f"registry_test_{uuid.uuid4().hex[:12]}"
+    server = make_url(POSTGRES_URL)
+    asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate(url: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            for table in TABLES:
+                await connection.execute(text(f"DELETE FROM {table}"))
+    finally:
+        await engine.dispose()
+
+
+def empty_tables(url: str) -> None:
+    asyncio.run(_truncate(url))
