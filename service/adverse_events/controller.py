@@ -4,6 +4,7 @@ from uuid import UUID
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import ColumnElement, func, select
 
+from service.common.types import NO_NUL
 from service.adverse_events.schemas import AdverseEvent, AdverseEventCreate, AdverseEventUpdate
 from service.adverse_events.service import AdverseEventRepository
 from service.common.controller import Resource, build_controller
@@ -15,7 +16,7 @@ def adverse_event_filters(
     patient_id: FromQuery[UUID | None] = None,
     study_id: FromQuery[UUID | None] = None,
     treatment_id: FromQuery[UUID | None] = None,
-    term: Annotated[str | None, QueryParameter(max_length=200, description="Exact term, any case.")] = None,
+    term: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Exact term, any case.")] = None,
     grade_min: Annotated[int | None, QueryParameter(ge=1, le=5, description="Only events of at least this grade.")] = None,
     grading_system: FromQuery[GradingSystem | None] = None,
 ) -> list[ColumnElement[bool]]:

@@ -1,0 +1,65 @@
+import json
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+
+from service.app import create_app
+from service.openapi_export import openapi_document
+from service.settings import Settings
+
+CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
+
+
+def generated() -> dict[str, Any]:
+    return json.loads(json.dumps(openapi_document(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))))
+
+
+def test_committed_contract_matches_the_code() -> None:
+    committed = json.loads(CONTRACT.read_text())
+    assert committed == generated(), "openapi/openapi.json is stale: run `make openapi`"
+
+
+def test_every_operation_has_an_id_and_problem_json_errors() -> None:
+    document = generated()
+    ids = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            ids.append(operation["operationId"])
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], (path, method, status)
+            if "{id}" in path:
+                assert "404" in operation["responses"], (path, method)
+    assert len(ids) == len(set(ids))
+    assert len(ids) == 8 * 5 + 1
+
+
+def test_request_bodies_refuse_unknown_fields() -> None:
+    schemas = generated()["components"]["schemas"]
+    assert schemas["PatientCreate"]["additionalProperties"] is False
+    assert schemas["StudyCreate"]["properties"]["registry_ids"]["items"]["pattern"].startswith("^(NCT")
+    assert schemas["StudyCreate"]["properties"]["target_enrollment"]["anyOf"][0]["minimum"] == 0
+    assert set(schemas["Patient"]["required"]) >= {"id", "version", "arm_id", "age_years"}
+
+
+def test_served_document_is_the_committed_one(client: TestClient[Any]) -> None:
+    served = client.get("/docs/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == json.loads(CONTRACT.read_text())
+
+
+def test_docs_page_uses_only_local_assets(client: TestClient[Any]) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        response = client.get(f"/docs-assets/{asset}")
+        assert response.status_code == 200 and len(response.content) > 1000
+
+
+def test_health(client: TestClient[Any]) -> None:
+    assert client.get("/health").json() == {"status": "ok", "database": "ok"}

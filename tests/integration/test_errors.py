@@ -1,0 +1,69 @@
+"""Bad input of every kind gets a problem+json answer, never a 500, and changes nothing."""
+
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests import factories as f
+
+API = "/api/v1"
+BAD_BODIES = [
+    pytest.param(b'{"title": "a\\u0000b", "design": "other"}', id="nul-byte"),
+    pytest.param(b'{"title": "T", "design": "other", "target_enrollment": 99999999999999999999999}', id="huge-int"),
+    pytest.param(b'{"title": "T", "design": "other", "target_enrollment": 1e400}', id="huge-float"),
+    pytest.param(b'{"title": "T", "design": "other", "unknown": 1}', id="unknown-field"),
+    pytest.param(b'{"title": 5, "design": "other"}', id="wrong-type"),
+    pytest.param(b'{"title": "T", "design": "nonsense"}', id="bad-enum"),
+    pytest.param(b'{"title": "T"', id="malformed-json"),
+    pytest.param(b"[]", id="not-an-object"),
+    pytest.param(b'{"title": "' + b"x" * 600 + b'", "design": "other"}', id="too-long"),
+]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES)
+def test_bad_bodies_are_400_problem_json(client: TestClient[Any], body: bytes) -> None:
+    response = client.post(f"{API}/studies", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 400 and problem["title"] and problem["type"].startswith("/problems/")
+    assert client.get(f"{API}/studies").json()["total"] == 0
+
+
+def test_validation_error_names_the_field(client: TestClient[Any]) -> None:
+    response = client.post(f"{API}/studies", json={"title": "T", "design": "other", "target_enrollment": -1})
+    assert response.status_code == 400
+    assert any("target_enrollment" in (e.get("message", "") + str(e.get("field"))) for e in response.json()["errors"])
+
+
+def test_nul_byte_in_query_is_handled(client: TestClient[Any]) -> None:
+    response = client.get(f"{API}/studies", params={"condition": "a\x00b"})
+    assert response.status_code in (200, 400)
+
+
+def test_unknown_and_malformed_ids_are_404(client: TestClient[Any]) -> None:
+    for path in ("studies/0190a5b0-0000-7000-8000-000000000000", "studies/not-a-uuid", "nothing-here"):
+        response = client.get(f"{API}/{path}")
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_method_not_allowed_keeps_allow_header(client: TestClient[Any]) -> None:
+    response = client.put(f"{API}/studies", json={})
+    assert response.status_code == 405
+    assert "allow" in response.headers
+
+
+def test_huge_query_numbers_are_400(client: TestClient[Any]) -> None:
+    assert client.get(f"{API}/studies", params={"offset": 10**30}).status_code == 400
+    assert client.get(f"{API}/patients", params={"age_min": "1e400"}).status_code == 400
+
+
+def test_errors_carry_no_sql_or_traceback(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    f.patient(client, study["id"])
+    response = client.post(f"{API}/patients", json={"study_id": study["id"], "subject_code": "P1", "diagnosis": "AML"})
+    text = response.text.lower()
+    assert response.status_code == 409
+    assert "select" not in text and "insert" not in text and "traceback" not in text
