@@ -21,7 +21,9 @@ def serve(settings: Settings) -> None:
     if loaded:
         print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
     print(f"API docs: http://{settings.host}:{settings.port}/docs", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+    )
 
 
 def seed(settings: Settings, replace: bool) -> int:
@@ -41,7 +43,14 @@ def export_openapi(output: str | None) -> None:
     from service.app import create_app
     from service.openapi_export import openapi_document
 
-    text = json.dumps(openapi_document(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))), indent=2, sort_keys=True) + "\n"
+    text = (
+        json.dumps(
+            openapi_document(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))),
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     if output:
         Path(output).write_text(text)
     else:

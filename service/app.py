@@ -94,4 +94,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _complete_openapi(app: Litestar) -> None:
     """Post-process, once at start, the cached schema dict that Litestar serves."""
     finalize(openapi_document(app))
-

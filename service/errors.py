@@ -57,6 +57,13 @@ class RuleViolation(DomainError):
     pass
 
 
+class UnknownReference(DomainError):
+    """A body names a record that does not exist: 422, since 404 would say the URL is wrong."""
+
+    slug = "unknown-reference"
+    title = "The body refers to a record that does not exist"
+
+
 _TITLES = {
     400: ("invalid-request", "The request is malformed or fails validation"),
     401: ("unauthenticated", "Authentication required"),
@@ -154,4 +161,12 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     Exception: handle_unexpected,
 }
 
-__all__ = ["PROBLEM_JSON", "Conflict", "DomainError", "MediaType", "NotFound", "RuleViolation"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Conflict",
+    "DomainError",
+    "MediaType",
+    "NotFound",
+    "RuleViolation",
+    "UnknownReference",
+]

@@ -1,6 +1,7 @@
-from service.common.schemas import Output
 from litestar import get
 from sqlalchemy import text
+
+from service.common.schemas import Output
 from service.db.session import DbSession
 
 

@@ -20,9 +20,9 @@ from service.errors import PROBLEM_JSON, ProblemDetails
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 DESCRIPTIONS = {
     "400": "Malformed request or invalid parameters/body; `errors` names each offending field.",
-    "404": "A record named in the path or the body does not exist.",
+    "404": "The record named in the path does not exist.",
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
-    "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal).",
+    "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
 
@@ -40,7 +40,7 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     statuses: list[str] = []
     if has_params or "requestBody" in operation:
         statuses.append("400")
-    if "{" in path or method in ("post", "patch"):
+    if "{" in path:
         statuses.append("404")
     if method in ("post", "patch", "delete"):
         statuses.append("409")
@@ -77,6 +77,42 @@ def _struct_components(components: dict[str, Any]) -> dict[str, Any]:
     return generated
 
 
+# Parent -> children created with the parent's id in the body: lets stateful tests build
+# study -> arm -> patient -> treatment / adverse event / outcome chains.
+CHILD_LINKS = {
+    "createStudy": {
+        "createArm": {"study_id": "$response.body#/id"},
+        "createPatient": {"study_id": "$response.body#/id"},
+        "createReportedResult": {"study_id": "$response.body#/id"},
+    },
+    "createTreatment": {
+        "createAdverseEvent": {
+            "patient_id": "$response.body#/patient_id",
+            "treatment_id": "$response.body#/id",
+        }
+    },
+    "createArm": {"createPatient": {"study_id": "$response.body#/study_id", "arm_id": "$response.body#/id"}},
+    "createPatient": {
+        "createTreatment": {"patient_id": "$response.body#/id", "components": []},
+        "createAdverseEvent": {"patient_id": "$response.body#/id", "treatment_id": None},
+        "createOutcome": {"patient_id": "$response.body#/id"},
+    },
+}
+
+
+def _add_child_links(schema: dict[str, Any]) -> None:
+    operations = {
+        operation["operationId"]: operation
+        for item in schema.get("paths", {}).values()
+        for method, operation in item.items()
+        if method in METHODS
+    }
+    for parent, children in CHILD_LINKS.items():
+        links = operations[parent]["responses"]["201"].setdefault("links", {})
+        for child, body in children.items():
+            links[child] = {"operationId": child, "requestBody": body}
+
+
 def finalize(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components[ProblemDetails.__name__] = {}
@@ -97,8 +133,11 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
             if method == "post" and "201" in responses:
                 create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])
 
+    _add_child_links(schema)
     for collection, (_, created) in create_ops.items():
-        item_path = next((p for p in schema["paths"] if re.fullmatch(re.escape(collection) + r"/\{id\}", p)), None)
+        item_path = next(
+            (p for p in schema["paths"] if re.fullmatch(re.escape(collection) + r"/\{id\}", p)), None
+        )
         if item_path is None:
             continue
         links = {}
@@ -109,5 +148,5 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                     "operationId": operation["operationId"],
                     "parameters": {"id": "$response.body#/id"},
                 }
-        created["links"] = links
+        created.setdefault("links", {}).update(links)
     return schema

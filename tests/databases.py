@@ -73,7 +73,7 @@ async def _truncate(url: str) -> None:
     try:
         async with engine.begin() as connection:
             for table in TABLES:
-                await connection.execute(text(f"DELETE FROM {table}"))
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
     finally:
         await engine.dispose()
 

@@ -22,7 +22,9 @@ def arm(client: TestClient[Any], study_id: str, **fields: Any) -> dict[str, Any]
 
 
 def patient(client: TestClient[Any], study_id: str, **fields: Any) -> dict[str, Any]:
-    return create(client, "patients", {"study_id": study_id, "subject_code": "P1", "diagnosis": "B-ALL", **fields})
+    return create(
+        client, "patients", {"study_id": study_id, "subject_code": "P1", "diagnosis": "B-ALL", **fields}
+    )
 
 
 def agent(client: TestClient[Any], **fields: Any) -> dict[str, Any]:
@@ -34,12 +36,22 @@ def treatment(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[s
 
 
 def adverse_event(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[str, Any]:
-    return create(client, "adverse-events", {"patient_id": patient_id, "term": "Neutropenia", "grade": 3, **fields})
+    return create(
+        client, "adverse-events", {"patient_id": patient_id, "term": "Neutropenia", "grade": 3, **fields}
+    )
 
 
 def response(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[str, Any]:
-    return create(client, "outcomes", {"kind": "response", "patient_id": patient_id, "study_day": 28, "category": "CR", **fields})
+    return create(
+        client,
+        "outcomes",
+        {"kind": "response", "patient_id": patient_id, "study_day": 28, "category": "CR", **fields},
+    )
 
 
 def event(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[str, Any]:
-    return create(client, "outcomes", {"kind": "event", "patient_id": patient_id, "study_day": 100, "event_type": "relapse", **fields})
+    return create(
+        client,
+        "outcomes",
+        {"kind": "event", "patient_id": patient_id, "study_day": 100, "event_type": "relapse", **fields},
+    )

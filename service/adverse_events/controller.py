@@ -4,10 +4,10 @@ from uuid import UUID
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import ColumnElement, func, select
 
-from service.common.types import NO_NUL
 from service.adverse_events.schemas import AdverseEvent, AdverseEventCreate, AdverseEventUpdate
 from service.adverse_events.service import AdverseEventRepository
 from service.common.controller import Resource, build_controller
+from service.common.types import NO_NUL
 from service.common.vocab import GradingSystem
 from service.db import models
 
@@ -16,8 +16,12 @@ def adverse_event_filters(
     patient_id: FromQuery[UUID | None] = None,
     study_id: FromQuery[UUID | None] = None,
     treatment_id: FromQuery[UUID | None] = None,
-    term: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Exact term, any case.")] = None,
-    grade_min: Annotated[int | None, QueryParameter(ge=1, le=5, description="Only events of at least this grade.")] = None,
+    term: Annotated[
+        str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Exact term, any case.")
+    ] = None,
+    grade_min: Annotated[
+        int | None, QueryParameter(ge=1, le=5, description="Only events of at least this grade.")
+    ] = None,
     grading_system: FromQuery[GradingSystem | None] = None,
 ) -> list[ColumnElement[bool]]:
     ae = models.AdverseEvent
@@ -48,7 +52,11 @@ AdverseEventController = build_controller(
         update=AdverseEventUpdate,
         repository=AdverseEventRepository(),
         filters=adverse_event_filters,
-        sort_columns={"onset_day": models.AdverseEvent.onset_day, "grade": models.AdverseEvent.grade, "term": models.AdverseEvent.term},
+        sort_columns={
+            "onset_day": models.AdverseEvent.onset_day,
+            "grade": models.AdverseEvent.grade,
+            "term": models.AdverseEvent.term,
+        },
         default_id_column=models.AdverseEvent.id,
         cascade=False,
     )

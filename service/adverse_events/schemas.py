@@ -18,9 +18,13 @@ class AdverseEventCreate(Input):
     leave `grade` null and put the printed text in `grade_text`."""
 
     patient_id: UUID
-    term: Annotated[Name, Meta(examples=["Cytokine release syndrome"], description="CTCAE term (or ASTCT syndrome).")]
+    term: Annotated[
+        Name, Meta(examples=["Cytokine release syndrome"], description="CTCAE term (or ASTCT syndrome).")
+    ]
     grade: Grade | None = None
-    grade_text: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["I/II"])] | None = None
+    grade_text: (
+        Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["I/II"])] | None
+    ) = None
     grading_system: GradingSystem | None = None
     onset_day: StudyDay | None = None
     resolution_day: StudyDay | None = None

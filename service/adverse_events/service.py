@@ -18,11 +18,15 @@ class AdverseEventRepository(Repository[models.AdverseEvent]):
         if existing is None:
             await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
         if values.get("treatment_id") is not None:
-            treatment = await require(session, models.Treatment, values["treatment_id"], "treatment_id", "treatment")
+            treatment = await require(
+                session, models.Treatment, values["treatment_id"], "treatment_id", "treatment"
+            )
             if treatment.patient_id != values["patient_id"]:
                 raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
         if values.get("grade") is None and values.get("grade_text") is None:
-            raise RuleViolation("give `grade`, or `grade_text` when the source prints no single grade", field="grade")
+            raise RuleViolation(
+                "give `grade`, or `grade_text` when the source prints no single grade", field="grade"
+            )
         if values.get("grade") == 5 and values.get("outcome") != "fatal":
             raise RuleViolation("a grade 5 event is fatal: set outcome to `fatal`", field="outcome")
         if values.get("outcome") == "fatal" and values.get("grade") != 5:

@@ -1,19 +1,24 @@
 from typing import Annotated
 
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import QueryParameter
 from sqlalchemy import ColumnElement, func
 
-from service.common.types import NO_NUL
 from service.agents.schemas import Agent, AgentCreate, AgentUpdate
 from service.agents.service import AgentRepository
 from service.common.controller import Resource, build_controller
 from service.common.filters import json_list_has
+from service.common.types import NO_NUL
 from service.db import models
 
 
 def agent_filters(
-    name: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Exact name, any case.")] = None,
-    target: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="A molecular target, e.g. CD38.")] = None,
+    name: Annotated[
+        str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Exact name, any case.")
+    ] = None,
+    target: Annotated[
+        str | None,
+        QueryParameter(pattern=NO_NUL, max_length=200, description="A molecular target, e.g. CD38."),
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if name:

@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.arms.schemas import Arm
 from service.common.repository import Repository, require, row_values
 from service.db import cascade, models
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, UnknownReference
 
 
 class ArmRepository(Repository[models.Arm]):
     model = models.Arm
     read_type = Arm
     label = "arm"
-    children = {  # noqa: RUF012
+    children = {
         "patients": (models.Patient, models.Patient.arm_id),
         "reported results": (models.ReportedResult, models.ReportedResult.arm_id),
     }
@@ -48,7 +48,9 @@ class ArmRepository(Repository[models.Arm]):
         )
         for agent_id in unique_ids:
             if agent_id not in found:
-                raise NotFound(f"agent {agent_id} (given in `agent_ids`) does not exist", field="agent_ids")
+                raise UnknownReference(
+                    f"agent {agent_id} (given in `agent_ids`) does not exist", field="agent_ids"
+                )
         await session.execute(delete(models.ArmAgent).where(models.ArmAgent.arm_id == row.id))  # type: ignore[arg-type]
         session.add_all(models.ArmAgent(arm_id=row.id, agent_id=agent_id) for agent_id in unique_ids)
 
@@ -71,5 +73,3 @@ class ArmRepository(Repository[models.Arm]):
         row = await self.fetch(session, id)
         await session.execute(delete(models.ArmAgent).where(models.ArmAgent.arm_id == row.id))  # type: ignore[arg-type]
         await super().delete(session, id, cascade_)
-
-

@@ -16,10 +16,10 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import ColumnElement
-from service.db.session import DbSession
 
 from service.common.repository import Repository
 from service.common.schemas import page_struct
+from service.db.session import DbSession
 
 MAX_OFFSET = 1_000_000_000
 
@@ -82,7 +82,12 @@ def build_controller(res: Resource) -> type[Controller]:
             description=f"Pages of {res.plural.lower()} in creation order unless `sort` says otherwise. {res.description}",
             dependencies={"filters": Provide(res.filters, sync_to_thread=False)},
             response_headers=[
-                ResponseHeader(name="Link", description='`rel="next"` when more items remain', required=False, documentation_only=True)
+                ResponseHeader(
+                    name="Link",
+                    description='`rel="next"` when more items remain',
+                    required=False,
+                    documentation_only=True,
+                )
             ],
         )
         async def list_items(
@@ -104,10 +109,15 @@ def build_controller(res: Resource) -> type[Controller]:
             "/",
             operation_id=f"create{res.singular}",
             summary=f"Create a {label}",
-            response_headers=[ResponseHeader(name="Location", description="URL of the new record", documentation_only=True)],
+            response_headers=[
+                ResponseHeader(name="Location", description="URL of the new record", documentation_only=True)
+            ],
         )
         async def create_item(
-            self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[res.create]  # type: ignore[name-defined]
+            self,
+            request: Request[Any, Any, Any],
+            db_session: DbSession,
+            data: JSONBody[res.create],  # type: ignore[name-defined]
         ) -> Response[res.read]:  # type: ignore[name-defined]
             created = await res.repository.create(db_session, data)
             return Response(
@@ -125,7 +135,10 @@ def build_controller(res: Resource) -> type[Controller]:
             description="Fields left out are unchanged; `null` clears an optional field.",
         )
         async def update_item(
-            self, db_session: DbSession, id: FromPath[UUID], data: JSONBody[res.update]  # type: ignore[name-defined]
+            self,
+            db_session: DbSession,
+            id: FromPath[UUID],
+            data: JSONBody[res.update],  # type: ignore[name-defined]
         ) -> res.read:  # type: ignore[name-defined]
             return await res.repository.update(db_session, id, data)
 
@@ -141,7 +154,9 @@ def build_controller(res: Resource) -> type[Controller]:
                 self,
                 db_session: DbSession,
                 id: FromPath[UUID],
-                cascade: Annotated[bool, QueryParameter(description="Also delete what depends on it.")] = False,
+                cascade: Annotated[
+                    bool, QueryParameter(description="Also delete what depends on it.")
+                ] = False,
             ) -> None:
                 await res.repository.delete(db_session, id, cascade)
 

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 
 from service.common.schemas import as_column_values
 from service.db.models import utcnow
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, UnknownReference
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -38,9 +38,7 @@ async def flush(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict(
-            "The change conflicts with existing data (a uniqueness or reference rule)."
-        ) from exc
+        raise Conflict("The change conflicts with existing data (a uniqueness or reference rule).") from exc
 
 
 class Repository(Generic[M]):
@@ -75,9 +73,7 @@ class Repository(Generic[M]):
         rows = (await session.scalars(base.order_by(*order).limit(limit).offset(offset))).all()
         return await self.to_read(session, rows), int(total or 0)
 
-    async def check(
-        self, session: AsyncSession, values: dict[str, Any], existing: Any | None
-    ) -> None:
+    async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         """Raise a DomainError when `values` (the full record after the write) breaks a rule."""
 
     async def save_children(self, session: AsyncSession, row: Any, data: msgspec.Struct) -> None:
@@ -136,8 +132,8 @@ class Repository(Generic[M]):
 
 
 async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field: str, label: str) -> Any:
-    """The referenced row, or a 404 naming the body field that referenced it."""
+    """The referenced row, or a 422 naming the body field that referenced it."""
     row = await session.get(model, id)
     if row is None:
-        raise NotFound(f"{label} {id} (given in `{field}`) does not exist", field=field)
+        raise UnknownReference(f"{label} {id} (given in `{field}`) does not exist", field=field)
     return row

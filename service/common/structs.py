@@ -18,9 +18,7 @@ def update_struct(create: type[msgspec.Struct], name: str, exclude: tuple[str, .
     """Every field of `create` (but `exclude`) made optional: UNSET leaves it unchanged."""
     hints = get_type_hints(create, include_extras=True)
     fields = [
-        (field, hints[field] | UnsetType, UNSET)
-        for field in create.__struct_fields__
-        if field not in exclude
+        (field, hints[field] | UnsetType, UNSET) for field in create.__struct_fields__ if field not in exclude
     ]
     return msgspec.defstruct(name, fields, bases=(Input,), kw_only=True, module=create.__module__)
 
@@ -37,8 +35,13 @@ def read_struct(
         *(extra or []),
     ]
     struct = msgspec.defstruct(
-        name, fields, bases=(create,), kw_only=True, forbid_unknown_fields=False,
-        module=create.__module__, **config,
+        name,
+        fields,
+        bases=(create,),
+        kw_only=True,
+        forbid_unknown_fields=False,
+        module=create.__module__,
+        **config,
     )
     RESPONSE_STRUCTS.add(name)
     return struct

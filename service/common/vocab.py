@@ -26,9 +26,7 @@ OverallStatus = Literal[
 ]
 Sex = Literal["female", "male", "unknown"]
 Diagnosis = Literal["T-ALL", "B-ALL", "AML", "MPAL", "other"]
-DiseaseStatus = Literal[
-    "newly_diagnosed", "cr_mrd_positive", "relapsed", "refractory", "relapsed_post_hsct"
-]
+DiseaseStatus = Literal["newly_diagnosed", "cr_mrd_positive", "relapsed", "refractory", "relapsed_post_hsct"]
 TreatmentPhase = Literal[
     "induction",
     "consolidation",

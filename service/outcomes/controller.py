@@ -18,7 +18,9 @@ def outcome_filters(
     category: FromQuery[ResponseCategory | None] = None,
     event_type: FromQuery[EventType | None] = None,
     mrd_status: FromQuery[MrdStatus | None] = None,
-    day_max: Annotated[int | None, QueryParameter(ge=-36500, le=36500, description="Only outcomes up to this study day.")] = None,
+    day_max: Annotated[
+        int | None, QueryParameter(ge=-36500, le=36500, description="Only outcomes up to this study day.")
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     o = models.Outcome
     where: list[ColumnElement[bool]] = []

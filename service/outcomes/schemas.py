@@ -15,7 +15,12 @@ from service.common.vocab import EventType, MrdMethod, MrdStatus, ResponseCatego
 class OutcomeFields(Input):
     patient_id: UUID
     study_day: StudyDay | None = None
-    timing_text: Annotated[ShortText, Meta(description="Timing as the source gives it, e.g. 'day 32 of consolidation'.")] | None = None
+    timing_text: (
+        Annotated[
+            ShortText, Meta(description="Timing as the source gives it, e.g. 'day 32 of consolidation'.")
+        ]
+        | None
+    ) = None
     date: PartialDate | None = None
     timepoint_label: Name | None = None
     notes: LongText | None = None
@@ -33,8 +38,12 @@ class ResponseAssessmentCreate(OutcomeFields, tag_field="kind", tag="response", 
     mrd_status: MrdStatus | None = None
     mrd_method: MrdMethod | None = None
     mrd_target: Annotated[Name, Meta(examples=["KMT2A-AFF1/ABL"])] | None = None
-    mrd_sensitivity: Annotated[float, Meta(gt=0, le=1, description="Lowest detectable fraction, e.g. 1e-4.")] | None = None
-    mrd_level: Annotated[float, Meta(ge=0, le=1, description="Measured level as a fraction, e.g. 7e-4.")] | None = None
+    mrd_sensitivity: (
+        Annotated[float, Meta(gt=0, le=1, description="Lowest detectable fraction, e.g. 1e-4.")] | None
+    ) = None
+    mrd_level: (
+        Annotated[float, Meta(ge=0, le=1, description="Measured level as a fraction, e.g. 7e-4.")] | None
+    ) = None
     mrd_level_text: Name | None = None
     sample: Sample | None = None
     chimerism_pct: Percent | None = None
@@ -56,12 +65,12 @@ OutcomeCreate = ResponseAssessmentCreate | EventCreate | ObservationCreate
 VARIANTS = (ResponseAssessmentCreate, EventCreate, ObservationCreate)
 
 OutcomeUpdate = merged_update_struct(VARIANTS, "OutcomeUpdate", exclude=("patient_id",))
-ResponseAssessment = read_struct(ResponseAssessmentCreate, "ResponseAssessment", tag_field="kind", tag="response")
+ResponseAssessment = read_struct(
+    ResponseAssessmentCreate, "ResponseAssessment", tag_field="kind", tag="response"
+)
 Event = read_struct(EventCreate, "Event", tag_field="kind", tag="event")
 Observation = read_struct(ObservationCreate, "Observation", tag_field="kind", tag="observation")
 Outcome = ResponseAssessment | Event | Observation
 
 # Which fields each kind may carry (used to refuse a PATCH that mixes kinds).
-FIELDS_BY_KIND = {
-    variant.__struct_config__.tag: set(variant.__struct_fields__) for variant in VARIANTS
-}
+FIELDS_BY_KIND = {variant.__struct_config__.tag: set(variant.__struct_fields__) for variant in VARIANTS}

@@ -17,8 +17,12 @@ def patient_filters(
     diagnosis: FromQuery[Diagnosis | None] = None,
     disease_status: FromQuery[DiseaseStatus | None] = None,
     sex: FromQuery[Sex | None] = None,
-    age_min: Annotated[float | None, QueryParameter(ge=0, le=130, description="Minimum age in years (inclusive).")] = None,
-    age_max: Annotated[float | None, QueryParameter(ge=0, le=130, description="Maximum age in years (inclusive).")] = None,
+    age_min: Annotated[
+        float | None, QueryParameter(ge=0, le=130, description="Minimum age in years (inclusive).")
+    ] = None,
+    age_max: Annotated[
+        float | None, QueryParameter(ge=0, le=130, description="Maximum age in years (inclusive).")
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     p = models.Patient
     where: list[ColumnElement[bool]] = []

@@ -15,7 +15,16 @@ class PatientCreate(Input):
     """A de-identified study subject. There are no fields for names, record numbers or birth dates."""
 
     study_id: UUID
-    subject_code: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["P01"], description="Unique within the study.")]
+    subject_code: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=100,
+            pattern=r"^[^\x00]*$",
+            examples=["P01"],
+            description="Unique within the study.",
+        ),
+    ]
     diagnosis: Diagnosis
     arm_id: UUID | None = None
     age_years: Age | None = None

@@ -13,7 +13,7 @@ class PatientRepository(Repository[models.Patient]):
     model = models.Patient
     read_type = Patient
     label = "patient"
-    children = {  # noqa: RUF012
+    children = {
         "treatments": (models.Treatment, models.Treatment.patient_id),
         "adverse events": (models.AdverseEvent, models.AdverseEvent.patient_id),
         "outcomes": (models.Outcome, models.Outcome.patient_id),
@@ -41,4 +41,6 @@ class PatientRepository(Repository[models.Patient]):
             )
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
-        await cascade.delete_patient_records(session, select(models.Patient.id).where(models.Patient.id == row.id))
+        await cascade.delete_patient_records(
+            session, select(models.Patient.id).where(models.Patient.id == row.id)
+        )

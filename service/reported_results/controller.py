@@ -4,9 +4,9 @@ from uuid import UUID
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import ColumnElement
 
-from service.common.types import NO_NUL
 from service.common.controller import Resource, build_controller
 from service.common.filters import text_contains
+from service.common.types import NO_NUL
 from service.db import models
 from service.reported_results.schemas import ReportedResult, ReportedResultCreate, ReportedResultUpdate
 from service.reported_results.service import ReportedResultRepository
@@ -15,7 +15,10 @@ from service.reported_results.service import ReportedResultRepository
 def reported_result_filters(
     study_id: FromQuery[UUID | None] = None,
     arm_id: FromQuery[UUID | None] = None,
-    measure: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Text within the measure, any case.")] = None,
+    measure: Annotated[
+        str | None,
+        QueryParameter(pattern=NO_NUL, max_length=200, description="Text within the measure, any case."),
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     r = models.ReportedResult
     where: list[ColumnElement[bool]] = []

@@ -25,7 +25,9 @@ class ReportedResultCreate(Input):
     numerator: Count | None = None
     denominator: Count | None = None
     value: Number | None = None
-    unit: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["%"])] | None = None
+    unit: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["%"])] | None = (
+        None
+    )
     ci_lower: Number | None = None
     ci_upper: Number | None = None
     ci_level: Annotated[float, Meta(gt=0, lt=1)] | None = None

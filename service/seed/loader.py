@@ -64,7 +64,9 @@ class _Document:
         except msgspec.ValidationError as exc:
             raise SeedError(f"{self.name}: {where}: {exc}") from exc
 
-    async def create(self, session: AsyncSession, repository: Any, record: dict[str, Any], type_: Any, where: str) -> Any:
+    async def create(
+        self, session: AsyncSession, repository: Any, record: dict[str, Any], type_: Any, where: str
+    ) -> Any:
         """Validate `record` as the API would and store it with the area's repository."""
         data = self.struct(record, type_, where)
         try:
@@ -95,8 +97,17 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
         await StudyRepository().delete(session, existing, True)
 
     doc = _Document(name, source, await agent_ids_by_name(session))
-    study = await doc.create(session, StudyRepository(), {**data["study"], "source_document": source}, StudyCreate, "study")
-    counts = {"arms": 0, "patients": 0, "treatments": 0, "adverse_events": 0, "outcomes": 0, "reported_results": 0}
+    study = await doc.create(
+        session, StudyRepository(), {**data["study"], "source_document": source}, StudyCreate, "study"
+    )
+    counts = {
+        "arms": 0,
+        "patients": 0,
+        "treatments": 0,
+        "adverse_events": 0,
+        "outcomes": 0,
+        "reported_results": 0,
+    }
 
     for i, arm in enumerate(data.get("arms", [])):
         where = f"arms[{i}]"
@@ -115,18 +126,27 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
         outcomes = patient.pop("outcomes", [])
         if "arm" in patient:
             patient["arm_id"] = doc.local(doc.arms, patient.pop("arm"), "arm", where)
-        created_patient = await doc.create(session, PatientRepository(), {**patient, "study_id": study.id}, PatientCreate, where)
+        created_patient = await doc.create(
+            session, PatientRepository(), {**patient, "study_id": study.id}, PatientCreate, where
+        )
         counts["patients"] += 1
         for j, treatment in enumerate(treatments):
             t_where = f"{where}.treatments[{j}]"
             treatment = dict(treatment)
             key = treatment.pop("key", None)
             treatment["components"] = [
-                {**{k: v for k, v in c.items() if k != "agent"}, "agent_id": doc.agent_id(c["agent"], t_where)}
+                {
+                    **{k: v for k, v in c.items() if k != "agent"},
+                    "agent_id": doc.agent_id(c["agent"], t_where),
+                }
                 for c in treatment.get("components", [])
             ]
             created = await doc.create(
-                session, TreatmentRepository(), {**treatment, "patient_id": created_patient.id}, TreatmentCreate, t_where
+                session,
+                TreatmentRepository(),
+                {**treatment, "patient_id": created_patient.id},
+                TreatmentCreate,
+                t_where,
             )
             if key:
                 doc.treatments[f"{patient['subject_code']}/{key}"] = created.id
@@ -136,16 +156,27 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
             event = dict(event)
             if "treatment" in event:
                 event["treatment_id"] = doc.local(
-                    doc.treatments, f"{patient['subject_code']}/{event.pop('treatment')}", "treatment", e_where
+                    doc.treatments,
+                    f"{patient['subject_code']}/{event.pop('treatment')}",
+                    "treatment",
+                    e_where,
                 )
             await doc.create(
-                session, AdverseEventRepository(), {**event, "patient_id": created_patient.id}, AdverseEventCreate, e_where
+                session,
+                AdverseEventRepository(),
+                {**event, "patient_id": created_patient.id},
+                AdverseEventCreate,
+                e_where,
             )
             counts["adverse_events"] += 1
         for j, outcome in enumerate(outcomes):
             o_where = f"{where}.outcomes[{j}]"
             await doc.create(
-                session, OutcomeRepository(), {**outcome, "patient_id": created_patient.id}, OutcomeCreate, o_where
+                session,
+                OutcomeRepository(),
+                {**outcome, "patient_id": created_patient.id},
+                OutcomeCreate,
+                o_where,
             )
             counts["outcomes"] += 1
 
@@ -154,7 +185,9 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
         result = dict(result)
         if "arm" in result:
             result["arm_id"] = doc.local(doc.arms, result.pop("arm"), "arm", where)
-        await doc.create(session, ReportedResultRepository(), {**result, "study_id": study.id}, ReportedResultCreate, where)
+        await doc.create(
+            session, ReportedResultRepository(), {**result, "study_id": study.id}, ReportedResultCreate, where
+        )
         counts["reported_results"] += 1
 
     listed = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
@@ -169,7 +202,9 @@ async def _load_agents(session: AsyncSession, records: list[dict[str, Any]]) -> 
         if record["name"].lower() in known:
             continue
         provenance = [dict(p) for p in record.get("provenance", [])]
-        await doc.create(session, AgentRepository(), {**record, "provenance": provenance}, AgentCreate, f"agents[{i}]")
+        await doc.create(
+            session, AgentRepository(), {**record, "provenance": provenance}, AgentCreate, f"agents[{i}]"
+        )
         added += 1
     return added
 

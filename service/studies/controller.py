@@ -3,9 +3,9 @@ from typing import Annotated
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import ColumnElement, exists, func, or_, select
 
-from service.common.types import NO_NUL
 from service.common.controller import Resource, build_controller
 from service.common.filters import json_list_has, json_text_contains
+from service.common.types import NO_NUL
 from service.common.vocab import Design, OverallStatus
 from service.db import models
 from service.studies.schemas import Study, StudyCreate, StudyUpdate
@@ -32,9 +32,22 @@ def uses_agent(study_id: object, agent: str) -> ColumnElement[bool]:
 def study_filters(
     design: FromQuery[Design | None] = None,
     overall_status: FromQuery[OverallStatus | None] = None,
-    condition: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Text within any condition, any case.")] = None,
-    agent: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Agent name, any case: studies giving it in an arm or a treatment.")] = None,
-    registry_id: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=40, description="A registry identifier, e.g. NCT04351022.")] = None,
+    condition: Annotated[
+        str | None,
+        QueryParameter(pattern=NO_NUL, max_length=200, description="Text within any condition, any case."),
+    ] = None,
+    agent: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=NO_NUL,
+            max_length=200,
+            description="Agent name, any case: studies giving it in an arm or a treatment.",
+        ),
+    ] = None,
+    registry_id: Annotated[
+        str | None,
+        QueryParameter(pattern=NO_NUL, max_length=40, description="A registry identifier, e.g. NCT04351022."),
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if design:

@@ -10,7 +10,10 @@ from service.common.vocab import Design, OverallStatus, Phase
 
 class Publication(Input):
     citation: LongText | None = None
-    doi: Annotated[str, Meta(pattern=r"^10\.\d{4,9}/[^\s\x00]{1,200}$", examples=["10.2147/BLCTT.S512345"])] | None = None
+    doi: (
+        Annotated[str, Meta(pattern=r"^10\.\d{4,9}/[^\x00-\x20]{1,200}$", examples=["10.2147/BLCTT.S512345"])]
+        | None
+    ) = None
     pmid: Annotated[str, Meta(pattern=r"^[1-9]\d{0,8}$")] | None = None
     year: Annotated[int, Meta(ge=1900, le=2100)] | None = None
 
@@ -20,7 +23,10 @@ class StudyCreate(Input):
 
     title: ShortText
     design: Design
-    phases: Annotated[list[Phase], Meta(max_length=3, description="ClinicalTrials.gov phases; PHASE1+PHASE2 for a phase 1/2 trial.")] = []
+    phases: Annotated[
+        list[Phase],
+        Meta(max_length=3, description="ClinicalTrials.gov phases; PHASE1+PHASE2 for a phase 1/2 trial."),
+    ] = []
     overall_status: OverallStatus | None = None
     registry_ids: Annotated[list[RegistryId], Meta(max_length=10)] = []
     conditions: ShortTextList = []

@@ -12,7 +12,7 @@ class StudyRepository(Repository[models.Study]):
     model = models.Study
     read_type = Study
     label = "study"
-    children = {  # noqa: RUF012 - read-only mapping
+    children = {
         "arms": (models.Arm, models.Arm.study_id),
         "patients": (models.Patient, models.Patient.study_id),
         "reported results": (models.ReportedResult, models.ReportedResult.study_id),

@@ -4,8 +4,8 @@ from uuid import UUID
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import ColumnElement, exists, func, select
 
-from service.common.types import NO_NUL
 from service.common.controller import Resource, build_controller
+from service.common.types import NO_NUL
 from service.common.vocab import TreatmentPhase
 from service.db import models
 from service.treatments.schemas import Treatment, TreatmentCreate, TreatmentUpdate
@@ -16,7 +16,9 @@ def treatment_filters(
     patient_id: FromQuery[UUID | None] = None,
     study_id: FromQuery[UUID | None] = None,
     phase: FromQuery[TreatmentPhase | None] = None,
-    agent: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Agent name, any case.")] = None,
+    agent: Annotated[
+        str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Agent name, any case.")
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     t = models.Treatment
     where: list[ColumnElement[bool]] = []

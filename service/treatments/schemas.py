@@ -17,8 +17,13 @@ class Component(Input):
     agent_id: UUID
     dose: Annotated[float, Meta(ge=0, le=1e12)] | None = None
     dose_unit: Unit | None = None
-    route: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["IV"])] | None = None
-    schedule: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$", examples=["days 1-14"])] | None = None
+    route: (
+        Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["IV"])] | None
+    ) = None
+    schedule: (
+        Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$", examples=["days 1-14"])]
+        | None
+    ) = None
 
 
 class TreatmentCreate(Input):
@@ -32,7 +37,12 @@ class TreatmentCreate(Input):
     start_day: StudyDay | None = None
     end_day: StudyDay | None = None
     start_date: PartialDate | None = None
-    timing_text: Annotated[ShortText, Meta(description="Timing as the source gives it, e.g. 'day 32 of consolidation'.")] | None = None
+    timing_text: (
+        Annotated[
+            ShortText, Meta(description="Timing as the source gives it, e.g. 'day 32 of consolidation'.")
+        ]
+        | None
+    ) = None
     components: Annotated[list[Component], Meta(max_length=30)] = []
     provenance: ProvenanceList = []
 

@@ -11,7 +11,7 @@ from service.common.dates import check_partial_date
 from service.common.repository import Repository, require, row_values
 from service.common.rules import check_day_order, check_study_days
 from service.db import cascade, models
-from service.errors import NotFound
+from service.errors import UnknownReference
 from service.treatments.schemas import Treatment
 
 COMPONENT_FIELDS = ("agent_id", "dose", "dose_unit", "route", "schedule")
@@ -21,7 +21,7 @@ class TreatmentRepository(Repository[models.Treatment]):
     model = models.Treatment
     read_type = Treatment
     label = "treatment"
-    children = {"adverse events": (models.AdverseEvent, models.AdverseEvent.treatment_id)}  # noqa: RUF012
+    children = {"adverse events": (models.AdverseEvent, models.AdverseEvent.treatment_id)}
 
     def columns(self, data: msgspec.Struct) -> dict[str, Any]:
         values = super().columns(data)
@@ -44,7 +44,9 @@ class TreatmentRepository(Repository[models.Treatment]):
             await session.scalars(select(models.Agent.id).where(models.Agent.id.in_(wanted)))  # type: ignore[attr-defined]
         )
         for missing in wanted - found:
-            raise NotFound(f"agent {missing} (given in `components`) does not exist", field="components")
+            raise UnknownReference(
+                f"agent {missing} (given in `components`) does not exist", field="components"
+            )
         await session.execute(
             delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == row.id)  # type: ignore[arg-type]
         )
@@ -66,8 +68,7 @@ class TreatmentRepository(Repository[models.Treatment]):
                     {field: getattr(component, field) for field in COMPONENT_FIELDS}
                 )
         return [
-            msgspec.convert({**row_values(row), "components": components[row.id]}, Treatment)
-            for row in rows
+            msgspec.convert({**row_values(row), "components": components[row.id]}, Treatment) for row in rows
         ]
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:

@@ -11,6 +11,7 @@ from litestar import Litestar
 class SwitchableApp:
     def __init__(self) -> None:
         self.target: Litestar | None = None
+        self.database_url = ""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert self.target is not None, "no app selected: use the contract_app fixture"

@@ -24,6 +24,7 @@ schema.app = app
 def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with fresh_database(request.param, tmp_path_factory.mktemp("contract")) as url:
         app.target = create_app(Settings(database_url=url))
+        app.database_url = url
         yield request.param
         app.target = None
 

@@ -12,7 +12,9 @@ CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
 
 
 def generated() -> dict[str, Any]:
-    return json.loads(json.dumps(openapi_document(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))))
+    return json.loads(
+        json.dumps(openapi_document(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))))
+    )
 
 
 def test_committed_contract_matches_the_code() -> None:

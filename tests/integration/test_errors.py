@@ -10,7 +10,9 @@ from tests import factories as f
 API = "/api/v1"
 BAD_BODIES = [
     pytest.param(b'{"title": "a\\u0000b", "design": "other"}', id="nul-byte"),
-    pytest.param(b'{"title": "T", "design": "other", "target_enrollment": 99999999999999999999999}', id="huge-int"),
+    pytest.param(
+        b'{"title": "T", "design": "other", "target_enrollment": 99999999999999999999999}', id="huge-int"
+    ),
     pytest.param(b'{"title": "T", "design": "other", "target_enrollment": 1e400}', id="huge-float"),
     pytest.param(b'{"title": "T", "design": "other", "unknown": 1}', id="unknown-field"),
     pytest.param(b'{"title": 5, "design": "other"}', id="wrong-type"),
@@ -34,7 +36,9 @@ def test_bad_bodies_are_400_problem_json(client: TestClient[Any], body: bytes) -
 def test_validation_error_names_the_field(client: TestClient[Any]) -> None:
     response = client.post(f"{API}/studies", json={"title": "T", "design": "other", "target_enrollment": -1})
     assert response.status_code == 400
-    assert any("target_enrollment" in (e.get("message", "") + str(e.get("field"))) for e in response.json()["errors"])
+    assert any(
+        "target_enrollment" in (e.get("message", "") + str(e.get("field"))) for e in response.json()["errors"]
+    )
 
 
 def test_nul_byte_in_query_is_handled(client: TestClient[Any]) -> None:
@@ -63,7 +67,9 @@ def test_huge_query_numbers_are_400(client: TestClient[Any]) -> None:
 def test_errors_carry_no_sql_or_traceback(client: TestClient[Any]) -> None:
     study = f.study(client)
     f.patient(client, study["id"])
-    response = client.post(f"{API}/patients", json={"study_id": study["id"], "subject_code": "P1", "diagnosis": "AML"})
+    response = client.post(
+        f"{API}/patients", json={"study_id": study["id"], "subject_code": "P1", "diagnosis": "AML"}
+    )
     text = response.text.lower()
     assert response.status_code == 409
     assert "select" not in text and "insert" not in text and "traceback" not in text

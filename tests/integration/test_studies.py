@@ -8,7 +8,9 @@ API = "/api/v1"
 
 
 def test_create_returns_201_with_location_and_server_fields(client: TestClient[Any]) -> None:
-    response = client.post(f"{API}/studies", json={"title": "T", "design": "case_report", "start_date": "2024-04"})
+    response = client.post(
+        f"{API}/studies", json={"title": "T", "design": "case_report", "start_date": "2024-04"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert response.headers["location"] == f"{API}/studies/{body['id']}"
@@ -18,7 +20,9 @@ def test_create_returns_201_with_location_and_server_fields(client: TestClient[A
 
 def test_read_patch_delete(client: TestClient[Any]) -> None:
     study = f.study(client, conditions=["T-ALL"], sponsor="Hospital")
-    patched = client.patch(f"{API}/studies/{study['id']}", json={"overall_status": "RECRUITING", "sponsor": None})
+    patched = client.patch(
+        f"{API}/studies/{study['id']}", json={"overall_status": "RECRUITING", "sponsor": None}
+    )
     assert patched.status_code == 200
     assert patched.json()["overall_status"] == "RECRUITING"
     assert patched.json()["sponsor"] is None
@@ -36,17 +40,25 @@ def test_patch_cannot_null_a_required_field(client: TestClient[Any]) -> None:
 
 
 def test_registry_identifier_format_is_validated(client: TestClient[Any]) -> None:
-    response = client.post(f"{API}/studies", json={"title": "T", "design": "other", "registry_ids": ["NCT123"]})
+    response = client.post(
+        f"{API}/studies", json={"title": "T", "design": "other", "registry_ids": ["NCT123"]}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert f.study(client, registry_ids=["NCT04351022", "ChiCTR2000012345"])["registry_ids"][0] == "NCT04351022"
+    assert (
+        f.study(client, registry_ids=["NCT04351022", "ChiCTR2000012345"])["registry_ids"][0] == "NCT04351022"
+    )
 
 
 def test_partial_dates_are_checked_against_the_calendar_and_order(client: TestClient[Any]) -> None:
-    bad_day = client.post(f"{API}/studies", json={"title": "T", "design": "other", "start_date": "2024-02-30"})
+    bad_day = client.post(
+        f"{API}/studies", json={"title": "T", "design": "other", "start_date": "2024-02-30"}
+    )
     assert bad_day.status_code == 422
     assert bad_day.json()["errors"][0]["field"] == "start_date"
-    reversed_ = client.post(f"{API}/studies", json={"title": "T", "design": "other", "start_date": "2025", "end_date": "2024-12"})
+    reversed_ = client.post(
+        f"{API}/studies", json={"title": "T", "design": "other", "start_date": "2025", "end_date": "2024-12"}
+    )
     assert reversed_.status_code == 422
     assert client.get(f"{API}/studies").json()["total"] == 0
 
@@ -73,7 +85,9 @@ def test_list_limit_bounds(client: TestClient[Any]) -> None:
 
 def test_filters_by_design_condition_and_agent(client: TestClient[Any]) -> None:
     ven = f.agent(client)
-    trial = f.study(client, title="Trial", design="single_arm_trial", conditions=["T-cell acute lymphoblastic leukemia"])
+    trial = f.study(
+        client, title="Trial", design="single_arm_trial", conditions=["T-cell acute lymphoblastic leukemia"]
+    )
     f.arm(client, trial["id"], agent_ids=[ven["id"]])
     report = f.study(client, title="Report", design="case_report", conditions=["B-ALL"])
     patient = f.patient(client, report["id"])

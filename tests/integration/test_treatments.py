@@ -27,30 +27,39 @@ def test_components_round_trip_and_replace(client: TestClient[Any]) -> None:
         ],
     )
     assert [c["agent_id"] for c in treatment["components"]] == [ven["id"], dara["id"]]
-    patched = client.patch(f"{API}/treatments/{treatment['id']}", json={"components": [{"agent_id": dara["id"]}]})
+    patched = client.patch(
+        f"{API}/treatments/{treatment['id']}", json={"components": [{"agent_id": dara["id"]}]}
+    )
     assert patched.status_code == 200
     assert [c["agent_id"] for c in patched.json()["components"]] == [dara["id"]]
     untouched = client.patch(f"{API}/treatments/{treatment['id']}", json={"regimen": "Dara"})
     assert [c["agent_id"] for c in untouched.json()["components"]] == [dara["id"]]
 
 
-def test_unknown_agent_is_404_and_stores_nothing(client: TestClient[Any]) -> None:
+def test_unknown_agent_is_422_and_stores_nothing(client: TestClient[Any]) -> None:
     patient = _patient(client)
     response = client.post(
         f"{API}/treatments",
-        json={"patient_id": patient["id"], "phase": "induction", "components": [{"agent_id": "0190a5b0-0000-7000-8000-000000000000"}]},
+        json={
+            "patient_id": patient["id"],
+            "phase": "induction",
+            "components": [{"agent_id": "0190a5b0-0000-7000-8000-000000000000"}],
+        },
     )
-    assert response.status_code == 404
+    assert response.status_code == 422
     assert client.get(f"{API}/treatments").json()["total"] == 0
 
 
 def test_study_day_rules(client: TestClient[Any]) -> None:
     patient = _patient(client)
-    day_zero = client.post(f"{API}/treatments", json={"patient_id": patient["id"], "phase": "induction", "start_day": 0})
+    day_zero = client.post(
+        f"{API}/treatments", json={"patient_id": patient["id"], "phase": "induction", "start_day": 0}
+    )
     assert day_zero.status_code == 422
     assert day_zero.json()["errors"][0]["field"] == "start_day"
     backwards = client.post(
-        f"{API}/treatments", json={"patient_id": patient["id"], "phase": "induction", "start_day": 10, "end_day": 5}
+        f"{API}/treatments",
+        json={"patient_id": patient["id"], "phase": "induction", "start_day": 10, "end_day": 5},
     )
     assert backwards.status_code == 422
     before_day_one = f.treatment(client, patient["id"], phase="induction", start_day=-60, end_day=-30)
