@@ -126,7 +126,7 @@ def test_case_report_002_spot_facts(seeded: TestClient[Any]) -> None:
     outcomes = get_all(seeded, "outcomes", patient_id=patient["id"])
     day39 = [o for o in outcomes if o.get("study_day") == 39 and o.get("mrd_target") == "KMT2A-AFF1 / ABL"]
     assert day39[0]["mrd_level"] == 0.11 and day39[0]["mrd_method"] == "qPCR"
-    relapse = [o for o in outcomes if o.get("study_day") == 826 and o["kind"] == "response"][0]
+    [relapse] = [o for o in outcomes if o.get("study_day") == 826 and o["kind"] == "response"]
     assert {
         "marker": "CD19",
         "percent_positive": None,
