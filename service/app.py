@@ -12,6 +12,7 @@ from litestar.static_files import create_static_files_router
 
 from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
+from service.analytics.controller import StatisticsController
 from service.arms.controller import ArmController
 from service.db.session import create_engine, provide_session, session_factory
 from service.errors import EXCEPTION_HANDLERS
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdverseEventController,
             OutcomeController,
             ReportedResultController,
+            StatisticsController,
         ],
     )
     openapi = OpenAPIConfig(

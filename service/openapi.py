@@ -25,6 +25,7 @@ DESCRIPTIONS = {
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
+PLOT_OPERATIONS = {"getSurvivalPlot", "getSwimmerPlot"}
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -128,6 +129,12 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 if parameter["name"] in _ZERO_MINIMUM_PARAMETERS:
                     parameter["schema"]["minimum"] = 0
             responses = operation.setdefault("responses", {})
+            if operation["operationId"] in PLOT_OPERATIONS:
+                responses["200"]["content"] = {
+                    "image/svg+xml": {"schema": {"type": "string"}},
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                }
+                responses["200"]["description"] = "SVG by default; PNG with format=png"
             for status in _error_statuses(path, method, operation):
                 responses[status] = _problem_response(status)
             if method == "post" and "201" in responses:

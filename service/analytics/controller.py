@@ -1,0 +1,211 @@
+"""Statistics endpoints under /api/v1/studies/{study_id}/: thin handlers over the analytics services."""
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Response, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from service.analytics import plots, queries
+from service.analytics.groups import GroupBy
+from service.analytics.proportions import CiMethod
+from service.analytics.rates import Denominator, MrdRequirement, adverse_event_incidence, response_rates
+from service.analytics.schemas import AdverseEventIncidence, ResponseRates, Survival, TimeToEvent
+from service.analytics.survival import ConfType
+from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
+from service.common.vocab import GradingSystem
+from service.db.session import DbSession
+
+CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
+Categories = Annotated[
+    str,
+    QueryParameter(
+        pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$",
+        description="Comma-separated response categories counted as response.",
+    ),
+]
+LandmarkDays = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^\d{1,5}(,\d{1,5}){0,19}$", description="Comma-separated landmark study days, e.g. 180,365."
+    ),
+]
+ConfLevel = Annotated[float, QueryParameter(ge=0.5, le=0.999, description="Confidence level.")]
+GroupByParam = Annotated[
+    GroupBy | None,
+    QueryParameter(description="`arm`: one group per arm; default: the whole study as one group."),
+]
+StudyId = FromPath[UUID]
+DEFINITION_TEXT = " ".join(f"**{k}**: {v}." for k, v in DEFINITIONS.items())
+
+
+class StatisticsController(Controller):
+    path = "/studies/{study_id:uuid}"
+    tags = ["Statistics"]
+
+    @get(
+        "/response-rates",
+        operation_id="getResponseRates",
+        summary="Response rates with confidence intervals",
+        description=(
+            "A responder has at least one response assessment in the window (up to `by_day`) whose category is in "
+            "`categories` and, with `mrd=negative`, whose MRD status is negative at that same assessment. Intervals: "
+            "Wilson, Agresti–Coull, Clopper–Pearson or Jeffreys as in Brown, Cai & DasGupta (2001). Two groups: "
+            "Fisher's exact two-sided p and the odds ratio; more: Pearson chi-square."
+        ),
+    )
+    async def get_response_rates(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        categories: Categories = "CR,CRi,CRh",
+        mrd: FromQuery[MrdRequirement] = "any",
+        by_day: Annotated[
+            int | None,
+            QueryParameter(ge=-36500, le=36500, description="Only assessments up to this study day."),
+        ] = None,
+        denominator: FromQuery[Denominator] = "all",
+        ci: FromQuery[CiMethod] = "wilson",
+        conf_level: ConfLevel = 0.95,
+        group_by: GroupByParam = None,
+    ) -> ResponseRates:
+        return await response_rates(
+            db_session,
+            study_id,
+            categories=list(dict.fromkeys(categories.split(","))),
+            mrd=mrd,
+            by_day=by_day,
+            denominator=denominator,
+            ci=ci,
+            conf_level=conf_level,
+            group_by=group_by,
+        )
+
+    @get(
+        "/adverse-event-incidence",
+        operation_id="getAdverseEventIncidence",
+        summary="Adverse-event incidence by term and worst grade",
+        description="One row per term: patients with it at any grade, at grade >= `severe_grade`, and the distribution of each patient's worst grade; N is the group's patients. Two groups: Fisher's exact p per term.",
+    )
+    async def get_adverse_event_incidence(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        severe_grade: Annotated[int, QueryParameter(ge=1, le=5)] = 3,
+        grading_system: FromQuery[GradingSystem | None] = None,
+        term: Annotated[str | None, QueryParameter(pattern=r"^[^\x00]*$", max_length=200)] = None,
+        group_by: GroupByParam = None,
+    ) -> AdverseEventIncidence:
+        return await adverse_event_incidence(
+            db_session,
+            study_id,
+            severe_grade=severe_grade,
+            grading_system=grading_system,
+            term=term,
+            group_by=group_by,
+        )
+
+    @get(
+        "/survival",
+        operation_id="getSurvival",
+        summary="Kaplan–Meier survival (OS or RFS) with log-rank test",
+        description=(
+            "Kaplan–Meier product-limit estimate with Greenwood variance and pointwise intervals as R survfit; median as "
+            "R quantile.survfit (midpoint of a flat at 0.5, interval from the band, null when not reached); log-rank as "
+            "R survdiff (rho = 0). " + DEFINITION_TEXT
+        ),
+    )
+    async def get_survival(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        endpoint: FromQuery[Endpoint] = "OS",
+        times: LandmarkDays = None,
+        conf_type: FromQuery[ConfType] = "log-log",
+        conf_level: ConfLevel = 0.95,
+        time_unit: FromQuery[TimeUnit] = "days",
+        group_by: GroupByParam = None,
+    ) -> Survival:
+        return await survival(
+            db_session,
+            study_id,
+            endpoint=endpoint,
+            landmark_days=_days(times),
+            conf_type=conf_type,
+            conf_level=conf_level,
+            time_unit=time_unit,
+            group_by=group_by,
+        )
+
+    @get(
+        "/time-to-event",
+        operation_id="getTimeToEvent",
+        summary="Time-to-event analysis rows (ADaM ADTTE shape)",
+        description="One row per patient in the analysis set, with the reasons others are left out. "
+        + DEFINITION_TEXT,
+    )
+    async def get_time_to_event(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        endpoint: FromQuery[Endpoint] = "OS",
+        time_unit: FromQuery[TimeUnit] = "days",
+        group_by: GroupByParam = None,
+    ) -> TimeToEvent:
+        return await time_to_event(
+            db_session, study_id, endpoint=endpoint, time_unit=time_unit, group_by=group_by
+        )
+
+    @get(
+        "/survival/plot",
+        operation_id="getSurvivalPlot",
+        summary="Kaplan–Meier plot with censor marks, median lines and number at risk",
+        media_type="image/svg+xml",
+    )
+    async def get_survival_plot(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        endpoint: FromQuery[Endpoint] = "OS",
+        conf_type: FromQuery[ConfType] = "log-log",
+        conf_level: ConfLevel = 0.95,
+        time_unit: FromQuery[TimeUnit] = "days",
+        group_by: GroupByParam = None,
+        ci_bands: FromQuery[bool] = False,
+        format: FromQuery[plots.ImageFormat] = "svg",
+    ) -> Response[bytes]:
+        result = await survival(
+            db_session,
+            study_id,
+            endpoint=endpoint,
+            landmark_days=[],
+            conf_type=conf_type,
+            conf_level=conf_level,
+            time_unit=time_unit,
+            group_by=group_by,
+        )
+        figure = plots.kaplan_meier_figure(result, f"{endpoint}: Kaplan–Meier estimate", ci_bands)
+        return Response(plots.render(figure, format), media_type=plots.MEDIA_TYPES[format])
+
+    @get(
+        "/swimmer-plot",
+        operation_id="getSwimmerPlot",
+        summary="Swimmer plot: one lane per patient along study days",
+        description="Treatment lines as bars (by phase); responses, MRD status, HSCT, relapse, death and last follow-up as markers. Records without a study day are not drawn.",
+        media_type="image/svg+xml",
+    )
+    async def get_swimmer_plot(
+        self, db_session: DbSession, study_id: StudyId, format: FromQuery[plots.ImageFormat] = "svg"
+    ) -> Response[bytes]:
+        await queries.require_study(db_session, study_id)
+        patients = [(p.id, p.subject_code) for p in await queries.fetch_patients(db_session, study_id)]
+        treatments, outcomes = await queries.fetch_swimmer_records(db_session, study_id)
+        figure = plots.swimmer_figure(patients, treatments, outcomes, "Swimmer plot")
+        return Response(plots.render(figure, format), media_type=plots.MEDIA_TYPES[format])
+
+
+def _days(times: str | None) -> list[float]:
+    return [float(t) for t in times.split(",")] if times else []
+
+
+__all__ = ["StatisticsController"]

@@ -1,0 +1,166 @@
+"""Kaplan–Meier and swimmer plots, drawn with matplotlib's non-interactive Agg backend."""
+
+import io
+from collections.abc import Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from service.analytics.schemas import Survival
+
+ImageFormat = Literal["svg", "png"]
+MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def render(figure: Figure, image_format: ImageFormat) -> bytes:
+    buffer = io.BytesIO()
+    # No creation date in the file: the same data gives the same bytes.
+    metadata: dict[str, Any] = {"Date": None} if image_format == "svg" else {"Software": None}
+    figure.savefig(buffer, format=image_format, bbox_inches="tight", metadata=metadata, dpi=120)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
+    figure, (curve, table) = plt.subplots(
+        2, 1, figsize=(8, 5.5), gridspec_kw={"height_ratios": [4, 1 + 0.25 * len(result.groups)]}, sharex=True
+    )
+    for index, group in enumerate(result.groups):
+        color = COLORS[index % len(COLORS)]
+        xs = [0.0] + [p.time for p in group.curve]
+        ys = [1.0] + [p.survival for p in group.curve]
+        label = f"{group.group.label} (n={group.n}, events={group.events})"
+        curve.step(xs, ys, where="post", color=color, label=label)
+        censored = [(p.time, p.survival) for p in group.curve if p.n_censor > 0]
+        if censored:
+            curve.plot(*zip(*censored, strict=True), linestyle="none", marker="+", markersize=9, color=color)
+        if ci_bands and group.curve:
+            lows = [1.0] + [p.lower if p.lower is not None else float("nan") for p in group.curve]
+            highs = [1.0] + [p.upper if p.upper is not None else float("nan") for p in group.curve]
+            curve.fill_between(xs, lows, highs, step="post", color=color, alpha=0.15, linewidth=0)
+        if group.median.time is not None:
+            curve.plot([0, group.median.time], [0.5, 0.5], linestyle=":", color=color, linewidth=1)
+            curve.plot(
+                [group.median.time, group.median.time], [0, 0.5], linestyle=":", color=color, linewidth=1
+            )
+    curve.set_ylim(-0.02, 1.02)
+    curve.set_ylabel(f"{result.endpoint} probability")
+    curve.set_title(title)
+    curve.grid(alpha=0.3)
+    if result.groups:
+        curve.legend(loc="lower left", fontsize=8)
+    table.set_xlabel(f"Time ({result.time_unit})")
+    table.set_yticks(range(len(result.groups)))
+    table.set_yticklabels([g.group.label[:28] for g in result.groups], fontsize=8)
+    table.set_ylim(-0.6, len(result.groups) - 0.4)
+    table.invert_yaxis()
+    table.set_title("Number at risk", fontsize=9, loc="left")
+    for index, group in enumerate(result.groups):
+        for point in group.at_risk:
+            table.text(point.time, index, str(point.n_risk), ha="center", va="center", fontsize=8)
+    for spine in ("top", "right", "left"):
+        table.spines[spine].set_visible(False)
+    table.tick_params(axis="y", length=0)
+    return figure
+
+
+RESPONSE_MARKERS = {
+    "CR": ("o", "#2ca02c"),
+    "CRi": ("o", "#98df8a"),
+    "CRh": ("o", "#bcbd22"),
+    "MLFS": ("s", "#17becf"),
+    "PR": ("s", "#ffbb78"),
+    "SD": ("s", "#c7c7c7"),
+    "NR": ("x", "#d62728"),
+    "PD": ("x", "#8c564b"),
+}
+EVENT_MARKERS = {
+    "hsct": ("*", "#9467bd"),
+    "relapse": ("D", "#d62728"),
+    "progression": ("D", "#8c564b"),
+    "death": ("X", "#000000"),
+    "last_follow_up": (">", "#7f7f7f"),
+}
+PHASE_COLORS = {
+    "induction": "#1f77b4",
+    "consolidation": "#aec7e8",
+    "salvage": "#ff7f0e",
+    "bridging": "#ffbb78",
+    "conditioning": "#c5b0d5",
+    "hsct": "#9467bd",
+    "cellular_therapy": "#e377c2",
+    "maintenance": "#7f7f7f",
+}
+
+
+def swimmer_figure(
+    patients: Sequence[tuple[UUID, str]], treatments: Sequence[Any], outcomes: Sequence[Any], title: str
+) -> Figure:
+    lanes = {pid: i for i, (pid, _) in enumerate(patients)}
+    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.35 * max(len(patients), 1)))
+    for row in treatments:
+        if row.patient_id not in lanes or row.start_day is None:
+            continue
+        end = row.end_day if row.end_day is not None else row.start_day
+        axis.barh(
+            lanes[row.patient_id],
+            max(end - row.start_day, 0) + 1,
+            left=row.start_day,
+            height=0.5,
+            color=PHASE_COLORS.get(row.phase, "#cccccc"),
+            edgecolor="none",
+            alpha=0.8,
+        )
+    for row in outcomes:
+        if row.patient_id not in lanes:
+            continue
+        y = lanes[row.patient_id]
+        if row.kind == "response":
+            category = row.category or (
+                "/".join(row.possible_categories) if row.possible_categories else None
+            )
+            marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [None])[0] or "")
+            if category and marker:
+                axis.plot(row.study_day, y, marker=marker[0], color=marker[1], linestyle="none", markersize=7)
+            if row.mrd_status in ("negative", "positive"):
+                axis.plot(
+                    row.study_day,
+                    y + 0.3,
+                    marker="^" if row.mrd_status == "negative" else "v",
+                    color="#1f77b4" if row.mrd_status == "negative" else "#ff7f0e",
+                    linestyle="none",
+                    markersize=5,
+                )
+        elif row.kind == "event" and row.event_type in EVENT_MARKERS:
+            marker, color = EVENT_MARKERS[row.event_type]
+            axis.plot(row.study_day, y, marker=marker, color=color, linestyle="none", markersize=9)
+    axis.set_yticks(range(len(patients)))
+    axis.set_yticklabels([code for _, code in patients], fontsize=8)
+    axis.invert_yaxis()
+    axis.axvline(1, color="#999999", linewidth=0.8, linestyle="--")
+    axis.set_xlabel("Study day (day 1 = first day of study treatment)")
+    axis.set_title(title)
+    axis.grid(axis="x", alpha=0.3)
+    handles = [
+        Line2D([], [], color=c, linewidth=6, label=p.replace("_", " ")) for p, c in PHASE_COLORS.items()
+    ]
+    handles += [
+        Line2D([], [], marker=m, color=c, linestyle="none", label=k) for k, (m, c) in RESPONSE_MARKERS.items()
+    ]
+    handles += [
+        Line2D([], [], marker="^", color="#1f77b4", linestyle="none", label="MRD negative"),
+        Line2D([], [], marker="v", color="#ff7f0e", linestyle="none", label="MRD positive"),
+    ]
+    handles += [
+        Line2D([], [], marker=m, color=c, linestyle="none", label=k.replace("_", " "))
+        for k, (m, c) in EVENT_MARKERS.items()
+    ]
+    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+    return figure

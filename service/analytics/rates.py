@@ -1,0 +1,218 @@
+"""Response rates and adverse-event incidence per group."""
+
+from collections import defaultdict
+from typing import Any, Literal
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import queries
+from service.analytics.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics.proportions import (
+    CI_METHOD_NAMES,
+    CiMethod,
+    chi_square_independence,
+    fisher_two_groups,
+    proportion_ci,
+)
+from service.analytics.schemas import (
+    AdverseEventIncidence,
+    Comparison,
+    Count,
+    IncidenceCell,
+    IncidenceRow,
+    Interval,
+    ResponseRateGroup,
+    ResponseRates,
+)
+
+Denominator = Literal["all", "evaluable"]
+MrdRequirement = Literal["any", "negative"]
+
+
+def is_category_in(category: str | None, possible: list[str] | None, wanted: set[str]) -> bool:
+    """A definite category in the set, or an uncertain one all of whose candidates are in it."""
+    if category is not None:
+        return category in wanted
+    return bool(possible) and set(possible or []) <= wanted
+
+
+async def response_rates(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    categories: list[str],
+    mrd: MrdRequirement,
+    by_day: int | None,
+    denominator: Denominator,
+    ci: CiMethod,
+    conf_level: float,
+    group_by: GroupBy | None,
+) -> ResponseRates:
+    await queries.require_study(session, study_id)
+    grouping = group_patients(
+        await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
+    )
+    wanted = set(categories)
+    evaluable: set[Any] = set()
+    responders: set[Any] = set()
+    undated: dict[str, int] = defaultdict(int)
+    for row in await queries.fetch_response_assessments(session, study_id):
+        if by_day is not None and (row.study_day is None or row.study_day > by_day):
+            if row.study_day is None:
+                undated[grouping.group_of[row.patient_id]] += 1
+            continue
+        evaluable.add(row.patient_id)
+        if is_category_in(row.category, row.possible_categories, wanted) and (
+            mrd == "any" or row.mrd_status == "negative"
+        ):
+            responders.add(row.patient_id)
+
+    results = []
+    for group in grouping.groups:
+        members = grouping.members(group.key)
+        group_evaluable = [p for p in members if p in evaluable]
+        base = members if denominator == "all" else group_evaluable
+        x = sum(1 for p in base if p in responders)
+        interval = proportion_ci(x, len(base), ci, conf_level)
+        results.append(
+            ResponseRateGroup(
+                group=group,
+                patients=len(members),
+                evaluable=len(group_evaluable),
+                denominator=len(base),
+                responders=x,
+                rate=(x / len(base)) if base else None,
+                ci=Interval(lower=interval[0], upper=interval[1]) if interval else None,
+                assessments_without_day=undated[group.key],
+            )
+        )
+    warnings = small_sample_warnings(grouping.groups, grouping.sizes())
+    if not responders & set(grouping.group_of):
+        warnings.append("no patient meets the response definition")
+    for r in results:
+        if r.assessments_without_day:
+            warnings.append(
+                f"group '{r.group.label}': {r.assessments_without_day} assessment(s) without a study day cannot be placed before by_day and were left out"
+            )
+    counts = [(r.responders, r.denominator) for r in results if r.denominator > 0]
+    comparison = _compare(counts, warnings)
+    return ResponseRates(
+        study_id=study_id,
+        categories=categories,
+        mrd=mrd,
+        by_day=by_day,
+        denominator=denominator,
+        conf_level=conf_level,
+        groups=results,
+        comparison=comparison,
+        method={
+            "responder": (
+                "at least one response assessment in the window whose category is in `categories` "
+                "(an uncertain category counts when every candidate is in the set)"
+                + (" and whose MRD status is negative at that same assessment" if mrd == "negative" else "")
+            ),
+            "window": f"assessments up to study day {by_day}"
+            if by_day is not None
+            else "all assessments, dated or not",
+            "denominator": "all patients of the group"
+            if denominator == "all"
+            else "patients with at least one response assessment in the window",
+            "confidence_interval": CI_METHOD_NAMES[ci] + f", {conf_level:.0%} level",
+            "comparison": "Fisher's exact test, two-sided, with the sample odds ratio (two groups); Pearson chi-square test of independence (three or more)",
+        },
+        warnings=warnings,
+    )
+
+
+def _compare(counts: list[tuple[int, int]], warnings: list[str]) -> Comparison | None:
+    if len(counts) == 2:
+        (x1, n1), (x2, n2) = counts
+        p, odds = fisher_two_groups(x1, n1, x2, n2)
+        if odds is None:
+            warnings.append("odds ratio undefined (a zero cell)")
+        return Comparison(
+            test="Fisher's exact (two-sided)", statistic=None, df=None, p_value=p, odds_ratio=odds
+        )
+    if len(counts) > 2:
+        result = chi_square_independence(counts)
+        if result is None:
+            warnings.append("chi-square test undefined: no responders or no non-responders in any group")
+            return Comparison(
+                test="Pearson chi-square", statistic=None, df=None, p_value=None, odds_ratio=None
+            )
+        statistic, df, p = result
+        return Comparison(test="Pearson chi-square", statistic=statistic, df=df, p_value=p, odds_ratio=None)
+    return None
+
+
+def _count(n: int, total: int) -> Count:
+    return Count(n=n, N=total, percent=(100.0 * n / total) if total else None)
+
+
+async def adverse_event_incidence(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    severe_grade: int,
+    grading_system: str | None,
+    term: str | None,
+    group_by: GroupBy | None,
+) -> AdverseEventIncidence:
+    await queries.require_study(session, study_id)
+    grouping = group_patients(
+        await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
+    )
+    sizes = grouping.sizes()
+    # worst[term][patient] = worst numeric grade, or 0 when every record of it is ungraded
+    worst: dict[str, dict[Any, int]] = defaultdict(dict)
+    for row in await queries.fetch_adverse_events(session, study_id, grading_system, term):
+        grade = row.grade or 0
+        previous = worst[row.term].get(row.patient_id, 0)
+        worst[row.term][row.patient_id] = max(previous, grade)
+
+    rows: list[IncidenceRow] = []
+    for name, by_patient in worst.items():
+        cells = []
+        for group in grouping.groups:
+            total = sizes[group.key]
+            grades = [g for p, g in by_patient.items() if grouping.group_of.get(p) == group.key]
+            distribution = {str(k): _count(sum(1 for g in grades if g == k), total) for k in range(1, 6)}
+            distribution["unknown"] = _count(sum(1 for g in grades if g == 0), total)
+            cells.append(
+                IncidenceCell(
+                    group_key=group.key,
+                    any_grade=_count(len(grades), total),
+                    severe=_count(sum(1 for g in grades if g >= severe_grade), total),
+                    worst_grade=distribution,
+                )
+            )
+        fisher = None
+        populated = [(c.any_grade.n, c.any_grade.N) for c in cells if c.any_grade.N > 0]
+        if len(populated) == 2:
+            fisher = fisher_two_groups(*populated[0], *populated[1])[0]
+        rows.append(IncidenceRow(term=name, groups=cells, fisher_p=fisher))
+    rows.sort(key=lambda r: (-sum(c.any_grade.n for c in r.groups), r.term))
+    warnings = small_sample_warnings(grouping.groups, grouping.sizes())
+    if not rows:
+        warnings.append("no adverse events match")
+    if any(c.worst_grade["unknown"].n for r in rows for c in r.groups):
+        warnings.append(
+            "some patients' events carry no single grade (e.g. 'I/II'): counted in any grade and as 'unknown' worst grade, never as severe"
+        )
+    return AdverseEventIncidence(
+        study_id=study_id,
+        severe_grade=severe_grade,
+        grading_system=grading_system,
+        groups=grouping.groups,
+        patients=sizes,
+        rows=rows,
+        method={
+            "counting": "a patient counts once per term, at their worst grade; N is the number of patients in the group",
+            "severe": f"worst grade >= {severe_grade}",
+            "ungraded": "events with only a grade range or no grade count toward any grade and the 'unknown' worst grade",
+            "comparison": "Fisher's exact test, two-sided, on any-grade counts (two groups only)",
+            "order": "by any-grade frequency over all groups, then term",
+        },
+        warnings=warnings,
+    )

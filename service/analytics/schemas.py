@@ -1,0 +1,169 @@
+"""Response bodies of the statistics endpoints."""
+
+from uuid import UUID
+
+from service.common.schemas import Output
+
+
+class Group(Output):
+    """A group of patients: the whole study, or one arm (`arm_id` null for patients without arm)."""
+
+    key: str
+    label: str
+    arm_id: UUID | None
+
+
+class Interval(Output):
+    lower: float | None
+    upper: float | None
+
+
+class ResponseRateGroup(Output):
+    group: Group
+    patients: int
+    evaluable: int
+    denominator: int
+    responders: int
+    rate: float | None
+    ci: Interval | None
+    assessments_without_day: int
+
+
+class Comparison(Output):
+    test: str
+    statistic: float | None
+    df: int | None
+    p_value: float | None
+    odds_ratio: float | None
+
+
+class ResponseRates(Output):
+    study_id: UUID
+    categories: list[str]
+    mrd: str
+    by_day: int | None
+    denominator: str
+    conf_level: float
+    groups: list[ResponseRateGroup]
+    comparison: Comparison | None
+    method: dict[str, str]
+    warnings: list[str]
+
+
+class Count(Output):
+    n: int
+    N: int
+    percent: float | None
+
+
+class IncidenceCell(Output):
+    group_key: str
+    any_grade: Count
+    severe: Count
+    worst_grade: dict[str, Count]  # "1".."5" and "unknown"
+
+
+class IncidenceRow(Output):
+    term: str
+    groups: list[IncidenceCell]
+    fisher_p: float | None
+
+
+class AdverseEventIncidence(Output):
+    study_id: UUID
+    severe_grade: int
+    grading_system: str | None
+    groups: list[Group]
+    patients: dict[str, int]
+    rows: list[IncidenceRow]
+    method: dict[str, str]
+    warnings: list[str]
+
+
+class CurvePoint(Output):
+    time: float
+    n_risk: int
+    n_event: int
+    n_censor: int
+    survival: float
+    std_err: float | None
+    lower: float | None
+    upper: float | None
+
+
+class Median(Output):
+    time: float | None
+    lower: float | None
+    upper: float | None
+    reached: bool
+
+
+class Landmark(Output):
+    day: float
+    time: float
+    survival: float | None
+    lower: float | None
+    upper: float | None
+    n_risk: int
+
+
+class AtRisk(Output):
+    time: float
+    n_risk: int
+
+
+class SurvivalGroup(Output):
+    group: Group
+    n: int
+    events: int
+    curve: list[CurvePoint]
+    median: Median
+    landmarks: list[Landmark]
+    at_risk: list[AtRisk]
+
+
+class LogRankTest(Output):
+    chi_square: float
+    df: int
+    p_value: float
+    observed: list[float]
+    expected: list[float]
+
+
+class Survival(Output):
+    study_id: UUID
+    endpoint: str
+    time_unit: str
+    conf_type: str
+    conf_level: float
+    groups: list[SurvivalGroup]
+    log_rank: LogRankTest | None
+    excluded: int
+    method: dict[str, str]
+    warnings: list[str]
+
+
+class TimeToEventRow(Output):
+    """One analysis row per patient (ADaM ADTTE shape): AVAL in `time_unit`, CNSR 1 = censored."""
+
+    patient_id: UUID
+    subject_code: str
+    group_key: str
+    group_label: str
+    param: str
+    origin_day: int
+    end_day: int
+    time: float
+    event: bool
+    cnsr: int
+    event_or_censoring: str
+
+
+class TimeToEvent(Output):
+    study_id: UUID
+    endpoint: str
+    time_unit: str
+    rows: list[TimeToEventRow]
+    excluded: list[str]
+    method: dict[str, str]
+    warnings: list[str]

@@ -1,0 +1,186 @@
+"""Kaplan–Meier estimation and the log-rank test (pure, no I/O), matching R's `survival`.
+
+- Product-limit estimate with Greenwood's variance.
+- Pointwise intervals as `survfit(conf.type=...)`: "plain" S ± z·se(S); "log" exp(log S ± z·se);
+  "log-log" exp(−exp(log(−log S) ± z·se/log S)), se = √Σ d/(n(n−d)) being the standard error of
+  log S. Where R gives NA (log: S = 0; log-log: S ∈ {0, 1}) the bound is None.
+- Quantiles (the median) as `quantile.survfit`: the first time the curve reaches 1 − p, except
+  that a flat exactly at 1 − p gives the midpoint of the flat; the median's interval applies the
+  same rule to the pointwise band.
+- Log-rank: Mantel–Haenszel with hypergeometric variance, as `survdiff(rho = 0)`."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+ConfType = Literal["log-log", "log", "plain"]
+TOLERANCE = math.sqrt(np.finfo(float).eps)  # R: sqrt(.Machine$double.eps)
+
+
+@dataclass(frozen=True)
+class KaplanMeier:
+    time: np.ndarray  # distinct times (events or censorings), ascending
+    n_risk: np.ndarray
+    n_event: np.ndarray
+    n_censor: np.ndarray
+    surv: np.ndarray
+    std_err: np.ndarray  # standard error of log S (R's `std.err`); inf once S reaches 0
+    lower: np.ndarray  # NaN where undefined
+    upper: np.ndarray
+    conf_type: ConfType
+    conf_level: float
+    n: int = field(default=0)
+
+    @property
+    def events(self) -> int:
+        return int(self.n_event.sum())
+
+
+def kaplan_meier(
+    times: np.ndarray, events: np.ndarray, conf_type: ConfType = "log-log", conf_level: float = 0.95
+) -> KaplanMeier:
+    times = np.asarray(times, dtype=float)
+    events = np.asarray(events, dtype=bool)
+    order = np.argsort(times, kind="stable")
+    times, events = times[order], events[order]
+    unique, first = np.unique(times, return_index=True)
+    counts = np.diff(np.append(first, len(times)))
+    n_event = np.add.reduceat(events.astype(int), first) if len(times) else np.zeros(0, dtype=int)
+    n_censor = counts - n_event
+    n_risk = len(times) - first
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(1.0 - n_event / n_risk)
+        increments = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
+    std_err = np.sqrt(np.cumsum(increments))
+    lower, upper = _confidence_band(surv, std_err, conf_type, conf_level)
+    return KaplanMeier(
+        unique, n_risk, n_event, n_censor, surv, std_err, lower, upper, conf_type, conf_level, len(times)
+    )
+
+
+def _confidence_band(
+    surv: np.ndarray, se: np.ndarray, conf_type: ConfType, conf_level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if conf_type == "plain":
+            half = z * se * surv
+            lower = np.maximum(surv - half, 0.0)
+            upper = np.minimum(surv + half, 1.0)
+            lower = np.where(np.isfinite(half), lower, np.nan)
+            upper = np.where(np.isfinite(half), upper, np.nan)
+        elif conf_type == "log":
+            xx = np.where(surv == 0, np.nan, surv)
+            lower = np.exp(np.log(xx) - z * se)
+            upper = np.minimum(np.exp(np.log(xx) + z * se), 1.0)
+        elif conf_type == "log-log":
+            xx = np.where((surv == 0) | (surv == 1), np.nan, surv)
+            shift = z * se / np.log(xx)
+            one = np.exp(-np.exp(np.log(-np.log(xx)) + shift))
+            other = np.exp(-np.exp(np.log(-np.log(xx)) - shift))
+            lower, upper = np.minimum(one, other), np.maximum(one, other)
+        else:
+            raise ValueError(f"unknown conf_type {conf_type}")
+    return lower, upper
+
+
+def _findq(x: np.ndarray, y: np.ndarray, p: float) -> float | None:
+    """R `survival:::findq`: where the CDF curve y (at times x) reaches p, midpoint on a flat."""
+    finite = y[~np.isnan(y)]
+    if finite.size == 0 or finite.max() < p:
+        return None
+    xmax = x[-1]
+    keep: list[int] = []
+    seen: set[float | str] = set()
+    for i, value in enumerate(y):  # drop duplicated y values (censorings), first one kept
+        key: float | str = "NA" if math.isnan(value) else float(value)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    x, y = x[keep], y[keep]
+
+    def first_reaching(curve: np.ndarray) -> int | None:
+        # approx(curve, 1:n, p, method="constant", f=1) with NA pairs removed.
+        pairs = sorted((float(v), i) for i, v in enumerate(curve) if not math.isnan(v))
+        if not pairs or p < pairs[0][0] or p > pairs[-1][0]:
+            return None
+        return next(i for v, i in pairs if v >= p)
+
+    index1, index2 = first_reaching(y + TOLERANCE), first_reaching(y - TOLERANCE)
+    quantile = None if index1 is None or index2 is None else (x[index1] + x[index2]) / 2
+    if not math.isnan(y[-1]) and abs(p - y[-1]) < TOLERANCE and index1 is not None:
+        quantile = (x[index1] + xmax) / 2  # a flat at the end of the curve
+    return None if quantile is None else float(quantile)
+
+
+def quantile(km: KaplanMeier, probability: float = 0.5) -> tuple[float | None, float | None, float | None]:
+    """The survival time quantile (0.5 = median) with its interval read from the pointwise band."""
+    x = np.concatenate(([0.0], km.time))
+    estimate = _findq(x, np.concatenate(([0.0], 1 - km.surv)), probability)
+    lower = _findq(x, np.concatenate(([0.0], 1 - km.lower)), probability)
+    upper = _findq(x, np.concatenate(([0.0], 1 - km.upper)), probability)
+    return estimate, lower, upper
+
+
+def survival_at(km: KaplanMeier, t: float) -> tuple[float, float | None, float | None] | None:
+    """S(t) and its bounds (the step function read at t); None beyond the last time observed."""
+    if km.time.size == 0 or t > km.time[-1]:
+        return None
+    index = int(np.searchsorted(km.time, t, side="right")) - 1
+    if index < 0:
+        return 1.0, None, None
+    lower, upper = km.lower[index], km.upper[index]
+    return float(km.surv[index]), _nan_to_none(lower), _nan_to_none(upper)
+
+
+def at_risk(times: np.ndarray, t: float) -> int:
+    return int(np.count_nonzero(np.asarray(times) >= t))
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+@dataclass(frozen=True)
+class LogRank:
+    chi_square: float
+    df: int
+    p_value: float
+    observed: list[float]
+    expected: list[float]
+
+
+def log_rank(groups: list[tuple[np.ndarray, np.ndarray]]) -> LogRank | None:
+    """k-sample log-rank test (R survdiff, rho = 0); None when fewer than two groups have patients."""
+    groups = [(np.asarray(t, float), np.asarray(e, bool)) for t, e in groups if len(t)]
+    if len(groups) < 2 or not any(e.any() for _, e in groups):
+        return None
+    event_times = np.unique(np.concatenate([t[e] for t, e in groups]))
+    at_risk_g = []  # (k, T): patients of each group still at risk at each event time
+    deaths_g = []  # (k, T): events of each group at each event time
+    for times, ev in groups:
+        ordered = np.sort(times)
+        at_risk_g.append(len(ordered) - np.searchsorted(ordered, event_times, side="left"))
+        own, counts = np.unique(times[ev], return_counts=True)
+        d = np.zeros(len(event_times))
+        d[np.searchsorted(event_times, own)] = counts
+        deaths_g.append(d)
+    n_g = np.array(at_risk_g, dtype=float)
+    d_g = np.array(deaths_g, dtype=float)
+    n, d = n_g.sum(axis=0), d_g.sum(axis=0)
+    share = n_g / n
+    observed = d_g.sum(axis=1)
+    expected = (share * d).sum(axis=1)
+    weight = np.where(n > 1, d * (n - d) / np.where(n > 1, n - 1, 1), 0.0)
+    variance = np.diag((share * weight).sum(axis=1)) - (share * weight) @ share.T
+    keep = expected > 0
+    df = int(np.count_nonzero(keep)) - 1
+    if df < 1:
+        return None
+    diff = (observed - expected)[keep][:-1]
+    reduced = variance[np.ix_(keep, keep)][:-1, :-1]
+    chi_square = float(diff @ np.linalg.pinv(reduced) @ diff)
+    return LogRank(chi_square, df, float(stats.chi2.sf(chi_square, df)), observed.tolist(), expected.tolist())

@@ -1,0 +1,238 @@
+"""Time-to-event analysis rows (ADaM ADTTE shape) and the Kaplan–Meier summaries built on them.
+
+Definitions (also in the OpenAPI descriptions):
+- Time is the elapsed days from the origin study day to the end study day (day −1 to day 1 is
+  one day, since there is no day 0), then converted to `time_unit` (weeks = days/7, months =
+  days/30.4375).
+- OS: origin day 1; event = death; otherwise censored at the patient's last recorded study day
+  (the latest day of any outcome, adverse event or treatment).
+- RFS: origin = the first dated response assessment with CR, CRi or CRh; event = the first
+  relapse, progression or death after it; otherwise censored at the last recorded study day.
+  Patients who never reach CR/CRi/CRh are not in the analysis set.
+
+Who is in the analysis set, and each patient's origin, end and event, is decided once, in SQL
+(service.analytics.queries); the survival endpoint reads those rows already counted."""
+
+import math
+from collections import defaultdict
+from typing import Literal
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import queries
+from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics.schemas import (
+    AtRisk,
+    CurvePoint,
+    Landmark,
+    LogRankTest,
+    Median,
+    Survival,
+    SurvivalGroup,
+    TimeToEvent,
+    TimeToEventRow,
+)
+from service.analytics.survival import ConfType, at_risk, kaplan_meier, log_rank, quantile, survival_at
+
+Endpoint = Literal["OS", "RFS"]
+TimeUnit = Literal["days", "weeks", "months"]
+DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
+REMISSION = ("CR", "CRh", "CRi")
+CENSORED = "censored at last recorded study day"
+
+DEFINITIONS = {
+    "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
+    "OS": "origin study day 1; event = death; otherwise censored at the last recorded study day (latest day of any outcome, adverse event or treatment)",
+    "RFS": "origin = first dated CR/CRi/CRh assessment; event = first relapse, progression or death after it; otherwise censored at the last recorded study day; patients never in CR/CRi/CRh are left out",
+}
+
+
+def elapsed(origin: np.ndarray, end: np.ndarray, unit: TimeUnit) -> np.ndarray:
+    """Elapsed days from origin to end study day in `unit`; crossing from day -1 to day 1 is one day."""
+    crosses_zero = (origin < 0) & (end > 0)
+    return (end - origin - crosses_zero) / DAYS_PER_UNIT[unit]
+
+
+async def time_to_event(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    endpoint: Endpoint,
+    time_unit: TimeUnit,
+    group_by: GroupBy | None,
+) -> TimeToEvent:
+    await queries.require_study(session, study_id)
+    rows = await queries.fetch_analysis_rows(session, study_id, endpoint, REMISSION)
+    grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
+    labels = {g.key: g.label for g in grouping.groups}
+    kept = [r for r in rows if r.reason is None]
+    times = elapsed(
+        np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), time_unit
+    )
+    out = [
+        TimeToEventRow(
+            patient_id=queries.as_uuid(r.id),
+            subject_code=r.subject_code,
+            group_key=grouping.group_of[r.id],
+            group_label=labels[grouping.group_of[r.id]],
+            param=endpoint,
+            origin_day=int(r.origin_day),
+            end_day=int(r.end_day),
+            time=float(t),
+            event=bool(r.event),
+            cnsr=0 if r.event else 1,
+            event_or_censoring=r.event_type if r.event else CENSORED,
+        )
+        for r, t in zip(kept, times, strict=True)
+    ]
+    excluded = [f"{r.subject_code}: {r.reason}" for r in rows if r.reason is not None]
+    return TimeToEvent(
+        study_id=study_id,
+        endpoint=endpoint,
+        time_unit=time_unit,
+        rows=out,
+        excluded=excluded,
+        method={
+            **DEFINITIONS,
+            "columns": "time = AVAL, cnsr = CNSR (1 censored, 0 event), event_or_censoring = EVNTDESC/CNSDTDSC",
+        },
+        warnings=[f"{len(excluded)} patient(s) not in the {endpoint} analysis set"] if excluded else [],
+    )
+
+
+def _grid(max_time: float) -> list[float]:
+    if max_time <= 0:
+        return [0.0]
+    raw = max_time / 6
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [i * step for i in range(int(max_time // step) + 1)]
+
+
+def _none(value: float) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
+
+
+async def survival(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    endpoint: Endpoint,
+    landmark_days: list[float],
+    conf_type: ConfType,
+    conf_level: float,
+    time_unit: TimeUnit,
+    group_by: GroupBy | None,
+) -> Survival:
+    await queries.require_study(session, study_id)
+    counts = await queries.fetch_analysis_counts(session, study_id, endpoint, REMISSION)
+    groups, key_of_arm = define_groups(
+        await queries.fetch_arms(session, study_id), group_by, (r.arm_id for r in counts)
+    )
+    sizes: dict[str, int] = defaultdict(int)
+    cells: dict[str, list[tuple[float, float, bool, int]]] = defaultdict(list)
+    excluded = 0
+    for row in counts:
+        key = key_of_arm[row.arm_id]
+        sizes[key] += row.n
+        if row.reason is not None:
+            excluded += row.n
+        else:
+            cells[key].append((row.origin_day, row.end_day, bool(row.event), row.n))
+
+    warnings = small_sample_warnings(groups, sizes)
+    if excluded:
+        warnings.append(
+            f"{excluded} patient(s) not in the {endpoint} analysis set (see time-to-event for reasons)"
+        )
+    samples: list[tuple[np.ndarray, np.ndarray]] = []
+    for group in groups:
+        origin, end, event, n = (
+            (np.array(column) for column in zip(*cells[group.key], strict=True))
+            if cells[group.key]
+            else (np.zeros(0),) * 4
+        )
+        times = np.repeat(elapsed(origin.astype(float), end.astype(float), time_unit), n.astype(int))
+        samples.append((times, np.repeat(event.astype(bool), n.astype(int))))
+    longest = max((float(t.max()) for t, _ in samples if len(t)), default=0.0)
+    grid = _grid(longest)
+
+    results: list[SurvivalGroup] = []
+    for group, (times, events) in zip(groups, samples, strict=True):
+        km = kaplan_meier(times, events, conf_type, conf_level)
+        median, low, high = quantile(km, 0.5) if len(times) else (None, None, None)
+        if len(times) and not km.events:
+            warnings.append(f"group '{group.label}': no events, every time is censored")
+        if len(times) and median is None:
+            warnings.append(f"group '{group.label}': median not reached")
+        landmarks = []
+        for day in landmark_days:
+            t = day / DAYS_PER_UNIT[time_unit]
+            value = survival_at(km, t)
+            if value is None and len(times):
+                warnings.append(f"group '{group.label}': landmark day {day:g} is beyond the last follow-up")
+            landmarks.append(
+                Landmark(
+                    day=day,
+                    time=t,
+                    survival=value[0] if value else None,
+                    lower=value[1] if value else None,
+                    upper=value[2] if value else None,
+                    n_risk=at_risk(times, t),
+                )
+            )
+        results.append(
+            SurvivalGroup(
+                group=group,
+                n=len(times),
+                events=km.events,
+                curve=[
+                    CurvePoint(
+                        time=float(km.time[i]),
+                        n_risk=int(km.n_risk[i]),
+                        n_event=int(km.n_event[i]),
+                        n_censor=int(km.n_censor[i]),
+                        survival=float(km.surv[i]),
+                        std_err=_none(km.std_err[i]),
+                        lower=_none(km.lower[i]),
+                        upper=_none(km.upper[i]),
+                    )
+                    for i in range(len(km.time))
+                ],
+                median=Median(time=median, lower=low, upper=high, reached=median is not None),
+                landmarks=landmarks,
+                at_risk=[AtRisk(time=t, n_risk=at_risk(times, t)) for t in grid],
+            )
+        )
+    test = log_rank(samples) if len(groups) >= 2 else None
+    if len(groups) >= 2 and test is None:
+        warnings.append("log-rank test undefined: fewer than two groups with patients, or no events")
+    return Survival(
+        study_id=study_id,
+        endpoint=endpoint,
+        time_unit=time_unit,
+        conf_type=conf_type,
+        conf_level=conf_level,
+        groups=results,
+        log_rank=LogRankTest(
+            chi_square=test.chi_square,
+            df=test.df,
+            p_value=test.p_value,
+            observed=test.observed,
+            expected=test.expected,
+        )
+        if test
+        else None,
+        excluded=excluded,
+        method={
+            **DEFINITIONS,
+            "estimator": "Kaplan–Meier product-limit; Greenwood variance; std_err is the standard error of log S(t)",
+            "confidence_interval": f"pointwise {conf_type} interval at {conf_level:.0%}, as R survfit(conf.type='{conf_type}'); null where R gives NA",
+            "median": "smallest time with S(t) <= 0.5, midpoint of a flat exactly at 0.5 (R quantile.survfit); its interval is read from the pointwise band",
+            "log_rank": "Mantel–Haenszel log-rank with hypergeometric variance, as R survdiff(rho = 0)",
+            "landmarks": "S(t) of the step function at each landmark day; null beyond the last follow-up",
+        },
+        warnings=warnings,
+    )
