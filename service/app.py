@@ -16,10 +16,12 @@ from service.analytics.controller import StatisticsController
 from service.arms.controller import ArmController
 from service.db.session import create_engine, provide_session, session_factory
 from service.errors import EXCEPTION_HANDLERS
+from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.health import health
 from service.openapi import finalize
 from service.openapi_export import openapi_document
 from service.outcomes.controller import OutcomeController
+from service.patient_links.controller import PatientLinkController
 from service.patients.controller import PatientController
 from service.reported_results.controller import ReportedResultController
 from service.settings import Settings
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router(
         "/api/v1",
         route_handlers=[
+            DuplicatesController,
             StudyController,
             ArmController,
             PatientController,
@@ -58,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OutcomeController,
             ReportedResultController,
             StatisticsController,
+            ReconciliationController,
+            EvidenceController,
+            PatientLinkController,
         ],
     )
     openapi = OpenAPIConfig(

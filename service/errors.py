@@ -7,7 +7,7 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("service.errors")
@@ -75,6 +75,7 @@ _TITLES = {
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("rule-violation", "The request breaks a data rule"),
     429: ("rate-limited", "Too many requests"),
+    503: ("database-unavailable", "Database unavailable"),
 }
 
 
@@ -139,6 +140,20 @@ def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError)
     return problem(request, 409, "The change conflicts with existing data (a uniqueness or reference rule).")
 
 
+def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    # Timeouts (statement_timeout) and lost connections: the request may succeed later. The
+    # driver's message can quote SQL, so only the log sees it.
+    log.warning("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return problem(
+        request,
+        503,
+        "The database did not answer in time or is unavailable; try again later.",
+        slug="database-unavailable",
+        title="Database unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(
@@ -158,6 +173,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: handle_http_exception,
     DomainError: handle_domain_error,
     IntegrityError: handle_integrity_error,
+    DBAPIError: handle_database_error,
     Exception: handle_unexpected,
 }
 

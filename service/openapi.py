@@ -22,6 +22,7 @@ DESCRIPTIONS = {
     "400": "Malformed request or invalid parameters/body; `errors` names each offending field.",
     "404": "The record named in the path does not exist.",
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
+    "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
@@ -47,6 +48,7 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
         statuses.append("409")
     if method in ("post", "patch"):
         statuses.append("422")
+    statuses.append("503")
     return statuses
 
 

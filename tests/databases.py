@@ -19,6 +19,7 @@ REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
 # Children first, so that deleting in this order never breaks a foreign key.
 TABLES = (
+    "patient_links",
     "treatment_components",
     "adverse_events",
     "outcomes",

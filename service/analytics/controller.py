@@ -68,10 +68,19 @@ class StatisticsController(Controller):
         ci: FromQuery[CiMethod] = "wilson",
         conf_level: ConfLevel = 0.95,
         group_by: GroupByParam = None,
+        timepoint: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=r"^[^\x00]*$",
+                max_length=200,
+                description="Only assessments with this timepoint label.",
+            ),
+        ] = None,
     ) -> ResponseRates:
         return await response_rates(
             db_session,
             study_id,
+            timepoint=timepoint,
             categories=list(dict.fromkeys(categories.split(","))),
             mrd=mrd,
             by_day=by_day,

@@ -75,13 +75,14 @@ def _of_study(column: Any, study_id: UUID) -> Any:
 
 
 async def fetch_response_assessments(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
-    """(patient_id, study_day, category, possible_categories, mrd_status) of every response assessment."""
+    """(patient_id, study_day, category, possible_categories, mrd_status, timepoint_label) of every response assessment."""
     statement = select(
         raw(Outcome.patient_id),
         Outcome.study_day,
         Outcome.category,
         Outcome.possible_categories,
         Outcome.mrd_status,
+        Outcome.timepoint_label,
     ).where(Outcome.kind == "response", _of_study(Outcome.patient_id, study_id))
     return await _rows(session, statement)
 

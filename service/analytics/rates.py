@@ -1,6 +1,8 @@
 """Response rates and adverse-event incidence per group."""
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
@@ -31,10 +33,47 @@ MrdRequirement = Literal["any", "negative"]
 
 
 def is_category_in(category: str | None, possible: list[str] | None, wanted: set[str]) -> bool:
-    """A definite category in the set, or an uncertain one all of whose candidates are in it."""
+    """A definite category in the set, or an uncertain one all of whose candidates are in it.
+    An empty set puts no condition on the category."""
+    if not wanted:
+        return True
     if category is not None:
         return category in wanted
     return bool(possible) and set(possible or []) <= wanted
+
+
+@dataclass
+class Tally:
+    evaluable: set[Any] = field(default_factory=set)
+    responders: set[Any] = field(default_factory=set)
+    undated: dict[Any, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )  # patient -> assessments left out
+
+
+def tally_responses(
+    rows: Sequence[Any],
+    wanted: set[str],
+    mrd: MrdRequirement,
+    by_day: int | None,
+    timepoint: str | None = None,
+) -> Tally:
+    """Who is evaluable and who responded, from (patient_id, study_day, category,
+    possible_categories, mrd_status, timepoint_label) rows."""
+    tally = Tally()
+    for row in rows:
+        if timepoint is not None and row.timepoint_label != timepoint:
+            continue
+        if by_day is not None and (row.study_day is None or row.study_day > by_day):
+            if row.study_day is None:
+                tally.undated[row.patient_id] += 1
+            continue
+        tally.evaluable.add(row.patient_id)
+        if is_category_in(row.category, row.possible_categories, wanted) and (
+            mrd == "any" or row.mrd_status == "negative"
+        ):
+            tally.responders.add(row.patient_id)
+    return tally
 
 
 async def response_rates(
@@ -46,6 +85,7 @@ async def response_rates(
     by_day: int | None,
     denominator: Denominator,
     ci: CiMethod,
+    timepoint: str | None = None,
     conf_level: float,
     group_by: GroupBy | None,
 ) -> ResponseRates:
@@ -102,6 +142,7 @@ async def response_rates(
         categories=categories,
         mrd=mrd,
         by_day=by_day,
+        timepoint=timepoint,
         denominator=denominator,
         conf_level=conf_level,
         groups=results,

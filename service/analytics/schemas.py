@@ -42,6 +42,7 @@ class ResponseRates(Output):
     categories: list[str]
     mrd: str
     by_day: int | None
+    timepoint: str | None
     denominator: str
     conf_level: float
     groups: list[ResponseRateGroup]

@@ -12,6 +12,7 @@ from service.db.models import (
     ArmAgent,
     Outcome,
     Patient,
+    PatientLink,
     ReportedResult,
     Treatment,
     TreatmentComponent,
@@ -25,6 +26,11 @@ async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> Non
     await session.execute(delete(AdverseEvent).where(AdverseEvent.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
     await session.execute(delete(Outcome).where(Outcome.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
     await session.execute(delete(Treatment).where(Treatment.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
+    await session.execute(
+        delete(PatientLink).where(
+            PatientLink.patient_a_id.in_(patient_ids) | PatientLink.patient_b_id.in_(patient_ids)
+        )  # type: ignore[attr-defined]
+    )
 
 
 async def delete_patients(session: AsyncSession, patient_ids: Any) -> None:

@@ -292,3 +292,22 @@ class ReportedResult(Record, table=True):
     p_value: float | None = None
     test: str | None = Field(default=None, max_length=200)
     notes: str | None = None
+    # What the figure measures, in the terms of the statistics endpoints (see
+    # service/reported_results/definitions.py); null when no definition fits.
+    definition: dict[str, Any] | None = json_column(nullable=True)
+
+
+class PatientLink(Record, table=True):
+    """A curator's decision on whether two patients in different studies are the same person."""
+
+    __tablename__ = "patient_links"
+    __table_args__ = (
+        UniqueConstraint("patient_a_id", "patient_b_id"),
+        CheckConstraint("patient_a_id <> patient_b_id", name="distinct_patients"),
+        CheckConstraint("decision IN ('same', 'different')", name="decision"),
+    )
+
+    patient_a_id: UUID = Field(foreign_key="patients.id", index=True)
+    patient_b_id: UUID = Field(foreign_key="patients.id", index=True)
+    decision: str = Field(max_length=20)
+    note: str | None = None

@@ -17,6 +17,8 @@ class PatientRepository(Repository[models.Patient]):
         "treatments": (models.Treatment, models.Treatment.patient_id),
         "adverse events": (models.AdverseEvent, models.AdverseEvent.patient_id),
         "outcomes": (models.Outcome, models.Outcome.patient_id),
+        "patient links": (models.PatientLink, models.PatientLink.patient_a_id),
+        "patient links (as second patient)": (models.PatientLink, models.PatientLink.patient_b_id),
     }
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:

@@ -6,6 +6,7 @@ from msgspec import Meta
 from service.common.schemas import Input, Provenance
 from service.common.structs import read_struct, update_struct
 from service.common.types import Count, LongText, Name, ShortText
+from service.reported_results.definitions import Definition
 
 Number = Annotated[float, Meta(ge=-1e12, le=1e12)]
 
@@ -37,6 +38,7 @@ class ReportedResultCreate(Input):
     p_value: Annotated[float, Meta(ge=0, le=1)] | None = None
     test: Name | None = None
     notes: LongText | None = None
+    definition: Definition | None = None
 
 
 ReportedResultUpdate = update_struct(ReportedResultCreate, "ReportedResultUpdate", exclude=("study_id",))

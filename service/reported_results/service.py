@@ -1,4 +1,5 @@
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,18 @@ class ReportedResultRepository(Repository[models.ReportedResult]):
                 raise RuleViolation("the arm belongs to another study", field="arm_id")
         if not values.get("provenance"):
             raise RuleViolation("a reported result needs its source location and quote", field="provenance")
+        definition = values.get("definition") or {}
+        if definition.get("type") == "comparison":
+            for arm_id in definition["arm_ids"]:
+                arm = await require(
+                    session,
+                    models.Arm,
+                    arm_id if isinstance(arm_id, UUID) else UUID(arm_id),
+                    "definition.arm_ids",
+                    "arm",
+                )
+                if arm.study_id != values["study_id"]:
+                    raise RuleViolation("a compared arm belongs to another study", field="definition.arm_ids")
         _ordered(values, "numerator", "denominator")
         _ordered(values, "ci_lower", "ci_upper")
         _ordered(values, "range_lower", "range_upper")

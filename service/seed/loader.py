@@ -185,6 +185,14 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
         result = dict(result)
         if "arm" in result:
             result["arm_id"] = doc.local(doc.arms, result.pop("arm"), "arm", where)
+        definition = result.get("definition")
+        if isinstance(definition, dict) and "arms" in definition:
+            # Comparisons name their arms by this file's keys.
+            arm_keys = definition.pop("arms")
+            result["definition"] = {
+                **definition,
+                "arm_ids": [doc.local(doc.arms, key, "arm", where) for key in arm_keys],
+            }
         await doc.create(
             session, ReportedResultRepository(), {**result, "study_id": study.id}, ReportedResultCreate, where
         )

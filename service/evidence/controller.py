@@ -1,0 +1,199 @@
+"""Evidence across studies, reconciliation of reported results, and possible duplicate patients."""
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from service.analytics.controller import CATEGORY, ConfLevel
+from service.analytics.meta import Transform
+from service.analytics.proportions import CiMethod
+from service.analytics.rates import Denominator, MrdRequirement
+from service.common.types import NO_NUL
+from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
+from service.db.session import DbSession
+from service.evidence.duplicates import possible_duplicates
+from service.evidence.pooling import Selection, evidence
+from service.evidence.reconciliation import reconcile
+from service.evidence.schemas import DuplicateCandidates, Evidence, Reconciliation
+
+Text = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200)]
+POOLING = (
+    "Per-study rows (patient-level where the study has patients, else a reported result whose definition matches), "
+    "pooled by DerSimonian–Laird random effects on the logit scale (0.5 continuity correction for 0% and 100% rows) "
+    "or the Freeman–Tukey double arcsine (`transform=freeman-tukey`), with the fixed-effect estimate, tau² and I². "
+    "Patients linked as the same person are counted once."
+)
+
+
+def selection(
+    agent: Text = None,
+    target: Text = None,
+    diagnosis: FromQuery[Diagnosis | None] = None,
+    disease_status: FromQuery[DiseaseStatus | None] = None,
+    treatment_phase: FromQuery[TreatmentPhase | None] = None,
+    design: FromQuery[Design | None] = None,
+    study_id: Annotated[
+        list[UUID] | None, QueryParameter(max_items=50, description="Repeat to select several studies.")
+    ] = None,
+    marker: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=NO_NUL, max_length=50, description="Immunophenotype marker at entry, e.g. CD38."
+        ),
+    ] = None,
+    marker_min: Annotated[
+        float | None, QueryParameter(ge=0, le=100, description="Minimum percent positive for `marker`.")
+    ] = None,
+) -> Selection:
+    return Selection(
+        agent,
+        target,
+        diagnosis,
+        disease_status,
+        treatment_phase,
+        design,
+        tuple(study_id or ()),
+        marker,
+        marker_min,
+    )
+
+
+class EvidenceController(Controller):
+    path = "/evidence"
+    tags = ["Evidence"]
+
+    @get(
+        "/response-rates",
+        operation_id="getEvidenceResponseRates",
+        summary="Response rates across studies, pooled",
+        description=POOLING,
+    )
+    async def response_rates(
+        self,
+        db_session: DbSession,
+        agent: Text = None,
+        target: Text = None,
+        diagnosis: FromQuery[Diagnosis | None] = None,
+        disease_status: FromQuery[DiseaseStatus | None] = None,
+        treatment_phase: FromQuery[TreatmentPhase | None] = None,
+        design: FromQuery[Design | None] = None,
+        study_id: Annotated[
+            list[UUID] | None, QueryParameter(max_items=50, description="Repeat to select several studies.")
+        ] = None,
+        marker: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=NO_NUL, max_length=50, description="Immunophenotype marker at entry, e.g. CD38."
+            ),
+        ] = None,
+        marker_min: Annotated[
+            float | None, QueryParameter(ge=0, le=100, description="Minimum percent positive for `marker`.")
+        ] = None,
+        categories: Annotated[
+            str, QueryParameter(pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$")
+        ] = "CR,CRi,CRh",
+        mrd: FromQuery[MrdRequirement] = "any",
+        by_day: Annotated[int | None, QueryParameter(ge=-36500, le=36500)] = None,
+        denominator: FromQuery[Denominator] = "all",
+        ci: FromQuery[CiMethod] = "wilson",
+        conf_level: ConfLevel = 0.95,
+        transform: FromQuery[Transform] = "logit",
+    ) -> Evidence:
+        chosen = selection(
+            agent, target, diagnosis, disease_status, treatment_phase, design, study_id, marker, marker_min
+        )
+        outcome = {
+            "type": "response_rate",
+            "categories": list(dict.fromkeys(categories.split(","))),
+            "mrd": mrd,
+            "by_day": by_day,
+            "denominator": denominator,
+        }
+        return await evidence(db_session, chosen, outcome, ci=ci, conf_level=conf_level, transform=transform)
+
+    @get(
+        "/adverse-event-incidence",
+        operation_id="getEvidenceAdverseEventIncidence",
+        summary="Adverse-event incidence across studies, pooled",
+        description=POOLING,
+    )
+    async def adverse_event_incidence(
+        self,
+        db_session: DbSession,
+        term: Annotated[
+            str,
+            QueryParameter(
+                pattern=r"^[^\x00]+$",
+                min_length=1,
+                max_length=200,
+                description="Adverse-event term, any case.",
+            ),
+        ],
+        grade_min: Annotated[
+            int | None, QueryParameter(ge=1, le=5, description="Count only grade >= this; default any grade.")
+        ] = None,
+        grading_system: FromQuery[GradingSystem | None] = None,
+        agent: Text = None,
+        target: Text = None,
+        diagnosis: FromQuery[Diagnosis | None] = None,
+        disease_status: FromQuery[DiseaseStatus | None] = None,
+        treatment_phase: FromQuery[TreatmentPhase | None] = None,
+        design: FromQuery[Design | None] = None,
+        study_id: Annotated[
+            list[UUID] | None, QueryParameter(max_items=50, description="Repeat to select several studies.")
+        ] = None,
+        marker: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=50)] = None,
+        marker_min: Annotated[float | None, QueryParameter(ge=0, le=100)] = None,
+        ci: FromQuery[CiMethod] = "wilson",
+        conf_level: ConfLevel = 0.95,
+        transform: FromQuery[Transform] = "logit",
+    ) -> Evidence:
+        chosen = selection(
+            agent, target, diagnosis, disease_status, treatment_phase, design, study_id, marker, marker_min
+        )
+        outcome = {
+            "type": "adverse_event_incidence",
+            "term": term,
+            "grade_min": grade_min,
+            "grading_system": grading_system,
+        }
+        return await evidence(db_session, chosen, outcome, ci=ci, conf_level=conf_level, transform=transform)
+
+
+class ReconciliationController(Controller):
+    path = "/studies/{study_id:uuid}/reconciliation"
+    tags = ["Evidence"]
+
+    @get(
+        "/",
+        operation_id="getReconciliation",
+        summary="Check every reported result against its own numbers and the patient-level data",
+        description=(
+            "Per reported result: does the printed percentage equal numerator/denominator at the printed precision; does the "
+            "printed CI match a standard method (Wilson, Agresti–Coull, Clopper–Pearson, Jeffreys, Wald); does a printed "
+            "Fisher p-value match the printed counts; and, where a definition exists and the study has patients, does the "
+            "figure recompute from the patient-level data. Verdicts: consistent, inconsistent, not_computable."
+        ),
+    )
+    async def get_reconciliation(self, db_session: DbSession, study_id: FromPath[UUID]) -> Reconciliation:
+        return await reconcile(db_session, study_id)
+
+
+class DuplicatesController(Controller):
+    path = "/patients/possible-duplicates"
+    tags = ["Evidence"]
+
+    @get(
+        "/",
+        operation_id="listPossibleDuplicatePatients",
+        summary="Pairs of patients in different studies who may be the same person",
+        description="Scored on sex, age (allowing for the years between the studies), diagnosis subtype, genetic findings, agents received, institution or sponsor, and study dates. Record decisions with POST /api/v1/patient-links.",
+    )
+    async def list_possible_duplicates(
+        self,
+        db_session: DbSession,
+        min_score: Annotated[float, QueryParameter(ge=0, le=1, description="Lowest score listed.")] = 0.3,
+    ) -> DuplicateCandidates:
+        return await possible_duplicates(db_session, min_score)

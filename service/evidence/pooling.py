@@ -1,0 +1,322 @@
+"""Cross-study evidence: per-study rows (patient-level where the study has patients, else a
+reported result whose definition matches) and a pooled proportion."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import queries
+from service.analytics.meta import Transform, pool_proportions
+from service.analytics.proportions import CI_METHOD_NAMES, CiMethod, proportion_ci
+from service.analytics.rates import tally_responses
+from service.common.filters import json_list_has
+from service.common.schemas import Provenance
+from service.db import models
+from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which studies and patients an evidence query is about."""
+
+    agent: str | None = None
+    target: str | None = None
+    diagnosis: str | None = None
+    disease_status: str | None = None
+    treatment_phase: str | None = None
+    design: str | None = None
+    study_ids: tuple[UUID, ...] = ()
+    marker: str | None = None
+    marker_min: float | None = None
+
+    def treatment_condition(self, patient_id: Any) -> ColumnElement[bool] | None:
+        if not (self.agent or self.target or self.treatment_phase):
+            return None
+        t, c, a = models.Treatment, models.TreatmentComponent, models.Agent
+        conditions: list[Any] = [t.patient_id == patient_id]
+        if self.treatment_phase:
+            conditions.append(t.phase == self.treatment_phase)
+        if self.agent or self.target:
+            conditions += [c.treatment_id == t.id, c.agent_id == a.id]
+            if self.agent:
+                conditions.append(func.lower(a.name) == self.agent.lower())
+            if self.target:
+                conditions.append(json_list_has(a.targets, self.target))
+        return exists().where(*conditions)
+
+    def describe(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in msgspec.structs.asdict(_Echo(**self.__dict__)).items()
+            if v not in (None, ())
+        ]
+        return ", ".join(parts) or "all studies and patients"
+
+
+class _Echo(msgspec.Struct):
+    agent: str | None
+    target: str | None
+    diagnosis: str | None
+    disease_status: str | None
+    treatment_phase: str | None
+    design: str | None
+    study_ids: tuple[UUID, ...]
+    marker: str | None
+    marker_min: float | None
+
+
+async def _studies(session: AsyncSession, selection: Selection) -> Sequence[Any]:
+    s = models.Study
+    statement = select(s.id, s.title, s.design).order_by(s.id)
+    if selection.design:
+        statement = statement.where(s.design == selection.design)
+    if selection.study_ids:
+        statement = statement.where(s.id.in_(selection.study_ids))  # type: ignore[attr-defined]
+    return (await session.execute(statement)).all()
+
+
+async def _selected_patients(
+    session: AsyncSession, selection: Selection, study_ids: list[UUID]
+) -> dict[UUID, list[Any]]:
+    """Raw ids of the selected patients, by study (marker thresholds applied here, on the JSON list)."""
+    p = models.Patient
+    statement = (
+        select(queries.raw(p.id), p.study_id, p.markers).where(p.study_id.in_(study_ids)).order_by(p.id)
+    )  # type: ignore[attr-defined]
+    if selection.diagnosis:
+        statement = statement.where(p.diagnosis == selection.diagnosis)
+    if selection.disease_status:
+        statement = statement.where(p.disease_status == selection.disease_status)
+    treated = selection.treatment_condition(p.id)
+    if treated is not None:
+        statement = statement.where(treated)
+    by_study: dict[UUID, list[Any]] = defaultdict(list)
+    for row in (await (await session.connection()).execute(statement)).all():
+        if selection.marker and not _marker_at_least(row.markers, selection.marker, selection.marker_min):
+            continue
+        by_study[row.study_id].append(row.id)
+    return by_study
+
+
+def _marker_at_least(markers: list[dict[str, Any]], name: str, minimum: float | None) -> bool:
+    for marker in markers or []:
+        if str(marker.get("marker", "")).lower() != name.lower():
+            continue
+        if minimum is None:
+            return marker.get("status") != "negative" and marker.get("percent_positive") != 0
+        if marker.get("percent_positive") is not None and marker["percent_positive"] >= minimum:
+            return True
+    return False
+
+
+async def _same_person_duplicates(session: AsyncSession, selected: set[Any]) -> set[Any]:
+    """Raw ids to drop so that patients linked as the same person count once (the later record goes)."""
+    link = models.PatientLink
+    rows = (
+        await (await session.connection()).execute(
+            select(
+                queries.raw(link.patient_a_id).label("a"), queries.raw(link.patient_b_id).label("b")
+            ).where(link.decision == "same")
+        )
+    ).all()
+    drop: set[Any] = set()
+    for a, b in rows:
+        if a in selected and b in selected:
+            drop.add(max(a, b, key=str))
+    return drop
+
+
+async def _studies_with_patients(session: AsyncSession, study_ids: list[UUID]) -> set[UUID]:
+    p = models.Patient
+    return set(
+        (await session.execute(select(p.study_id).where(p.study_id.in_(study_ids)).distinct())).scalars()
+    )  # type: ignore[attr-defined]
+
+
+async def _uses_agent(session: AsyncSession, selection: Selection, study_ids: list[UUID]) -> set[UUID]:
+    """Studies without patients count as giving the agent/target when an arm plans it."""
+    if not (selection.agent or selection.target):
+        return set(study_ids)
+    arm, link, a = models.Arm, models.ArmAgent, models.Agent
+    statement = select(arm.study_id).where(
+        arm.id == link.arm_id, link.agent_id == a.id, arm.study_id.in_(study_ids)
+    )  # type: ignore[attr-defined]
+    if selection.agent:
+        statement = statement.where(func.lower(a.name) == selection.agent.lower())
+    if selection.target:
+        statement = statement.where(json_list_has(a.targets, selection.target))
+    return set((await session.execute(statement)).scalars())
+
+
+def _row(
+    study: Any, source: str, x: int, n: int, ci: CiMethod, level: float, result: Any = None
+) -> EvidenceRow:
+    interval = proportion_ci(x, n, ci, level)
+    return EvidenceRow(
+        study_id=study.id,
+        study_title=study.title,
+        design=study.design,
+        source=source,
+        events=x,
+        total=n,  # type: ignore[arg-type]
+        rate=x / n if n else None,
+        ci_lower=interval[0] if interval else None,
+        ci_upper=interval[1] if interval else None,
+        reported_result_id=result.id if result is not None else None,
+        provenance=[msgspec.convert(p, Provenance) for p in result.provenance] if result is not None else [],
+    )
+
+
+async def evidence(
+    session: AsyncSession,
+    selection: Selection,
+    outcome: dict[str, Any],
+    *,
+    ci: CiMethod,
+    conf_level: float,
+    transform: Transform,
+) -> Evidence:
+    """`outcome` is a reported-result definition (response_rate or adverse_event_incidence)."""
+    studies = await _studies(session, selection)
+    ids = [s.id for s in studies]
+    selected = await _selected_patients(session, selection, ids)
+    all_selected = {pid for pids in selected.values() for pid in pids}
+    drop = await _same_person_duplicates(session, all_selected)
+    with_patients = await _studies_with_patients(session, ids)
+    planned = await _uses_agent(session, selection, ids)
+    warnings: list[str] = []
+    rows: list[EvidenceRow] = []
+    for study in studies:
+        if study.id in with_patients:
+            patients = [p for p in selected.get(study.id, []) if p not in drop]
+            if not patients:
+                continue
+            x, n = await _count(session, study.id, set(patients), outcome)
+            rows.append(_row(study, "patient_level", x, n, ci, conf_level))
+        elif study.id in planned:
+            result = await _matching_reported_result(session, study.id, outcome)
+            if result is not None:
+                rows.append(
+                    _row(
+                        study, "reported_result", result.numerator, result.denominator, ci, conf_level, result
+                    )
+                )
+                if any(
+                    [
+                        selection.diagnosis,
+                        selection.disease_status,
+                        selection.marker,
+                        selection.treatment_phase,
+                    ]
+                ):
+                    warnings.append(
+                        f"study '{study.title}': aggregate row from a reported result, patient-level filters could not be applied"
+                    )
+    pooled = pool_proportions([r.events for r in rows], [r.total for r in rows], transform, conf_level)
+    total = sum(r.total for r in rows)
+    if len(rows) < 2:
+        warnings.append("pooling is not meaningful with fewer than two studies")
+    if total < 10:
+        warnings.append(f"pooling is not meaningful with {total} patients in all (< 10)")
+    if drop:
+        warnings.append(
+            f"{len(drop)} patient(s) linked as the same person as another selected patient were counted once"
+        )
+    return Evidence(
+        outcome=_describe(outcome),
+        rows=rows,
+        pooled=Pooling(
+            transform=transform,
+            random_effects=PooledEstimate(
+                estimate=pooled.random.estimate, ci_lower=pooled.random.lower, ci_upper=pooled.random.upper
+            ),
+            fixed_effect=PooledEstimate(
+                estimate=pooled.fixed.estimate, ci_lower=pooled.fixed.lower, ci_upper=pooled.fixed.upper
+            ),
+            tau2=pooled.tau2,
+            i2=pooled.i2,
+            q=pooled.q,
+            df=pooled.df,
+            p_heterogeneity=pooled.p_heterogeneity,
+            continuity_corrected_rows=pooled.corrected_rows,
+        )
+        if pooled
+        else None,
+        patients_counted_once=len(drop),
+        method={
+            "selection": selection.describe(),
+            "rows": "patient-level counts where the study has patients (the same responder and incidence rules as the per-study endpoints); otherwise a reported result whose definition matches the outcome",
+            "study_ci": CI_METHOD_NAMES[ci],
+            "random_effects": "DerSimonian–Laird on the "
+            + (
+                "logit scale, 0.5 added to both cells of 0% and 100% rows"
+                if transform == "logit"
+                else "Freeman–Tukey double-arcsine scale, back-transformed (Miller 1978) at the harmonic mean n"
+            ),
+            "fixed_effect": "inverse-variance weighted mean on the same scale",
+            "linked_patients": "patients linked as the same person are counted once",
+        },
+        warnings=warnings,
+    )
+
+
+async def _count(
+    session: AsyncSession, study_id: UUID, patients: set[Any], outcome: dict[str, Any]
+) -> tuple[int, int]:
+    if outcome["type"] == "response_rate":
+        rows = [
+            r for r in await queries.fetch_response_assessments(session, study_id) if r.patient_id in patients
+        ]
+        tally = tally_responses(
+            rows, set(outcome["categories"]), outcome["mrd"], outcome.get("by_day"), outcome.get("timepoint")
+        )
+        base = patients if outcome["denominator"] == "all" else patients & tally.evaluable
+        return len(base & tally.responders), len(base)
+    rows = await queries.fetch_adverse_events(
+        session, study_id, outcome.get("grading_system"), outcome["term"]
+    )
+    minimum = outcome.get("grade_min")
+    affected = {
+        r.patient_id
+        for r in rows
+        if r.patient_id in patients and (minimum is None or (r.grade or 0) >= minimum)
+    }
+    return len(affected), len(patients)
+
+
+async def _matching_reported_result(session: AsyncSession, study_id: UUID, outcome: dict[str, Any]) -> Any:
+    r = models.ReportedResult
+    results = (
+        await session.scalars(select(r).where(r.study_id == study_id, r.arm_id.is_(None)).order_by(r.id))
+    ).all()  # type: ignore[union-attr]
+    for result in results:
+        definition = result.definition or {}
+        if result.numerator is None or not result.denominator or definition.get("type") != outcome["type"]:
+            continue
+        if (
+            outcome["type"] == "response_rate"
+            and set(definition["categories"]) == set(outcome["categories"])
+            and definition["mrd"] == outcome["mrd"]
+        ):
+            return result
+        if (
+            outcome["type"] == "adverse_event_incidence"
+            and definition["term"].lower() == outcome["term"].lower()
+            and definition.get("grade_min") == outcome.get("grade_min")
+        ):
+            return result
+    return None
+
+
+def _describe(outcome: dict[str, Any]) -> str:
+    if outcome["type"] == "response_rate":
+        categories = "/".join(outcome["categories"]) or "any category"
+        return f"response: {categories}" + (" with MRD negativity" if outcome["mrd"] == "negative" else "")
+    grade = f" grade >= {outcome['grade_min']}" if outcome.get("grade_min") else " any grade"
+    return f"adverse event: {outcome['term']}{grade}"

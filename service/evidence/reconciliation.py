@@ -1,0 +1,465 @@
+"""Reconciliation: checks every reported result of a study, internally (percentage, CI, p-value
+from the printed counts) and against the patient-level data where a definition says what the
+figure measures. Verdicts: consistent, inconsistent (with the difference), not_computable."""
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import queries
+from service.analytics.proportions import fisher_two_groups, proportion_ci
+from service.analytics.rates import tally_responses
+from service.analytics.time_to_event import survival
+from service.db.models import Outcome, Patient, ReportedResult
+from service.evidence.precision import decimals, fmt, same_at_precision
+from service.evidence.schemas import (
+    Check,
+    Reconciliation,
+    ReconciliationSummary,
+    ResultReconciliation,
+    Verdict,
+)
+
+CI_METHODS = ("wilson", "agresti-coull", "clopper-pearson", "jeffreys", "wald")
+
+
+def _wald(x: int, n: int, level: float) -> tuple[float, float]:
+    from scipy import stats
+
+    z = float(stats.norm.isf((1 - level) / 2))
+    p = x / n
+    half = z * (p * (1 - p) / n) ** 0.5
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+def check_percentage(result: Any) -> Check | None:
+    if result.numerator is None or not result.denominator or result.value is None or result.unit != "%":
+        return None
+    computed = 100 * result.numerator / result.denominator
+    places = decimals(result.value)
+    ok = same_at_precision(computed, result.value)
+    return Check(
+        check="percentage",
+        verdict="consistent" if ok else "inconsistent",
+        printed=f"{fmt(result.value)}%",
+        computed=f"{computed:.{places}f}% ({result.numerator}/{result.denominator})",
+        detail="printed percentage equals numerator/denominator"
+        if ok
+        else f"{result.numerator}/{result.denominator} is {computed:.{places + 1}f}%, not {fmt(result.value)}%",
+    )
+
+
+def check_interval(result: Any) -> Check | None:
+    if (
+        result.ci_lower is None
+        or result.ci_upper is None
+        or result.numerator is None
+        or not result.denominator
+    ):
+        return None
+    level = result.ci_level or 0.95
+    scale = 100.0 if result.unit == "%" else 1.0
+    matches, shown = [], []
+    for method in CI_METHODS:
+        bounds = (
+            _wald(result.numerator, result.denominator, level)
+            if method == "wald"
+            else proportion_ci(result.numerator, result.denominator, method, level)
+        )  # type: ignore[arg-type]
+        assert bounds is not None
+        low, high = bounds[0] * scale, bounds[1] * scale
+        shown.append(f"{method} {low:.{decimals(result.ci_lower)}f}–{high:.{decimals(result.ci_upper)}f}")
+        if same_at_precision(low, result.ci_lower) and same_at_precision(high, result.ci_upper):
+            matches.append(method)
+    printed = f"{fmt(result.ci_lower)}–{fmt(result.ci_upper)} ({level:.0%})"
+    named = f"; the publication names {result.ci_method}" if result.ci_method else ""
+    if matches:
+        return Check(
+            check="confidence_interval",
+            verdict="consistent",
+            printed=printed,
+            computed=", ".join(shown),
+            detail=f"matches {', '.join(matches)}{named}",
+        )
+    return Check(
+        check="confidence_interval",
+        verdict="inconsistent",
+        printed=printed,
+        computed=", ".join(shown),
+        detail=f"matches no standard method for {result.numerator}/{result.denominator}{named}",
+    )
+
+
+def check_p_value(result: Any) -> Check | None:
+    definition = result.definition or {}
+    if (
+        result.p_value is None
+        or definition.get("type") != "comparison"
+        or not definition.get("printed_counts")
+    ):
+        return None
+    (x1, n1), (x2, n2) = definition["printed_counts"]
+    p, _ = fisher_two_groups(x1, n1, x2, n2)
+    ok = same_at_precision(p, result.p_value)
+    return Check(
+        check="p_value",
+        verdict="consistent" if ok else "inconsistent",
+        printed=fmt(result.p_value),
+        computed=f"{p:.{decimals(result.p_value)}f} (Fisher's exact, two-sided, {x1}/{n1} vs {x2}/{n2})",
+        detail="printed p equals Fisher's exact test on the printed counts"
+        if ok
+        else f"Fisher's exact test on the printed counts gives {p:.4f}",
+    )
+
+
+class PatientData:
+    """A study's patient-level data, fetched once for all of its reported results."""
+
+    def __init__(
+        self,
+        patients: Sequence[Any],
+        arms: Sequence[Any],
+        attributes: dict[Any, Any],
+        responses: Sequence[Any],
+    ) -> None:
+        self.patients = patients
+        self.raw_arm = {arm.id: arm.raw_id for arm in arms}
+        self.attributes = attributes
+        self.responses = responses
+
+    def members(self, arm_id: UUID | None) -> list[Any]:
+        if arm_id is None:
+            return [p.id for p in self.patients]
+        raw_arm = self.raw_arm.get(arm_id)
+        return [p.id for p in self.patients if p.arm_id == raw_arm]
+
+
+async def _patient_data(session: AsyncSession, study_id: UUID) -> PatientData:
+    patients = await queries.fetch_patients(session, study_id)
+    columns = [
+        Patient.age_years,
+        Patient.sex,
+        Patient.diagnosis,
+        Patient.disease_status,
+        Patient.risk_group,
+        Patient.wbc_10e9_per_l,
+        Patient.hemoglobin_g_per_l,
+        Patient.platelets_10e9_per_l,
+        Patient.marrow_blasts_pct,
+        Patient.peripheral_blasts_pct,
+    ]
+    rows = (
+        await (await session.connection()).execute(
+            select(queries.raw(Patient.id), *columns).where(Patient.study_id == study_id)
+        )
+    ).all()
+    return PatientData(
+        patients,
+        await queries.fetch_arms(session, study_id),
+        {r.id: r for r in rows},
+        await queries.fetch_response_assessments(session, study_id),
+    )
+
+
+def _compare_counts(result: Any, x: int, n: int, what: str) -> Check:
+    printed, differences = [], []
+    if result.numerator is not None:
+        printed.append(f"{result.numerator}")
+        if result.numerator != x:
+            differences.append(f"{what} {x}, printed {result.numerator}")
+    if result.denominator is not None:
+        printed.append(f"/{result.denominator}")
+        if result.denominator != n:
+            differences.append(f"N {n}, printed {result.denominator}")
+    if result.value is not None and result.unit == "%" and n:
+        computed = 100 * x / n
+        printed.append(f" ({fmt(result.value)}%)")
+        if not same_at_precision(computed, result.value):
+            differences.append(f"{computed:.{decimals(result.value) + 1}f}%, printed {fmt(result.value)}%")
+    if not printed:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=None,
+            computed=f"{x}/{n}",
+            detail="nothing printed to compare (no count, N or percentage)",
+        )
+    return Check(
+        check="patient_level",
+        verdict="inconsistent" if differences else "consistent",
+        printed="".join(printed),
+        computed=f"{x}/{n}"
+        + (
+            f" ({100 * x / n:.{decimals(result.value)}f}%)"
+            if result.value is not None and result.unit == "%" and n
+            else ""
+        ),
+        detail="; ".join(differences) if differences else "recomputed from the patient-level data",
+    )
+
+
+async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, data: PatientData) -> Check:
+    definition = result.definition
+    kind = definition["type"]
+    members = data.members(result.arm_id)
+    if kind == "response_rate":
+        tally = tally_responses(
+            data.responses,
+            set(definition["categories"]),
+            definition["mrd"],
+            definition.get("by_day"),
+            definition.get("timepoint"),
+        )
+        base = members if definition["denominator"] == "all" else [p for p in members if p in tally.evaluable]
+        return _compare_counts(result, sum(1 for p in base if p in tally.responders), len(base), "responders")
+    if kind == "adverse_event_incidence":
+        rows = await queries.fetch_adverse_events(
+            session, study_id, definition.get("grading_system"), definition["term"]
+        )
+        minimum = definition.get("grade_min")
+        affected = {r.patient_id for r in rows if minimum is None or (r.grade or 0) >= minimum}
+        return _compare_counts(
+            result, sum(1 for p in members if p in affected), len(members), "patients affected"
+        )
+    if kind == "patient_attribute":
+        values = [
+            getattr(data.attributes[p], definition["attribute"]) for p in members if p in data.attributes
+        ]
+        if definition["statistic"] == "count":
+            return _compare_counts(
+                result,
+                sum(1 for v in values if v is not None and str(v) == definition.get("equals")),
+                len(members),
+                "patients",
+            )
+        present = [float(v) for v in values if v is not None]
+        if not present or result.value is None:
+            return Check(
+                check="patient_level",
+                verdict="not_computable",
+                printed=fmt(result.value),
+                computed=None,
+                detail="no patient-level values for this attribute",
+            )
+        median = statistics.median(present)
+        ok = same_at_precision(median, result.value)
+        return Check(
+            check="patient_level",
+            verdict="consistent" if ok else "inconsistent",
+            printed=fmt(result.value),
+            computed=f"{median:g} (median of {len(present)})",
+            detail="recomputed median"
+            if ok
+            else f"the patients' median is {median:g}, printed {fmt(result.value)}",
+        )
+    if kind == "survival":
+        return await _survival_check(session, study_id, result, definition)
+    if kind == "comparison":
+        return await _comparison_check(session, study_id, result, definition, data)
+    return Check(
+        check="patient_level",
+        verdict="not_computable",
+        printed=None,
+        computed=None,
+        detail=f"unknown definition type {kind}",
+    )
+
+
+async def _undated_events(session: AsyncSession, study_id: UUID, endpoint: str) -> int:
+    kinds = ("death",) if endpoint == "OS" else queries.RFS_EVENTS
+    statement = select(func.count()).where(
+        Outcome.kind == "event",
+        Outcome.event_type.in_(kinds),
+        Outcome.study_day.is_(None),  # type: ignore[union-attr]
+        Outcome.patient_id.in_(select(Patient.id).where(Patient.study_id == study_id)),  # type: ignore[attr-defined]
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def _survival_check(
+    session: AsyncSession, study_id: UUID, result: Any, definition: dict[str, Any]
+) -> Check:
+    landmark = definition.get("landmark_day")
+    undated = await _undated_events(session, study_id, definition["endpoint"])
+    if undated:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=fmt(result.value),
+            computed=None,
+            detail=f"{undated} {definition['endpoint']} event(s) in the patient-level data have no study day, so the curve would be wrong",
+        )
+    summary = await survival(
+        session,
+        study_id,
+        endpoint=definition["endpoint"],
+        landmark_days=[landmark] if landmark else [],
+        conf_type="log-log",
+        conf_level=0.95,
+        time_unit=definition["time_unit"],
+        group_by="arm" if result.arm_id else None,
+    )
+    group = next(
+        (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None
+    )
+    if group is None or group.n == 0 or result.value is None:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=fmt(result.value),
+            computed=None,
+            detail=f"no patients in the {definition['endpoint']} analysis set",
+        )
+    if group.events == 0:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=fmt(result.value),
+            computed=None,
+            detail=f"the patient-level data record no {definition['endpoint']} events, so the curve cannot reproduce a printed survival figure",
+        )
+    if definition["statistic"] == "median":
+        computed = group.median.time
+        label = f"median {definition['endpoint']} in {definition['time_unit']}"
+    else:
+        point = group.landmarks[0] if group.landmarks else None
+        computed = None if point is None or point.survival is None else 100 * point.survival
+        label = f"{definition['endpoint']} at day {landmark} (%)"
+    if computed is None:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=fmt(result.value),
+            computed=None,
+            detail=f"{label}: not reached or beyond follow-up in the patient-level data",
+        )
+    ok = same_at_precision(computed, result.value)
+    return Check(
+        check="patient_level",
+        verdict="consistent" if ok else "inconsistent",
+        printed=fmt(result.value),
+        computed=f"{computed:g}",
+        detail=label if ok else f"{label} recomputes to {computed:g}",
+    )
+
+
+async def _comparison_check(
+    session: AsyncSession, study_id: UUID, result: Any, definition: dict[str, Any], data: PatientData
+) -> Check:
+    outcome = definition["outcome"]
+    counts = []
+    for arm_id in definition["arm_ids"]:
+        members = data.members(UUID(str(arm_id)))
+        if outcome["type"] == "response_rate":
+            tally = tally_responses(
+                data.responses,
+                set(outcome["categories"]),
+                outcome["mrd"],
+                outcome.get("by_day"),
+                outcome.get("timepoint"),
+            )
+            base = (
+                members if outcome["denominator"] == "all" else [p for p in members if p in tally.evaluable]
+            )
+            counts.append((sum(1 for p in base if p in tally.responders), len(base)))
+        else:
+            rows = await queries.fetch_adverse_events(
+                session, study_id, outcome.get("grading_system"), outcome["term"]
+            )
+            minimum = outcome.get("grade_min")
+            affected = {r.patient_id for r in rows if minimum is None or (r.grade or 0) >= minimum}
+            counts.append((sum(1 for p in members if p in affected), len(members)))
+    (x1, n1), (x2, n2) = counts
+    if not n1 or not n2 or result.p_value is None:
+        return Check(
+            check="patient_level",
+            verdict="not_computable",
+            printed=fmt(result.p_value),
+            computed=None,
+            detail="a compared arm has no patients, or no p-value is printed",
+        )
+    p, _ = fisher_two_groups(x1, n1, x2, n2)
+    differences = []
+    if definition.get("printed_counts") and [list(c) for c in counts] != [
+        list(c) for c in definition["printed_counts"]
+    ]:
+        differences.append(
+            f"patient-level counts {x1}/{n1} vs {x2}/{n2} differ from the printed {definition['printed_counts']}"
+        )
+    if not same_at_precision(p, result.p_value):
+        differences.append(
+            f"Fisher's exact p on the patient-level counts is {p:.4f}, printed {fmt(result.p_value)}"
+        )
+    return Check(
+        check="patient_level",
+        verdict="inconsistent" if differences else "consistent",
+        printed=fmt(result.p_value),
+        computed=f"{p:.{decimals(result.p_value)}f} ({x1}/{n1} vs {x2}/{n2})",
+        detail="; ".join(differences) or "recomputed from the patient-level data",
+    )
+
+
+def _verdict(checks: list[Check]) -> Verdict:
+    verdicts = {c.verdict for c in checks}
+    if "inconsistent" in verdicts:
+        return "inconsistent"
+    if "consistent" in verdicts:
+        return "consistent"
+    return "not_computable"
+
+
+async def reconcile(session: AsyncSession, study_id: UUID) -> Reconciliation:
+    await queries.require_study(session, study_id)
+    results = (
+        await session.scalars(
+            select(ReportedResult).where(ReportedResult.study_id == study_id).order_by(ReportedResult.id)
+        )
+    ).all()  # type: ignore[arg-type]
+    data = await _patient_data(session, study_id)
+    out: list[ResultReconciliation] = []
+    for result in results:
+        checks = [
+            c
+            for c in (check_percentage(result), check_interval(result), check_p_value(result))
+            if c is not None
+        ]
+        if result.definition:
+            if data.patients:
+                checks.append(await _patient_level(session, study_id, result, data))
+            else:
+                checks.append(
+                    Check(
+                        check="patient_level",
+                        verdict="not_computable",
+                        printed=None,
+                        computed=None,
+                        detail="the study has no patient-level data",
+                    )
+                )
+        if not checks:
+            checks.append(
+                Check(
+                    check="patient_level",
+                    verdict="not_computable",
+                    printed=None,
+                    computed=None,
+                    detail="nothing to check: no count with a percentage, no interval, no p-value with counts, and no definition",
+                )
+            )
+        out.append(
+            ResultReconciliation(
+                reported_result_id=result.id, measure=result.measure, verdict=_verdict(checks), checks=checks
+            )
+        )
+    summary = ReconciliationSummary(
+        consistent=sum(r.verdict == "consistent" for r in out),
+        inconsistent=sum(r.verdict == "inconsistent" for r in out),
+        not_computable=sum(r.verdict == "not_computable" for r in out),
+    )
+    return Reconciliation(
+        study_id=study_id, has_patient_level_data=bool(data.patients), summary=summary, results=out
+    )

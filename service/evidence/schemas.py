@@ -1,0 +1,103 @@
+"""Response bodies of reconciliation, cross-study evidence and duplicate detection."""
+
+from typing import Literal
+from uuid import UUID
+
+from service.common.schemas import Output, Provenance
+
+Verdict = Literal["consistent", "inconsistent", "not_computable"]
+
+
+class Check(Output):
+    """One check of a printed figure: `printed` against `computed`, at the printed precision."""
+
+    check: Literal["percentage", "confidence_interval", "p_value", "patient_level"]
+    verdict: Verdict
+    printed: str | None
+    computed: str | None
+    detail: str
+
+
+class ResultReconciliation(Output):
+    reported_result_id: UUID
+    measure: str
+    verdict: Verdict
+    checks: list[Check]
+
+
+class ReconciliationSummary(Output):
+    consistent: int
+    inconsistent: int
+    not_computable: int
+
+
+class Reconciliation(Output):
+    study_id: UUID
+    has_patient_level_data: bool
+    summary: ReconciliationSummary
+    results: list[ResultReconciliation]
+
+
+class EvidenceRow(Output):
+    study_id: UUID
+    study_title: str
+    design: str
+    source: Literal["patient_level", "reported_result"]
+    events: int
+    total: int
+    rate: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    reported_result_id: UUID | None
+    provenance: list[Provenance]
+
+
+class PooledEstimate(Output):
+    estimate: float
+    ci_lower: float
+    ci_upper: float
+
+
+class Pooling(Output):
+    transform: str
+    random_effects: PooledEstimate
+    fixed_effect: PooledEstimate
+    tau2: float
+    i2: float
+    q: float
+    df: int
+    p_heterogeneity: float | None
+    continuity_corrected_rows: int
+
+
+class Evidence(Output):
+    outcome: str
+    rows: list[EvidenceRow]
+    pooled: Pooling | None
+    patients_counted_once: int
+    method: dict[str, str]
+    warnings: list[str]
+
+
+class FieldMatch(Output):
+    field: str
+    a: str | None
+    b: str | None
+
+
+class DuplicateCandidate(Output):
+    patient_a_id: UUID
+    patient_b_id: UUID
+    study_a_id: UUID
+    study_b_id: UUID
+    subject_code_a: str
+    subject_code_b: str
+    score: float
+    matched: list[FieldMatch]
+    conflicting: list[FieldMatch]
+    decision: Literal["same", "different"] | None
+
+
+class DuplicateCandidates(Output):
+    items: list[DuplicateCandidate]
+    method: dict[str, str]

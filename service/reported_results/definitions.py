@@ -1,0 +1,92 @@
+"""Machine-readable definitions of reported results: what a printed figure measures, in the
+terms of the statistics endpoints, so that it can be recomputed from patient-level data.
+
+The group is the reported result's arm when it has one, else the whole study."""
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+from service.common.schemas import Input
+from service.common.types import Name, StudyDay
+from service.common.vocab import GradingSystem, ResponseCategory
+
+Count = Annotated[int, Meta(ge=0, le=10_000_000)]
+
+
+class ResponseRateDefinition(Input, tag_field="type", tag="response_rate", kw_only=True):
+    """Responders / N as `GET .../response-rates` counts them. An empty `categories` puts no
+    condition on the category (e.g. MRD negativity alone, with `mrd: negative`); `timepoint`
+    keeps only assessments with that `timepoint_label` (e.g. "prior to cycle 2")."""
+
+    categories: Annotated[list[ResponseCategory], Meta(max_length=8)] = msgspec.field(
+        default_factory=lambda: ["CR", "CRi", "CRh"]
+    )
+    mrd: Literal["any", "negative"] = "any"
+    by_day: StudyDay | None = None
+    timepoint: Name | None = None
+    denominator: Literal["all", "evaluable"] = "all"
+
+
+class AdverseEventDefinition(Input, tag_field="type", tag="adverse_event_incidence", kw_only=True):
+    """Patients with `term` (at grade >= `grade_min` when given) / N."""
+
+    term: Name
+    grade_min: Annotated[int, Meta(ge=1, le=5)] | None = None
+    grading_system: GradingSystem | None = None
+
+
+class SurvivalDefinition(Input, tag_field="type", tag="survival", kw_only=True):
+    """A Kaplan–Meier median (in `time_unit`) or the survival percentage at a landmark day."""
+
+    endpoint: Literal["OS", "RFS"]
+    statistic: Literal["median", "landmark"]
+    landmark_day: Annotated[int, Meta(ge=1, le=36_500)] | None = None
+    time_unit: Literal["days", "weeks", "months"] = "days"
+
+
+class PatientAttributeDefinition(Input, tag_field="type", tag="patient_attribute", kw_only=True):
+    """The median of a numeric attribute, or the count of patients whose attribute equals `equals`."""
+
+    attribute: Literal[
+        "age_years",
+        "sex",
+        "diagnosis",
+        "disease_status",
+        "risk_group",
+        "wbc_10e9_per_l",
+        "hemoglobin_g_per_l",
+        "platelets_10e9_per_l",
+        "marrow_blasts_pct",
+        "peripheral_blasts_pct",
+    ]
+    statistic: Literal["median", "count"]
+    equals: Name | None = None
+
+
+class ComparisonDefinition(Input, tag_field="type", tag="comparison", kw_only=True):
+    """A two-group comparison: `test` applied to `outcome` in two arms.
+
+    `printed_counts` are the (events, N) per group as the publication prints them, so the printed
+    p-value can be checked even without patient-level data."""
+
+    test: Literal["fisher_exact"]
+    outcome: ResponseRateDefinition | AdverseEventDefinition
+    arm_ids: Annotated[list[UUID], Meta(min_length=2, max_length=2)]
+    printed_counts: (
+        Annotated[
+            list[Annotated[list[Count], Meta(min_length=2, max_length=2)]], Meta(min_length=2, max_length=2)
+        ]
+        | None
+    ) = None
+
+
+Definition = (
+    ResponseRateDefinition
+    | AdverseEventDefinition
+    | SurvivalDefinition
+    | PatientAttributeDefinition
+    | ComparisonDefinition
+)

@@ -1,0 +1,68 @@
+"""Pooled proportions against statsmodels' DerSimonian–Laird (combine_effects)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from statsmodels.stats.meta_analysis import combine_effects
+
+from service.analytics.meta import back_transform, pool_proportions, transformed
+
+
+@st.composite
+def studies(draw: st.DrawFn) -> list[tuple[int, int]]:
+    k = draw(st.integers(2, 8))
+    rows = []
+    for _ in range(k):
+        n = draw(st.integers(1, 200))
+        rows.append((draw(st.integers(0, n)), n))
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(studies(), st.sampled_from(["logit", "freeman-tukey"]))
+def test_dersimonian_laird_equals_statsmodels(rows: list[tuple[int, int]], transform: str) -> None:
+    events, totals = [x for x, _ in rows], [n for _, n in rows]
+    ours = pool_proportions(events, totals, transform)  # type: ignore[arg-type]
+    y, v, _ = transformed(np.array(events, float), np.array(totals, float), transform)  # type: ignore[arg-type]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # statsmodels divides by a zero tau2 + v
+        reference = combine_effects(y, v, method_re="dl")
+    harmonic = len(totals) / sum(1 / n for n in totals)
+    assert ours is not None
+    assert ours.q == pytest.approx(float(reference.q), rel=1e-9, abs=1e-12)
+    expected_fe = back_transform(float(reference.mean_effect_fe), transform, harmonic)  # type: ignore[arg-type]
+    assert ours.fixed.estimate == pytest.approx(expected_fe, abs=1e-9)
+    if reference.tau2 > 0:
+        assert ours.tau2 == pytest.approx(float(reference.tau2), rel=1e-9)
+        assert ours.i2 == pytest.approx(float(reference.i2), rel=1e-9, abs=1e-12)
+        expected_re = back_transform(float(reference.mean_effect_re), transform, harmonic)  # type: ignore[arg-type]
+        assert ours.random.estimate == pytest.approx(expected_re, abs=1e-9)
+    else:
+        # DerSimonian & Laird truncate tau² at 0 (statsmodels returns the negative moment
+        # estimate): the random-effects estimate is then the fixed-effect one.
+        assert ours.tau2 == 0.0 and ours.i2 == 0.0
+        assert ours.random.estimate == pytest.approx(ours.fixed.estimate, abs=1e-12)
+
+
+def test_continuity_correction_only_for_zero_and_full_rows() -> None:
+    y, v, corrected = transformed(np.array([0.0, 5.0, 10.0]), np.array([10.0, 10.0, 10.0]), "logit")
+    assert corrected == 2
+    assert y[0] == pytest.approx(np.log(0.5 / 10.5)) and v[1] == pytest.approx(1 / 5 + 1 / 5)
+
+
+def test_single_study_has_no_heterogeneity() -> None:
+    result = pool_proportions([3], [10])
+    assert result is not None and result.tau2 == 0.0 and result.df == 0 and result.p_heterogeneity is None
+    assert result.random.estimate == pytest.approx(0.3)
+
+
+def test_freeman_tukey_back_transform_recovers_a_single_proportion() -> None:
+    result = pool_proportions([30], [100], "freeman-tukey")
+    assert result is not None and result.random.estimate == pytest.approx(0.3, abs=2e-3)
+
+
+def test_no_patients_no_pooling() -> None:
+    assert pool_proportions([0], [0]) is None
