@@ -76,6 +76,34 @@ def tally_responses(
     return tally
 
 
+async def count_outcome(
+    session: AsyncSession,
+    study_id: UUID,
+    patients: Sequence[Any],
+    outcome: dict[str, Any],
+    responses: Sequence[Any] | None = None,
+) -> tuple[int, int]:
+    """(events, N) among `patients` (raw ids) for a response-rate or adverse-event definition,
+    with the same rules as the per-study endpoints. `responses` saves refetching assessments."""
+    if outcome["type"] == "response_rate":
+        rows = (
+            responses
+            if responses is not None
+            else await queries.fetch_response_assessments(session, study_id)
+        )
+        tally = tally_responses(
+            rows, set(outcome["categories"]), outcome["mrd"], outcome.get("by_day"), outcome.get("timepoint")
+        )
+        base = [p for p in patients if outcome["denominator"] == "all" or p in tally.evaluable]
+        return sum(1 for p in base if p in tally.responders), len(base)
+    events = await queries.fetch_adverse_events(
+        session, study_id, outcome.get("grading_system"), outcome["term"]
+    )
+    minimum = outcome.get("grade_min")
+    affected = {r.patient_id for r in events if minimum is None or (r.grade or 0) >= minimum}
+    return sum(1 for p in patients if p in affected), len(patients)
+
+
 async def response_rates(
     session: AsyncSession,
     study_id: UUID,

@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from service.analytics.controller import CATEGORY, ConfLevel
@@ -63,6 +64,8 @@ def selection(
 class EvidenceController(Controller):
     path = "/evidence"
     tags = ["Evidence"]
+    # Which studies and patients: the same query parameters for every evidence endpoint.
+    dependencies = {"chosen": Provide(selection, sync_to_thread=False)}
 
     @get(
         "/response-rates",
@@ -73,24 +76,7 @@ class EvidenceController(Controller):
     async def response_rates(
         self,
         db_session: DbSession,
-        agent: Text = None,
-        target: Text = None,
-        diagnosis: FromQuery[Diagnosis | None] = None,
-        disease_status: FromQuery[DiseaseStatus | None] = None,
-        treatment_phase: FromQuery[TreatmentPhase | None] = None,
-        design: FromQuery[Design | None] = None,
-        study_id: Annotated[
-            list[UUID] | None, QueryParameter(max_items=50, description="Repeat to select several studies.")
-        ] = None,
-        marker: Annotated[
-            str | None,
-            QueryParameter(
-                pattern=NO_NUL, max_length=50, description="Immunophenotype marker at entry, e.g. CD38."
-            ),
-        ] = None,
-        marker_min: Annotated[
-            float | None, QueryParameter(ge=0, le=100, description="Minimum percent positive for `marker`.")
-        ] = None,
+        chosen: NamedDependency[Selection],
         categories: Annotated[
             str, QueryParameter(pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$")
         ] = "CR,CRi,CRh",
@@ -101,9 +87,6 @@ class EvidenceController(Controller):
         conf_level: ConfLevel = 0.95,
         transform: FromQuery[Transform] = "logit",
     ) -> Evidence:
-        chosen = selection(
-            agent, target, diagnosis, disease_status, treatment_phase, design, study_id, marker, marker_min
-        )
         outcome = {
             "type": "response_rate",
             "categories": list(dict.fromkeys(categories.split(","))),
@@ -122,6 +105,7 @@ class EvidenceController(Controller):
     async def adverse_event_incidence(
         self,
         db_session: DbSession,
+        chosen: NamedDependency[Selection],
         term: Annotated[
             str,
             QueryParameter(
@@ -135,24 +119,10 @@ class EvidenceController(Controller):
             int | None, QueryParameter(ge=1, le=5, description="Count only grade >= this; default any grade.")
         ] = None,
         grading_system: FromQuery[GradingSystem | None] = None,
-        agent: Text = None,
-        target: Text = None,
-        diagnosis: FromQuery[Diagnosis | None] = None,
-        disease_status: FromQuery[DiseaseStatus | None] = None,
-        treatment_phase: FromQuery[TreatmentPhase | None] = None,
-        design: FromQuery[Design | None] = None,
-        study_id: Annotated[
-            list[UUID] | None, QueryParameter(max_items=50, description="Repeat to select several studies.")
-        ] = None,
-        marker: Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=50)] = None,
-        marker_min: Annotated[float | None, QueryParameter(ge=0, le=100)] = None,
         ci: FromQuery[CiMethod] = "wilson",
         conf_level: ConfLevel = 0.95,
         transform: FromQuery[Transform] = "logit",
     ) -> Evidence:
-        chosen = selection(
-            agent, target, diagnosis, disease_status, treatment_phase, design, study_id, marker, marker_min
-        )
         outcome = {
             "type": "adverse_event_incidence",
             "term": term,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.meta import Transform, pool_proportions
 from service.analytics.proportions import CI_METHOD_NAMES, CiMethod, proportion_ci
-from service.analytics.rates import tally_responses
+from service.analytics.rates import count_outcome
 from service.common.filters import json_list_has
 from service.common.schemas import Provenance
 from service.db import models
@@ -197,7 +197,7 @@ async def evidence(
             patients = [p for p in selected.get(study.id, []) if p not in drop]
             if not patients:
                 continue
-            x, n = await _count(session, study.id, set(patients), outcome)
+            x, n = await count_outcome(session, study.id, patients, outcome)
             rows.append(_row(study, "patient_level", x, n, ci, conf_level))
         elif study.id in planned:
             result = await _matching_reported_result(session, study.id, outcome)
@@ -264,30 +264,6 @@ async def evidence(
         },
         warnings=warnings,
     )
-
-
-async def _count(
-    session: AsyncSession, study_id: UUID, patients: set[Any], outcome: dict[str, Any]
-) -> tuple[int, int]:
-    if outcome["type"] == "response_rate":
-        rows = [
-            r for r in await queries.fetch_response_assessments(session, study_id) if r.patient_id in patients
-        ]
-        tally = tally_responses(
-            rows, set(outcome["categories"]), outcome["mrd"], outcome.get("by_day"), outcome.get("timepoint")
-        )
-        base = patients if outcome["denominator"] == "all" else patients & tally.evaluable
-        return len(base & tally.responders), len(base)
-    rows = await queries.fetch_adverse_events(
-        session, study_id, outcome.get("grading_system"), outcome["term"]
-    )
-    minimum = outcome.get("grade_min")
-    affected = {
-        r.patient_id
-        for r in rows
-        if r.patient_id in patients and (minimum is None or (r.grade or 0) >= minimum)
-    }
-    return len(affected), len(patients)
 
 
 async def _matching_reported_result(session: AsyncSession, study_id: UUID, outcome: dict[str, Any]) -> Any:

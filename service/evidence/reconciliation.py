@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
 from service.analytics.proportions import fisher_two_groups, proportion_ci
-from service.analytics.rates import tally_responses
+from service.analytics.rates import count_outcome
 from service.analytics.time_to_event import survival
 from service.db.models import Outcome, Patient, ReportedResult
 from service.evidence.precision import decimals, fmt, same_at_precision
@@ -206,25 +206,9 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
     definition = result.definition
     kind = definition["type"]
     members = data.members(result.arm_id)
-    if kind == "response_rate":
-        tally = tally_responses(
-            data.responses,
-            set(definition["categories"]),
-            definition["mrd"],
-            definition.get("by_day"),
-            definition.get("timepoint"),
-        )
-        base = members if definition["denominator"] == "all" else [p for p in members if p in tally.evaluable]
-        return _compare_counts(result, sum(1 for p in base if p in tally.responders), len(base), "responders")
-    if kind == "adverse_event_incidence":
-        rows = await queries.fetch_adverse_events(
-            session, study_id, definition.get("grading_system"), definition["term"]
-        )
-        minimum = definition.get("grade_min")
-        affected = {r.patient_id for r in rows if minimum is None or (r.grade or 0) >= minimum}
-        return _compare_counts(
-            result, sum(1 for p in members if p in affected), len(members), "patients affected"
-        )
+    if kind in ("response_rate", "adverse_event_incidence"):
+        x, n = await count_outcome(session, study_id, members, definition, data.responses)
+        return _compare_counts(result, x, n, "responders" if kind == "response_rate" else "patients affected")
     if kind == "patient_attribute":
         values = [
             getattr(data.attributes[p], definition["attribute"]) for p in members if p in data.attributes
@@ -351,28 +335,10 @@ async def _comparison_check(
     session: AsyncSession, study_id: UUID, result: Any, definition: dict[str, Any], data: PatientData
 ) -> Check:
     outcome = definition["outcome"]
-    counts = []
-    for arm_id in definition["arm_ids"]:
-        members = data.members(UUID(str(arm_id)))
-        if outcome["type"] == "response_rate":
-            tally = tally_responses(
-                data.responses,
-                set(outcome["categories"]),
-                outcome["mrd"],
-                outcome.get("by_day"),
-                outcome.get("timepoint"),
-            )
-            base = (
-                members if outcome["denominator"] == "all" else [p for p in members if p in tally.evaluable]
-            )
-            counts.append((sum(1 for p in base if p in tally.responders), len(base)))
-        else:
-            rows = await queries.fetch_adverse_events(
-                session, study_id, outcome.get("grading_system"), outcome["term"]
-            )
-            minimum = outcome.get("grade_min")
-            affected = {r.patient_id for r in rows if minimum is None or (r.grade or 0) >= minimum}
-            counts.append((sum(1 for p in members if p in affected), len(members)))
+    counts = [
+        await count_outcome(session, study_id, data.members(UUID(str(arm_id))), outcome, data.responses)
+        for arm_id in definition["arm_ids"]
+    ]
     (x1, n1), (x2, n2) = counts
     if not n1 or not n2 or result.p_value is None:
         return Check(

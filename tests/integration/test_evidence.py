@@ -337,3 +337,4 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
     }
     assert verdicts["CR or CRi 4 weeks after CAR-T-38 infusion (text)"] == "consistent"
     assert verdicts["Median overall survival"] == "not_computable"
+    assert verdicts["6-month cumulative recurrence"] == "inconsistent"  # '2 (50%)' in an N = 6 column
