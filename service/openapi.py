@@ -58,7 +58,7 @@ def _problem_response(status: str) -> dict[str, Any]:
 
 # Litestar drops a zero bound of an optional query parameter (it tests the bound for truth);
 # these parameters are declared with ge=0 and validated as such.
-_ZERO_MINIMUM_PARAMETERS = {"age_min", "age_max"}
+_ZERO_MINIMUM_PARAMETERS = {"age_min", "age_max", "marker_min"}
 
 
 def _struct_components(components: dict[str, Any]) -> dict[str, Any]:

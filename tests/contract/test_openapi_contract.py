@@ -2,6 +2,7 @@
 
 All default checks run, negative-data rejection included; settings are in schemathesis.toml."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @schema.parametrize()
-@settings(max_examples=25, suppress_health_check=list(HealthCheck), deadline=None)
+@settings(
+    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "25")),
+    suppress_health_check=list(HealthCheck),
+    deadline=None,
+)
 def test_operation_conforms(case: schemathesis.Case, contract_app: str) -> None:
     case.call_and_validate()
