@@ -17,6 +17,7 @@ from tests.databases import backends, fresh_database
 
 CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
 app = SwitchableApp()
+CASES: dict[str, int] = {}
 schema = schemathesis.openapi.from_path(str(CONTRACT))
 schema.app = app
 
@@ -26,8 +27,11 @@ def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     with fresh_database(request.param, tmp_path_factory.mktemp("contract")) as url:
         app.target = create_app(Settings(database_url=url))
         app.database_url = url
+        CASES[request.param] = 0
         yield request.param
         app.target = None
+        # Reported with `pytest -s` (the closing notes quote it).
+        print(f"\nschemathesis stateless: {CASES[request.param]} cases on {request.param}")
 
 
 @schema.parametrize()
@@ -37,4 +41,5 @@ def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     deadline=None,
 )
 def test_operation_conforms(case: schemathesis.Case, contract_app: str) -> None:
+    CASES[contract_app] += 1
     case.call_and_validate()

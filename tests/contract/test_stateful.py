@@ -25,6 +25,7 @@ chain = schema.include(path_regex=r"^/api/v1/(studies|arms|patients|adverse-even
 )
 BaseWorkflow = chain.as_state_machine()
 CALLS: set[tuple[str, str, int]] = set()
+STEPS = [0]
 
 
 class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
@@ -45,9 +46,11 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         # super() runs use_after_free / ensure_resource_availability bookkeeping.
         super().after_call(response, case)
         CALLS.add((case.method.upper(), case.operation.path, response.status_code))
+        STEPS[0] += 1
 
 
 def test_linked_sequences_conform(contract_app: str) -> None:
+    STEPS[0] = 0
     run_state_machine_as_test(
         Workflow,
         settings=settings(
@@ -58,6 +61,7 @@ def test_linked_sequences_conform(contract_app: str) -> None:
             derandomize=True,
         ),
     )
+    print(f"\nschemathesis stateful: {STEPS[0]} calls on {contract_app}")
     # The links were followed: records created through a chain were read, changed and deleted.
     for expected in [
         ("POST", "/api/v1/patients", 201),
