@@ -1,0 +1,58 @@
+"""List endpoints load a page in a fixed number of statements, whatever its size (no N+1)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import event
+
+from tests import factories as f
+
+API = "/api/v1"
+
+
+@contextmanager
+def counted(client: TestClient[Any]) -> Iterator[list[str]]:
+    statements: list[str] = []
+    engine = client.app.state.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _statements_for(client: TestClient[Any], path: str) -> int:
+    with counted(client) as statements:
+        assert client.get(path).status_code == 200
+    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+
+@pytest.mark.parametrize(
+    "collection", ["studies", "arms", "patients", "treatments", "adverse-events", "outcomes"]
+)
+def test_list_statement_count_does_not_grow_with_the_page(client: TestClient[Any], collection: str) -> None:
+    study = f.study(client)
+    agent = f.agent(client)
+    arm = f.arm(client, study["id"], agent_ids=[agent["id"]])
+
+    def add_one(i: int) -> None:
+        patient = f.patient(client, study["id"], subject_code=f"P{i}", arm_id=arm["id"])
+        f.treatment(client, patient["id"], components=[{"agent_id": agent["id"]}])
+        f.adverse_event(client, patient["id"])
+        f.response(client, patient["id"])
+        f.arm(client, study["id"], label=f"extra {i}", agent_ids=[agent["id"]])
+        f.study(client, title=f"extra {i}")
+
+    add_one(0)
+    small = _statements_for(client, f"{API}/{collection}")
+    for i in range(1, 12):
+        add_one(i)
+    large = _statements_for(client, f"{API}/{collection}")
+    assert large == small, f"{collection}: {small} statements for one item, {large} for twelve"
