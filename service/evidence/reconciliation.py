@@ -116,6 +116,12 @@ def check_p_value(result: Any) -> Check | None:
     )
 
 
+def _not_computable(detail: str, printed: str | None = None) -> Check:
+    return Check(
+        check="patient_level", verdict="not_computable", printed=printed, computed=None, detail=detail
+    )
+
+
 class PatientData:
     """A study's patient-level data, fetched once for all of its reported results."""
 
@@ -222,13 +228,7 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
             )
         present = [float(v) for v in values if v is not None]
         if not present or result.value is None:
-            return Check(
-                check="patient_level",
-                verdict="not_computable",
-                printed=fmt(result.value),
-                computed=None,
-                detail="no patient-level values for this attribute",
-            )
+            return _not_computable("no patient-level values for this attribute", fmt(result.value))
         median = statistics.median(present)
         ok = same_at_precision(median, result.value)
         return Check(
@@ -244,13 +244,7 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
         return await _survival_check(session, study_id, result, definition)
     if kind == "comparison":
         return await _comparison_check(session, study_id, result, definition, data)
-    return Check(
-        check="patient_level",
-        verdict="not_computable",
-        printed=None,
-        computed=None,
-        detail=f"unknown definition type {kind}",
-    )
+    return _not_computable(f"unknown definition type {kind}", None)
 
 
 async def _undated_events(session: AsyncSession, study_id: UUID, endpoint: str) -> int:
@@ -270,12 +264,9 @@ async def _survival_check(
     landmark = definition.get("landmark_day")
     undated = await _undated_events(session, study_id, definition["endpoint"])
     if undated:
-        return Check(
-            check="patient_level",
-            verdict="not_computable",
-            printed=fmt(result.value),
-            computed=None,
-            detail=f"{undated} {definition['endpoint']} event(s) in the patient-level data have no study day, so the curve would be wrong",
+        return _not_computable(
+            f"{undated} {definition['endpoint']} event(s) in the patient-level data have no study day, so the curve would be wrong",
+            fmt(result.value),
         )
     summary = await survival(
         session,
@@ -291,20 +282,11 @@ async def _survival_check(
         (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None
     )
     if group is None or group.n == 0 or result.value is None:
-        return Check(
-            check="patient_level",
-            verdict="not_computable",
-            printed=fmt(result.value),
-            computed=None,
-            detail=f"no patients in the {definition['endpoint']} analysis set",
-        )
+        return _not_computable(f"no patients in the {definition['endpoint']} analysis set", fmt(result.value))
     if group.events == 0:
-        return Check(
-            check="patient_level",
-            verdict="not_computable",
-            printed=fmt(result.value),
-            computed=None,
-            detail=f"the patient-level data record no {definition['endpoint']} events, so the curve cannot reproduce a printed survival figure",
+        return _not_computable(
+            f"the patient-level data record no {definition['endpoint']} events, so the curve cannot reproduce a printed survival figure",
+            fmt(result.value),
         )
     if definition["statistic"] == "median":
         computed = group.median.time
@@ -314,12 +296,8 @@ async def _survival_check(
         computed = None if point is None or point.survival is None else 100 * point.survival
         label = f"{definition['endpoint']} at day {landmark} (%)"
     if computed is None:
-        return Check(
-            check="patient_level",
-            verdict="not_computable",
-            printed=fmt(result.value),
-            computed=None,
-            detail=f"{label}: not reached or beyond follow-up in the patient-level data",
+        return _not_computable(
+            f"{label}: not reached or beyond follow-up in the patient-level data", fmt(result.value)
         )
     ok = same_at_precision(computed, result.value)
     return Check(
@@ -341,12 +319,8 @@ async def _comparison_check(
     ]
     (x1, n1), (x2, n2) = counts
     if not n1 or not n2 or result.p_value is None:
-        return Check(
-            check="patient_level",
-            verdict="not_computable",
-            printed=fmt(result.p_value),
-            computed=None,
-            detail="a compared arm has no patients, or no p-value is printed",
+        return _not_computable(
+            "a compared arm has no patients, or no p-value is printed", fmt(result.p_value)
         )
     p, _ = fisher_two_groups(x1, n1, x2, n2)
     differences = []
@@ -397,23 +371,12 @@ async def reconcile(session: AsyncSession, study_id: UUID) -> Reconciliation:
             if data.patients:
                 checks.append(await _patient_level(session, study_id, result, data))
             else:
-                checks.append(
-                    Check(
-                        check="patient_level",
-                        verdict="not_computable",
-                        printed=None,
-                        computed=None,
-                        detail="the study has no patient-level data",
-                    )
-                )
+                checks.append(_not_computable("the study has no patient-level data", None))
         if not checks:
             checks.append(
-                Check(
-                    check="patient_level",
-                    verdict="not_computable",
-                    printed=None,
-                    computed=None,
-                    detail="nothing to check: no count with a percentage, no interval, no p-value with counts, and no definition",
+                _not_computable(
+                    "nothing to check: no count with a percentage, no interval, no p-value with counts, and no definition",
+                    None,
                 )
             )
         out.append(
