@@ -28,7 +28,8 @@ def proportion_ci(x: int, n: int, method: CiMethod, conf_level: float) -> tuple[
         denominator = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denominator
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-        return max(0.0, centre - half), min(1.0, centre + half)
+        # The bounds are exactly 0 at x = 0 and 1 at x = n; floating point would miss by an ulp.
+        return (0.0 if x == 0 else max(0.0, centre - half)), (1.0 if x == n else min(1.0, centre + half))
     if method == "agresti-coull":
         n_tilde = n + z * z
         p_tilde = (x + z * z / 2) / n_tilde

@@ -121,20 +121,13 @@ async def response_rates(
     grouping = group_patients(
         await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
     )
-    wanted = set(categories)
-    evaluable: set[Any] = set()
-    responders: set[Any] = set()
+    tally = tally_responses(
+        await queries.fetch_response_assessments(session, study_id), set(categories), mrd, by_day, timepoint
+    )
+    evaluable, responders = tally.evaluable, tally.responders
     undated: dict[str, int] = defaultdict(int)
-    for row in await queries.fetch_response_assessments(session, study_id):
-        if by_day is not None and (row.study_day is None or row.study_day > by_day):
-            if row.study_day is None:
-                undated[grouping.group_of[row.patient_id]] += 1
-            continue
-        evaluable.add(row.patient_id)
-        if is_category_in(row.category, row.possible_categories, wanted) and (
-            mrd == "any" or row.mrd_status == "negative"
-        ):
-            responders.add(row.patient_id)
+    for patient_id, n in tally.undated.items():
+        undated[grouping.group_of[patient_id]] += n
 
     results = []
     for group in grouping.groups:

@@ -240,3 +240,15 @@ def test_seed_study_004_figures(client: TestClient[Any], database_url: str) -> N
     assert (crs["any_grade"]["n"], crs["any_grade"]["N"], crs["severe"]["n"]) == (6, 13, 1)
     neutropenia = next(r for r in incidence["rows"] if r["term"] == "Neutrophil count decreased")["groups"][0]
     assert (neutropenia["any_grade"]["n"], neutropenia["severe"]["n"]) == (13, 11)
+
+
+def test_timepoint_keeps_only_assessments_with_that_label(client: TestClient[Any]) -> None:
+    s = f.study(client)
+    early, late = f.patient(client, s["id"], subject_code="E"), f.patient(client, s["id"], subject_code="L")
+    f.response(client, early["id"], category="CR", timepoint_label="prior to cycle 2")
+    f.response(client, late["id"], category="NR", timepoint_label="prior to cycle 2")
+    f.response(client, late["id"], category="CR", timepoint_label="after salvage")
+    url = f"{API}/studies/{s['id']}/response-rates"
+    assert client.get(url).json()["groups"][0]["responders"] == 2
+    labelled = client.get(url, params={"timepoint": "prior to cycle 2"}).json()
+    assert labelled["groups"][0]["responders"] == 1 and labelled["timepoint"] == "prior to cycle 2"
