@@ -174,9 +174,12 @@ async def response_rates(
                 "(an uncertain category counts when every candidate is in the set)"
                 + (" and whose MRD status is negative at that same assessment" if mrd == "negative" else "")
             ),
-            "window": f"assessments up to study day {by_day}"
-            if by_day is not None
-            else "all assessments, dated or not",
+            "window": (
+                f"assessments up to study day {by_day}"
+                if by_day is not None
+                else "all assessments, dated or not"
+            )
+            + (f", labelled '{timepoint}'" if timepoint else ""),
             "denominator": "all patients of the group"
             if denominator == "all"
             else "patients with at least one response assessment in the window",

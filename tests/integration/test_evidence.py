@@ -309,6 +309,8 @@ def test_possible_duplicates_score_matching_fields(client: TestClient[Any]) -> N
     )
     assert client.get(f"{API}/patients/possible-duplicates").json()["items"][0]["decision"] == "different"
     assert client.delete(f"{API}/patients/{a['id']}").status_code == 409
+    assert client.delete(f"{API}/patients/{a['id']}", params={"cascade": "true"}).status_code == 204
+    assert client.get(f"{API}/patient-links").json()["total"] == 0
 
 
 def test_seed_reconciliation_surfaces_the_documents_inconsistencies(

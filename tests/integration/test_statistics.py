@@ -252,3 +252,4 @@ def test_timepoint_keeps_only_assessments_with_that_label(client: TestClient[Any
     assert client.get(url).json()["groups"][0]["responders"] == 2
     labelled = client.get(url, params={"timepoint": "prior to cycle 2"}).json()
     assert labelled["groups"][0]["responders"] == 1 and labelled["timepoint"] == "prior to cycle 2"
+    assert "labelled 'prior to cycle 2'" in labelled["method"]["window"]
