@@ -9,6 +9,39 @@ from pathlib import Path
 from service.settings import Settings
 
 
+async def _create_token(settings: Settings, name: str, role: str, expires_in_days: int | None) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from service.auth.tokens import issue
+    from service.db.session import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+            _, secret = await issue(session, name, role, expires)
+            return secret
+    finally:
+        await engine.dispose()
+
+
+async def _local_admin_token(settings: Settings) -> str | None:
+    """On the embedded SQLite default, a first start issues an admin token so the API can be tried at once."""
+    from service.auth.tokens import count_tokens
+    from service.db.session import create_engine, session_factory
+
+    if not settings.is_sqlite:
+        return None
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            if await count_tokens(session):
+                return None
+    finally:
+        await engine.dispose()
+    return await _create_token(settings, "local-admin", "admin", None)
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
@@ -20,6 +53,13 @@ def serve(settings: Settings) -> None:
     loaded = asyncio.run(seed_if_empty(settings))
     if loaded:
         print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
+    secret = asyncio.run(_local_admin_token(settings))
+    if secret:
+        print(f"local admin token (shown once, keep it): {secret}", flush=True)
+        print(
+            f"  try: curl -H 'Authorization: Bearer {secret}' http://{settings.host}:{settings.port}/api/v1/studies",
+            flush=True,
+        )
     print(f"API docs: http://{settings.host}:{settings.port}/docs", flush=True)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
@@ -64,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply Alembic migrations up to head")
     seed_parser = commands.add_parser("seed", help="load the curated seed dataset")
     seed_parser.add_argument("--replace", action="store_true", help="reload documents already loaded")
+    tokens_parser = commands.add_parser("tokens", help="manage API tokens")
+    token_commands = tokens_parser.add_subparsers(dest="token_command", required=True)
+    create_parser = token_commands.add_parser("create", help="issue a token and print its secret once")
+    create_parser.add_argument("--role", choices=["reader", "curator", "admin"], required=True)
+    create_parser.add_argument("--name", required=True)
+    create_parser.add_argument("--expires-in-days", type=int, default=None)
     openapi_parser = commands.add_parser("openapi", help="print or write the OpenAPI document")
     openapi_parser.add_argument("--output", "-o")
     args = parser.parse_args(argv)
@@ -77,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
     elif args.command == "seed":
         return seed(settings, args.replace)
+    elif args.command == "tokens":
+        from service.errors import DomainError
+
+        try:
+            print(asyncio.run(_create_token(settings, args.name, args.role, args.expires_in_days)))
+        except DomainError as exc:
+            print(f"tokens create failed: {exc.detail}", file=sys.stderr)
+            return 1
     elif args.command == "openapi":
         export_openapi(args.output)
     return 0

@@ -14,6 +14,8 @@ from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
 from service.analytics.controller import StatisticsController
 from service.arms.controller import ArmController
+from service.auth.controller import TokenController
+from service.auth.middleware import authentication
 from service.db.session import create_engine, provide_session, session_factory
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReconciliationController,
             EvidenceController,
             PatientLinkController,
+            TokenController,
         ],
     )
     openapi = OpenAPIConfig(
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(ASSETS_URL, directories=[DOCS_ASSETS], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_session)},
+        middleware=[authentication()],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
         state=State({"session_factory": session_factory(engine), "engine": engine}),

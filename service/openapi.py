@@ -22,6 +22,8 @@ DESCRIPTIONS = {
     "400": "Malformed request or invalid parameters/body; `errors` names each offending field.",
     "404": "The record named in the path does not exist.",
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
+    "401": "Missing, malformed, unknown, expired or revoked bearer token (`WWW-Authenticate: Bearer`).",
+    "403": "The token's role may not do this (reader < curator < admin).",
     "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
@@ -117,7 +119,15 @@ def _add_child_links(schema: dict[str, Any]) -> None:
 
 
 def finalize(schema: dict[str, Any]) -> dict[str, Any]:
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "API token: `python -m service tokens create` or POST /api/v1/tokens (admin).",
+        }
+    }
+    schema["security"] = [{"bearerAuth": []}]
+    components = schema["components"].setdefault("schemas", {})
     components[ProblemDetails.__name__] = {}
     components.update(_struct_components(components))
 
@@ -137,7 +147,12 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                     "image/png": {"schema": {"type": "string", "format": "binary"}},
                 }
                 responses["200"]["description"] = "SVG by default; PNG with format=png"
-            for status in _error_statuses(path, method, operation):
+            statuses = _error_statuses(path, method, operation)
+            if path.startswith("/api/"):
+                statuses += ["401", "403"]
+            else:
+                operation["security"] = []  # the health check needs no token
+            for status in statuses:
                 responses[status] = _problem_response(status)
             if method == "post" and "201" in responses:
                 create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])

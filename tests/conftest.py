@@ -7,7 +7,7 @@ from litestar.testing import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.databases import backends, empty_tables, fresh_database
+from tests.databases import backends, empty_tables, fresh_database, issue_token
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -19,7 +19,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def session_client(database_url: str) -> Iterator[TestClient[Any]]:
+    """A client holding an admin token (role-specific tests make their own tokens)."""
+    secret = issue_token(database_url, "test-admin", "admin")
     with TestClient(create_app(Settings(database_url=database_url))) as client:
+        client.headers["Authorization"] = f"Bearer {secret}"
         yield client
 
 

@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.db.migrate import upgrade
@@ -17,7 +18,8 @@ from service.db.migrate import upgrade
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
-# Children first, so that deleting in this order never breaks a foreign key.
+# Children first, so that deleting in this order never breaks a foreign key. API tokens are
+# kept: the test clients hold one.
 TABLES = (
     "patient_links",
     "treatment_components",
@@ -81,3 +83,40 @@ async def _truncate(url: str) -> None:
 
 def empty_tables(url: str) -> None:
     asyncio.run(_truncate(url))
+
+
+async def _issue(url: str, name: str, role: str, secret: str | None, expires_at: Any, revoked: bool) -> str:
+    from datetime import UTC, datetime
+
+    from service.auth.tokens import digest, new_secret
+    from service.db.models import ApiToken
+
+    secret = secret or new_secret()
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            session.add(
+                ApiToken(
+                    name=name,
+                    role=role,
+                    token_hash=digest(secret),
+                    expires_at=expires_at,
+                    revoked_at=datetime.now(UTC) if revoked else None,
+                )
+            )
+    finally:
+        await engine.dispose()
+    return secret
+
+
+def issue_token(
+    url: str,
+    name: str,
+    role: str,
+    *,
+    secret: str | None = None,
+    expires_at: Any = None,
+    revoked: bool = False,
+) -> str:
+    """Store a token directly (tests only) and return its secret."""
+    return asyncio.run(_issue(url, name, role, secret, expires_at, revoked))

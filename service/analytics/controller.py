@@ -13,6 +13,7 @@ from service.analytics.rates import Denominator, MrdRequirement, adverse_event_i
 from service.analytics.schemas import AdverseEventIncidence, ResponseRates, Survival, TimeToEvent
 from service.analytics.survival import ConfType
 from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
+from service.auth.middleware import requires
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 
@@ -42,6 +43,7 @@ DEFINITION_TEXT = " ".join(f"**{k}**: {v}." for k, v in DEFINITIONS.items())
 class StatisticsController(Controller):
     path = "/studies/{study_id:uuid}"
     tags = ["Statistics"]
+    guards = [requires("reader")]
 
     @get(
         "/response-rates",

@@ -17,11 +17,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import ColumnElement
 
+from service.auth.middleware import requires
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.db.session import DbSession
 
 MAX_OFFSET = 1_000_000_000
+READ, WRITE = requires("reader"), requires("curator")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500).")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip.")]
@@ -77,6 +79,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         @get(
             "/",
+            guards=[READ],
             operation_id=f"list{res.plural}",
             summary=f"List {res.plural.lower()}",
             description=f"Pages of {res.plural.lower()} in creation order unless `sort` says otherwise. {res.description}",
@@ -107,6 +110,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         @post(
             "/",
+            guards=[WRITE],
             operation_id=f"create{res.singular}",
             summary=f"Create a {label}",
             response_headers=[
@@ -124,12 +128,13 @@ def build_controller(res: Resource) -> type[Controller]:
                 created, status_code=201, headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}"}
             )
 
-        @get("/{id:uuid}", operation_id=f"get{res.singular}", summary=f"Read a {label}")
+        @get("/{id:uuid}", guards=[READ], operation_id=f"get{res.singular}", summary=f"Read a {label}")
         async def get_item(self, db_session: DbSession, id: FromPath[UUID]) -> res.read:  # type: ignore[name-defined]
             return await res.repository.read(db_session, id)
 
         @patch(
             "/{id:uuid}",
+            guards=[WRITE],
             operation_id=f"update{res.singular}",
             summary=f"Change some fields of a {label}",
             description="Fields left out are unchanged; `null` clears an optional field.",
@@ -146,6 +151,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
             @delete(
                 "/{id:uuid}",
+                guards=[WRITE],
                 operation_id=f"delete{res.singular}",
                 summary=f"Delete a {label}",
                 description=f"Refused with 409 while other records depend on it, unless `cascade=true`. {res.delete_note}",
@@ -164,6 +170,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
             @delete(
                 "/{id:uuid}",
+                guards=[WRITE],
                 operation_id=f"delete{res.singular}",
                 summary=f"Delete a {label}",
                 description=f"Refused with 409 while other records refer to it. {res.delete_note}",

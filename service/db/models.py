@@ -39,7 +39,8 @@ def json_column(nullable: bool = False) -> Any:
 
 
 def one_of(column: str, vocabulary: object, name: str | None = None) -> CheckConstraint:
-    allowed = ", ".join(f"'{v}'" for v in vocab.values(vocabulary))
+    options = vocabulary if isinstance(vocabulary, tuple) else vocab.values(vocabulary)
+    allowed = ", ".join(f"'{v}'" for v in options)
     return CheckConstraint(f"{column} IS NULL OR {column} IN ({allowed})", name=name or column)
 
 
@@ -311,3 +312,20 @@ class PatientLink(Record, table=True):
     patient_b_id: UUID = Field(foreign_key="patients.id", index=True)
     decision: str = Field(max_length=20)
     note: str | None = None
+
+
+class ApiToken(Record, table=True):
+    """A bearer token: only its SHA-256 is stored; the secret is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        UniqueConstraint("name"),
+        one_of("role", ("reader", "curator", "admin")),
+    )
+
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=10)
+    token_hash: str = Field(max_length=64)
+    expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

@@ -11,6 +11,7 @@ from service.analytics.controller import CATEGORY, ConfLevel
 from service.analytics.meta import Transform
 from service.analytics.proportions import CiMethod
 from service.analytics.rates import Denominator, MrdRequirement
+from service.auth.middleware import requires
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
 from service.db.session import DbSession
@@ -64,6 +65,7 @@ def selection(
 class EvidenceController(Controller):
     path = "/evidence"
     tags = ["Evidence"]
+    guards = [requires("reader")]
     # Which studies and patients: the same query parameters for every evidence endpoint.
     dependencies = {"chosen": Provide(selection, sync_to_thread=False)}
 
@@ -135,6 +137,7 @@ class EvidenceController(Controller):
 class ReconciliationController(Controller):
     path = "/studies/{study_id:uuid}/reconciliation"
     tags = ["Evidence"]
+    guards = [requires("reader")]
 
     @get(
         "/",
@@ -154,6 +157,7 @@ class ReconciliationController(Controller):
 class DuplicatesController(Controller):
     path = "/patients/possible-duplicates"
     tags = ["Evidence"]
+    guards = [requires("reader")]
 
     @get(
         "/",

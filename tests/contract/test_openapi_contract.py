@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from service.app import create_app
 from service.settings import Settings
 from tests.contract.asgi import SwitchableApp
-from tests.databases import backends, fresh_database
+from tests.databases import backends, fresh_database, issue_token
 
 CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
 app = SwitchableApp()
@@ -25,6 +25,7 @@ schema.app = app
 @pytest.fixture(scope="module", params=backends())
 def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with fresh_database(request.param, tmp_path_factory.mktemp("contract")) as url:
+        issue_token(url, "contract-admin", "admin", secret=os.environ["REGISTRY_TEST_TOKEN"])
         app.target = create_app(Settings(database_url=url))
         app.database_url = url
         CASES[request.param] = 0

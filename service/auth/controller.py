@@ -1,0 +1,100 @@
+"""Token management (admin only). The secret is in the create response and nowhere else."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta
+from sqlalchemy import select
+
+from service.auth.middleware import requires
+from service.auth.tokens import Role, issue
+from service.common.repository import flush
+from service.common.schemas import Input, Output
+from service.db.models import ApiToken
+from service.db.session import DbSession
+from service.errors import NotFound
+
+TokenName = Annotated[
+    str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$", examples=["curator-alice"])
+]
+
+
+class TokenCreate(Input):
+    name: TokenName
+    role: Role
+    expires_in_days: (
+        Annotated[int, Meta(ge=1, le=3650, description="Omit for a token that does not expire.")] | None
+    ) = None
+
+
+class Token(Output):
+    id: UUID
+    name: str
+    role: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedToken(Token):
+    token: Annotated[str, Meta(description="The secret: shown once, never stored.")]
+
+
+def _view(row: ApiToken, cls: type[Token] = Token, **extra: str) -> Token:
+    def aware(moment: datetime | None) -> datetime | None:
+        return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+    return cls(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_at=aware(row.created_at),
+        expires_at=aware(row.expires_at),  # type: ignore[arg-type]
+        revoked_at=aware(row.revoked_at),
+        **extra,
+    )
+
+
+class TokenController(Controller):
+    path = "/tokens"
+    tags = ["Tokens"]
+    guards = [requires("admin")]
+
+    @post(
+        "/",
+        operation_id="createToken",
+        summary="Issue a token (the secret is shown once)",
+        response_headers=[
+            ResponseHeader(name="Location", description="URL of the token", documentation_only=True)
+        ],
+    )
+    async def create_token(
+        self, request: Request, db_session: DbSession, data: JSONBody[TokenCreate]
+    ) -> Response[IssuedToken]:  # type: ignore[type-arg]
+        expires = datetime.now(UTC) + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+        row, secret = await issue(db_session, data.name, data.role, expires)
+        return Response(
+            _view(row, IssuedToken, token=secret),
+            status_code=201,
+            headers={"Location": f"{request.url.path.rstrip('/')}/{row.id}"},
+        )  # type: ignore[arg-type]
+
+    @get("/", operation_id="listTokens", summary="List tokens (never their secrets)")
+    async def list_tokens(self, db_session: DbSession) -> list[Token]:
+        return [
+            _view(row) for row in (await db_session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
+        ]  # type: ignore[arg-type]
+
+    @delete("/{id:uuid}", operation_id="revokeToken", summary="Revoke a token (kept, marked revoked)")
+    async def revoke_token(self, db_session: DbSession, id: FromPath[UUID]) -> None:
+        row = await db_session.get(ApiToken, id)
+        if row is None:
+            raise NotFound(f"token {id} does not exist")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            row.version += 1
+            await flush(db_session)

@@ -1,0 +1,82 @@
+"""Bearer-token authentication for everything but the health check and the API docs, and the
+role guards the handlers declare."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from sqlalchemy import select
+
+from service.auth.tokens import RANK, digest
+from service.db.models import ApiToken
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="registry"'}
+OPEN_PATHS = ["^/health$", "^/docs"]
+
+
+class Identity(msgspec.Struct, frozen=True):
+    name: str
+    role: str
+
+
+def _refuse(detail: str) -> NotAuthorizedException:
+    return NotAuthorizedException(detail=detail, headers=CHALLENGE)
+
+
+class TokenAuthentication(AbstractAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if not header:
+            raise _refuse("A bearer token is required: send 'Authorization: Bearer <token>'.")
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret or " " in secret:
+            raise _refuse("Malformed Authorization header: expected 'Bearer <token>'.")
+        factory = connection.app.state.session_factory
+        async with factory() as session:
+            row = (
+                await session.execute(
+                    select(ApiToken.name, ApiToken.role, ApiToken.expires_at, ApiToken.revoked_at).where(
+                        ApiToken.token_hash == digest(secret)
+                    )
+                )
+            ).first()
+        if row is None:
+            raise _refuse("Unknown token.")
+        if row.revoked_at is not None:
+            raise _refuse("This token has been revoked.")
+        if row.expires_at is not None and _aware(row.expires_at) <= datetime.now(UTC):
+            raise _refuse("This token has expired.")
+        return AuthenticationResult(user=Identity(row.name, row.role), auth=None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def authentication() -> DefineMiddleware:
+    return DefineMiddleware(TokenAuthentication, exclude=OPEN_PATHS)
+
+
+def requires(role: str) -> Any:
+    """A guard letting through `role` and the roles above it."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if connection.scope.get("method") == "OPTIONS":
+            return  # OPTIONS only lists the allowed methods; authentication skips it too
+        identity: Identity | None = connection.scope.get("user")
+        if identity is None:
+            raise _refuse("A bearer token is required: send 'Authorization: Bearer <token>'.")
+        if RANK[identity.role] < RANK[role]:
+            raise PermissionDeniedException(
+                detail=f"The {identity.role} role may not do this: {role} or above is needed."
+            )
+
+    guard.__name__ = f"requires_{role}"
+    return guard

@@ -1,0 +1,123 @@
+"""Authentication and roles over every route of the contract: no token, malformed, unknown,
+expired, revoked, reader, curator and admin, each with the status it must get."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.databases import issue_token
+
+CONTRACT = json.loads((Path(__file__).parents[2] / "openapi" / "openapi.json").read_text())
+SOME_ID = "0190a5b0-0000-7000-8000-000000000000"
+OPERATIONS = [
+    (method.upper(), path, op["operationId"])
+    for path, item in CONTRACT["paths"].items()
+    for method, op in item.items()
+    if method in ("get", "post", "patch", "delete") and path.startswith("/api/")
+]
+ADMIN_ONLY = {"createToken", "listTokens", "revokeToken"}
+
+
+def _required_role(method: str, operation_id: str) -> str:
+    if operation_id in ADMIN_ONLY:
+        return "admin"
+    return "reader" if method == "GET" else "curator"
+
+
+def _url(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", SOME_ID, path)
+
+
+@pytest.fixture(scope="module")
+def identities(session_client: TestClient[Any], database_url: str) -> dict[str, str | None]:
+    past = datetime.now(UTC) - timedelta(days=1)
+    return {
+        "none": None,
+        "malformed": "Token abc",
+        "unknown": "Bearer lor_not-a-token",
+        "expired": "Bearer " + issue_token(database_url, "expired-reader", "reader", expires_at=past),
+        "revoked": "Bearer " + issue_token(database_url, "revoked-admin", "admin", revoked=True),
+        "reader": "Bearer " + issue_token(database_url, "matrix-reader", "reader"),
+        "curator": "Bearer " + issue_token(database_url, "matrix-curator", "curator"),
+        "admin": "Bearer " + issue_token(database_url, "matrix-admin", "admin"),
+    }
+
+
+def test_every_operation_against_every_identity(
+    client: TestClient[Any], identities: dict[str, str | None]
+) -> None:
+    rank = {"reader": 0, "curator": 1, "admin": 2}
+    tried = 0
+    for method, path, operation_id in OPERATIONS:
+        needed = _required_role(method, operation_id)
+        for identity, header in identities.items():
+            headers = {"Authorization": header} if header else {}
+            # The session client carries an admin token: replace it (or drop it) for this call.
+            response = client.request(
+                method,
+                _url(path),
+                headers=headers or {"Authorization": ""},
+                json={} if method in ("POST", "PATCH") else None,
+            )
+            tried += 1
+            if identity in ("none", "malformed", "unknown", "expired", "revoked"):
+                assert response.status_code == 401, (method, path, identity, response.status_code)
+                assert response.headers["www-authenticate"].startswith("Bearer")
+                assert response.headers["content-type"].startswith("application/problem+json")
+            elif rank[identity] < rank[needed]:
+                assert response.status_code == 403, (method, path, identity, response.status_code)
+            else:
+                assert response.status_code not in (401, 403), (method, path, identity, response.status_code)
+    assert tried == len(OPERATIONS) * len(identities) and len(OPERATIONS) > 50
+
+
+def test_health_and_docs_need_no_token(client: TestClient[Any]) -> None:
+    for path in ("/health", "/docs", "/docs/openapi.json", "/docs-assets/swagger-ui.css"):
+        assert client.get(path, headers={"Authorization": ""}).status_code == 200, path
+
+
+def test_token_lifecycle_through_the_api(client: TestClient[Any]) -> None:
+    created = client.post("/api/v1/tokens", json={"name": "bob", "role": "reader"})
+    assert created.status_code == 201
+    secret = created.json()["token"]
+    assert secret.startswith("lor_") and created.headers["location"].endswith(created.json()["id"])
+    listed = client.get("/api/v1/tokens").json()
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+    assert client.get("/api/v1/studies", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/studies",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"title": "x", "design": "other"},
+        ).status_code
+        == 403
+    )
+    assert client.post("/api/v1/tokens", json={"name": "bob", "role": "admin"}).status_code == 409
+    assert client.delete(f"/api/v1/tokens/{created.json()['id']}").status_code == 204
+    refused = client.get("/api/v1/studies", headers={"Authorization": f"Bearer {secret}"})
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+def test_only_the_hash_is_stored(client: TestClient[Any], database_url: str) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    secret = client.post("/api/v1/tokens", json={"name": "carol", "role": "curator"}).json()["token"]
+
+    async def stored() -> list[Any]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return list((await connection.execute(text("SELECT name, token_hash FROM api_tokens"))).all())
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(stored())
+    assert all(secret not in str(row) for row in rows)
