@@ -24,6 +24,8 @@ DESCRIPTIONS = {
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
     "401": "Missing, malformed, unknown, expired or revoked bearer token (`WWW-Authenticate: Bearer`).",
     "403": "The token's role may not do this (reader < curator < admin).",
+    "412": "If-Match does not match the current ETag: the record changed since it was read.",
+    "428": "If-Match is required on PATCH and DELETE.",
     "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
@@ -150,6 +152,11 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
             statuses = _error_statuses(path, method, operation)
             if path.startswith("/api/"):
                 statuses += ["401", "403"]
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header" and parameter["name"] == "If-Match":
+                    # Declared optional to Litestar so that a missing header is our 428, not its 400.
+                    parameter["required"] = True
+                    statuses += ["412", "428"]
             else:
                 operation["security"] = []  # the health check needs no token
             for status in statuses:
@@ -168,9 +175,12 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
         for method in ("get", "patch", "delete"):
             operation = schema["paths"][item_path].get(method)
             if operation:
+                parameters = {"id": "$response.body#/id"}
+                if method != "get":
+                    parameters["header.If-Match"] = "$response.header.ETag"
                 links[operation["operationId"]] = {
                     "operationId": operation["operationId"],
-                    "parameters": {"id": "$response.body#/id"},
+                    "parameters": parameters,
                 }
         created.setdefault("links", {}).update(links)
     return schema

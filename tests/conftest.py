@@ -17,11 +17,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
 
 
+class RegistryTestClient(TestClient):  # type: ignore[type-arg]
+    """Sends the record's current ETag in If-Match on PATCH and DELETE unless the test sets the
+    header itself: tests about other behaviour need not read before each write, and the
+    precondition tests (tests/integration/test_preconditions.py) pass their own."""
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        headers = dict(kwargs.get("headers") or {})
+        if method.upper() in ("PATCH", "DELETE") and not any(k.lower() == "if-match" for k in headers):
+            auth = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+            current = super().request("GET", str(url).split("?")[0], headers=auth or None)
+            if current.status_code == 200 and "etag" in current.headers:
+                kwargs["headers"] = {**headers, "If-Match": current.headers["etag"]}
+        return super().request(method, url, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def session_client(database_url: str) -> Iterator[TestClient[Any]]:
     """A client holding an admin token (role-specific tests make their own tokens)."""
     secret = issue_token(database_url, "test-admin", "admin")
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    with RegistryTestClient(create_app(Settings(database_url=database_url))) as client:
         client.headers["Authorization"] = f"Bearer {secret}"
         yield client
 

@@ -69,7 +69,9 @@ class ArmRepository(Repository[models.Arm]):
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
         await cascade.delete_arm_contents(session, select(models.Arm.id).where(models.Arm.id == row.id))
 
-    async def delete(self, session: AsyncSession, id: UUID, cascade_: bool) -> None:
+    async def delete(
+        self, session: AsyncSession, id: UUID, cascade_: bool, if_match: str | None = "*"
+    ) -> None:
         row = await self.fetch(session, id)
         await session.execute(delete(models.ArmAgent).where(models.ArmAgent.arm_id == row.id))  # type: ignore[arg-type]
-        await super().delete(session, id, cascade_)
+        await super().delete(session, id, cascade_, if_match)

@@ -18,6 +18,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import ColumnElement
 
 from service.auth.middleware import requires
+from service.common.preconditions import IfMatch, etag_headers
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.db.session import DbSession
@@ -114,7 +115,12 @@ def build_controller(res: Resource) -> type[Controller]:
             operation_id=f"create{res.singular}",
             summary=f"Create a {label}",
             response_headers=[
-                ResponseHeader(name="Location", description="URL of the new record", documentation_only=True)
+                ResponseHeader(name="Location", description="URL of the new record", documentation_only=True),
+                ResponseHeader(
+                    name="ETag",
+                    description="The record's version; send it back in If-Match",
+                    documentation_only=True,
+                ),
             ],
         )
         async def create_item(
@@ -125,27 +131,51 @@ def build_controller(res: Resource) -> type[Controller]:
         ) -> Response[res.read]:  # type: ignore[name-defined]
             created = await res.repository.create(db_session, data)
             return Response(
-                created, status_code=201, headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}"}
+                created,
+                status_code=201,
+                headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}", **etag_headers(created)},
             )
 
-        @get("/{id:uuid}", guards=[READ], operation_id=f"get{res.singular}", summary=f"Read a {label}")
-        async def get_item(self, db_session: DbSession, id: FromPath[UUID]) -> res.read:  # type: ignore[name-defined]
-            return await res.repository.read(db_session, id)
+        @get(
+            "/{id:uuid}",
+            guards=[READ],
+            operation_id=f"get{res.singular}",
+            summary=f"Read a {label}",
+            response_headers=[
+                ResponseHeader(
+                    name="ETag",
+                    description="The record's version; send it back in If-Match",
+                    documentation_only=True,
+                )
+            ],
+        )
+        async def get_item(self, db_session: DbSession, id: FromPath[UUID]) -> Response[res.read]:  # type: ignore[name-defined]
+            record = await res.repository.read(db_session, id)
+            return Response(record, headers=etag_headers(record))
 
         @patch(
             "/{id:uuid}",
             guards=[WRITE],
             operation_id=f"update{res.singular}",
             summary=f"Change some fields of a {label}",
-            description="Fields left out are unchanged; `null` clears an optional field.",
+            description="Fields left out are unchanged; `null` clears an optional field. If-Match must carry the current ETag (428 without it, 412 when stale).",
+            response_headers=[
+                ResponseHeader(
+                    name="ETag",
+                    description="The record's version; send it back in If-Match",
+                    documentation_only=True,
+                )
+            ],
         )
         async def update_item(
             self,
             db_session: DbSession,
             id: FromPath[UUID],
             data: JSONBody[res.update],  # type: ignore[name-defined]
-        ) -> res.read:  # type: ignore[name-defined]
-            return await res.repository.update(db_session, id, data)
+            if_match: IfMatch = None,
+        ) -> Response[res.read]:  # type: ignore[name-defined]
+            record = await res.repository.update(db_session, id, data, if_match)
+            return Response(record, headers=etag_headers(record))
 
         if res.cascade:
 
@@ -163,8 +193,9 @@ def build_controller(res: Resource) -> type[Controller]:
                 cascade: Annotated[
                     bool, QueryParameter(description="Also delete what depends on it.")
                 ] = False,
+                if_match: IfMatch = None,
             ) -> None:
-                await res.repository.delete(db_session, id, cascade)
+                await res.repository.delete(db_session, id, cascade, if_match)
 
         else:
 
@@ -175,8 +206,10 @@ def build_controller(res: Resource) -> type[Controller]:
                 summary=f"Delete a {label}",
                 description=f"Refused with 409 while other records refer to it. {res.delete_note}",
             )
-            async def delete_item(self, db_session: DbSession, id: FromPath[UUID]) -> None:
-                await res.repository.delete(db_session, id, False)
+            async def delete_item(
+                self, db_session: DbSession, id: FromPath[UUID], if_match: IfMatch = None
+            ) -> None:
+                await res.repository.delete(db_session, id, False, if_match)
 
     ResourceController.__name__ = f"{res.plural}Controller"
     ResourceController.__qualname__ = ResourceController.__name__

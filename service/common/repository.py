@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
 from service.db.models import utcnow
 from service.errors import Conflict, NotFound, UnknownReference
@@ -48,8 +49,10 @@ class Repository(Generic[M]):
     # name -> (child model, its foreign key column); deleted first when `cascade` is asked for.
     children: ClassVar[dict[str, Any]] = {}
 
-    async def fetch(self, session: AsyncSession, id: UUID) -> Any:
-        row = await session.get(self.model, id)
+    async def fetch(self, session: AsyncSession, id: UUID, for_update: bool = False) -> Any:
+        # FOR UPDATE (Postgres) serialises writers of one record, so of N concurrent PATCHes with
+        # the same If-Match exactly one sees its version still current.
+        row = await session.get(self.model, id, with_for_update=for_update or None)
         if row is None:
             raise NotFound(f"{self.label} {id} does not exist")
         return row
@@ -92,8 +95,11 @@ class Repository(Generic[M]):
         await flush(session)
         return (await self.to_read(session, [row]))[0]
 
-    async def update(self, session: AsyncSession, id: UUID, patch: msgspec.Struct) -> Any:
-        row = await self.fetch(session, id)
+    async def update(
+        self, session: AsyncSession, id: UUID, patch: msgspec.Struct, if_match: str | None = "*"
+    ) -> Any:
+        row = await self.fetch(session, id, for_update=True)
+        check_if_match(if_match, row.version)
         changes = self.columns(patch)
         await self.check(session, {**row_values(row), **changes}, row)
         for key, value in changes.items():
@@ -118,8 +124,11 @@ class Repository(Generic[M]):
         for child, fk in self.children.values():
             await session.execute(delete(child).where(fk == row.id))
 
-    async def delete(self, session: AsyncSession, id: UUID, cascade: bool) -> None:
-        row = await self.fetch(session, id)
+    async def delete(
+        self, session: AsyncSession, id: UUID, cascade: bool, if_match: str | None = "*"
+    ) -> None:
+        row = await self.fetch(session, id, for_update=True)
+        check_if_match(if_match, row.version)
         counts = await self.dependants(session, row)
         if counts and not cascade:
             listed = ", ".join(f"{n} {name}" for name, n in counts.items())

@@ -74,10 +74,12 @@ class TreatmentRepository(Repository[models.Treatment]):
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
         await cascade.unlink_adverse_events(session, row.id)
 
-    async def delete(self, session: AsyncSession, id: UUID, cascade_: bool) -> None:
+    async def delete(
+        self, session: AsyncSession, id: UUID, cascade_: bool, if_match: str | None = "*"
+    ) -> None:
         # Components belong to the treatment itself: removed with it, never a reason to refuse.
         # If the delete is refused the request's transaction rolls this back.
         await session.execute(
             delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == id)  # type: ignore[arg-type]
         )
-        await super().delete(session, id, cascade_)
+        await super().delete(session, id, cascade_, if_match)

@@ -1,6 +1,8 @@
 """Stateful contract test: follows the OpenAPI links (create -> read -> update -> delete, and
 study -> arm -> patient -> treatment / adverse event / outcome) on each database."""
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -41,6 +43,16 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         if case.method.upper() == "DELETE" and case.query:
             case.query.pop("cascade", None)
         super().before_call(case)
+
+    def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+        # The toml's [auth] applies to the stateless runner; state machine calls carry the
+        # same admin token here.
+        kwargs = super().get_call_kwargs(case)
+        kwargs["headers"] = {
+            **(kwargs.get("headers") or {}),
+            "Authorization": f"Bearer {os.environ['REGISTRY_TEST_TOKEN']}",
+        }
+        return kwargs
 
     def after_call(self, response, case):  # type: ignore[no-untyped-def]
         # super() runs use_after_free / ensure_resource_availability bookkeeping.

@@ -1,0 +1,40 @@
+"""Optimistic concurrency: every record's ETag is its version; PATCH and DELETE must send it
+back in If-Match (RFC 9110 §13.1.1). Missing → 428 (RFC 6585), stale → 412."""
+
+from typing import Annotated, Any
+
+from litestar.exceptions import HTTPException
+from litestar.params import HeaderParameter
+from litestar.status_codes import HTTP_412_PRECONDITION_FAILED, HTTP_428_PRECONDITION_REQUIRED
+
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        max_length=200,
+        description="The ETag of the version being changed (from GET, POST or a previous PATCH); `*` matches any.",
+    ),
+]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, current_version: int) -> None:
+    if if_match is None or not if_match.strip():
+        raise HTTPException(
+            status_code=HTTP_428_PRECONDITION_REQUIRED,
+            detail="If-Match is required: send the ETag of the version you are changing.",
+        )
+    tags = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+    if "*" not in tags and etag(current_version) not in tags:
+        raise HTTPException(
+            status_code=HTTP_412_PRECONDITION_FAILED,
+            detail=f"The record has changed: its ETag is now {etag(current_version)}. Read it again and retry.",
+            headers={"ETag": etag(current_version)},
+        )
+
+
+def etag_headers(record: Any) -> dict[str, str]:
+    return {"ETag": etag(record.version)}
