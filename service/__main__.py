@@ -42,6 +42,18 @@ async def _local_admin_token(settings: Settings) -> str | None:
     return await _create_token(settings, "local-admin", "admin", None)
 
 
+async def _verify_audit(settings: Settings) -> tuple[int, str | None]:
+    from service.audit.trail import verify
+    from service.db.session import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            return await verify(session)
+    finally:
+        await engine.dispose()
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
@@ -110,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     create_parser.add_argument("--role", choices=["reader", "curator", "admin"], required=True)
     create_parser.add_argument("--name", required=True)
     create_parser.add_argument("--expires-in-days", type=int, default=None)
+    audit_parser = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="check the hash chain of every audit record")
     openapi_parser = commands.add_parser("openapi", help="print or write the OpenAPI document")
     openapi_parser.add_argument("--output", "-o")
     args = parser.parse_args(argv)
@@ -131,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         except DomainError as exc:
             print(f"tokens create failed: {exc.detail}", file=sys.stderr)
             return 1
+    elif args.command == "audit":
+        checked, problem = asyncio.run(_verify_audit(settings))
+        if problem:
+            print(f"audit chain BROKEN after {checked} records: {problem}", file=sys.stderr)
+            return 1
+        print(f"audit chain verified: {checked} records")
     elif args.command == "openapi":
         export_openapi(args.output)
     return 0

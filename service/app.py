@@ -14,6 +14,7 @@ from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
 from service.analytics.controller import StatisticsController
 from service.arms.controller import ArmController
+from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
 from service.db.session import create_engine, provide_session, session_factory
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EvidenceController,
             PatientLinkController,
             TokenController,
+            AuditController,
         ],
     )
     openapi = OpenAPIConfig(

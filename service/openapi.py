@@ -31,6 +31,8 @@ DESCRIPTIONS = {
 }
 METHODS = ("get", "post", "patch", "put", "delete")
 PLOT_OPERATIONS = {"getSurvivalPlot", "getSwimmerPlot"}
+# Patient-level records: changing or deleting them needs a reason (service/common/controller.py).
+REASON_REQUIRED = re.compile(r"^/api/v1/(patients|treatments|adverse-events|outcomes)/\{id\}$")
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -152,14 +154,21 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
             statuses = _error_statuses(path, method, operation)
             if path.startswith("/api/"):
                 statuses += ["401", "403"]
+            else:
+                operation["security"] = []  # the health check needs no token
             for parameter in operation.get("parameters", []):
+                if (
+                    parameter["in"] == "header"
+                    and parameter["name"] == "X-Change-Reason"
+                    and REASON_REQUIRED.match(path)
+                ):
+                    parameter["required"] = True
+                    statuses.append("428")
                 if parameter["in"] == "header" and parameter["name"] == "If-Match":
                     # Declared optional to Litestar so that a missing header is our 428, not its 400.
                     parameter["required"] = True
                     statuses += ["412", "428"]
-            else:
-                operation["security"] = []  # the health check needs no token
-            for status in statuses:
+            for status in dict.fromkeys(statuses):
                 responses[status] = _problem_response(status)
             if method == "post" and "201" in responses:
                 create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])

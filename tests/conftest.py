@@ -18,9 +18,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 class RegistryTestClient(TestClient):  # type: ignore[type-arg]
-    """Sends the record's current ETag in If-Match on PATCH and DELETE unless the test sets the
-    header itself: tests about other behaviour need not read before each write, and the
-    precondition tests (tests/integration/test_preconditions.py) pass their own."""
+    """Sends the record's current ETag in If-Match, and a reason in X-Change-Reason, on PATCH and
+    DELETE unless the test sets the header itself: tests about other behaviour need not read
+    before each write, and the precondition and audit tests pass their own."""
 
     def request(self, method: str, url: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         headers = dict(kwargs.get("headers") or {})
@@ -28,7 +28,11 @@ class RegistryTestClient(TestClient):  # type: ignore[type-arg]
             auth = {k: v for k, v in headers.items() if k.lower() == "authorization"}
             current = super().request("GET", str(url).split("?")[0], headers=auth or None)
             if current.status_code == 200 and "etag" in current.headers:
-                kwargs["headers"] = {**headers, "If-Match": current.headers["etag"]}
+                headers["If-Match"] = current.headers["etag"]
+        if method.upper() in ("PATCH", "DELETE") and not any(k.lower() == "x-change-reason" for k in headers):
+            headers["X-Change-Reason"] = "test"
+        if method.upper() in ("PATCH", "DELETE"):
+            kwargs["headers"] = headers
         return super().request(method, url, **kwargs)
 
 

@@ -57,6 +57,7 @@ AdverseEventController = build_controller(
             "grade": models.AdverseEvent.grade,
             "term": models.AdverseEvent.term,
         },
+        reason_required=True,
         default_id_column=models.AdverseEvent.id,
         cascade=False,
     )

@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 from sqlalchemy import select
 
+from service.audit import trail
 from service.auth.middleware import requires
 from service.auth.tokens import Role, issue
 from service.common.repository import flush
@@ -77,6 +78,9 @@ class TokenController(Controller):
     ) -> Response[IssuedToken]:  # type: ignore[type-arg]
         expires = datetime.now(UTC) + timedelta(days=data.expires_in_days) if data.expires_in_days else None
         row, secret = await issue(db_session, data.name, data.role, expires)
+        await trail.record(
+            db_session, "create", "api_token", row.id, {"name": [None, row.name], "role": [None, row.role]}
+        )
         return Response(
             _view(row, IssuedToken, token=secret),
             status_code=201,
@@ -98,3 +102,6 @@ class TokenController(Controller):
             row.revoked_at = datetime.now(UTC)
             row.version += 1
             await flush(db_session)
+            await trail.record(
+                db_session, "update", "api_token", row.id, {"revoked_at": [None, row.revoked_at.isoformat()]}
+            )

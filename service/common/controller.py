@@ -17,11 +17,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import ColumnElement
 
+from service.audit.queries import audit_filters, list_entries
+from service.audit.schemas import AuditEntry
 from service.auth.middleware import requires
-from service.common.preconditions import IfMatch, etag_headers
+from service.common.preconditions import ChangeReason, IfMatch, etag_headers, require_reason
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.db.session import DbSession
+from service.errors import NotFound
 
 MAX_OFFSET = 1_000_000_000
 READ, WRITE = requires("reader"), requires("curator")
@@ -44,6 +47,7 @@ class Resource:
     sort_columns: dict[str, Any]  # sort key -> column; "created" (id order) is always available
     default_id_column: Any
     cascade: bool = True  # whether DELETE offers ?cascade=true
+    reason_required: bool = False  # patient-level records: PATCH and DELETE need X-Change-Reason
     delete_note: str = ""
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -173,7 +177,9 @@ def build_controller(res: Resource) -> type[Controller]:
             id: FromPath[UUID],
             data: JSONBody[res.update],  # type: ignore[name-defined]
             if_match: IfMatch = None,
+            change_reason: ChangeReason = None,
         ) -> Response[res.read]:  # type: ignore[name-defined]
+            require_reason(res.reason_required, change_reason)
             record = await res.repository.update(db_session, id, data, if_match)
             return Response(record, headers=etag_headers(record))
 
@@ -194,7 +200,9 @@ def build_controller(res: Resource) -> type[Controller]:
                     bool, QueryParameter(description="Also delete what depends on it.")
                 ] = False,
                 if_match: IfMatch = None,
+                change_reason: ChangeReason = None,
             ) -> None:
+                require_reason(res.reason_required, change_reason)
                 await res.repository.delete(db_session, id, cascade, if_match)
 
         else:
@@ -207,9 +215,28 @@ def build_controller(res: Resource) -> type[Controller]:
                 description=f"Refused with 409 while other records refer to it. {res.delete_note}",
             )
             async def delete_item(
-                self, db_session: DbSession, id: FromPath[UUID], if_match: IfMatch = None
+                self,
+                db_session: DbSession,
+                id: FromPath[UUID],
+                if_match: IfMatch = None,
+                change_reason: ChangeReason = None,
             ) -> None:
+                require_reason(res.reason_required, change_reason)
                 await res.repository.delete(db_session, id, False, if_match)
+
+        @get(
+            "/{id:uuid}/history",
+            guards=[WRITE],
+            operation_id=f"get{res.singular}History",
+            summary=f"Every recorded change of a {label}, oldest first (also after deletion)",
+        )
+        async def get_history(self, db_session: DbSession, id: FromPath[UUID]) -> list[AuditEntry]:
+            items, _ = await list_entries(
+                db_session, audit_filters(res.repository.label, id, None, None, None), 10_000, 0
+            )
+            if not items:
+                raise NotFound(f"no {label} {id} was ever recorded")
+            return items
 
     ResourceController.__name__ = f"{res.plural}Controller"
     ResourceController.__qualname__ = ResourceController.__name__

@@ -38,3 +38,21 @@ def check_if_match(if_match: str | None, current_version: int) -> None:
 
 def etag_headers(record: Any) -> dict[str, str]:
     return {"ETag": etag(record.version)}
+
+
+ChangeReason = Annotated[
+    str | None,
+    HeaderParameter(
+        name="X-Change-Reason",
+        max_length=500,
+        description="Why the record changes (kept in the audit trail).",
+    ),
+]
+
+
+def require_reason(required: bool, reason: str | None) -> None:
+    if required and not (reason or "").strip():
+        raise HTTPException(
+            status_code=HTTP_428_PRECONDITION_REQUIRED,
+            detail="X-Change-Reason is required to change or delete patient-level records.",
+        )

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from service.audit import trail
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
 from service.db.models import utcnow
@@ -93,13 +94,18 @@ class Repository(Generic[M]):
         await flush(session)
         await self.save_children(session, row, data)
         await flush(session)
-        return (await self.to_read(session, [row]))[0]
+        created = (await self.to_read(session, [row]))[0]
+        await trail.record(
+            session, "create", self.label, row.id, trail.changes_between(None, msgspec.to_builtins(created))
+        )
+        return created
 
     async def update(
         self, session: AsyncSession, id: UUID, patch: msgspec.Struct, if_match: str | None = "*"
     ) -> Any:
         row = await self.fetch(session, id, for_update=True)
         check_if_match(if_match, row.version)
+        before = msgspec.to_builtins((await self.to_read(session, [row]))[0])
         changes = self.columns(patch)
         await self.check(session, {**row_values(row), **changes}, row)
         for key, value in changes.items():
@@ -109,7 +115,11 @@ class Repository(Generic[M]):
         await flush(session)
         await self.save_children(session, row, patch)
         await flush(session)
-        return (await self.to_read(session, [row]))[0]
+        updated = (await self.to_read(session, [row]))[0]
+        await trail.record(
+            session, "update", self.label, row.id, trail.changes_between(before, msgspec.to_builtins(updated))
+        )
+        return updated
 
     async def dependants(self, session: AsyncSession, row: Any) -> dict[str, int]:
         """How many records of each kind refer to `row` (delete refuses them unless cascading)."""
@@ -135,9 +145,11 @@ class Repository(Generic[M]):
             raise Conflict(
                 f"{self.label} {id} still has dependants ({listed}); delete them first or pass cascade=true"
             )
+        before = msgspec.to_builtins((await self.to_read(session, [row]))[0])
         await self.delete_dependants(session, row)
         await session.delete(row)
         await flush(session)
+        await trail.record(session, "delete", self.label, row.id, trail.changes_between(before, None))
 
 
 async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field: str, label: str) -> Any:

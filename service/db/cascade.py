@@ -1,5 +1,5 @@
-"""Explicit cascading deletes, children first. The foreign keys stay RESTRICT so that nothing
-is ever removed by the database behind the service's back."""
+"""Explicit cascading deletes, children first, each deleted record audited. The foreign keys
+stay RESTRICT so that nothing is ever removed by the database behind the service's back."""
 
 from typing import Any
 
@@ -18,41 +18,81 @@ from service.db.models import (
     TreatmentComponent,
 )
 
+RESOURCE_TYPES = {
+    "patients": "patient",
+    "treatments": "treatment",
+    "adverse_events": "adverse_event",
+    "outcomes": "outcome",
+    "reported_results": "reported_result",
+    "arms": "arm",
+    "patient_links": "patient_link",
+}
+
+
+async def _audited_delete(session: AsyncSession, model: Any, condition: Any) -> None:
+    """Delete the rows of `model` matching `condition`, writing an audit record for each
+    (treatment components and arm-agent links belong to their parent and are not audited alone)."""
+    from service.audit import trail
+
+    resource_type = RESOURCE_TYPES.get(model.__tablename__)
+    if resource_type is not None:
+        columns = model.__table__.columns
+        for row in (await session.execute(select(*columns).where(condition))).mappings().all():
+            before = {key: _jsonable(value) for key, value in row.items()}
+            await trail.record(
+                session, "delete", resource_type, row["id"], trail.changes_between(before, None)
+            )
+    await session.execute(delete(model).where(condition))
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
 
 async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> None:
     """Delete everything recorded on the patients selected by `patient_ids` (a subquery)."""
     treatments = select(Treatment.id).where(Treatment.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
     await session.execute(delete(TreatmentComponent).where(TreatmentComponent.treatment_id.in_(treatments)))  # type: ignore[attr-defined]
-    await session.execute(delete(AdverseEvent).where(AdverseEvent.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
-    await session.execute(delete(Outcome).where(Outcome.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
-    await session.execute(delete(Treatment).where(Treatment.patient_id.in_(patient_ids)))  # type: ignore[attr-defined]
-    await session.execute(
-        delete(PatientLink).where(
-            PatientLink.patient_a_id.in_(patient_ids) | PatientLink.patient_b_id.in_(patient_ids)
-        )  # type: ignore[attr-defined]
+    await _audited_delete(session, AdverseEvent, AdverseEvent.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
+    await _audited_delete(session, Outcome, Outcome.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
+    await _audited_delete(session, Treatment, Treatment.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
+    await _audited_delete(
+        session,
+        PatientLink,
+        PatientLink.patient_a_id.in_(patient_ids) | PatientLink.patient_b_id.in_(patient_ids),  # type: ignore[attr-defined]
     )
 
 
 async def delete_patients(session: AsyncSession, patient_ids: Any) -> None:
     await delete_patient_records(session, patient_ids)
-    await session.execute(delete(Patient).where(Patient.id.in_(patient_ids)))  # type: ignore[attr-defined]
+    await _audited_delete(session, Patient, Patient.id.in_(patient_ids))  # type: ignore[attr-defined]
 
 
 async def delete_arm_contents(session: AsyncSession, arm_ids: Any) -> None:
     """Delete the patients (with their records), reported results and agent links of arms."""
     await delete_patients(session, select(Patient.id).where(Patient.arm_id.in_(arm_ids)))  # type: ignore[union-attr]
-    await session.execute(delete(ReportedResult).where(ReportedResult.arm_id.in_(arm_ids)))  # type: ignore[union-attr]
+    await _audited_delete(session, ReportedResult, ReportedResult.arm_id.in_(arm_ids))  # type: ignore[union-attr]
     await session.execute(delete(ArmAgent).where(ArmAgent.arm_id.in_(arm_ids)))  # type: ignore[arg-type]
 
 
 async def delete_study_contents(session: AsyncSession, study_id: Any) -> None:
     await delete_patients(session, select(Patient.id).where(Patient.study_id == study_id))
-    await session.execute(delete(ReportedResult).where(ReportedResult.study_id == study_id))  # type: ignore[arg-type]
+    await _audited_delete(session, ReportedResult, ReportedResult.study_id == study_id)
     await delete_arm_contents(session, select(Arm.id).where(Arm.study_id == study_id))
-    await session.execute(delete(Arm).where(Arm.study_id == study_id))  # type: ignore[arg-type]
+    await _audited_delete(session, Arm, Arm.study_id == study_id)
 
 
 async def unlink_adverse_events(session: AsyncSession, treatment_id: Any) -> None:
+    """Adverse events attributed to a deleted treatment keep their data, lose the link (audited)."""
+    from service.audit import trail
+
+    linked = AdverseEvent.treatment_id == treatment_id
+    for event_id in (await session.scalars(select(AdverseEvent.id).where(linked))).all():
+        await trail.record(
+            session, "update", "adverse_event", event_id, {"treatment_id": [str(treatment_id), None]}
+        )
     await session.execute(
-        update(AdverseEvent).where(AdverseEvent.treatment_id == treatment_id).values(treatment_id=None)  # type: ignore[arg-type]
-    )
+        update(AdverseEvent).where(linked).values(treatment_id=None, version=AdverseEvent.version + 1)
+    )  # type: ignore[arg-type]

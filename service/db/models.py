@@ -8,6 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
@@ -28,6 +29,13 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
+
+
+def sqlalchemy_integer() -> Any:
+    # SQLite autoincrements only an INTEGER primary key.
+    from sqlalchemy import Integer
+
+    return Integer()
 
 
 def utcnow() -> datetime:
@@ -329,3 +337,28 @@ class ApiToken(Record, table=True):
     token_hash: str = Field(max_length=64)
     expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class AuditRecord(SQLModel, table=True):
+    """One create, update or delete, append-only (the database refuses UPDATE and DELETE; see
+    migration 0004). `hash` covers this record and `prev_hash`, so any edit breaks the chain."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index(None, "resource_type", "resource_id"),
+        CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
+    )
+
+    seq: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(sqlalchemy_integer(), "sqlite")
+    )
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+    actor: str = Field(max_length=100)
+    actor_role: str = Field(max_length=20)
+    action: str = Field(max_length=10)
+    resource_type: str = Field(max_length=40)
+    resource_id: UUID = Field(index=True)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    reason: str | None = Field(default=None, max_length=500)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy import event
@@ -41,10 +42,17 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises.
+    The session knows who is acting and why, for the audit trail."""
     factory: async_sessionmaker[AsyncSession] = state.session_factory
     async with factory() as session, session.begin():
+        identity = request.scope.get("user")
+        if identity is not None:
+            session.info["actor"] = (identity.name, identity.role)
+        reason = (request.headers.get("x-change-reason") or "").strip()
+        if reason:
+            session.info["reason"] = reason[:500]
         yield session
 
 

@@ -36,6 +36,7 @@ from service.treatments.service import TreatmentRepository
 
 DATA_DIR = Path(__file__).parent / "data"
 AGENTS_FILE = "agents.yaml"
+SEED_ACTOR = ("seed-loader", "system")
 
 
 class SeedError(Exception):
@@ -229,12 +230,15 @@ async def load_files(session_maker: Any, paths: list[Path], replace: bool = Fals
     report: list[str] = []
     agents_path = DATA_DIR / AGENTS_FILE
     async with session_maker() as session, session.begin():
+        session.info["actor"] = SEED_ACTOR
         added = await _load_agents(session, _read(agents_path)["agents"])
     report.append(f"{AGENTS_FILE}: {added} agents added")
     for path in paths:
         data = _read(path)
         try:
             async with session_maker() as session, session.begin():
+                session.info["actor"] = SEED_ACTOR
+                session.info["reason"] = f"seed dataset: {path.name}"
                 report.append(await _load_document(session, path.name, data, replace))
         except (KeyError, TypeError, AttributeError) as exc:
             raise SeedError(f"{path.name}: malformed record: {exc!r}") from exc

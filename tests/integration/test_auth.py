@@ -20,12 +20,14 @@ OPERATIONS = [
     for method, op in item.items()
     if method in ("get", "post", "patch", "delete") and path.startswith("/api/")
 ]
-ADMIN_ONLY = {"createToken", "listTokens", "revokeToken"}
+ADMIN_ONLY = {"createToken", "listTokens", "revokeToken", "listAuditRecords"}
 
 
 def _required_role(method: str, operation_id: str) -> str:
     if operation_id in ADMIN_ONLY:
         return "admin"
+    if operation_id.endswith("History"):
+        return "curator"
     return "reader" if method == "GET" else "curator"
 
 

@@ -1,0 +1,52 @@
+"""The audit trail, read-only: GET /api/v1/audit (admin). Nothing in the API writes or deletes it."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get
+from litestar.params import FromQuery, QueryParameter
+
+from service.audit.queries import audit_filters, list_entries
+from service.audit.schemas import AuditPage
+from service.auth.middleware import requires
+from service.common.controller import Limit, Offset, next_link
+from service.common.types import NO_NUL
+from service.db.session import DbSession
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["Audit"]
+    guards = [requires("admin")]
+
+    @get(
+        "/",
+        operation_id="listAuditRecords",
+        summary="The audit trail, oldest first",
+        description="Every create, update and delete with actor, UTC time from the database, each changed field's old and new value, the reason given in X-Change-Reason, and the hash chain.",
+    )
+    async def list_audit_records(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        db_session: DbSession,
+        resource_type: Annotated[
+            str | None,
+            QueryParameter(pattern=NO_NUL, max_length=40, description="e.g. patient, adverse_event"),
+        ] = None,
+        resource_id: FromQuery[UUID | None] = None,
+        actor: Annotated[
+            str | None, QueryParameter(pattern=NO_NUL, max_length=100, description="Token name.")
+        ] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Response[AuditPage]:  # type: ignore[valid-type]
+        items, total = await list_entries(
+            db_session, audit_filters(resource_type, resource_id, actor, since, until), limit, offset
+        )
+        return Response(
+            AuditPage(items=items, total=total, limit=limit, offset=offset),
+            headers=next_link(request, limit, offset, total),
+        )

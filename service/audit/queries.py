@@ -1,0 +1,46 @@
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.schemas import AuditEntry
+from service.db.models import AuditRecord
+
+
+def to_entry(row: AuditRecord) -> AuditEntry:
+    recorded = row.recorded_at if row.recorded_at.tzinfo else row.recorded_at.replace(tzinfo=UTC)
+    return msgspec.convert({**row.model_dump(), "recorded_at": recorded}, AuditEntry)
+
+
+async def list_entries(
+    session: AsyncSession, where: Sequence[ColumnElement[bool]], limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    base = select(AuditRecord).where(*where)
+    total = await session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = (await session.scalars(base.order_by(AuditRecord.seq).limit(limit).offset(offset))).all()  # type: ignore[arg-type]
+    return [to_entry(r) for r in rows], int(total or 0)
+
+
+def audit_filters(
+    resource_type: str | None,
+    resource_id: UUID | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    where: list[Any] = []
+    if resource_type:
+        where.append(AuditRecord.resource_type == resource_type)
+    if resource_id:
+        where.append(AuditRecord.resource_id == resource_id)
+    if actor:
+        where.append(AuditRecord.actor == actor)
+    if since:
+        where.append(AuditRecord.recorded_at >= since)
+    if until:
+        where.append(AuditRecord.recorded_at <= until)
+    return where

@@ -1,0 +1,145 @@
+"""The audit trail: one record per write with actor, old and new values and reason; history;
+the admin listing; append-only in the database; and a hash chain that detects tampering."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from service.__main__ import main
+from tests import factories as f
+
+API = "/api/v1"
+
+
+def _history(client: TestClient[Any], collection: str, id: str) -> list[dict[str, Any]]:
+    response = client.get(f"{API}/{collection}/{id}/history")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "collection, make, change",
+    [
+        ("studies", lambda c: f.study(c), {"title": "Renamed"}),
+        ("patients", lambda c: f.patient(c, f.study(c)["id"]), {"age_years": 61}),
+        ("adverse-events", lambda c: f.adverse_event(c, f.patient(c, f.study(c)["id"])["id"]), {"grade": 4}),
+        ("outcomes", lambda c: f.response(c, f.patient(c, f.study(c)["id"])["id"]), {"study_day": 30}),
+        ("agents", lambda c: f.agent(c), {"agent_class": "BCL-2 inhibitor"}),
+    ],
+)
+def test_each_write_leaves_exactly_one_record(
+    client: TestClient[Any], collection: str, make: Any, change: dict[str, Any]
+) -> None:
+    created = make(client)
+    url = f"{API}/{collection}/{created['id']}"
+    assert client.patch(url, json=change, headers={"X-Change-Reason": "source re-read"}).status_code == 200
+    assert client.delete(url, headers={"X-Change-Reason": "duplicate entry"}).status_code == 204
+    history = _history(client, collection, created["id"])
+    assert [h["action"] for h in history] == ["create", "update", "delete"]
+    assert {h["actor"] for h in history} == {"test-admin"} and {h["actor_role"] for h in history} == {"admin"}
+    field, new = next(iter(change.items()))
+    assert history[1]["changes"][field][1] == new and history[1]["reason"] == "source re-read"
+    assert history[2]["reason"] == "duplicate entry" and history[2]["changes"]["id"] == [created["id"], None]
+    assert all(h["recorded_at"].endswith(("+00:00", "Z")) for h in history)
+
+
+def test_patient_level_changes_need_a_reason(client: TestClient[Any]) -> None:
+    patient = f.patient(client, f.study(client)["id"])
+    url = f"{API}/patients/{patient['id']}"
+    missing = client.patch(url, json={"age_years": 50}, headers={"X-Change-Reason": ""})
+    assert missing.status_code == 428 and "X-Change-Reason" in missing.json()["detail"]
+    assert client.delete(url, headers={"X-Change-Reason": ""}).status_code == 428
+    assert client.get(url).json()["version"] == 1
+    study = f.study(client)
+    assert (
+        client.patch(
+            f"{API}/studies/{study['id']}", json={"title": "x"}, headers={"X-Change-Reason": ""}
+        ).status_code
+        == 200
+    )
+
+
+def test_cascades_audit_every_deleted_record(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    patient = f.patient(client, study["id"])
+    event = f.adverse_event(client, patient["id"])
+    assert client.delete(f"{API}/studies/{study['id']}?cascade=true").status_code == 204
+    assert [h["action"] for h in _history(client, "adverse-events", event["id"])] == ["create", "delete"]
+    assert [h["action"] for h in _history(client, "patients", patient["id"])] == ["create", "delete"]
+
+
+def test_admin_lists_the_trail_with_filters(client: TestClient[Any], database_url: str) -> None:
+    from tests.databases import issue_token
+
+    study = f.study(client)
+    listed = client.get(f"{API}/audit", params={"resource_type": "study", "resource_id": study["id"]}).json()
+    assert listed["total"] == 1 and listed["items"][0]["action"] == "create"
+    assert client.get(f"{API}/audit", params={"actor": "test-admin", "limit": 1}).json()["total"] >= 1
+    curator = issue_token(database_url, "audit-curator", "curator")
+    assert client.get(f"{API}/audit", headers={"Authorization": f"Bearer {curator}"}).status_code == 403
+    assert (
+        client.get(
+            f"{API}/studies/{study['id']}/history", headers={"Authorization": f"Bearer {curator}"}
+        ).status_code
+        == 200
+    )
+
+
+def _execute(url: str, statement: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_the_database_refuses_to_change_or_delete_audit_records(
+    client: TestClient[Any], database_url: str
+) -> None:
+    f.study(client)
+    for statement in ("UPDATE audit_records SET actor = 'someone else'", "DELETE FROM audit_records"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            _execute(database_url, statement)
+
+
+def test_hash_chain_verifies_and_detects_tampering(
+    client: TestClient[Any],
+    database_url: str,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    f.study(client, title="Before tampering")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["audit", "verify"]) == 0
+    assert "audit chain verified" in capsys.readouterr().out
+    # Someone with database superuser rights goes around the trigger and edits a record.
+    if backend == "postgres":
+        _execute(database_url, "ALTER TABLE audit_records DISABLE TRIGGER audit_records_append_only")
+        _execute(
+            database_url,
+            "UPDATE audit_records SET actor = 'someone else' WHERE seq = (SELECT max(seq) FROM audit_records)",
+        )
+        _execute(database_url, "ALTER TABLE audit_records ENABLE TRIGGER audit_records_append_only")
+    else:
+        _execute(database_url, "DROP TRIGGER audit_records_no_update")
+        _execute(
+            database_url,
+            "UPDATE audit_records SET actor = 'someone else' WHERE seq = (SELECT max(seq) FROM audit_records)",
+        )
+        _execute(
+            database_url,
+            "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records BEGIN SELECT RAISE(ABORT, 'audit records are append-only (UPDATE refused)'); END",
+        )
+    assert main(["audit", "verify"]) == 1
+    assert "altered" in capsys.readouterr().err
