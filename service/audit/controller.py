@@ -1,10 +1,11 @@
 """The audit trail, read-only: GET /api/v1/audit (admin). Nothing in the API writes or deletes it."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get
+from litestar.exceptions import ValidationException
 from litestar.params import FromQuery, QueryParameter
 
 from service.audit.queries import audit_filters, list_entries
@@ -13,6 +14,27 @@ from service.auth.middleware import requires
 from service.common.controller import Limit, Offset, next_link
 from service.common.types import NO_NUL
 from service.db.session import DbSession
+
+ISO_MOMENT = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+# A string, parsed here: as a datetime, Litestar would also take a bare number as a timestamp.
+Moment = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=ISO_MOMENT,
+        max_length=40,
+        description="ISO 8601 date or date-time; UTC unless an offset is given.",
+    ),
+]
+
+
+def _moment(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationException(detail=f"{field}: {value} is not a calendar date-time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class AuditController(Controller):
@@ -38,13 +60,18 @@ class AuditController(Controller):
         actor: Annotated[
             str | None, QueryParameter(pattern=NO_NUL, max_length=100, description="Token name.")
         ] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Moment = None,
+        until: Moment = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Response[AuditPage]:  # type: ignore[valid-type]
         items, total = await list_entries(
-            db_session, audit_filters(resource_type, resource_id, actor, since, until), limit, offset
+            db_session,
+            audit_filters(
+                resource_type, resource_id, actor, _moment(since, "since"), _moment(until, "until")
+            ),
+            limit,
+            offset,
         )
         return Response(
             AuditPage(items=items, total=total, limit=limit, offset=offset),
