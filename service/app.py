@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={"db_session": Provide(provide_session)},
         middleware=[authentication()],
+        # 1 MiB: the largest curated record is a few kB; a bigger body is refused with 413.
+        request_max_body_size=1_048_576,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
         state=State({"session_factory": session_factory(engine), "engine": engine}),

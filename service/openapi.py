@@ -24,6 +24,7 @@ DESCRIPTIONS = {
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
     "401": "Missing, malformed, unknown, expired or revoked bearer token (`WWW-Authenticate: Bearer`).",
     "403": "The token's role may not do this (reader < curator < admin).",
+    "413": "The body is larger than 1 MiB.",
     "412": "If-Match does not match the current ETag: the record changed since it was read.",
     "428": "If-Match is required on PATCH and DELETE.",
     "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
@@ -53,7 +54,7 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     if method in ("post", "patch", "delete"):
         statuses.append("409")
     if method in ("post", "patch"):
-        statuses.append("422")
+        statuses += ["413", "422"]
     statuses.append("503")
     return statuses
 

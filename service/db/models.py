@@ -156,6 +156,8 @@ class Patient(Record, table=True):
     genetic_findings: list[str] = json_column()
     markers: list[dict[str, Any]] = json_column()
     notes: str | None = None
+    # HIPAA Safe Harbor: ages of 90 and above are stored as 90 with this flag set.
+    age_capped: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class Treatment(Record, table=True):

@@ -8,7 +8,14 @@ from service.common.structs import read_struct, update_struct
 from service.common.types import LongText, Measurement, Name, Percent, ShortText
 from service.common.vocab import Diagnosis, DiseaseStatus, Sex
 
-Age = Annotated[float, Meta(ge=0, le=130, description="Age in years at study entry.")]
+Age = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=130,
+        description="Age in years at study entry; 90 and above is stored as 90 with `age_capped` (HIPAA Safe Harbor).",
+    ),
+]
 
 
 class PatientCreate(Input):
@@ -45,4 +52,4 @@ class PatientCreate(Input):
 
 
 PatientUpdate = update_struct(PatientCreate, "PatientUpdate", exclude=("study_id",))
-Patient = read_struct(PatientCreate, "Patient")
+Patient = read_struct(PatientCreate, "Patient", extra=[("age_capped", bool)])

@@ -1,5 +1,6 @@
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -7,6 +8,8 @@ from service.common.repository import Repository, require
 from service.db import cascade, models
 from service.errors import Conflict, RuleViolation
 from service.patients.schemas import Patient
+
+SAFE_HARBOR_AGE = 90
 
 
 class PatientRepository(Repository[models.Patient]):
@@ -20,6 +23,13 @@ class PatientRepository(Repository[models.Patient]):
         "patient links": (models.PatientLink, models.PatientLink.patient_a_id),
         "patient links (as second patient)": (models.PatientLink, models.PatientLink.patient_b_id),
     }
+
+    def columns(self, data: msgspec.Struct) -> dict[str, Any]:
+        values = super().columns(data)
+        if values.get("age_years") is not None:
+            values["age_capped"] = values["age_years"] >= SAFE_HARBOR_AGE
+            values["age_years"] = min(values["age_years"], SAFE_HARBOR_AGE)
+        return values
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         if existing is None:

@@ -147,7 +147,12 @@ def test_hash_chain_verifies_and_detects_tampering(
 
 def test_audit_time_filters_take_iso_dates_only(client: TestClient[Any]) -> None:
     f.study(client)
-    assert client.get(f"{API}/audit", params={"since": "2020-01-01", "until": "2999-12-31T00:00:00Z"}).json()["total"] >= 1
+    assert (
+        client.get(f"{API}/audit", params={"since": "2020-01-01", "until": "2999-12-31T00:00:00Z"}).json()[
+            "total"
+        ]
+        >= 1
+    )
     assert client.get(f"{API}/audit", params={"since": "2999-01-01"}).json()["total"] == 0
     assert client.get(f"{API}/audit", params={"until": "0.5"}).status_code == 400
     assert client.get(f"{API}/audit", params={"since": "2024-02-30"}).status_code == 400

@@ -1,0 +1,64 @@
+"""The de-identification guard and the request limits."""
+
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests import factories as f
+
+API = "/api/v1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write to jane.doe@example.org",
+        "phone +41 21 314 11 11",
+        "MRN: A1234567",
+        "DOB 12/03/1961",
+        "(555) 123-4567",
+    ],
+)
+def test_identifiers_in_free_text_are_refused(client: TestClient[Any], text: str) -> None:
+    study = f.study(client)
+    response = client.post(
+        f"{API}/patients",
+        json={"study_id": study["id"], "subject_code": "P1", "diagnosis": "AML", "notes": text},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "notes"
+    assert client.get(f"{API}/patients").json()["total"] == 0
+
+
+def test_nested_free_text_names_its_path(client: TestClient[Any]) -> None:
+    response = client.post(
+        f"{API}/studies",
+        json={
+            "title": "T",
+            "design": "other",
+            "provenance": [{"source_document": "x", "location": "y", "quote": "mail a@b.org"}],
+        },
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "provenance[0].quote"
+
+
+def test_clinical_numbers_are_not_mistaken_for_identifiers(client: TestClient[Any]) -> None:
+    study = f.study(client, summary="CD34+ dose 13.35x10^6/kg; MRD 7 x 10-4 on 2024-04-15; KMT2A-AFF1 0.012%")
+    assert study["summary"].startswith("CD34+")
+
+
+def test_ages_of_90_and_above_are_stored_as_90_with_a_flag(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    old = f.patient(client, study["id"], age_years=93)
+    assert (old["age_years"], old["age_capped"]) == (90, True)
+    changed = client.patch(f"{API}/patients/{old['id']}", json={"age_years": 52}).json()
+    assert (changed["age_years"], changed["age_capped"]) == (52, False)
+    assert f.patient(client, study["id"], subject_code="P2", age_years=89.5)["age_capped"] is False
+
+
+def test_oversized_bodies_are_413(client: TestClient[Any]) -> None:
+    body = b'{"title": "' + b"x" * 1_100_000 + b'", "design": "other"}'
+    response = client.post(f"{API}/studies", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
