@@ -62,3 +62,25 @@ def test_oversized_bodies_are_413(client: TestClient[Any]) -> None:
     response = client.post(f"{API}/studies", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("id", "0190a5b0-0000-7000-8000-000000000000"),
+        ("version", 7),
+        ("created_at", "2020-01-01T00:00:00Z"),
+        ("age_capped", True),
+    ],
+)
+def test_server_owned_fields_cannot_be_written(client: TestClient[Any], field: str, value: Any) -> None:
+    study = f.study(client)
+    created = client.post(
+        f"{API}/patients",
+        json={"study_id": study["id"], "subject_code": "P", "diagnosis": "AML", field: value},
+    )
+    assert created.status_code == 400 and client.get(f"{API}/patients").json()["total"] == 0
+    patient = f.patient(client, study["id"])
+    changed = client.patch(f"{API}/patients/{patient['id']}", json={field: value})
+    assert changed.status_code == 400
+    assert client.get(f"{API}/patients/{patient['id']}").json()["version"] == 1
