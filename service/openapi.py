@@ -55,6 +55,8 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
         statuses.append("409")
     if method in ("post", "patch"):
         statuses += ["413", "422"]
+    elif method == "get" and has_params:
+        statuses.append("422")  # e.g. a date-time of the right shape that is not on the calendar
     statuses.append("503")
     return statuses
 

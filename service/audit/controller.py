@@ -5,7 +5,6 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get
-from litestar.exceptions import ValidationException
 from litestar.params import FromQuery, QueryParameter
 
 from service.audit.queries import audit_filters, list_entries
@@ -14,6 +13,7 @@ from service.auth.middleware import requires
 from service.common.controller import Limit, Offset, next_link
 from service.common.types import NO_NUL
 from service.db.session import DbSession
+from service.errors import RuleViolation
 
 ISO_MOMENT = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 # A string, parsed here: as a datetime, Litestar would also take a bare number as a timestamp.
@@ -33,7 +33,8 @@ def _moment(value: str | None, field: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValidationException(detail=f"{field}: {value} is not a calendar date-time") from exc
+        # The pattern fixes the shape; the calendar (no 2024-02-30) is a rule, as for partial dates.
+        raise RuleViolation(f"{value} is not a calendar date-time", field=field) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
