@@ -21,6 +21,7 @@ REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 # Children first, so that deleting in this order never breaks a foreign key. API tokens are
 # kept: the test clients hold one.
 TABLES = (
+    "idempotency_keys",
     "patient_links",
     "treatment_components",
     "adverse_events",

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement
 from service.audit.queries import audit_filters, list_entries
 from service.audit.schemas import AuditEntry
 from service.auth.middleware import requires
+from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
 from service.common.preconditions import ChangeReason, IfMatch, etag_headers, require_reason
 from service.common.repository import Repository
 from service.common.schemas import page_struct
@@ -132,13 +133,23 @@ def build_controller(res: Resource) -> type[Controller]:
             request: Request[Any, Any, Any],
             db_session: DbSession,
             data: JSONBody[res.create],  # type: ignore[name-defined]
+            idempotency_key: IdempotencyKeyHeader = None,
         ) -> Response[res.read]:  # type: ignore[name-defined]
+            actor = request.scope["user"].name
+            if idempotency_key:
+                fingerprint = request_hash(request.url.path, await request.body())
+                replay = await claim(db_session, actor, idempotency_key, fingerprint)
+                if replay is not None:
+                    return replay
             created = await res.repository.create(db_session, data)
-            return Response(
+            response = Response(
                 created,
                 status_code=201,
                 headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}", **etag_headers(created)},
             )
+            if idempotency_key:
+                await remember(db_session, actor, idempotency_key, response)
+            return response
 
         @get(
             "/{id:uuid}",

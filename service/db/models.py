@@ -364,3 +364,19 @@ class AuditRecord(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A POST's Idempotency-Key with the response it produced, stored in the same transaction as
+    the record it created: a retry (from any replica, after any restart) replays the response."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor: str = Field(max_length=100, primary_key=True)
+    key: str = Field(max_length=200, primary_key=True)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    location: str | None = Field(default=None, max_length=500)
+    etag: str | None = Field(default=None, max_length=50)
+    response_body: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -34,6 +34,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # The driver's own transaction handling starts transactions late and turns the first
+            # SAVEPOINT into the outer transaction (its RELEASE would commit): let SQLAlchemy
+            # emit BEGIN itself, as its SQLite documentation recommends.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
 
     return engine
 

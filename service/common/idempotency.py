@@ -1,0 +1,78 @@
+"""Idempotent creation (IETF draft "The Idempotency-Key HTTP Header Field"): a POST retried
+with the same key and body replays the first response and creates nothing; the same key with
+another body is 422. The key row is inserted before the record, in the same transaction, so
+concurrent retries queue on the key's primary key and only the first one creates."""
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response
+from litestar.params import HeaderParameter
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.models import IdempotencyKey
+from service.errors import Conflict, RuleViolation
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[!-~]{1,200}$",
+        description="Retrying with the same key and body returns the first response and creates nothing.",
+    ),
+]
+PENDING = 0
+
+
+def request_hash(path: str, body: bytes) -> str:
+    return hashlib.sha256(path.encode() + b"\0" + body).hexdigest()
+
+
+async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -> Response[Any] | None:
+    """Reserve `key` for this request, or the stored response of the request that used it."""
+    try:
+        async with session.begin_nested():
+            session.add(
+                IdempotencyKey(
+                    actor=actor, key=key, request_hash=fingerprint, status_code=PENDING, response_body=""
+                )
+            )
+    except IntegrityError:
+        stored = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
+        )
+        if stored is None:  # pragma: no cover - the row that conflicted was rolled back meanwhile
+            raise Conflict("this Idempotency-Key is being used by another request; retry") from None
+        if stored.request_hash != fingerprint:
+            raise RuleViolation(
+                "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+            ) from None
+        if stored.status_code == PENDING:
+            raise Conflict("the first request with this Idempotency-Key is still running; retry") from None
+        headers = {"Idempotent-Replayed": "true"}
+        if stored.location:
+            headers["Location"] = stored.location
+        if stored.etag:
+            headers["ETag"] = stored.etag
+        return Response(
+            stored.response_body.encode(),
+            status_code=stored.status_code,
+            media_type="application/json",
+            headers=headers,
+        )
+    return None
+
+
+async def remember(session: AsyncSession, actor: str, key: str, response: Response[Any]) -> None:
+    stored = await session.get(IdempotencyKey, (actor, key))
+    if stored is None:  # pragma: no cover
+        return
+    stored.status_code = response.status_code
+    stored.response_body = msgspec.json.encode(response.content).decode()
+    stored.location = response.headers.get("Location")
+    stored.etag = response.headers.get("ETag")
+    await session.flush()
