@@ -17,6 +17,7 @@ from service.arms.controller import ArmController
 from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
+from service.auth.rate_limit import rate_limit
 from service.db.session import create_engine, provide_session, session_factory
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
@@ -93,7 +94,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(ASSETS_URL, directories=[DOCS_ASSETS], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_session)},
-        middleware=[authentication()],
+        # Authentication first: the rate limit counts per token.
+        middleware=[authentication()]
+        + ([rate_limit(settings.rate_limit_per_minute)] if settings.rate_limit_per_minute > 0 else []),
         # 1 MiB: the largest curated record is a few kB; a bigger body is refused with 413.
         request_max_body_size=1_048_576,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -102,9 +105,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[dispose_engine],
         logging_config=None,
     )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(settings.log_level)
     _complete_openapi(app)
     return app
+
+
+# These log each statement with its parameters (clinical free text included) at DEBUG or INFO:
+# they stay at WARNING whatever LOG_LEVEL says.
+_DATA_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "asyncpg")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in _DATA_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _complete_openapi(app: Litestar) -> None:

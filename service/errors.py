@@ -135,8 +135,10 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
 
 def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
     # The database caught what the services did not; its message may carry SQL, so it stays in
-    # the log and the client gets a plain statement.
-    log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+    # the log and the client gets a plain statement. Only the first line is logged: Postgres
+    # puts the offending row, free text included, in the DETAIL line after it.
+    first_line = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, first_line)
     return problem(request, 409, "The change conflicts with existing data (a uniqueness or reference rule).")
 
 

@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     "412": "If-Match does not match the current ETag: the record changed since it was read.",
     "428": "If-Match is required on PATCH and DELETE.",
     "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
+    "429": "More requests with this token in the last minute than the limit (`RATE_LIMIT_PER_MINUTE`, counted per replica); retry after `Retry-After` seconds.",
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
@@ -61,8 +62,23 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     return statuses
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def _problem_response(status: str) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status], "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
+    response: dict[str, Any] = {
+        "description": DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+    }
+    if status in ("429", "503"):
+        response["headers"] = RETRY_AFTER
+    return response
 
 
 # Litestar drops a zero bound of an optional query parameter (it tests the bound for truth);
@@ -156,7 +172,7 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 responses["200"]["description"] = "SVG by default; PNG with format=png"
             statuses = _error_statuses(path, method, operation)
             if path.startswith("/api/"):
-                statuses += ["401", "403"]
+                statuses += ["401", "403", "429"]
             else:
                 operation["security"] = []  # the health check needs no token
             for parameter in operation.get("parameters", []):

@@ -15,6 +15,8 @@ class Settings:
     log_level: str = "INFO"
     # Postgres only: no statement may hold a connection longer than this.
     statement_timeout_ms: int = 30_000
+    # Requests per token per minute, counted by each replica on its own; 0 turns the limit off.
+    rate_limit_per_minute: int = 600
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -25,6 +27,7 @@ class Settings:
             port=int(os.environ.get("PORT", "8000")),
             log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
             statement_timeout_ms=int(os.environ.get("STATEMENT_TIMEOUT_MS", "30000")),
+            rate_limit_per_minute=int(os.environ.get("RATE_LIMIT_PER_MINUTE", "600")),
         )
 
     @property

@@ -7,6 +7,7 @@ from litestar.testing import TestClient
 
 from service.app import create_app
 from service.settings import Settings
+from tests.audit_ledger import TOTALS, AuditLedger, counter_in_portal
 from tests.databases import backends, empty_tables, fresh_database, issue_token
 
 
@@ -20,7 +21,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 class RegistryTestClient(TestClient):  # type: ignore[type-arg]
     """Sends the record's current ETag in If-Match, and a reason in X-Change-Reason, on PATCH and
     DELETE unless the test sets the header itself: tests about other behaviour need not read
-    before each write, and the precondition and audit tests pass their own."""
+    before each write, and the precondition and audit tests pass their own. Each successful
+    write is checked against the audit trail (tests/audit_ledger.py)."""
+
+    ledger: AuditLedger | None = None
 
     def request(self, method: str, url: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         headers = dict(kwargs.get("headers") or {})
@@ -33,15 +37,23 @@ class RegistryTestClient(TestClient):  # type: ignore[type-arg]
             headers["X-Change-Reason"] = "test"
         if method.upper() in ("PATCH", "DELETE"):
             kwargs["headers"] = headers
-        return super().request(method, url, **kwargs)
+        response = super().request(method, url, **kwargs)
+        if self.ledger is not None:
+            replayed = response.headers.get("idempotent-replayed") == "true"
+            self.ledger.observe(method, str(url), response.status_code, response.content, replayed)
+        return response
 
 
 @pytest.fixture(scope="session")
 def session_client(database_url: str) -> Iterator[TestClient[Any]]:
     """A client holding an admin token (role-specific tests make their own tokens)."""
     secret = issue_token(database_url, "test-admin", "admin")
-    with RegistryTestClient(create_app(Settings(database_url=database_url))) as client:
+    app = create_app(Settings(database_url=database_url, rate_limit_per_minute=0))
+    with RegistryTestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {secret}"
+        client.ledger = AuditLedger(
+            "integration", counter_in_portal(client.blocking_portal, app.state.session_factory)
+        )
         yield client
 
 
@@ -76,3 +88,12 @@ def pytest_configure(config: pytest.Config) -> None:
         asyncio.run(_admin(POSTGRES_URL, "SELECT 1"))
     except Exception as exc:
         pytest.exit(f"Postgres is required (REQUIRE_POSTGRES=1) but unreachable: {exc}", returncode=3)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TOTALS:
+        terminalreporter.write_line(
+            "audit trail: "
+            + ", ".join(f"{count} {what}" for what, count in sorted(TOTALS.items()))
+            + ": each had exactly its matching audit record(s)"
+        )

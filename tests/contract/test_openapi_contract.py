@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from service.app import create_app
 from service.settings import Settings
+from tests.audit_ledger import AuditLedger, counter_for_url
 from tests.contract.asgi import SwitchableApp
 from tests.databases import backends, fresh_database, issue_token
 
@@ -26,8 +27,9 @@ schema.app = app
 def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with fresh_database(request.param, tmp_path_factory.mktemp("contract")) as url:
         issue_token(url, "contract-admin", "admin", secret=os.environ["REGISTRY_TEST_TOKEN"])
-        app.target = create_app(Settings(database_url=url))
+        app.target = create_app(Settings(database_url=url, rate_limit_per_minute=0))
         app.database_url = url
+        app.ledger = AuditLedger(f"contract ({request.param})", counter_for_url(url))
         CASES[request.param] = 0
         yield request.param
         app.target = None
@@ -43,4 +45,4 @@ def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 )
 def test_operation_conforms(case: schemathesis.Case, contract_app: str) -> None:
     CASES[contract_app] += 1
-    case.call_and_validate()
+    app.observe(case.call_and_validate())
