@@ -2,8 +2,10 @@
 the admin listing; append-only in the database; and a hash chain that detects tampering."""
 
 import asyncio
+import uuid
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
@@ -12,6 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.__main__ import main
+from service.app import create_app
+from service.settings import Settings
 from tests import factories as f
 
 API = "/api/v1"
@@ -156,3 +160,63 @@ def test_audit_time_filters_take_iso_dates_only(client: TestClient[Any]) -> None
     assert client.get(f"{API}/audit", params={"since": "2999-01-01"}).json()["total"] == 0
     assert client.get(f"{API}/audit", params={"until": "0.5"}).status_code == 400
     assert client.get(f"{API}/audit", params={"since": "2024-02-30"}).status_code == 422
+
+
+def _fetch(url: str, statement: str) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                return list((await connection.execute(text(statement))).all())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_concurrent_writers_on_two_replicas_extend_one_chain(
+    client: TestClient[Any], database_url: str, backend: str
+) -> None:
+    f.study(client, title="Chain start")
+    (last_seq, last_hash) = _fetch(
+        database_url, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
+    )[0]
+    token = client.headers["Authorization"]
+    replicas = [create_app(Settings(database_url=database_url, rate_limit_per_minute=0)) for _ in range(2)]
+    writers = 12
+
+    async def race() -> list[httpx.Response]:
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") for app in replicas
+        ]
+        try:
+            return await asyncio.gather(
+                *(
+                    clients[i % 2].post(
+                        f"{API}/studies",
+                        json={"title": f"Concurrent {i}", "design": "case_series"},
+                        headers={"Authorization": token},
+                    )
+                    for i in range(writers)
+                )
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+            for app in replicas:
+                await app.state.engine.dispose()
+
+    results = asyncio.run(race())
+    created = sorted(r.json()["id"] for r in results if r.status_code == 201)
+    assert len(created) == writers, sorted(r.status_code for r in results)
+    rows = _fetch(
+        database_url,
+        f"SELECT prev_hash, hash, resource_id, action FROM audit_records WHERE seq > {last_seq} ORDER BY seq",  # noqa: S608
+    )
+    assert sorted(str(uuid.UUID(str(r.resource_id))) for r in rows) == created
+    assert {r.action for r in rows} == {"create"}
+    # One chain, no fork: each new record names the one before it.
+    previous = last_hash
+    for row in rows:
+        assert row.prev_hash == previous
+        previous = row.hash
