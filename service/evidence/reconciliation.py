@@ -42,9 +42,9 @@ def check_percentage(result: Any) -> Check | None:
     computed = 100 * result.numerator / result.denominator
     places = decimals(result.value)
     ok = same_at_precision(computed, result.value)
-    return Check(
-        check="percentage",
-        verdict="consistent" if ok else "inconsistent",
+    return _judged(
+        "percentage",
+        ok,
         printed=f"{fmt(result.value)}%",
         computed=f"{computed:.{places}f}% ({result.numerator}/{result.denominator})",
         detail="printed percentage equals numerator/denominator"
@@ -77,20 +77,17 @@ def check_interval(result: Any) -> Check | None:
             matches.append(method)
     printed = f"{fmt(result.ci_lower)}–{fmt(result.ci_upper)} ({level:.0%})"
     named = f"; the publication names {result.ci_method}" if result.ci_method else ""
-    if matches:
-        return Check(
-            check="confidence_interval",
-            verdict="consistent",
-            printed=printed,
-            computed=", ".join(shown),
-            detail=f"matches {', '.join(matches)}{named}",
-        )
-    return Check(
-        check="confidence_interval",
-        verdict="inconsistent",
+    detail = (
+        f"matches {', '.join(matches)}"
+        if matches
+        else f"matches no standard method for {result.numerator}/{result.denominator}"
+    )
+    return _judged(
+        "confidence_interval",
+        bool(matches),
         printed=printed,
         computed=", ".join(shown),
-        detail=f"matches no standard method for {result.numerator}/{result.denominator}{named}",
+        detail=detail + named,
     )
 
 
@@ -105,14 +102,24 @@ def check_p_value(result: Any) -> Check | None:
     (x1, n1), (x2, n2) = definition["printed_counts"]
     p, _ = fisher_two_groups(x1, n1, x2, n2)
     ok = same_at_precision(p, result.p_value)
-    return Check(
-        check="p_value",
-        verdict="consistent" if ok else "inconsistent",
+    return _judged(
+        "p_value",
+        ok,
         printed=fmt(result.p_value),
         computed=f"{p:.{decimals(result.p_value)}f} (Fisher's exact, two-sided, {x1}/{n1} vs {x2}/{n2})",
         detail="printed p equals Fisher's exact test on the printed counts"
         if ok
         else f"Fisher's exact test on the printed counts gives {p:.4f}",
+    )
+
+
+def _judged(check: str, ok: bool, *, printed: str | None, computed: str | None, detail: str) -> Check:
+    return Check(
+        check=check,
+        verdict="consistent" if ok else "inconsistent",
+        printed=printed,
+        computed=computed,
+        detail=detail,
     )
 
 
@@ -194,9 +201,9 @@ def _compare_counts(result: Any, x: int, n: int, what: str) -> Check:
             computed=f"{x}/{n}",
             detail="nothing printed to compare (no count, N or percentage)",
         )
-    return Check(
-        check="patient_level",
-        verdict="inconsistent" if differences else "consistent",
+    return _judged(
+        "patient_level",
+        not differences,
         printed="".join(printed),
         computed=f"{x}/{n}"
         + (
@@ -231,9 +238,9 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
             return _not_computable("no patient-level values for this attribute", fmt(result.value))
         median = statistics.median(present)
         ok = same_at_precision(median, result.value)
-        return Check(
-            check="patient_level",
-            verdict="consistent" if ok else "inconsistent",
+        return _judged(
+            "patient_level",
+            ok,
             printed=fmt(result.value),
             computed=f"{median:g} (median of {len(present)})",
             detail="recomputed median"
@@ -300,9 +307,9 @@ async def _survival_check(
             f"{label}: not reached or beyond follow-up in the patient-level data", fmt(result.value)
         )
     ok = same_at_precision(computed, result.value)
-    return Check(
-        check="patient_level",
-        verdict="consistent" if ok else "inconsistent",
+    return _judged(
+        "patient_level",
+        ok,
         printed=fmt(result.value),
         computed=f"{computed:g}",
         detail=label if ok else f"{label} recomputes to {computed:g}",
@@ -334,9 +341,9 @@ async def _comparison_check(
         differences.append(
             f"Fisher's exact p on the patient-level counts is {p:.4f}, printed {fmt(result.p_value)}"
         )
-    return Check(
-        check="patient_level",
-        verdict="inconsistent" if differences else "consistent",
+    return _judged(
+        "patient_level",
+        not differences,
         printed=fmt(result.p_value),
         computed=f"{p:.{decimals(result.p_value)}f} ({x1}/{n1} vs {x2}/{n2})",
         detail="; ".join(differences) or "recomputed from the patient-level data",
