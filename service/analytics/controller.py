@@ -4,12 +4,14 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from service.analytics import plots, queries
 from service.analytics.groups import GroupBy
+from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.proportions import CiMethod
-from service.analytics.rates import Denominator, MrdRequirement, adverse_event_incidence, response_rates
+from service.analytics.rates import adverse_event_incidence, response_rates
 from service.analytics.schemas import AdverseEventIncidence, ResponseRates, Survival, TimeToEvent
 from service.analytics.survival import ConfType
 from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
@@ -17,21 +19,12 @@ from service.auth.middleware import requires
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 
-CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
-Categories = Annotated[
-    str,
-    QueryParameter(
-        pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$",
-        description="Comma-separated response categories counted as response.",
-    ),
-]
 LandmarkDays = Annotated[
     str | None,
     QueryParameter(
         pattern=r"^\d{1,5}(,\d{1,5}){0,19}$", description="Comma-separated landmark study days, e.g. 180,365."
     ),
 ]
-ConfLevel = Annotated[float, QueryParameter(ge=0.5, le=0.999, description="Confidence level.")]
 GroupByParam = Annotated[
     GroupBy | None,
     QueryParameter(description="`arm`: one group per arm; default: the whole study as one group."),
@@ -47,6 +40,7 @@ class StatisticsController(Controller):
 
     @get(
         "/response-rates",
+        dependencies={"response": Provide(response_definition, sync_to_thread=False)},
         operation_id="getResponseRates",
         summary="Response rates with confidence intervals",
         description=(
@@ -60,13 +54,7 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
-        categories: Categories = "CR,CRi,CRh",
-        mrd: FromQuery[MrdRequirement] = "any",
-        by_day: Annotated[
-            int | None,
-            QueryParameter(ge=-36500, le=36500, description="Only assessments up to this study day."),
-        ] = None,
-        denominator: FromQuery[Denominator] = "all",
+        response: NamedDependency[ResponseDefinition],
         ci: FromQuery[CiMethod] = "wilson",
         conf_level: ConfLevel = 0.95,
         group_by: GroupByParam = None,
@@ -83,10 +71,10 @@ class StatisticsController(Controller):
             db_session,
             study_id,
             timepoint=timepoint,
-            categories=list(dict.fromkeys(categories.split(","))),
-            mrd=mrd,
-            by_day=by_day,
-            denominator=denominator,
+            categories=response.categories,
+            mrd=response.mrd,
+            by_day=response.by_day,
+            denominator=response.denominator,
             ci=ci,
             conf_level=conf_level,
             group_by=group_by,

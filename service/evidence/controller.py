@@ -7,10 +7,9 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from service.analytics.controller import CATEGORY, ConfLevel
 from service.analytics.meta import Transform
+from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.proportions import CiMethod
-from service.analytics.rates import Denominator, MrdRequirement
 from service.auth.middleware import requires
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
@@ -71,6 +70,7 @@ class EvidenceController(Controller):
 
     @get(
         "/response-rates",
+        dependencies={"response": Provide(response_definition, sync_to_thread=False)},
         operation_id="getEvidenceResponseRates",
         summary="Response rates across studies, pooled",
         description=POOLING,
@@ -79,24 +79,14 @@ class EvidenceController(Controller):
         self,
         db_session: DbSession,
         chosen: NamedDependency[Selection],
-        categories: Annotated[
-            str, QueryParameter(pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$")
-        ] = "CR,CRi,CRh",
-        mrd: FromQuery[MrdRequirement] = "any",
-        by_day: Annotated[int | None, QueryParameter(ge=-36500, le=36500)] = None,
-        denominator: FromQuery[Denominator] = "all",
+        response: NamedDependency[ResponseDefinition],
         ci: FromQuery[CiMethod] = "wilson",
         conf_level: ConfLevel = 0.95,
         transform: FromQuery[Transform] = "logit",
     ) -> Evidence:
-        outcome = {
-            "type": "response_rate",
-            "categories": list(dict.fromkeys(categories.split(","))),
-            "mrd": mrd,
-            "by_day": by_day,
-            "denominator": denominator,
-        }
-        return await evidence(db_session, chosen, outcome, ci=ci, conf_level=conf_level, transform=transform)
+        return await evidence(
+            db_session, chosen, response.as_outcome(), ci=ci, conf_level=conf_level, transform=transform
+        )
 
     @get(
         "/adverse-event-incidence",

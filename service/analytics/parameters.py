@@ -1,0 +1,49 @@
+"""Query parameters shared by the per-study statistics and the cross-study evidence endpoints,
+so that "what counts as a response" is declared, validated and documented once."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar.params import FromQuery, QueryParameter
+
+from service.analytics.rates import Denominator, MrdRequirement
+
+CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
+Categories = Annotated[
+    str,
+    QueryParameter(
+        pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$",
+        description="Comma-separated response categories counted as response.",
+    ),
+]
+ConfLevel = Annotated[float, QueryParameter(ge=0.5, le=0.999, description="Confidence level.")]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDefinition:
+    categories: list[str]
+    mrd: MrdRequirement
+    by_day: int | None
+    denominator: Denominator
+
+    def as_outcome(self) -> dict[str, Any]:
+        """The `response_rate` outcome definition that pooling and reconciliation count."""
+        return {
+            "type": "response_rate",
+            "categories": self.categories,
+            "mrd": self.mrd,
+            "by_day": self.by_day,
+            "denominator": self.denominator,
+        }
+
+
+def response_definition(
+    categories: Categories = "CR,CRi,CRh",
+    mrd: FromQuery[MrdRequirement] = "any",
+    by_day: Annotated[
+        int | None,
+        QueryParameter(ge=-36500, le=36500, description="Only assessments up to this study day."),
+    ] = None,
+    denominator: FromQuery[Denominator] = "all",
+) -> ResponseDefinition:
+    return ResponseDefinition(list(dict.fromkeys(categories.split(","))), mrd, by_day, denominator)
