@@ -39,7 +39,7 @@ lint: $(SYNCED) ## Ruff lint and format check
 	$(PY) -m ruff check service tests migrations
 	$(PY) -m ruff format --check service tests migrations
 
-typecheck: $(SYNCED) ## mypy on service/
+typecheck: $(SYNCED) ## mypy --strict on service/ (CI runs it)
 	$(PY) -m mypy service
 
 check: lint test ## Lint, then every test (the OpenAPI drift test included)

@@ -107,7 +107,7 @@ def _struct_components(components: dict[str, Any]) -> dict[str, Any]:
 
 # Parent -> children created with the parent's id in the body: lets stateful tests build
 # study -> arm -> patient -> treatment / adverse event / outcome chains.
-CHILD_LINKS = {
+CHILD_LINKS: dict[str, dict[str, dict[str, Any]]] = {
     "createStudy": {
         "createArm": {"study_id": "$response.body#/id"},
         "createPatient": {"study_id": "$response.body#/id"},

@@ -2,11 +2,13 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from service.adverse_events.schemas import AdverseEvent, AdverseEventCreate, AdverseEventUpdate
 from service.adverse_events.service import AdverseEventRepository
 from service.common.controller import Resource, build_controller
+from service.common.filters import Condition
 from service.common.types import NO_NUL
 from service.common.vocab import GradingSystem
 from service.db import models
@@ -23,21 +25,23 @@ def adverse_event_filters(
         int | None, QueryParameter(ge=1, le=5, description="Only events of at least this grade.")
     ] = None,
     grading_system: FromQuery[GradingSystem | None] = None,
-) -> list[ColumnElement[bool]]:
+) -> list[Condition]:
     ae = models.AdverseEvent
-    where: list[ColumnElement[bool]] = []
+    where: list[Condition] = []
     if patient_id:
-        where.append(ae.patient_id == patient_id)
+        where.append(col(ae.patient_id) == patient_id)
     if study_id:
-        where.append(ae.patient_id.in_(select(models.Patient.id).where(models.Patient.study_id == study_id)))  # type: ignore[attr-defined]
+        where.append(
+            col(ae.patient_id).in_(select(models.Patient.id).where(models.Patient.study_id == study_id))
+        )
     if treatment_id:
-        where.append(ae.treatment_id == treatment_id)
+        where.append(col(ae.treatment_id) == treatment_id)
     if term:
         where.append(func.lower(ae.term) == term.lower())
     if grade_min is not None:
-        where.append(ae.grade >= grade_min)  # type: ignore[operator]
+        where.append(col(ae.grade) >= grade_min)
     if grading_system:
-        where.append(ae.grading_system == grading_system)
+        where.append(col(ae.grading_system) == grading_system)
     return where
 
 

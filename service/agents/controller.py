@@ -1,12 +1,12 @@
 from typing import Annotated
 
 from litestar.params import QueryParameter
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import func
 
 from service.agents.schemas import Agent, AgentCreate, AgentUpdate
 from service.agents.service import AgentRepository
 from service.common.controller import Resource, build_controller
-from service.common.filters import json_list_has
+from service.common.filters import Condition, json_list_has
 from service.common.types import NO_NUL
 from service.db import models
 
@@ -19,8 +19,8 @@ def agent_filters(
         str | None,
         QueryParameter(pattern=NO_NUL, max_length=200, description="A molecular target, e.g. CD38."),
     ] = None,
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
+) -> list[Condition]:
+    where: list[Condition] = []
     if name:
         where.append(func.lower(models.Agent.name) == name.lower())
     if target:

@@ -1,7 +1,8 @@
 from typing import Any, ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.agents.schemas import Agent
 from service.common.repository import Repository

@@ -139,8 +139,8 @@ def swimmer_figure(
                     markersize=5,
                 )
         elif row.kind == "event" and row.event_type in EVENT_MARKERS:
-            marker, color = EVENT_MARKERS[row.event_type]
-            axis.plot(row.study_day, y, marker=marker, color=color, linestyle="none", markersize=9)
+            symbol, color = EVENT_MARKERS[row.event_type]
+            axis.plot(row.study_day, y, marker=symbol, color=color, linestyle="none", markersize=9)
     axis.set_yticks(range(len(patients)))
     axis.set_yticklabels([code for _, code in patients], fontsize=8)
     axis.invert_yaxis()

@@ -6,6 +6,7 @@ Statistical Science 16(2):101–133, with α split equally between the tails."""
 import math
 from typing import Literal
 
+import numpy as np
 from scipy import stats
 
 CiMethod = Literal["wilson", "agresti-coull", "clopper-pearson", "jeffreys"]
@@ -48,7 +49,7 @@ def proportion_ci(x: int, n: int, method: CiMethod, conf_level: float) -> tuple[
 
 def fisher_two_groups(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float | None]:
     """Fisher's exact two-sided p and the sample odds ratio (None when it is 0/0 or infinite)."""
-    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
     result = stats.fisher_exact(table, alternative="two-sided")
     odds = float(result.statistic)
     return float(result.pvalue), (odds if math.isfinite(odds) else None)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
@@ -53,9 +54,9 @@ async def require_study(session: AsyncSession, study_id: UUID) -> None:
 async def fetch_patients(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
     """(id, subject_code, arm_id) of the study's patients in creation order; raw ids."""
     statement = (
-        select(raw(Patient.id), Patient.subject_code, raw(Patient.arm_id))
-        .where(Patient.study_id == study_id)
-        .order_by(Patient.id)
+        select(raw(col(Patient.id)), col(Patient.subject_code), raw(col(Patient.arm_id)))
+        .where(col(Patient.study_id) == study_id)
+        .order_by(col(Patient.id))
     )
     return await _rows(session, statement)
 
@@ -64,26 +65,26 @@ async def fetch_arms(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
     """(raw id, label, id) of the study's arms in creation order."""
     return await _rows(
         session,
-        select(raw(Arm.id).label("raw_id"), Arm.label, Arm.id)
-        .where(Arm.study_id == study_id)
-        .order_by(Arm.id),
+        select(raw(col(Arm.id)).label("raw_id"), col(Arm.label), col(Arm.id))
+        .where(col(Arm.study_id) == study_id)
+        .order_by(col(Arm.id)),
     )
 
 
 def _of_study(column: Any, study_id: UUID) -> Any:
-    return column.in_(select(Patient.id).where(Patient.study_id == study_id))
+    return column.in_(select(col(Patient.id)).where(col(Patient.study_id) == study_id))
 
 
 async def fetch_response_assessments(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
     """(patient_id, study_day, category, possible_categories, mrd_status, timepoint_label) of every response assessment."""
     statement = select(
-        raw(Outcome.patient_id),
-        Outcome.study_day,
-        Outcome.category,
-        Outcome.possible_categories,
-        Outcome.mrd_status,
-        Outcome.timepoint_label,
-    ).where(Outcome.kind == "response", _of_study(Outcome.patient_id, study_id))
+        raw(col(Outcome.patient_id)),
+        col(Outcome.study_day),
+        col(Outcome.category),
+        col(Outcome.possible_categories),
+        col(Outcome.mrd_status),
+        col(Outcome.timepoint_label),
+    ).where(col(Outcome.kind) == "response", _of_study(col(Outcome.patient_id), study_id))
     return await _rows(session, statement)
 
 
@@ -91,13 +92,13 @@ async def fetch_adverse_events(
     session: AsyncSession, study_id: UUID, grading_system: str | None, term: str | None
 ) -> Sequence[Any]:
     """(patient_id, term, grade) of the study's adverse events, optionally filtered."""
-    statement = select(raw(AdverseEvent.patient_id), AdverseEvent.term, AdverseEvent.grade).where(
-        _of_study(AdverseEvent.patient_id, study_id)
-    )
+    statement = select(
+        raw(col(AdverseEvent.patient_id)), col(AdverseEvent.term), col(AdverseEvent.grade)
+    ).where(_of_study(col(AdverseEvent.patient_id), study_id))
     if grading_system:
-        statement = statement.where(AdverseEvent.grading_system == grading_system)
+        statement = statement.where(col(AdverseEvent.grading_system) == grading_system)
     if term:
-        statement = statement.where(func.lower(AdverseEvent.term) == term.lower())
+        statement = statement.where(func.lower(col(AdverseEvent.term)) == term.lower())
     return await _rows(session, statement)
 
 
@@ -107,25 +108,25 @@ async def fetch_swimmer_records(session: AsyncSession, study_id: UUID) -> tuple[
     treatments = (
         await session.execute(
             select(
-                raw(Treatment.patient_id),
-                Treatment.phase,
-                Treatment.regimen,
-                Treatment.start_day,
-                Treatment.end_day,
-            ).where(_of_study(Treatment.patient_id, study_id))
+                raw(col(Treatment.patient_id)),
+                col(Treatment.phase),
+                col(Treatment.regimen),
+                col(Treatment.start_day),
+                col(Treatment.end_day),
+            ).where(_of_study(col(Treatment.patient_id), study_id))
         )
     ).all()
     outcomes = (
         await session.execute(
             select(
-                raw(Outcome.patient_id),
-                Outcome.kind,
-                Outcome.study_day,
-                Outcome.category,
-                Outcome.possible_categories,
-                Outcome.mrd_status,
-                Outcome.event_type,
-            ).where(_of_study(Outcome.patient_id, study_id), Outcome.study_day.is_not(None))  # type: ignore[union-attr]
+                raw(col(Outcome.patient_id)),
+                col(Outcome.kind),
+                col(Outcome.study_day),
+                col(Outcome.category),
+                col(Outcome.possible_categories),
+                col(Outcome.mrd_status),
+                col(Outcome.event_type),
+            ).where(_of_study(col(Outcome.patient_id), study_id), col(Outcome.study_day).is_not(None))
         )
     ).all()
     return treatments, outcomes
@@ -136,14 +137,18 @@ def in_categories(categories: Sequence[str]) -> Any:
 
     Candidates are a JSON list stored as the service serialises it (`["CR", "CRi"]`): removing
     each wanted quoted name and the separators leaves `[]` exactly when all are wanted."""
-    text = cast(Outcome.possible_categories, String)
+    text = cast(col(Outcome.possible_categories), String)
     stripped: Any = text
     for category in categories:
         stripped = func.replace(stripped, f'"{category}"', "")
     stripped = func.replace(func.replace(stripped, ",", ""), " ", "")
     return or_(
-        Outcome.category.in_(categories),  # type: ignore[union-attr]
-        and_(Outcome.category.is_(None), text != literal_column("'[]'"), stripped == literal_column("'[]'")),  # type: ignore[union-attr]
+        col(Outcome.category).in_(categories),
+        and_(
+            col(Outcome.category).is_(None),
+            text != literal_column("'[]'"),
+            stripped == literal_column("'[]'"),
+        ),
     )
 
 
@@ -155,22 +160,26 @@ def _analysis_statement(study_id: UUID, endpoint: str, remission: Sequence[str])
     first relapse, progression or death after it. Without an event, end_day is the last day of
     any outcome, adverse event or treatment. `reason` says why a patient is left out (null when in)."""
     pts = (
-        select(Patient.id, Patient.subject_code, Patient.arm_id)
-        .where(Patient.study_id == study_id)
+        select(col(Patient.id), col(Patient.subject_code), col(Patient.arm_id))
+        .where(col(Patient.study_id) == study_id)
         .subquery()
     )
     days = union_all(
-        select(Outcome.patient_id.label("pid"), Outcome.study_day.label("day")).join(
-            pts, pts.c.id == Outcome.patient_id
-        ),  # type: ignore[attr-defined]
-        select(AdverseEvent.patient_id, AdverseEvent.onset_day).join(
-            pts, pts.c.id == AdverseEvent.patient_id
+        select(col(Outcome.patient_id).label("pid"), col(Outcome.study_day).label("day")).join(
+            pts, pts.c.id == col(Outcome.patient_id)
         ),
-        select(AdverseEvent.patient_id, AdverseEvent.resolution_day).join(
-            pts, pts.c.id == AdverseEvent.patient_id
+        select(col(AdverseEvent.patient_id), col(AdverseEvent.onset_day)).join(
+            pts, pts.c.id == col(AdverseEvent.patient_id)
         ),
-        select(Treatment.patient_id, Treatment.start_day).join(pts, pts.c.id == Treatment.patient_id),
-        select(Treatment.patient_id, Treatment.end_day).join(pts, pts.c.id == Treatment.patient_id),
+        select(col(AdverseEvent.patient_id), col(AdverseEvent.resolution_day)).join(
+            pts, pts.c.id == col(AdverseEvent.patient_id)
+        ),
+        select(col(Treatment.patient_id), col(Treatment.start_day)).join(
+            pts, pts.c.id == col(Treatment.patient_id)
+        ),
+        select(col(Treatment.patient_id), col(Treatment.end_day)).join(
+            pts, pts.c.id == col(Treatment.patient_id)
+        ),
     ).subquery()
     last = (
         select(days.c.pid, func.max(days.c.day).label("last_day"))
@@ -178,13 +187,13 @@ def _analysis_statement(study_id: UUID, endpoint: str, remission: Sequence[str])
         .group_by(days.c.pid)
         .subquery()
     )
-    dated_events = and_(Outcome.kind == "event", Outcome.study_day.is_not(None))  # type: ignore[union-attr]
+    dated_events = and_(col(Outcome.kind) == "event", col(Outcome.study_day).is_not(None))
     if endpoint == "OS":
         first = (
-            select(Outcome.patient_id.label("pid"), func.min(Outcome.study_day).label("event_day"))  # type: ignore[attr-defined]
-            .join(pts, pts.c.id == Outcome.patient_id)
-            .where(dated_events, Outcome.event_type == "death")
-            .group_by(Outcome.patient_id)
+            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day"))
+            .join(pts, pts.c.id == col(Outcome.patient_id))
+            .where(dated_events, col(Outcome.event_type) == "death")
+            .group_by(col(Outcome.patient_id))
             .subquery()
         )
         origin: Any = literal(1)
@@ -193,20 +202,26 @@ def _analysis_statement(study_id: UUID, endpoint: str, remission: Sequence[str])
         early = first.c.event_day < 1
     else:
         origins = (
-            select(Outcome.patient_id.label("pid"), func.min(Outcome.study_day).label("origin_day"))  # type: ignore[attr-defined]
-            .join(pts, pts.c.id == Outcome.patient_id)
-            .where(Outcome.kind == "response", Outcome.study_day.is_not(None), in_categories(remission))  # type: ignore[union-attr]
-            .group_by(Outcome.patient_id)
+            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
+            .join(pts, pts.c.id == col(Outcome.patient_id))
+            .where(
+                col(Outcome.kind) == "response", col(Outcome.study_day).is_not(None), in_categories(remission)
+            )
+            .group_by(col(Outcome.patient_id))
             .subquery()
         )
         after = (
             select(
-                Outcome.patient_id.label("pid"),
-                Outcome.study_day.label("day"),
-                Outcome.event_type.label("kind"),
-            )  # type: ignore[attr-defined]
-            .join(origins, origins.c.pid == Outcome.patient_id)
-            .where(dated_events, Outcome.event_type.in_(RFS_EVENTS), Outcome.study_day > origins.c.origin_day)  # type: ignore[union-attr,operator]
+                col(Outcome.patient_id).label("pid"),
+                col(Outcome.study_day).label("day"),
+                col(Outcome.event_type).label("kind"),
+            )
+            .join(origins, origins.c.pid == col(Outcome.patient_id))
+            .where(
+                dated_events,
+                col(Outcome.event_type).in_(RFS_EVENTS),
+                col(Outcome.study_day) > origins.c.origin_day,
+            )
             .subquery()
         )
         first = select(after.c.pid, func.min(after.c.day).label("event_day")).group_by(after.c.pid).subquery()

@@ -52,7 +52,7 @@ DEFINITIONS = {
 def elapsed(origin: np.ndarray, end: np.ndarray, unit: TimeUnit) -> np.ndarray:
     """Elapsed days from origin to end study day in `unit`; crossing from day -1 to day 1 is one day."""
     crosses_zero = (origin < 0) & (end > 0)
-    return (end - origin - crosses_zero) / DAYS_PER_UNIT[unit]
+    return np.asarray((end - origin - crosses_zero) / DAYS_PER_UNIT[unit])
 
 
 async def time_to_event(

@@ -1,16 +1,17 @@
 from uuid import UUID
 
 from litestar.params import FromQuery
-from sqlalchemy import ColumnElement
+from sqlmodel import col
 
 from service.arms.schemas import Arm, ArmCreate, ArmUpdate
 from service.arms.service import ArmRepository
 from service.common.controller import Resource, build_controller
+from service.common.filters import Condition
 from service.db import models
 
 
-def arm_filters(study_id: FromQuery[UUID | None] = None) -> list[ColumnElement[bool]]:
-    return [models.Arm.study_id == study_id] if study_id else []
+def arm_filters(study_id: FromQuery[UUID | None] = None) -> list[Condition]:
+    return [col(models.Arm.study_id) == study_id] if study_id else []
 
 
 ArmController = build_controller(

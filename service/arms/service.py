@@ -4,8 +4,9 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.arms.schemas import Arm
 from service.common.repository import Repository, require, row_values
@@ -44,14 +45,14 @@ class ArmRepository(Repository[models.Arm]):
             return
         unique_ids = list(dict.fromkeys(agent_ids))
         found = set(
-            await session.scalars(select(models.Agent.id).where(models.Agent.id.in_(unique_ids)))  # type: ignore[attr-defined]
+            await session.scalars(select(models.Agent.id).where(col(models.Agent.id).in_(unique_ids)))
         )
         for agent_id in unique_ids:
             if agent_id not in found:
                 raise UnknownReference(
                     f"agent {agent_id} (given in `agent_ids`) does not exist", field="agent_ids"
                 )
-        await session.execute(delete(models.ArmAgent).where(models.ArmAgent.arm_id == row.id))  # type: ignore[arg-type]
+        await session.execute(delete(models.ArmAgent).where(col(models.ArmAgent.arm_id) == row.id))
         session.add_all(models.ArmAgent(arm_id=row.id, agent_id=agent_id) for agent_id in unique_ids)
 
     async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
@@ -59,8 +60,8 @@ class ArmRepository(Repository[models.Arm]):
         if rows:
             result = await session.execute(
                 select(models.ArmAgent.arm_id, models.ArmAgent.agent_id)
-                .where(models.ArmAgent.arm_id.in_([row.id for row in rows]))  # type: ignore[attr-defined]
-                .order_by(models.ArmAgent.agent_id)
+                .where(col(models.ArmAgent.arm_id).in_([row.id for row in rows]))
+                .order_by(col(models.ArmAgent.agent_id))
             )
             for arm_id, agent_id in result:
                 links[arm_id].append(agent_id)
@@ -73,5 +74,5 @@ class ArmRepository(Repository[models.Arm]):
         self, session: AsyncSession, id: UUID, cascade_: bool, if_match: str | None = "*"
     ) -> None:
         row = await self.fetch(session, id)
-        await session.execute(delete(models.ArmAgent).where(models.ArmAgent.arm_id == row.id))  # type: ignore[arg-type]
+        await session.execute(delete(models.ArmAgent).where(col(models.ArmAgent.arm_id) == row.id))
         await super().delete(session, id, cascade_, if_match)

@@ -4,10 +4,12 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.audit.schemas import AuditEntry
+from service.common.filters import Condition
 from service.db.models import AuditRecord
 
 
@@ -17,11 +19,11 @@ def to_entry(row: AuditRecord) -> AuditEntry:
 
 
 async def list_entries(
-    session: AsyncSession, where: Sequence[ColumnElement[bool]], limit: int, offset: int
+    session: AsyncSession, where: Sequence[Condition], limit: int, offset: int
 ) -> tuple[list[AuditEntry], int]:
     base = select(AuditRecord).where(*where)
     total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = (await session.scalars(base.order_by(AuditRecord.seq).limit(limit).offset(offset))).all()  # type: ignore[arg-type]
+    rows = (await session.scalars(base.order_by(col(AuditRecord.seq)).limit(limit).offset(offset))).all()
     return [to_entry(r) for r in rows], int(total or 0)
 
 

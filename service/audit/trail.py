@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.db.models import AuditRecord
 
@@ -43,7 +44,8 @@ def digest(record: AuditRecord) -> str:
 def _utc(moment: Any) -> datetime:
     if isinstance(moment, str):  # SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS' in UTC
         moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    utc: datetime = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc
 
 
 def changes_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, list[Any]]:
@@ -64,7 +66,7 @@ async def record(
     actor, role = session.info.get("actor", SYSTEM)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    previous = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))  # type: ignore[union-attr]
+    previous = await session.scalar(select(AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1))
     now = _utc(await session.scalar(select(func.current_timestamp())))
     entry = AuditRecord(
         recorded_at=now,
@@ -87,7 +89,7 @@ async def verify(session: AsyncSession) -> tuple[int, str | None]:
     """(records checked, the first problem found or None)."""
     previous = GENESIS
     checked = 0
-    for entry in (await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))).all():  # type: ignore[arg-type]
+    for entry in (await session.scalars(select(AuditRecord).order_by(col(AuditRecord.seq)))).all():
         checked += 1
         if entry.prev_hash != previous:
             return checked, f"record {entry.seq}: prev_hash does not match the record before it"

@@ -1,14 +1,14 @@
 """Token management (admin only). The secret is in the create response and nowhere else."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from service.audit import trail
 from service.auth.middleware import requires
@@ -45,17 +45,21 @@ class IssuedToken(Token):
     token: Annotated[str, Meta(description="The secret: shown once, never stored.")]
 
 
-def _view(row: ApiToken, cls: type[Token] = Token, **extra: str) -> Token:
-    def aware(moment: datetime | None) -> datetime | None:
-        return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+T = TypeVar("T", bound=Token)
 
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite drops the zone
+
+
+def _view(row: ApiToken, cls: type[T], **extra: str) -> T:
     return cls(
         id=row.id,
         name=row.name,
         role=row.role,
-        created_at=aware(row.created_at),
-        expires_at=aware(row.expires_at),  # type: ignore[arg-type]
-        revoked_at=aware(row.revoked_at),
+        created_at=_aware(row.created_at),
+        expires_at=None if row.expires_at is None else _aware(row.expires_at),
+        revoked_at=None if row.revoked_at is None else _aware(row.revoked_at),
         **extra,
     )
 
@@ -74,8 +78,8 @@ class TokenController(Controller):
         ],
     )
     async def create_token(
-        self, request: Request, db_session: DbSession, data: JSONBody[TokenCreate]
-    ) -> Response[IssuedToken]:  # type: ignore[type-arg]
+        self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[TokenCreate]
+    ) -> Response[IssuedToken]:
         expires = datetime.now(UTC) + timedelta(days=data.expires_in_days) if data.expires_in_days else None
         row, secret = await issue(db_session, data.name, data.role, expires)
         await trail.record(
@@ -85,13 +89,14 @@ class TokenController(Controller):
             _view(row, IssuedToken, token=secret),
             status_code=201,
             headers={"Location": f"{request.url.path.rstrip('/')}/{row.id}"},
-        )  # type: ignore[arg-type]
+        )
 
     @get("/", operation_id="listTokens", summary="List tokens (never their secrets)")
     async def list_tokens(self, db_session: DbSession) -> list[Token]:
         return [
-            _view(row) for row in (await db_session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
-        ]  # type: ignore[arg-type]
+            _view(row, Token)
+            for row in (await db_session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
+        ]
 
     @delete("/{id:uuid}", operation_id="revokeToken", summary="Revoke a token (kept, marked revoked)")
     async def revoke_token(self, db_session: DbSession, id: FromPath[UUID]) -> None:

@@ -6,8 +6,9 @@ import secrets
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.db.models import ApiToken
 from service.errors import Conflict

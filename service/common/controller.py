@@ -15,11 +15,11 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy import ColumnElement
 
 from service.audit.queries import audit_filters, list_entries
 from service.audit.schemas import AuditEntry
 from service.auth.middleware import requires
+from service.common.filters import Condition
 from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
 from service.common.preconditions import ChangeReason, IfMatch, etag_headers, require_reason
 from service.common.repository import Repository
@@ -44,7 +44,7 @@ class Resource:
     create: Any
     update: Any
     repository: Repository[Any]
-    filters: Callable[..., list[ColumnElement[bool]]]
+    filters: Callable[..., list[Condition]]
     sort_columns: dict[str, Any]  # sort key -> column; "created" (id order) is always available
     default_id_column: Any
     cascade: bool = True  # whether DELETE offers ?cascade=true
@@ -103,7 +103,7 @@ def build_controller(res: Resource) -> type[Controller]:
             self,
             request: Request[Any, Any, Any],
             db_session: DbSession,
-            filters: NamedDependency[list[ColumnElement[bool]]],
+            filters: NamedDependency[list[Condition]],
             limit: Limit = 50,
             offset: Offset = 0,
             sort: Annotated[SortKey, QueryParameter(description="Sort key; `-` for descending.")] = "created",  # type: ignore[valid-type]

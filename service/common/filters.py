@@ -4,6 +4,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, func
 
+# A list filter's SQL condition. Litestar reads the filter dependencies' return types, and
+# msgspec refuses a union with a custom type, so SQLModel comparisons (typed as bool) are
+# written `col(Model.field) == value`, which is typed as the condition it is.
+Condition = ColumnElement[bool]
+
 
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

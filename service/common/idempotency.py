@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response
 from litestar.params import HeaderParameter
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.db.models import IdempotencyKey
 from service.errors import Conflict, RuleViolation
@@ -71,7 +71,7 @@ async def remember(session: AsyncSession, actor: str, key: str, response: Respon
     stored = await session.get(IdempotencyKey, (actor, key))
     if stored is None:  # pragma: no cover
         return
-    stored.status_code = response.status_code
+    stored.status_code = response.status_code or 201  # POST creates answer 201
     stored.response_body = msgspec.json.encode(response.content).decode()
     stored.location = response.headers.get("Location")
     stored.etag = response.headers.get("ETag")

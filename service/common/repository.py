@@ -10,16 +10,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import Select, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from service.audit import trail
 from service.common.deidentification import check_free_text
+from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
-from service.db.models import utcnow
+from service.db.models import Record, utcnow
 from service.errors import Conflict, NotFound, UnknownReference
 
 M = TypeVar("M", bound=SQLModel)
@@ -45,7 +46,7 @@ async def flush(session: AsyncSession) -> None:
 
 
 class Repository(Generic[M]):
-    model: ClassVar[type[SQLModel]]
+    model: ClassVar[type[Record]]
     read_type: ClassVar[Any]
     label: ClassVar[str]
     # name -> (child model, its foreign key column); deleted first when `cascade` is asked for.
@@ -68,7 +69,7 @@ class Repository(Generic[M]):
     async def list(
         self,
         session: AsyncSession,
-        where: Sequence[ColumnElement[bool]],
+        where: Sequence[Condition],
         order: Sequence[Any],
         limit: int,
         offset: int,

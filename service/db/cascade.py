@@ -3,8 +3,9 @@ stay RESTRICT so that nothing is ever removed by the database behind the service
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.db.models import (
     AdverseEvent,
@@ -53,28 +54,30 @@ def _jsonable(value: Any) -> Any:
 
 async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> None:
     """Delete everything recorded on the patients selected by `patient_ids` (a subquery)."""
-    treatments = select(Treatment.id).where(Treatment.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
-    await session.execute(delete(TreatmentComponent).where(TreatmentComponent.treatment_id.in_(treatments)))  # type: ignore[attr-defined]
-    await _audited_delete(session, AdverseEvent, AdverseEvent.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
-    await _audited_delete(session, Outcome, Outcome.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
-    await _audited_delete(session, Treatment, Treatment.patient_id.in_(patient_ids))  # type: ignore[attr-defined]
+    treatments = select(Treatment.id).where(col(Treatment.patient_id).in_(patient_ids))
+    await session.execute(
+        delete(TreatmentComponent).where(col(TreatmentComponent.treatment_id).in_(treatments))
+    )
+    await _audited_delete(session, AdverseEvent, col(AdverseEvent.patient_id).in_(patient_ids))
+    await _audited_delete(session, Outcome, col(Outcome.patient_id).in_(patient_ids))
+    await _audited_delete(session, Treatment, col(Treatment.patient_id).in_(patient_ids))
     await _audited_delete(
         session,
         PatientLink,
-        PatientLink.patient_a_id.in_(patient_ids) | PatientLink.patient_b_id.in_(patient_ids),  # type: ignore[attr-defined]
+        col(PatientLink.patient_a_id).in_(patient_ids) | col(PatientLink.patient_b_id).in_(patient_ids),
     )
 
 
 async def delete_patients(session: AsyncSession, patient_ids: Any) -> None:
     await delete_patient_records(session, patient_ids)
-    await _audited_delete(session, Patient, Patient.id.in_(patient_ids))  # type: ignore[attr-defined]
+    await _audited_delete(session, Patient, col(Patient.id).in_(patient_ids))
 
 
 async def delete_arm_contents(session: AsyncSession, arm_ids: Any) -> None:
     """Delete the patients (with their records), reported results and agent links of arms."""
-    await delete_patients(session, select(Patient.id).where(Patient.arm_id.in_(arm_ids)))  # type: ignore[union-attr]
-    await _audited_delete(session, ReportedResult, ReportedResult.arm_id.in_(arm_ids))  # type: ignore[union-attr]
-    await session.execute(delete(ArmAgent).where(ArmAgent.arm_id.in_(arm_ids)))  # type: ignore[arg-type]
+    await delete_patients(session, select(Patient.id).where(col(Patient.arm_id).in_(arm_ids)))
+    await _audited_delete(session, ReportedResult, col(ReportedResult.arm_id).in_(arm_ids))
+    await session.execute(delete(ArmAgent).where(col(ArmAgent.arm_id).in_(arm_ids)))
 
 
 async def delete_study_contents(session: AsyncSession, study_id: Any) -> None:
@@ -95,4 +98,4 @@ async def unlink_adverse_events(session: AsyncSession, treatment_id: Any) -> Non
         )
     await session.execute(
         update(AdverseEvent).where(linked).values(treatment_id=None, version=AdverseEvent.version + 1)
-    )  # type: ignore[arg-type]
+    )

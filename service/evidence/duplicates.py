@@ -6,8 +6,8 @@ from collections import defaultdict
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.db import models
 from service.evidence.schemas import DuplicateCandidate, DuplicateCandidates, FieldMatch
@@ -81,12 +81,17 @@ def compare(a: Any, b: Any, agents: dict[Any, set[str]]) -> tuple[list[FieldMatc
 
 async def possible_duplicates(session: AsyncSession, min_score: float) -> DuplicateCandidates:
     p, s = models.Patient, models.Study
-    rows = (await session.execute(select(p, s).join(s, s.id == p.study_id).order_by(p.id))).all()
+    rows = (
+        await session.execute(select(p, s).join(s, col(s.id) == col(p.study_id)).order_by(col(p.id)))
+    ).all()
     agent_rows = (
         await session.execute(
             select(models.Treatment.patient_id, models.Agent.name)
-            .join(models.TreatmentComponent, models.TreatmentComponent.treatment_id == models.Treatment.id)
-            .join(models.Agent, models.Agent.id == models.TreatmentComponent.agent_id)
+            .join(
+                models.TreatmentComponent,
+                col(models.TreatmentComponent.treatment_id) == col(models.Treatment.id),
+            )
+            .join(models.Agent, col(models.Agent.id) == col(models.TreatmentComponent.agent_id))
         )
     ).all()
     agents: dict[Any, set[str]] = defaultdict(set)
@@ -123,7 +128,7 @@ async def possible_duplicates(session: AsyncSession, min_score: float) -> Duplic
                     score=round(score, 4),
                     matched=matched,
                     conflicting=conflicting,
-                    decision=links.get(frozenset((a.patient.id, b.patient.id))),  # type: ignore[arg-type]
+                    decision=links.get(frozenset((a.patient.id, b.patient.id))),
                 )
             )
     candidates.sort(key=lambda c: (-c.score, str(c.patient_a_id), str(c.patient_b_id)))

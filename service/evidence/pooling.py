@@ -8,8 +8,9 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.analytics import queries
 from service.analytics.meta import Transform, pool_proportions
@@ -18,7 +19,7 @@ from service.analytics.rates import count_outcome
 from service.common.filters import json_list_has
 from service.common.schemas import Provenance
 from service.db import models
-from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling
+from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling, RowSource
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ class _Echo(msgspec.Struct):
 
 async def _studies(session: AsyncSession, selection: Selection) -> Sequence[Any]:
     s = models.Study
-    statement = select(s.id, s.title, s.design).order_by(s.id)
+    statement = select(s.id, s.title, s.design).order_by(col(s.id))
     if selection.design:
         statement = statement.where(s.design == selection.design)
     if selection.study_ids:
-        statement = statement.where(s.id.in_(selection.study_ids))  # type: ignore[attr-defined]
+        statement = statement.where(col(s.id).in_(selection.study_ids))
     return (await session.execute(statement)).all()
 
 
@@ -87,8 +88,10 @@ async def _selected_patients(
     """Raw ids of the selected patients, by study (marker thresholds applied here, on the JSON list)."""
     p = models.Patient
     statement = (
-        select(queries.raw(p.id), p.study_id, p.markers).where(p.study_id.in_(study_ids)).order_by(p.id)
-    )  # type: ignore[attr-defined]
+        select(queries.raw(p.id), p.study_id, p.markers)
+        .where(col(p.study_id).in_(study_ids))
+        .order_by(col(p.id))
+    )
     if selection.diagnosis:
         statement = statement.where(p.diagnosis == selection.diagnosis)
     if selection.disease_status:
@@ -135,8 +138,8 @@ async def _same_person_duplicates(session: AsyncSession, selected: set[Any]) -> 
 async def _studies_with_patients(session: AsyncSession, study_ids: list[UUID]) -> set[UUID]:
     p = models.Patient
     return set(
-        (await session.execute(select(p.study_id).where(p.study_id.in_(study_ids)).distinct())).scalars()
-    )  # type: ignore[attr-defined]
+        (await session.execute(select(p.study_id).where(col(p.study_id).in_(study_ids)).distinct())).scalars()
+    )
 
 
 async def _uses_agent(session: AsyncSession, selection: Selection, study_ids: list[UUID]) -> set[UUID]:
@@ -145,8 +148,8 @@ async def _uses_agent(session: AsyncSession, selection: Selection, study_ids: li
         return set(study_ids)
     arm, link, a = models.Arm, models.ArmAgent, models.Agent
     statement = select(arm.study_id).where(
-        arm.id == link.arm_id, link.agent_id == a.id, arm.study_id.in_(study_ids)
-    )  # type: ignore[attr-defined]
+        arm.id == link.arm_id, link.agent_id == a.id, col(arm.study_id).in_(study_ids)
+    )
     if selection.agent:
         statement = statement.where(func.lower(a.name) == selection.agent.lower())
     if selection.target:
@@ -155,7 +158,7 @@ async def _uses_agent(session: AsyncSession, selection: Selection, study_ids: li
 
 
 def _row(
-    study: Any, source: str, x: int, n: int, ci: CiMethod, level: float, result: Any = None
+    study: Any, source: RowSource, x: int, n: int, ci: CiMethod, level: float, result: Any = None
 ) -> EvidenceRow:
     interval = proportion_ci(x, n, ci, level)
     return EvidenceRow(
@@ -164,7 +167,7 @@ def _row(
         design=study.design,
         source=source,
         events=x,
-        total=n,  # type: ignore[arg-type]
+        total=n,
         rate=x / n if n else None,
         ci_lower=interval[0] if interval else None,
         ci_upper=interval[1] if interval else None,
@@ -269,8 +272,10 @@ async def evidence(
 async def _matching_reported_result(session: AsyncSession, study_id: UUID, outcome: dict[str, Any]) -> Any:
     r = models.ReportedResult
     results = (
-        await session.scalars(select(r).where(r.study_id == study_id, r.arm_id.is_(None)).order_by(r.id))
-    ).all()  # type: ignore[union-attr]
+        await session.scalars(
+            select(r).where(r.study_id == study_id, col(r.arm_id).is_(None)).order_by(col(r.id))
+        )
+    ).all()
     for result in results:
         definition = result.definition or {}
         if result.numerator is None or not result.denominator or definition.get("type") != outcome["type"]:

@@ -16,7 +16,7 @@ def same_at_precision(computed: float, printed: float) -> bool:
     places = decimals(printed)
     scaled = computed * 10**places
     rounded = math.floor(scaled + 0.5 + 1e-9) / 10**places
-    return abs(rounded - printed) < 0.5 * 10**-places * 1e-6 + 1e-12
+    return bool(abs(rounded - printed) < 0.5 * 10**-places * 1e-6 + 1e-12)
 
 
 def fmt(value: float | None, places: int | None = None) -> str | None:

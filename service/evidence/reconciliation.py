@@ -7,24 +7,26 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.analytics import queries
-from service.analytics.proportions import fisher_two_groups, proportion_ci
+from service.analytics.proportions import CiMethod, fisher_two_groups, proportion_ci
 from service.analytics.rates import count_outcome
 from service.analytics.time_to_event import survival
 from service.db.models import Outcome, Patient, ReportedResult
 from service.evidence.precision import decimals, fmt, same_at_precision
 from service.evidence.schemas import (
     Check,
+    CheckName,
     Reconciliation,
     ReconciliationSummary,
     ResultReconciliation,
     Verdict,
 )
 
-CI_METHODS = ("wilson", "agresti-coull", "clopper-pearson", "jeffreys", "wald")
+CI_METHODS: tuple[CiMethod, ...] = ("wilson", "agresti-coull", "clopper-pearson", "jeffreys")
 
 
 def _wald(x: int, n: int, level: float) -> tuple[float, float]:
@@ -64,13 +66,11 @@ def check_interval(result: Any) -> Check | None:
     level = result.ci_level or 0.95
     scale = 100.0 if result.unit == "%" else 1.0
     matches, shown = [], []
-    for method in CI_METHODS:
-        bounds = (
-            _wald(result.numerator, result.denominator, level)
-            if method == "wald"
-            else proportion_ci(result.numerator, result.denominator, method, level)
-        )  # type: ignore[arg-type]
-        assert bounds is not None
+    candidates: list[tuple[str, tuple[float, float] | None]] = [
+        (method, proportion_ci(result.numerator, result.denominator, method, level)) for method in CI_METHODS
+    ] + [("wald", _wald(result.numerator, result.denominator, level))]
+    for method, bounds in candidates:
+        assert bounds is not None  # the denominator was checked above
         low, high = bounds[0] * scale, bounds[1] * scale
         shown.append(f"{method} {low:.{decimals(result.ci_lower)}f}–{high:.{decimals(result.ci_upper)}f}")
         if same_at_precision(low, result.ci_lower) and same_at_precision(high, result.ci_upper):
@@ -113,7 +113,7 @@ def check_p_value(result: Any) -> Check | None:
     )
 
 
-def _judged(check: str, ok: bool, *, printed: str | None, computed: str | None, detail: str) -> Check:
+def _judged(check: CheckName, ok: bool, *, printed: str | None, computed: str | None, detail: str) -> Check:
     return Check(
         check=check,
         verdict="consistent" if ok else "inconsistent",
@@ -258,9 +258,9 @@ async def _undated_events(session: AsyncSession, study_id: UUID, endpoint: str) 
     kinds = ("death",) if endpoint == "OS" else queries.RFS_EVENTS
     statement = select(func.count()).where(
         Outcome.kind == "event",
-        Outcome.event_type.in_(kinds),
-        Outcome.study_day.is_(None),  # type: ignore[union-attr]
-        Outcome.patient_id.in_(select(Patient.id).where(Patient.study_id == study_id)),  # type: ignore[attr-defined]
+        col(Outcome.event_type).in_(kinds),
+        col(Outcome.study_day).is_(None),
+        col(Outcome.patient_id).in_(select(Patient.id).where(Patient.study_id == study_id)),
     )
     return int(await session.scalar(statement) or 0)
 
@@ -363,9 +363,9 @@ async def reconcile(session: AsyncSession, study_id: UUID) -> Reconciliation:
     await queries.require_study(session, study_id)
     results = (
         await session.scalars(
-            select(ReportedResult).where(ReportedResult.study_id == study_id).order_by(ReportedResult.id)
+            select(ReportedResult).where(ReportedResult.study_id == study_id).order_by(col(ReportedResult.id))
         )
-    ).all()  # type: ignore[arg-type]
+    ).all()
     data = await _patient_data(session, study_id)
     out: list[ResultReconciliation] = []
     for result in results:

@@ -8,10 +8,14 @@ from service.common.schemas import Output, Provenance
 Verdict = Literal["consistent", "inconsistent", "not_computable"]
 
 
+RowSource = Literal["patient_level", "reported_result"]
+CheckName = Literal["percentage", "confidence_interval", "p_value", "patient_level"]
+
+
 class Check(Output):
     """One check of a printed figure: `printed` against `computed`, at the printed precision."""
 
-    check: Literal["percentage", "confidence_interval", "p_value", "patient_level"]
+    check: CheckName
     verdict: Verdict
     printed: str | None
     computed: str | None
@@ -42,7 +46,7 @@ class EvidenceRow(Output):
     study_id: UUID
     study_title: str
     design: str
-    source: Literal["patient_level", "reported_result"]
+    source: RowSource
     events: int
     total: int
     rate: float | None

@@ -2,9 +2,10 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement, select
+from sqlmodel import col, select
 
 from service.common.controller import Resource, build_controller
+from service.common.filters import Condition
 from service.common.vocab import EventType, MrdStatus, OutcomeKind, ResponseCategory
 from service.db import models
 from service.outcomes.schemas import Outcome, OutcomeCreate, OutcomeUpdate
@@ -21,23 +22,25 @@ def outcome_filters(
     day_max: Annotated[
         int | None, QueryParameter(ge=-36500, le=36500, description="Only outcomes up to this study day.")
     ] = None,
-) -> list[ColumnElement[bool]]:
+) -> list[Condition]:
     o = models.Outcome
-    where: list[ColumnElement[bool]] = []
+    where: list[Condition] = []
     if patient_id:
-        where.append(o.patient_id == patient_id)
+        where.append(col(o.patient_id) == patient_id)
     if study_id:
-        where.append(o.patient_id.in_(select(models.Patient.id).where(models.Patient.study_id == study_id)))  # type: ignore[attr-defined]
+        where.append(
+            col(o.patient_id).in_(select(models.Patient.id).where(models.Patient.study_id == study_id))
+        )
     if kind:
-        where.append(o.kind == kind)
+        where.append(col(o.kind) == kind)
     if category:
-        where.append(o.category == category)
+        where.append(col(o.category) == category)
     if event_type:
-        where.append(o.event_type == event_type)
+        where.append(col(o.event_type) == event_type)
     if mrd_status:
-        where.append(o.mrd_status == mrd_status)
+        where.append(col(o.mrd_status) == mrd_status)
     if day_max is not None:
-        where.append(o.study_day <= day_max)  # type: ignore[operator]
+        where.append(col(o.study_day) <= day_max)
     return where
 
 

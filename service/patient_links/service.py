@@ -1,7 +1,8 @@
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.common.repository import Repository, require
 from service.db import models

@@ -2,9 +2,10 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement
+from sqlmodel import col
 
 from service.common.controller import Resource, build_controller
+from service.common.filters import Condition
 from service.common.vocab import Diagnosis, DiseaseStatus, Sex
 from service.db import models
 from service.patients.schemas import Patient, PatientCreate, PatientUpdate
@@ -23,23 +24,23 @@ def patient_filters(
     age_max: Annotated[
         float | None, QueryParameter(ge=0, le=130, description="Maximum age in years (inclusive).")
     ] = None,
-) -> list[ColumnElement[bool]]:
+) -> list[Condition]:
     p = models.Patient
-    where: list[ColumnElement[bool]] = []
+    where: list[Condition] = []
     if study_id:
-        where.append(p.study_id == study_id)
+        where.append(col(p.study_id) == study_id)
     if arm_id:
-        where.append(p.arm_id == arm_id)
+        where.append(col(p.arm_id) == arm_id)
     if diagnosis:
-        where.append(p.diagnosis == diagnosis)
+        where.append(col(p.diagnosis) == diagnosis)
     if disease_status:
-        where.append(p.disease_status == disease_status)
+        where.append(col(p.disease_status) == disease_status)
     if sex:
-        where.append(p.sex == sex)
+        where.append(col(p.sex) == sex)
     if age_min is not None:
-        where.append(p.age_years >= age_min)  # type: ignore[operator]
+        where.append(col(p.age_years) >= age_min)
     if age_max is not None:
-        where.append(p.age_years <= age_max)  # type: ignore[operator]
+        where.append(col(p.age_years) <= age_max)
     return where
 
 

@@ -1,8 +1,8 @@
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.common.repository import Repository, require
 from service.db import cascade, models

@@ -2,10 +2,10 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement
+from sqlmodel import col
 
 from service.common.controller import Resource, build_controller
-from service.common.filters import text_contains
+from service.common.filters import Condition, text_contains
 from service.common.types import NO_NUL
 from service.db import models
 from service.reported_results.schemas import ReportedResult, ReportedResultCreate, ReportedResultUpdate
@@ -19,13 +19,13 @@ def reported_result_filters(
         str | None,
         QueryParameter(pattern=NO_NUL, max_length=200, description="Text within the measure, any case."),
     ] = None,
-) -> list[ColumnElement[bool]]:
+) -> list[Condition]:
     r = models.ReportedResult
-    where: list[ColumnElement[bool]] = []
+    where: list[Condition] = []
     if study_id:
-        where.append(r.study_id == study_id)
+        where.append(col(r.study_id) == study_id)
     if arm_id:
-        where.append(r.arm_id == arm_id)
+        where.append(col(r.arm_id) == arm_id)
     if measure:
         where.append(text_contains(r.measure, measure))
     return where

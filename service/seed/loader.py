@@ -10,8 +10,9 @@ from typing import Any
 
 import msgspec
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from service.adverse_events.schemas import AdverseEventCreate
 from service.adverse_events.service import AdverseEventRepository

@@ -1,10 +1,11 @@
 from typing import Annotated
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_
+from sqlmodel import col, select
 
 from service.common.controller import Resource, build_controller
-from service.common.filters import json_list_has, json_text_contains
+from service.common.filters import Condition, json_list_has, json_text_contains
 from service.common.types import NO_NUL
 from service.common.vocab import Design, OverallStatus
 from service.db import models
@@ -16,15 +17,15 @@ def uses_agent(study_id: object, agent: str) -> ColumnElement[bool]:
     """The study gives `agent` (by name, any case) in an arm or in any patient's treatment."""
     agent_ids = select(models.Agent.id).where(func.lower(models.Agent.name) == agent.lower())
     in_arm = exists().where(
-        models.ArmAgent.arm_id == models.Arm.id,
-        models.Arm.study_id == study_id,
-        models.ArmAgent.agent_id.in_(agent_ids),  # type: ignore[attr-defined]
+        col(models.ArmAgent.arm_id) == col(models.Arm.id),
+        col(models.Arm.study_id) == study_id,
+        col(models.ArmAgent.agent_id).in_(agent_ids),
     )
     in_treatment = exists().where(
-        models.TreatmentComponent.treatment_id == models.Treatment.id,
-        models.Treatment.patient_id == models.Patient.id,
-        models.Patient.study_id == study_id,
-        models.TreatmentComponent.agent_id.in_(agent_ids),  # type: ignore[attr-defined]
+        col(models.TreatmentComponent.treatment_id) == col(models.Treatment.id),
+        col(models.Treatment.patient_id) == col(models.Patient.id),
+        col(models.Patient.study_id) == study_id,
+        col(models.TreatmentComponent.agent_id).in_(agent_ids),
     )
     return or_(in_arm, in_treatment)
 
@@ -48,12 +49,12 @@ def study_filters(
         str | None,
         QueryParameter(pattern=NO_NUL, max_length=40, description="A registry identifier, e.g. NCT04351022."),
     ] = None,
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
+) -> list[Condition]:
+    where: list[Condition] = []
     if design:
-        where.append(models.Study.design == design)
+        where.append(col(models.Study.design) == design)
     if overall_status:
-        where.append(models.Study.overall_status == overall_status)
+        where.append(col(models.Study.overall_status) == overall_status)
     if condition:
         where.append(json_text_contains(models.Study.conditions, condition))
     if agent:

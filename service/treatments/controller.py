@@ -2,9 +2,11 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import exists, func
+from sqlmodel import col, select
 
 from service.common.controller import Resource, build_controller
+from service.common.filters import Condition
 from service.common.types import NO_NUL
 from service.common.vocab import TreatmentPhase
 from service.db import models
@@ -19,20 +21,22 @@ def treatment_filters(
     agent: Annotated[
         str | None, QueryParameter(pattern=NO_NUL, max_length=200, description="Agent name, any case.")
     ] = None,
-) -> list[ColumnElement[bool]]:
+) -> list[Condition]:
     t = models.Treatment
-    where: list[ColumnElement[bool]] = []
+    where: list[Condition] = []
     if patient_id:
-        where.append(t.patient_id == patient_id)
+        where.append(col(t.patient_id) == patient_id)
     if study_id:
-        where.append(t.patient_id.in_(select(models.Patient.id).where(models.Patient.study_id == study_id)))  # type: ignore[attr-defined]
+        where.append(
+            col(t.patient_id).in_(select(models.Patient.id).where(models.Patient.study_id == study_id))
+        )
     if phase:
-        where.append(t.phase == phase)
+        where.append(col(t.phase) == phase)
     if agent:
         where.append(
             exists().where(
-                models.TreatmentComponent.treatment_id == t.id,
-                models.TreatmentComponent.agent_id == models.Agent.id,
+                col(models.TreatmentComponent.treatment_id) == col(t.id),
+                col(models.TreatmentComponent.agent_id) == col(models.Agent.id),
                 func.lower(models.Agent.name) == agent.lower(),
             )
         )

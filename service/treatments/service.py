@@ -4,8 +4,9 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from service.common.dates import check_partial_date
 from service.common.repository import Repository, require, row_values
@@ -40,15 +41,13 @@ class TreatmentRepository(Repository[models.Treatment]):
         if components is msgspec.UNSET:
             return
         wanted = {c.agent_id for c in components}
-        found = set(
-            await session.scalars(select(models.Agent.id).where(models.Agent.id.in_(wanted)))  # type: ignore[attr-defined]
-        )
+        found = set(await session.scalars(select(models.Agent.id).where(col(models.Agent.id).in_(wanted))))
         for missing in wanted - found:
             raise UnknownReference(
                 f"agent {missing} (given in `components`) does not exist", field="components"
             )
         await session.execute(
-            delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == row.id)  # type: ignore[arg-type]
+            delete(models.TreatmentComponent).where(col(models.TreatmentComponent.treatment_id) == row.id)
         )
         session.add_all(
             models.TreatmentComponent(treatment_id=row.id, position=i, **msgspec.structs.asdict(c))
@@ -60,8 +59,10 @@ class TreatmentRepository(Repository[models.Treatment]):
         if rows:
             result = await session.execute(
                 select(models.TreatmentComponent)
-                .where(models.TreatmentComponent.treatment_id.in_([r.id for r in rows]))  # type: ignore[attr-defined]
-                .order_by(models.TreatmentComponent.treatment_id, models.TreatmentComponent.position)
+                .where(col(models.TreatmentComponent.treatment_id).in_([r.id for r in rows]))
+                .order_by(
+                    col(models.TreatmentComponent.treatment_id), col(models.TreatmentComponent.position)
+                )
             )
             for (component,) in result:
                 components[component.treatment_id].append(
@@ -80,6 +81,6 @@ class TreatmentRepository(Repository[models.Treatment]):
         # Components belong to the treatment itself: removed with it, never a reason to refuse.
         # If the delete is refused the request's transaction rolls this back.
         await session.execute(
-            delete(models.TreatmentComponent).where(models.TreatmentComponent.treatment_id == id)  # type: ignore[arg-type]
+            delete(models.TreatmentComponent).where(col(models.TreatmentComponent.treatment_id) == id)
         )
         await super().delete(session, id, cascade_, if_match)
