@@ -5,7 +5,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
@@ -14,9 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.__main__ import main
-from service.app import create_app
-from service.settings import Settings
 from tests import factories as f
+from tests.replicas import race
 
 API = "/api/v1"
 
@@ -182,31 +180,16 @@ def test_concurrent_writers_on_two_replicas_extend_one_chain(
         database_url, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
     )[0]
     token = client.headers["Authorization"]
-    replicas = [create_app(Settings(database_url=database_url, rate_limit_per_minute=0)) for _ in range(2)]
     writers = 12
-
-    async def race() -> list[httpx.Response]:
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") for app in replicas
-        ]
-        try:
-            return await asyncio.gather(
-                *(
-                    clients[i % 2].post(
-                        f"{API}/studies",
-                        json={"title": f"Concurrent {i}", "design": "case_series"},
-                        headers={"Authorization": token},
-                    )
-                    for i in range(writers)
-                )
-            )
-        finally:
-            for c in clients:
-                await c.aclose()
-            for app in replicas:
-                await app.state.engine.dispose()
-
-    results = asyncio.run(race())
+    results = race(
+        database_url,
+        writers,
+        lambda replica, i: replica.post(
+            f"{API}/studies",
+            json={"title": f"Concurrent {i}", "design": "case_series"},
+            headers={"Authorization": token},
+        ),
+    )
     created = sorted(r.json()["id"] for r in results if r.status_code == 201)
     assert len(created) == writers, sorted(r.status_code for r in results)
     rows = _fetch(

@@ -1,14 +1,11 @@
 """Idempotency-Key on POST: replay, conflict of bodies, and concurrent retries across replicas."""
 
-import asyncio
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 
-from service.app import create_app
-from service.settings import Settings
+from tests.replicas import race
 
 API = "/api/v1"
 BODY = {"title": "Once only", "design": "case_series"}
@@ -51,31 +48,13 @@ def test_concurrent_retries_across_replicas_create_one_record(
     if backend != "postgres":
         pytest.skip("SQLite has one writer at a time; the race is a Postgres question")
     token = client.headers["Authorization"]
-    replicas = [create_app(Settings(database_url=database_url)) for _ in range(2)]
-
-    async def race() -> list[httpx.Response]:
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica")
-            for app in replicas
-        ]
-        try:
-            return await asyncio.gather(
-                *(
-                    clients[i % 2].post(
-                        f"{API}/studies",
-                        json=BODY,
-                        headers={"Authorization": token, "Idempotency-Key": "race"},
-                    )
-                    for i in range(6)
-                )
-            )
-        finally:
-            for c in clients:
-                await c.aclose()
-            for app in replicas:
-                await app.state.engine.dispose()
-
-    results = asyncio.run(race())
+    results = race(
+        database_url,
+        6,
+        lambda replica, _: replica.post(
+            f"{API}/studies", json=BODY, headers={"Authorization": token, "Idempotency-Key": "race"}
+        ),
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["id"] for r in results}) == 1
     assert client.get(f"{API}/studies").json()["total"] == 1

@@ -1,15 +1,12 @@
 """ETags and If-Match: 428 without it, 412 when stale, and no lost update under concurrency."""
 
-import asyncio
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 
-from service.app import create_app
-from service.settings import Settings
 from tests import factories as f
+from tests.replicas import race
 
 API = "/api/v1"
 
@@ -57,32 +54,14 @@ def test_concurrent_patches_with_one_etag_make_exactly_one_winner(
     study = f.study(client)
     url = f"{API}/studies/{study['id']}"
     token = client.headers["Authorization"]
-    replicas = [create_app(Settings(database_url=database_url)) for _ in range(2)]
     racers = 8
-
-    async def race() -> list[httpx.Response]:
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica")
-            for app in replicas
-        ]
-        try:
-            return await asyncio.gather(
-                *(
-                    clients[i % 2].patch(
-                        url,
-                        json={"title": f"writer {i}"},
-                        headers={"Authorization": token, "If-Match": '"1"'},
-                    )
-                    for i in range(racers)
-                )
-            )
-        finally:
-            for c in clients:
-                await c.aclose()
-            for app in replicas:
-                await app.state.engine.dispose()
-
-    results = asyncio.run(race())
+    results = race(
+        database_url,
+        racers,
+        lambda replica, i: replica.patch(
+            url, json={"title": f"writer {i}"}, headers={"Authorization": token, "If-Match": '"1"'}
+        ),
+    )
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200] + [412] * (racers - 1)
     winner = next(r for r in results if r.status_code == 200).json()["title"]
