@@ -1,6 +1,6 @@
 """The audit trail, read-only: GET /api/v1/audit (admin). Nothing in the API writes or deletes it."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -12,6 +12,7 @@ from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
 from service.common.controller import Limit, Offset, next_link
 from service.common.types import NO_NUL
+from service.db.models import as_utc
 from service.db.session import DbSession
 from service.errors import RuleViolation
 
@@ -35,7 +36,7 @@ def _moment(value: str | None, field: str) -> datetime | None:
     except ValueError as exc:
         # The pattern fixes the shape; the calendar (no 2024-02-30) is a rule, as for partial dates.
         raise RuleViolation(f"{value} is not a calendar date-time", field=field) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 class AuditController(Controller):

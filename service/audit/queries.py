@@ -1,5 +1,5 @@
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,12 +10,11 @@ from sqlmodel import col, select
 
 from service.audit.schemas import AuditEntry
 from service.common.filters import Condition
-from service.db.models import AuditRecord
+from service.db.models import AuditRecord, as_utc
 
 
 def to_entry(row: AuditRecord) -> AuditEntry:
-    recorded = row.recorded_at if row.recorded_at.tzinfo else row.recorded_at.replace(tzinfo=UTC)
-    return msgspec.convert({**row.model_dump(), "recorded_at": recorded}, AuditEntry)
+    return msgspec.convert({**row.model_dump(), "recorded_at": as_utc(row.recorded_at)}, AuditEntry)
 
 
 async def list_entries(

@@ -4,7 +4,7 @@ changed field, and why. Each record's hash covers its content and the previous r
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from service.db.models import AuditRecord
+from service.db.models import AuditRecord, as_utc
 
 GENESIS = "0" * 64
 SYSTEM = ("system", "system")
@@ -44,8 +44,7 @@ def digest(record: AuditRecord) -> str:
 def _utc(moment: Any) -> datetime:
     if isinstance(moment, str):  # SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS' in UTC
         moment = datetime.fromisoformat(moment)
-    utc: datetime = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc
+    return as_utc(moment)
 
 
 def changes_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, list[Any]]:

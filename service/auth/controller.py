@@ -15,7 +15,7 @@ from service.auth.middleware import requires
 from service.auth.tokens import Role, issue
 from service.common.repository import flush
 from service.common.schemas import Input, Output
-from service.db.models import ApiToken
+from service.db.models import ApiToken, as_utc
 from service.db.session import DbSession
 from service.errors import NotFound
 
@@ -48,18 +48,14 @@ class IssuedToken(Token):
 T = TypeVar("T", bound=Token)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite drops the zone
-
-
 def _view(row: ApiToken, cls: type[T], **extra: str) -> T:
     return cls(
         id=row.id,
         name=row.name,
         role=row.role,
-        created_at=_aware(row.created_at),
-        expires_at=None if row.expires_at is None else _aware(row.expires_at),
-        revoked_at=None if row.revoked_at is None else _aware(row.revoked_at),
+        created_at=as_utc(row.created_at),
+        expires_at=None if row.expires_at is None else as_utc(row.expires_at),
+        revoked_at=None if row.revoked_at is None else as_utc(row.revoked_at),
         **extra,
     )
 

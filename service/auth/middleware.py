@@ -12,7 +12,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlmodel import select
 
 from service.auth.tokens import RANK, digest
-from service.db.models import ApiToken
+from service.db.models import ApiToken, as_utc
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="registry"'}
 OPEN_PATHS = ["^/health$", "^/docs"]
@@ -51,13 +51,9 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
             raise _refuse("Unknown token.")
         if row.revoked_at is not None:
             raise _refuse("This token has been revoked.")
-        if row.expires_at is not None and _aware(row.expires_at) <= datetime.now(UTC):
+        if row.expires_at is not None and as_utc(row.expires_at) <= datetime.now(UTC):
             raise _refuse("This token has expired.")
         return AuthenticationResult(user=Identity(row.name, row.role), auth=None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def authentication() -> DefineMiddleware:

@@ -5,7 +5,7 @@ satisfy (`check`), how rows become response structs (`to_read`), and what depend
 (`dependants`). Handlers never touch ORM rows."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from service.common.deidentification import check_free_text
 from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
-from service.db.models import Record, utcnow
+from service.db.models import Record, as_utc, utcnow
 from service.errors import Conflict, NotFound, UnknownReference
 
 M = TypeVar("M", bound=SQLModel)
@@ -31,9 +31,7 @@ def row_values(row: SQLModel) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for column in row.__table__.columns:  # type: ignore[attr-defined]
         value = getattr(row, column.key)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        values[column.key] = value
+        values[column.key] = as_utc(value) if isinstance(value, datetime) else value
     return values
 
 

@@ -42,6 +42,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored or given time as aware UTC: SQLite hands back naive datetimes, stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def json_column(nullable: bool = False) -> Any:
     return Field(default=None if nullable else [], sa_type=JSON, nullable=nullable)
 
