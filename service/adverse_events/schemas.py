@@ -19,8 +19,15 @@ class AdverseEventCreate(Input):
 
     patient_id: UUID
     term: Annotated[
-        Name, Meta(examples=["Cytokine release syndrome"], description="CTCAE term (or ASTCT syndrome).")
+        Name,
+        Meta(
+            examples=["Cytokine release syndrome"],
+            description="Canonical term: the CTCAE v5 term (or ASTCT syndrome). A known term is stored in its canonical spelling with its MedDRA code; terms are compared case-insensitively.",
+        ),
     ]
+    verbatim_term: (
+        Annotated[Name, Meta(description="The term as the source prints it, e.g. 'agranulocytosis'.")] | None
+    ) = None
     grade: Grade | None = None
     grade_text: (
         Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[^\x00]*$", examples=["I/II"])] | None
@@ -38,4 +45,4 @@ class AdverseEventCreate(Input):
 
 
 AdverseEventUpdate = update_struct(AdverseEventCreate, "AdverseEventUpdate", exclude=("patient_id",))
-AdverseEvent = read_struct(AdverseEventCreate, "AdverseEvent")
+AdverseEvent = read_struct(AdverseEventCreate, "AdverseEvent", extra=[("meddra_code", str | None)])

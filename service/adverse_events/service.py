@@ -1,8 +1,10 @@
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.adverse_events.schemas import AdverseEvent
+from service.adverse_events.terms import canonical
 from service.common.repository import Repository, require
 from service.common.rules import check_day_order, check_study_days
 from service.db import models
@@ -13,6 +15,13 @@ class AdverseEventRepository(Repository[models.AdverseEvent]):
     model = models.AdverseEvent
     read_type = AdverseEvent
     label = "adverse_event"
+
+    def columns(self, data: msgspec.Struct) -> dict[str, Any]:
+        values = super().columns(data)
+        if "term" in values:
+            term = canonical(values["term"])
+            values["term"], values["meddra_code"] = term.name, term.meddra_code
+        return values
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         if existing is None:

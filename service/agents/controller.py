@@ -2,6 +2,7 @@ from typing import Annotated
 
 from litestar.params import QueryParameter
 from sqlalchemy import func
+from sqlmodel import col
 
 from service.agents.schemas import Agent, AgentCreate, AgentUpdate
 from service.agents.service import AgentRepository
@@ -19,8 +20,17 @@ def agent_filters(
         str | None,
         QueryParameter(pattern=NO_NUL, max_length=200, description="A molecular target, e.g. CD38."),
     ] = None,
+    atc: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$",
+            description="WHO ATC code or a prefix of its levels, e.g. L01FC01 or L01F.",
+        ),
+    ] = None,
 ) -> list[Condition]:
     where: list[Condition] = []
+    if atc:
+        where.append(col(models.Agent.atc_code).like(f"{atc}%"))
     if name:
         where.append(func.lower(models.Agent.name) == name.lower())
     if target:

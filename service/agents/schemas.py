@@ -4,7 +4,7 @@ from msgspec import Meta
 
 from service.common.schemas import Input, ProvenanceList
 from service.common.structs import read_struct, update_struct
-from service.common.types import LongText, Name, ShortText
+from service.common.types import AtcCode, LongText, Name, ShortText
 
 TargetList = Annotated[list[Name], Meta(max_length=20)]
 
@@ -16,6 +16,7 @@ class AgentCreate(Input):
     agent_class: ShortText | None = None
     targets: Annotated[TargetList, Meta(examples=[["CD38"]])] = []
     description: LongText | None = None
+    atc_code: AtcCode | None = None
     provenance: ProvenanceList = []
 
 

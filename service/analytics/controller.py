@@ -44,8 +44,9 @@ class StatisticsController(Controller):
         operation_id="getResponseRates",
         summary="Response rates with confidence intervals",
         description=(
-            "A responder has at least one response assessment in the window (up to `by_day`) whose category is in "
-            "`categories` and, with `mrd=negative`, whose MRD status is negative at that same assessment. Intervals: "
+            "A responder has at least one counted response assessment in the window (up to `by_day`) whose category is in "
+            "`categories` and, with `mrd=negative`, whose MRD status is negative at that same assessment. By default only "
+            "assessments of the study treatment count (`treatment_scope`). Intervals: "
             "Wilson, Agresti–Coull, Clopper–Pearson or Jeffreys as in Brown, Cai & DasGupta (2001). Two groups: "
             "Fisher's exact two-sided p and the odds ratio; more: Pearson chi-square."
         ),
@@ -75,6 +76,7 @@ class StatisticsController(Controller):
             mrd=response.mrd,
             by_day=response.by_day,
             denominator=response.denominator,
+            scope=response.scope,
             ci=ci,
             conf_level=conf_level,
             group_by=group_by,

@@ -45,16 +45,24 @@ def transformed(
     return t, 1 / (totals + 0.5), 0
 
 
+def double_arcsine(events: float, n: float) -> float:
+    """Freeman–Tukey double arcsine of `events` of `n` (this module's unhalved scale)."""
+    return math.asin(math.sqrt(events / (n + 1))) + math.asin(math.sqrt((events + 1) / (n + 1)))
+
+
 def back_transform(value: float, transform: Transform, harmonic_n: float) -> float:
+    """Logit: the inverse logit. Freeman–Tukey: Miller's (1978) inversion at the harmonic-mean n,
+    as metafor `transf.ipft.hm` and meta `asin2p`: 0 below the transform of 0 events and 1 above
+    that of n events, where Miller's formula stops being monotone."""
     if transform == "logit":
         return 1 / (1 + math.exp(-value))
-    t = min(max(value, 0.0), math.pi)
-    if t in (0.0, math.pi):
-        return 0.0 if t == 0.0 else 1.0
-    s = math.sin(t)
+    if value < double_arcsine(0, harmonic_n):
+        return 0.0
+    if value > double_arcsine(harmonic_n, harmonic_n):
+        return 1.0
+    s = math.sin(value)
     inner = 1 - (s + (s - 1 / s) / harmonic_n) ** 2
-    p = 0.5 * (1 - math.copysign(1.0, math.cos(t)) * math.sqrt(max(inner, 0.0)))
-    return min(max(p, 0.0), 1.0)
+    return 0.5 * (1 - math.copysign(1.0, math.cos(value)) * math.sqrt(max(inner, 0.0)))
 
 
 def pool_proportions(

@@ -6,14 +6,21 @@ from typing import Annotated, Any
 
 from litestar.params import FromQuery, QueryParameter
 
+from service.analytics.estimands import Scope
 from service.analytics.rates import Denominator, MrdRequirement
 
 CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
 Categories = Annotated[
     str,
     QueryParameter(
-        pattern=f"^{CATEGORY}(,{CATEGORY}){{0,7}}$",
-        description="Comma-separated response categories counted as response.",
+        pattern=f"^(any|{CATEGORY}(,{CATEGORY}){{0,7}})$",
+        description="Comma-separated response categories counted as response, or `any` for no condition on the category (e.g. MRD negativity alone, with `mrd=negative`).",
+    ),
+]
+ScopeParam = Annotated[
+    Scope,
+    QueryParameter(
+        description="`study_treatment` (default): only assessments of the study's own treatment (not before study day 1, not of or after off-study therapy such as salvage); `any_treatment`: every assessment."
     ),
 ]
 ConfLevel = Annotated[float, QueryParameter(ge=0.5, le=0.999, description="Confidence level.")]
@@ -25,6 +32,7 @@ class ResponseDefinition:
     mrd: MrdRequirement
     by_day: int | None
     denominator: Denominator
+    scope: Scope
 
     def as_outcome(self) -> dict[str, Any]:
         """The `response_rate` outcome definition that pooling and reconciliation count."""
@@ -34,6 +42,7 @@ class ResponseDefinition:
             "mrd": self.mrd,
             "by_day": self.by_day,
             "denominator": self.denominator,
+            "treatment_scope": self.scope,
         }
 
 
@@ -44,6 +53,13 @@ def response_definition(
         int | None,
         QueryParameter(ge=-36500, le=36500, description="Only assessments up to this study day."),
     ] = None,
-    denominator: FromQuery[Denominator] = "all",
+    denominator: Annotated[
+        Denominator,
+        QueryParameter(
+            description="`all`: every patient of the group; `evaluable`: patients with a counted assessment in the window (with `mrd=negative`, one whose MRD status is known)."
+        ),
+    ] = "all",
+    treatment_scope: ScopeParam = "study_treatment",
 ) -> ResponseDefinition:
-    return ResponseDefinition(list(dict.fromkeys(categories.split(","))), mrd, by_day, denominator)
+    wanted = [] if categories == "any" else list(dict.fromkeys(categories.split(",")))
+    return ResponseDefinition(wanted, mrd, by_day, denominator, treatment_scope)

@@ -9,12 +9,14 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-CiMethod = Literal["wilson", "agresti-coull", "clopper-pearson", "jeffreys"]
+CiMethod = Literal["wilson", "agresti-coull", "clopper-pearson", "jeffreys", "wilson-cc", "mid-p"]
 CI_METHOD_NAMES: dict[str, str] = {
     "wilson": "Wilson score interval (Brown, Cai & DasGupta 2001, eq. 4)",
     "agresti-coull": "Agresti–Coull interval with ñ = n + z² (Brown, Cai & DasGupta 2001, eq. 5), clipped to [0, 1]",
     "clopper-pearson": "Clopper–Pearson exact interval from beta quantiles (Brown, Cai & DasGupta 2001, eq. 7)",
     "jeffreys": "Jeffreys interval: equal-tailed Beta(x+½, n−x+½) quantiles, lower 0 when x = 0 and upper 1 when x = n (Brown, Cai & DasGupta 2001, §4.1.2)",
+    "wilson-cc": "Wilson score interval with continuity correction, as R prop.test(x, n) (Newcombe 1998, method 4)",
+    "mid-p": "Clopper–Pearson mid-p interval: each tail counts half the probability of the observed x (Lancaster 1961)",
 }
 
 
@@ -44,7 +46,41 @@ def proportion_ci(x: int, n: int, method: CiMethod, conf_level: float) -> tuple[
         lower = 0.0 if x == 0 else float(stats.beta.ppf(alpha / 2, x + 0.5, n - x + 0.5))
         upper = 1.0 if x == n else float(stats.beta.isf(alpha / 2, x + 0.5, n - x + 0.5))
         return lower, upper
+    if method == "wilson-cc":
+        return _wilson_continuity_corrected(x, n, z)
+    if method == "mid-p":
+        return _mid_p(x, n, alpha)
     raise ValueError(f"unknown CI method {method}")
+
+
+def _wilson_continuity_corrected(x: int, n: int, z: float) -> tuple[float, float]:
+    # R stats::prop.test: the correction is min(0.5, |x - n/2|) (its default p = 0.5).
+    yates = min(0.5, abs(x - n * 0.5))
+    z22n = z * z / (2 * n)
+    p = x / n
+
+    def bound(centre: float, sign: float) -> float:
+        root = math.sqrt(centre * (1 - centre) / n + z22n / (2 * n))
+        return (centre + z22n + sign * z * root) / (1 + 2 * z22n)
+
+    upper = 1.0 if p + yates / n >= 1 else bound(p + yates / n, 1.0)
+    lower = 0.0 if p - yates / n <= 0 else bound(p - yates / n, -1.0)
+    return max(0.0, lower), min(1.0, upper)
+
+
+def _mid_p(x: int, n: int, alpha: float) -> tuple[float, float]:
+    from scipy.optimize import brentq
+
+    def upper_tail(p: float) -> float:  # P(X > x) + P(X = x)/2
+        return float(stats.binom.sf(x, n, p) + 0.5 * stats.binom.pmf(x, n, p))
+
+    def lower_tail(p: float) -> float:  # P(X < x) + P(X = x)/2
+        return float(stats.binom.cdf(x - 1, n, p) + 0.5 * stats.binom.pmf(x, n, p))
+
+    eps = 1e-15
+    lower = 0.0 if x == 0 else float(brentq(lambda p: upper_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
+    upper = 1.0 if x == n else float(brentq(lambda p: lower_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
+    return lower, upper
 
 
 def fisher_two_groups(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float | None]:

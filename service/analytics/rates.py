@@ -1,6 +1,6 @@
 """Response rates and adverse-event incidence per group."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -8,7 +8,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import queries
+from service.analytics import estimands, queries
+from service.analytics.estimands import Scope
 from service.analytics.groups import GroupBy, group_patients, small_sample_warnings
 from service.analytics.proportions import (
     CI_METHOD_NAMES,
@@ -42,6 +43,9 @@ def is_category_in(category: str | None, possible: list[str] | None, wanted: set
     return bool(possible) and set(possible or []) <= wanted
 
 
+MRD_KNOWN = ("negative", "positive")
+
+
 @dataclass
 class Tally:
     evaluable: set[Any] = field(default_factory=set)
@@ -49,6 +53,8 @@ class Tally:
     undated: dict[Any, int] = field(
         default_factory=lambda: defaultdict(int)
     )  # patient -> assessments left out
+    # patient -> reason -> assessments not evaluating the study treatment (see estimands)
+    out_of_scope: dict[Any, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
 
 def tally_responses(
@@ -57,16 +63,24 @@ def tally_responses(
     mrd: MrdRequirement,
     by_day: int | None,
     timepoint: str | None = None,
+    scope: Scope = "study_treatment",
 ) -> Tally:
-    """Who is evaluable and who responded, from (patient_id, study_day, category,
-    possible_categories, mrd_status, timepoint_label) rows."""
+    """Who is evaluable and who responded, from the rows of `estimands.fetch_response_assessments`.
+
+    Evaluable: at least one counted assessment in the window; with `mrd=negative`, at least one
+    whose MRD status is known (negative or positive)."""
     tally = Tally()
     for row in rows:
         if timepoint is not None and row.timepoint_label != timepoint:
             continue
+        if scope == "study_treatment" and row.scope_exclusion is not None:
+            tally.out_of_scope[row.patient_id][row.scope_exclusion] += 1
+            continue
         if by_day is not None and (row.study_day is None or row.study_day > by_day):
             if row.study_day is None:
                 tally.undated[row.patient_id] += 1
+            continue
+        if mrd == "negative" and row.mrd_status not in MRD_KNOWN:
             continue
         tally.evaluable.add(row.patient_id)
         if is_category_in(row.category, row.possible_categories, wanted) and (
@@ -89,17 +103,22 @@ async def count_outcome(
         rows = (
             responses
             if responses is not None
-            else await queries.fetch_response_assessments(session, study_id)
+            else await estimands.fetch_response_assessments(session, study_id)
         )
         tally = tally_responses(
-            rows, set(outcome["categories"]), outcome["mrd"], outcome.get("by_day"), outcome.get("timepoint")
+            rows,
+            set(outcome["categories"]),
+            outcome["mrd"],
+            outcome.get("by_day"),
+            outcome.get("timepoint"),
+            outcome.get("treatment_scope", "study_treatment"),
         )
         base = [p for p in patients if outcome["denominator"] == "all" or p in tally.evaluable]
         return sum(1 for p in base if p in tally.responders), len(base)
     events = await queries.fetch_adverse_events(
         session, study_id, outcome.get("grading_system"), outcome["term"]
     )
-    minimum = outcome.get("grade_min")
+    minimum = outcome.get("grade_min")  # terms are matched case-insensitively by the query
     affected = {r.patient_id for r in events if minimum is None or (r.grade or 0) >= minimum}
     return sum(1 for p in patients if p in affected), len(patients)
 
@@ -114,6 +133,7 @@ async def response_rates(
     denominator: Denominator,
     ci: CiMethod,
     timepoint: str | None = None,
+    scope: Scope = "study_treatment",
     conf_level: float,
     group_by: GroupBy | None,
 ) -> ResponseRates:
@@ -122,12 +142,20 @@ async def response_rates(
         await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
     )
     tally = tally_responses(
-        await queries.fetch_response_assessments(session, study_id), set(categories), mrd, by_day, timepoint
+        await estimands.fetch_response_assessments(session, study_id),
+        set(categories),
+        mrd,
+        by_day,
+        timepoint,
+        scope,
     )
     evaluable, responders = tally.evaluable, tally.responders
     undated: dict[str, int] = defaultdict(int)
     for patient_id, n in tally.undated.items():
         undated[grouping.group_of[patient_id]] += n
+    out_of_scope: dict[str, Counter[str]] = defaultdict(Counter)
+    for patient_id, reasons in tally.out_of_scope.items():
+        out_of_scope[grouping.group_of[patient_id]].update(reasons)
 
     results = []
     for group in grouping.groups:
@@ -146,6 +174,7 @@ async def response_rates(
                 rate=(x / len(base)) if base else None,
                 ci=Interval(lower=interval[0], upper=interval[1]) if interval else None,
                 assessments_without_day=undated[group.key],
+                assessments_excluded=dict(out_of_scope[group.key]),
             )
         )
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
@@ -156,6 +185,10 @@ async def response_rates(
             warnings.append(
                 f"group '{r.group.label}': {r.assessments_without_day} assessment(s) without a study day cannot be placed before by_day and were left out"
             )
+        for reason, n in sorted(r.assessments_excluded.items()):
+            warnings.append(
+                f"group '{r.group.label}': {n} {reason} not counted (treatment_scope=study_treatment)"
+            )
     counts = [(r.responders, r.denominator) for r in results if r.denominator > 0]
     comparison = _compare(counts, warnings)
     return ResponseRates(
@@ -164,6 +197,7 @@ async def response_rates(
         mrd=mrd,
         by_day=by_day,
         timepoint=timepoint,
+        treatment_scope=scope,
         denominator=denominator,
         conf_level=conf_level,
         groups=results,
@@ -180,9 +214,20 @@ async def response_rates(
                 else "all assessments, dated or not"
             )
             + (f", labelled '{timepoint}'" if timepoint else ""),
+            "lines": (
+                "assessments of the study treatment only: those naming an on-study treatment, or, naming none, "
+                "dated from study day 1 up to the start of the first dated off-study treatment"
+                if scope == "study_treatment"
+                else "assessments of any treatment line, before study day 1 and after salvage included"
+            ),
+            "categories": ", ".join(categories) if categories else "any category, or none",
             "denominator": "all patients of the group"
             if denominator == "all"
-            else "patients with at least one response assessment in the window",
+            else (
+                "patients with at least one counted assessment in the window whose MRD status is known (negative or positive)"
+                if mrd == "negative"
+                else "patients with at least one counted response assessment in the window"
+            ),
             "confidence_interval": CI_METHOD_NAMES[ci] + f", {conf_level:.0%} level",
             "comparison": "Fisher's exact test, two-sided, with the sample odds ratio (two groups); Pearson chi-square test of independence (three or more)",
         },
@@ -207,8 +252,19 @@ def _compare(counts: list[tuple[int, int]], warnings: list[str]) -> Comparison |
                 test="Pearson chi-square", statistic=None, df=None, p_value=None, odds_ratio=None
             )
         statistic, df, p = result
+        if _smallest_expected(counts) < 5:
+            warnings.append(
+                "chi-square p is unreliable: an expected cell count is below 5 (an exact test is advised)"
+            )
         return Comparison(test="Pearson chi-square", statistic=statistic, df=df, p_value=p, odds_ratio=None)
     return None
+
+
+def _smallest_expected(counts: list[tuple[int, int]]) -> float:
+    """Smallest expected cell of the k×2 (responders, non-responders) table under independence."""
+    total = sum(n for _, n in counts)
+    responders = sum(x for x, _ in counts)
+    return min(n * share / total for _, n in counts for share in (responders, total - responders))
 
 
 def _count(n: int, total: int) -> Count:
@@ -231,10 +287,14 @@ async def adverse_event_incidence(
     sizes = grouping.sizes()
     # worst[term][patient] = worst numeric grade, or 0 when every record of it is ungraded
     worst: dict[str, dict[Any, int]] = defaultdict(dict)
+    # Terms are grouped case-insensitively under the first spelling met (terms are stored in their
+    # canonical spelling, so this only matters for terms outside the canonical list).
+    spelling: dict[str, str] = {}
     for row in await queries.fetch_adverse_events(session, study_id, grading_system, term):
+        name = spelling.setdefault(row.term.lower(), row.term)
         grade = row.grade or 0
-        previous = worst[row.term].get(row.patient_id, 0)
-        worst[row.term][row.patient_id] = max(previous, grade)
+        previous = worst[name].get(row.patient_id, 0)
+        worst[name][row.patient_id] = max(previous, grade)
 
     rows: list[IncidenceRow] = []
     for name, by_patient in worst.items():
@@ -273,7 +333,7 @@ async def adverse_event_incidence(
         patients=sizes,
         rows=rows,
         method={
-            "counting": "a patient counts once per term, at their worst grade; N is the number of patients in the group",
+            "counting": "a patient counts once per term (terms compared case-insensitively), at their worst grade; N is the number of patients in the group (all enrolled patients, not only the treated)",
             "severe": f"worst grade >= {severe_grade}",
             "ungraded": "events with only a grade range or no grade count toward any grade and the 'unknown' worst grade",
             "comparison": "Fisher's exact test, two-sided, on any-grade counts (two groups only)",

@@ -27,6 +27,8 @@ class ResponseRateGroup(Output):
     rate: float | None
     ci: Interval | None
     assessments_without_day: int
+    # reason -> assessments of this group's patients not counted (outside the study treatment).
+    assessments_excluded: dict[str, int]
 
 
 class Comparison(Output):
@@ -43,6 +45,7 @@ class ResponseRates(Output):
     mrd: str
     by_day: int | None
     timepoint: str | None
+    treatment_scope: str
     denominator: str
     conf_level: float
     groups: list[ResponseRateGroup]
@@ -117,6 +120,9 @@ class SurvivalGroup(Output):
     group: Group
     n: int
     events: int
+    excluded: dict[str, int]  # reason -> patients of this group left out of the analysis set
+    # Why the median and landmarks are withheld (null when they are computable).
+    not_computable: str | None
     curve: list[CurvePoint]
     median: Median
     landmarks: list[Landmark]
@@ -140,6 +146,7 @@ class Survival(Output):
     groups: list[SurvivalGroup]
     log_rank: LogRankTest | None
     excluded: int
+    excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
 
@@ -160,11 +167,21 @@ class TimeToEventRow(Output):
     event_or_censoring: str
 
 
+class Exclusion(Output):
+    """A patient left out of an analysis set, and why."""
+
+    patient_id: UUID
+    subject_code: str
+    group_key: str
+    reason: str
+
+
 class TimeToEvent(Output):
     study_id: UUID
     endpoint: str
     time_unit: str
     rows: list[TimeToEventRow]
-    excluded: list[str]
+    excluded: list[Exclusion]
+    excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]

@@ -1,31 +1,24 @@
 """Time-to-event analysis rows (ADaM ADTTE shape) and the Kaplan–Meier summaries built on them.
 
-Definitions (also in the OpenAPI descriptions):
-- Time is the elapsed days from the origin study day to the end study day (day −1 to day 1 is
-  one day, since there is no day 0), then converted to `time_unit` (weeks = days/7, months =
-  days/30.4375).
-- OS: origin day 1; event = death; otherwise censored at the patient's last recorded study day
-  (the latest day of any outcome, adverse event or treatment).
-- RFS: origin = the first dated response assessment with CR, CRi or CRh; event = the first
-  relapse, progression or death after it; otherwise censored at the last recorded study day.
-  Patients who never reach CR/CRi/CRh are not in the analysis set.
-
-Who is in the analysis set, and each patient's origin, end and event, is decided once, in SQL
-(service.analytics.queries); the survival endpoint reads those rows already counted."""
+Time is the elapsed days from the origin study day to the end study day (day −1 to day 1 is one
+day, since there is no day 0), then converted to `time_unit` (weeks = days/7, months =
+days/30.4375). Who is in the analysis set, and each patient's origin, end and event, is decided
+once, in SQL, by service.analytics.estimands; the survival endpoint reads those rows counted."""
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Literal
 from uuid import UUID
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import queries
+from service.analytics import estimands, queries
 from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
 from service.analytics.schemas import (
     AtRisk,
     CurvePoint,
+    Exclusion,
     Landmark,
     LogRankTest,
     Median,
@@ -39,14 +32,19 @@ from service.analytics.survival import ConfType, at_risk, kaplan_meier, log_rank
 Endpoint = Literal["OS", "RFS"]
 TimeUnit = Literal["days", "weeks", "months"]
 DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
-REMISSION = ("CR", "CRh", "CRi")
-CENSORED = "censored at last recorded study day"
 
 DEFINITIONS = {
     "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
-    "OS": "origin study day 1; event = death; otherwise censored at the last recorded study day (latest day of any outcome, adverse event or treatment)",
-    "RFS": "origin = first dated CR/CRi/CRh assessment; event = first relapse, progression or death after it; otherwise censored at the last recorded study day; patients never in CR/CRi/CRh are left out",
+    "OS": "origin study day 1; event = first dated death; otherwise censored at the last recorded study day (latest day of any outcome, adverse event or treatment)",
+    "RFS": "origin = first dated CR/CRi/CRh assessment of the study treatment; event = first dated relapse, progression or death after it; otherwise censored at the last recorded study day; patients never in CR/CRi/CRh are left out",
+    "undated_events": "a patient whose endpoint event has no study day is excluded, never censored, and the group's median and landmarks are then not computable",
 }
+
+
+def _warn_exclusions(counts: dict[str, int], endpoint: str) -> list[str]:
+    return [
+        f"{n} patient(s) not in the {endpoint} analysis set: {reason}" for reason, n in sorted(counts.items())
+    ]
 
 
 def elapsed(origin: np.ndarray, end: np.ndarray, unit: TimeUnit) -> np.ndarray:
@@ -64,7 +62,7 @@ async def time_to_event(
     group_by: GroupBy | None,
 ) -> TimeToEvent:
     await queries.require_study(session, study_id)
-    rows = await queries.fetch_analysis_rows(session, study_id, endpoint, REMISSION)
+    rows = await estimands.fetch_analysis_rows(session, study_id, endpoint)
     grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
     labels = {g.key: g.label for g in grouping.groups}
     kept = [r for r in rows if r.reason is None]
@@ -83,22 +81,33 @@ async def time_to_event(
             time=float(t),
             event=bool(r.event),
             cnsr=0 if r.event else 1,
-            event_or_censoring=r.event_type if r.event else CENSORED,
+            event_or_censoring=r.event_type if r.event else estimands.CENSORED,
         )
         for r, t in zip(kept, times, strict=True)
     ]
-    excluded = [f"{r.subject_code}: {r.reason}" for r in rows if r.reason is not None]
+    excluded = [
+        Exclusion(
+            patient_id=queries.as_uuid(r.id),
+            subject_code=r.subject_code,
+            group_key=grouping.group_of[r.id],
+            reason=r.reason,
+        )
+        for r in rows
+        if r.reason is not None
+    ]
+    by_reason = dict(Counter(e.reason for e in excluded))
     return TimeToEvent(
         study_id=study_id,
         endpoint=endpoint,
         time_unit=time_unit,
         rows=out,
         excluded=excluded,
+        excluded_by_reason=by_reason,
         method={
             **DEFINITIONS,
             "columns": "time = AVAL, cnsr = CNSR (1 censored, 0 event), event_or_censoring = EVNTDESC/CNSDTDSC",
         },
-        warnings=[f"{len(excluded)} patient(s) not in the {endpoint} analysis set"] if excluded else [],
+        warnings=_warn_exclusions(by_reason, endpoint),
     )
 
 
@@ -127,26 +136,24 @@ async def survival(
     group_by: GroupBy | None,
 ) -> Survival:
     await queries.require_study(session, study_id)
-    counts = await queries.fetch_analysis_counts(session, study_id, endpoint, REMISSION)
+    counts = await estimands.fetch_analysis_counts(session, study_id, endpoint)
     groups, key_of_arm = define_groups(
         await queries.fetch_arms(session, study_id), group_by, (r.arm_id for r in counts)
     )
     sizes: dict[str, int] = defaultdict(int)
     cells: dict[str, list[tuple[float, float, bool, int]]] = defaultdict(list)
-    excluded = 0
+    excluded_in: dict[str, Counter[str]] = defaultdict(Counter)
     for row in counts:
         key = key_of_arm[row.arm_id]
         sizes[key] += row.n
         if row.reason is not None:
-            excluded += row.n
+            excluded_in[key][row.reason] += row.n
         else:
             cells[key].append((row.origin_day, row.end_day, bool(row.event), row.n))
+    by_reason: Counter[str] = sum(excluded_in.values(), Counter())
 
     warnings = small_sample_warnings(groups, sizes)
-    if excluded:
-        warnings.append(
-            f"{excluded} patient(s) not in the {endpoint} analysis set (see time-to-event for reasons)"
-        )
+    warnings.extend(_warn_exclusions(dict(by_reason), endpoint))
     samples: list[tuple[np.ndarray, np.ndarray]] = []
     for group in groups:
         origin, end, event, n = (
@@ -162,16 +169,24 @@ async def survival(
     results: list[SurvivalGroup] = []
     for group, (times, events) in zip(groups, samples, strict=True):
         km = kaplan_meier(times, events, conf_type, conf_level)
-        median, low, high = quantile(km, 0.5) if len(times) else (None, None, None)
+        undated = excluded_in[group.key][estimands.UNDATED_EVENT]
+        not_computable = (
+            f"{undated} patient(s) with an undated {endpoint} event were excluded: the estimate from the rest would be biased upward"
+            if undated
+            else None
+        )
+        median, low, high = quantile(km, 0.5) if len(times) and not undated else (None, None, None)
+        if not_computable:
+            warnings.append(f"group '{group.label}': median and landmarks not computable: {not_computable}")
         if len(times) and not km.events:
             warnings.append(f"group '{group.label}': no events, every time is censored")
-        if len(times) and median is None:
+        if len(times) and median is None and not undated:
             warnings.append(f"group '{group.label}': median not reached")
         landmarks = []
         for day in landmark_days:
             t = day / DAYS_PER_UNIT[time_unit]
-            value = survival_at(km, t)
-            if value is None and len(times):
+            value = None if undated else survival_at(km, t)
+            if value is None and len(times) and not undated:
                 warnings.append(f"group '{group.label}': landmark day {day:g} is beyond the last follow-up")
             landmarks.append(
                 Landmark(
@@ -188,6 +203,8 @@ async def survival(
                 group=group,
                 n=len(times),
                 events=km.events,
+                excluded=dict(excluded_in[group.key]),
+                not_computable=not_computable,
                 curve=[
                     CurvePoint(
                         time=float(km.time[i]),
@@ -201,7 +218,7 @@ async def survival(
                     )
                     for i in range(len(km.time))
                 ],
-                median=Median(time=median, lower=low, upper=high, reached=median is not None),
+                median=Median(time=median, lower=low, upper=high, reached=median is not None and not undated),
                 landmarks=landmarks,
                 at_risk=[AtRisk(time=t, n_risk=at_risk(times, t)) for t in grid],
             )
@@ -225,7 +242,8 @@ async def survival(
         )
         if test
         else None,
-        excluded=excluded,
+        excluded=sum(by_reason.values()),
+        excluded_by_reason=dict(by_reason),
         method={
             **DEFINITIONS,
             "estimator": "Kaplan–Meier product-limit; Greenwood variance; std_err is the standard error of log S(t)",

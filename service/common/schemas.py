@@ -19,12 +19,24 @@ class Output(msgspec.Struct, kw_only=True):
     """Base of every response body."""
 
 
+class TableCell(Input):
+    """A table cell of the source: the table, the row by its label (its first cell) or by its
+    number counted from the first data row below the column's header, and the column by its
+    header."""
+
+    table: Annotated[str, Meta(pattern=r"^Table \d{1,3}$", examples=["Table 2"])]
+    row: Annotated[Name, Meta(examples=["Age (y)"])] | Annotated[int, Meta(ge=1, le=10_000)]
+    column: Name
+
+
 class Provenance(Input):
-    """Where a curated fact comes from, and what the curator had to decide about it."""
+    """Where a curated fact comes from, and what the curator had to decide about it. `quote` is
+    verbatim; for a value read from a table, `cell` locates it and `quote` is what the cell prints."""
 
     source_document: Name
     location: ShortText
     quote: LongText
+    cell: TableCell | None = None
     note: LongText | None = None
 
 

@@ -35,6 +35,13 @@ PartialDate = Annotated[
         examples=["2024-04"],
     ),
 ]
+# Classification codes, checked for shape (ASCII digits only): ICD-10 category or subcategory
+# (C91.0), ICD-O-3 morphology with behaviour (9811/3), WHO ATC level-5 code (L01FC01), MedDRA
+# lowest-level-term code (8 digits).
+Icd10Code = Annotated[str, Meta(pattern=r"^[A-Z][0-9]{2}(\.[0-9]{1,2})?$", examples=["C91.0"])]
+IcdO3Morphology = Annotated[str, Meta(pattern=r"^[89][0-9]{3}/[0-36-9]$", examples=["9811/3"])]
+AtcCode = Annotated[str, Meta(pattern=r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$", examples=["L01FC01"])]
+MeddraCode = Annotated[str, Meta(pattern=r"^[0-9]{8}$", examples=["10029366"])]
 # Accepted trial registry identifiers: ClinicalTrials.gov, ChiCTR, ISRCTN, EudraCT/CTIS, ANZCTR, DRKS.
 RegistryId = Annotated[
     str,

@@ -87,15 +87,17 @@ async def delete_study_contents(session: AsyncSession, study_id: Any) -> None:
     await _audited_delete(session, Arm, Arm.study_id == study_id)
 
 
-async def unlink_adverse_events(session: AsyncSession, treatment_id: Any) -> None:
-    """Adverse events attributed to a deleted treatment keep their data, lose the link (audited)."""
+async def unlink_treatment(session: AsyncSession, treatment_id: Any) -> None:
+    """Adverse events attributed to a deleted treatment, and assessments of it, keep their data
+    and lose the link (audited)."""
     from service.audit import trail
 
-    linked = AdverseEvent.treatment_id == treatment_id
-    for event_id in (await session.scalars(select(AdverseEvent.id).where(linked))).all():
-        await trail.record(
-            session, "update", "adverse_event", event_id, {"treatment_id": [str(treatment_id), None]}
+    for model, resource_type in ((AdverseEvent, "adverse_event"), (Outcome, "outcome")):
+        linked = col(model.treatment_id) == treatment_id
+        for record_id in (await session.scalars(select(model.id).where(linked))).all():
+            await trail.record(
+                session, "update", resource_type, record_id, {"treatment_id": [str(treatment_id), None]}
+            )
+        await session.execute(
+            update(model).where(linked).values(treatment_id=None, version=model.version + 1)
         )
-    await session.execute(
-        update(AdverseEvent).where(linked).values(treatment_id=None, version=AdverseEvent.version + 1)
-    )

@@ -79,6 +79,7 @@ class Agent(Record, table=True):
     agent_class: str | None = Field(default=None, max_length=200)
     targets: list[str] = json_column()
     description: str | None = None
+    atc_code: str | None = Field(default=None, max_length=7, index=True)
 
 
 class Study(Record, table=True):
@@ -161,6 +162,8 @@ class Patient(Record, table=True):
     genetic_findings: list[str] = json_column()
     markers: list[dict[str, Any]] = json_column()
     notes: str | None = None
+    icd10_code: str | None = Field(default=None, max_length=10, index=True)
+    icdo3_morphology: str | None = Field(default=None, max_length=10, index=True)
     # HIPAA Safe Harbor: ages of 90 and above are stored as 90 with this flag set.
     age_capped: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
@@ -186,6 +189,8 @@ class Treatment(Record, table=True):
     end_day: int | None = None
     start_date: str | None = Field(default=None, max_length=10)
     timing_text: str | None = Field(default=None, max_length=500)
+    # Part of the study's own intervention (false: prior therapy, salvage, off-protocol lines).
+    on_study: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
 
 
 class TreatmentComponent(SQLModel, table=True):
@@ -224,6 +229,8 @@ class AdverseEvent(Record, table=True):
     patient_id: UUID = Field(foreign_key="patients.id", index=True)
     treatment_id: UUID | None = Field(default=None, index=True)
     term: str = Field(max_length=200)
+    verbatim_term: str | None = Field(default=None, max_length=200)
+    meddra_code: str | None = Field(default=None, max_length=8)
     grade: int | None = None
     grade_text: str | None = Field(default=None, max_length=50)
     grading_system: str | None = Field(default=None, max_length=20)
@@ -249,9 +256,12 @@ class Outcome(Record, table=True):
         CheckConstraint("kind <> 'event' OR event_type IS NOT NULL", name="event_has_type"),
         CheckConstraint("kind <> 'observation' OR name IS NOT NULL", name="observation_has_name"),
         Index(None, "patient_id", "kind"),
+        # The treatment an assessment evaluates must be the same patient's.
+        ForeignKeyConstraint(["treatment_id", "patient_id"], ["treatments.id", "treatments.patient_id"]),
     )
 
     patient_id: UUID = Field(foreign_key="patients.id", index=True)
+    treatment_id: UUID | None = Field(default=None, index=True)
     kind: str = Field(max_length=20)
     study_day: int | None = None
     timing_text: str | None = Field(default=None, max_length=500)

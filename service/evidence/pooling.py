@@ -284,6 +284,8 @@ async def _matching_reported_result(session: AsyncSession, study_id: UUID, outco
             outcome["type"] == "response_rate"
             and set(definition["categories"]) == set(outcome["categories"])
             and definition["mrd"] == outcome["mrd"]
+            and definition.get("treatment_scope", "study_treatment")
+            == outcome.get("treatment_scope", "study_treatment")
         ):
             return result
         if (

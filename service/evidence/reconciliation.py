@@ -7,15 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from service.analytics import queries
+from service.analytics import estimands, queries
 from service.analytics.proportions import CiMethod, fisher_two_groups, proportion_ci
 from service.analytics.rates import count_outcome
 from service.analytics.time_to_event import survival
-from service.db.models import Outcome, Patient, ReportedResult
+from service.db.models import Patient, ReportedResult
 from service.evidence.precision import decimals, fmt, same_at_precision
 from service.evidence.schemas import (
     Check,
@@ -26,7 +25,14 @@ from service.evidence.schemas import (
     Verdict,
 )
 
-CI_METHODS: tuple[CiMethod, ...] = ("wilson", "agresti-coull", "clopper-pearson", "jeffreys")
+CI_METHODS: tuple[CiMethod, ...] = (
+    "wilson",
+    "agresti-coull",
+    "clopper-pearson",
+    "jeffreys",
+    "wilson-cc",
+    "mid-p",
+)
 
 
 def _wald(x: int, n: int, level: float) -> tuple[float, float]:
@@ -65,7 +71,7 @@ def check_interval(result: Any) -> Check | None:
         return None
     level = result.ci_level or 0.95
     scale = 100.0 if result.unit == "%" else 1.0
-    matches, shown = [], []
+    matches, shown, lower_matches, upper_matches = [], [], [], []
     candidates: list[tuple[str, tuple[float, float] | None]] = [
         (method, proportion_ci(result.numerator, result.denominator, method, level)) for method in CI_METHODS
     ] + [("wald", _wald(result.numerator, result.denominator, level))]
@@ -73,14 +79,21 @@ def check_interval(result: Any) -> Check | None:
         assert bounds is not None  # the denominator was checked above
         low, high = bounds[0] * scale, bounds[1] * scale
         shown.append(f"{method} {low:.{decimals(result.ci_lower)}f}–{high:.{decimals(result.ci_upper)}f}")
-        if same_at_precision(low, result.ci_lower) and same_at_precision(high, result.ci_upper):
+        low_ok, high_ok = same_at_precision(low, result.ci_lower), same_at_precision(high, result.ci_upper)
+        if low_ok and high_ok:
             matches.append(method)
+        elif low_ok:
+            lower_matches.append(method)
+        elif high_ok:
+            upper_matches.append(method)
     printed = f"{fmt(result.ci_lower)}–{fmt(result.ci_upper)} ({level:.0%})"
     named = f"; the publication names {result.ci_method}" if result.ci_method else ""
     detail = (
         f"matches {', '.join(matches)}"
         if matches
         else f"matches no standard method for {result.numerator}/{result.denominator}"
+        + (f"; the lower bound matches {', '.join(lower_matches)}" if lower_matches else "")
+        + (f"; the upper bound matches {', '.join(upper_matches)}" if upper_matches else "")
     )
     return _judged(
         "confidence_interval",
@@ -174,7 +187,7 @@ async def _patient_data(session: AsyncSession, study_id: UUID) -> PatientData:
         patients,
         await queries.fetch_arms(session, study_id),
         {r.id: r for r in rows},
-        await queries.fetch_response_assessments(session, study_id),
+        await estimands.fetch_response_assessments(session, study_id),
     )
 
 
@@ -254,27 +267,10 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
     return _not_computable(f"unknown definition type {kind}", None)
 
 
-async def _undated_events(session: AsyncSession, study_id: UUID, endpoint: str) -> int:
-    kinds = ("death",) if endpoint == "OS" else queries.RFS_EVENTS
-    statement = select(func.count()).where(
-        Outcome.kind == "event",
-        col(Outcome.event_type).in_(kinds),
-        col(Outcome.study_day).is_(None),
-        col(Outcome.patient_id).in_(select(Patient.id).where(Patient.study_id == study_id)),
-    )
-    return int(await session.scalar(statement) or 0)
-
-
 async def _survival_check(
     session: AsyncSession, study_id: UUID, result: Any, definition: dict[str, Any]
 ) -> Check:
     landmark = definition.get("landmark_day")
-    undated = await _undated_events(session, study_id, definition["endpoint"])
-    if undated:
-        return _not_computable(
-            f"{undated} {definition['endpoint']} event(s) in the patient-level data have no study day, so the curve would be wrong",
-            fmt(result.value),
-        )
     summary = await survival(
         session,
         study_id,
@@ -288,6 +284,8 @@ async def _survival_check(
     group = next(
         (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None
     )
+    if group is not None and group.not_computable:
+        return _not_computable(f"{definition['endpoint']}: {group.not_computable}", fmt(result.value))
     if group is None or group.n == 0 or result.value is None:
         return _not_computable(f"no patients in the {definition['endpoint']} analysis set", fmt(result.value))
     if group.events == 0:

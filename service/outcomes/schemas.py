@@ -32,6 +32,15 @@ class ResponseAssessmentCreate(OutcomeFields, tag_field="kind", tag="response", 
     (e.g. "CR or CRi" without saying which patient had which) leave `category` null and list the
     candidates in `possible_categories`."""
 
+    treatment_id: (
+        Annotated[
+            UUID,
+            Meta(
+                description="The treatment (of the same patient) whose response this assessment evaluates. Without it, the assessment is attributed by its study day (see response-rates)."
+            ),
+        ]
+        | None
+    ) = None
     category: ResponseCategory | None = None
     possible_categories: Annotated[list[ResponseCategory], Meta(max_length=8)] = []
     category_text: ShortText | None = None

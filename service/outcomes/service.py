@@ -42,6 +42,23 @@ class OutcomeRepository(Repository[models.Outcome]):
                 "possible_categories lists two or more candidates, and only when category is null",
                 field="possible_categories",
             )
+        if (
+            kind == "response"
+            and values.get("category") is None
+            and not candidates
+            and not values.get("mrd_status")
+        ):
+            # A placeholder would count in denominators as an assessment without a result.
+            raise RuleViolation(
+                "a response assessment needs a result: `category`, `possible_categories` or `mrd_status`",
+                field="category",
+            )
+        if values.get("treatment_id") is not None:
+            treatment = await require(
+                session, models.Treatment, values["treatment_id"], "treatment_id", "treatment"
+            )
+            if treatment.patient_id != values["patient_id"]:
+                raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
 
     async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
         return [msgspec.convert(row_values(row), Outcome) for row in rows]

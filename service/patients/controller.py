@@ -24,6 +24,17 @@ def patient_filters(
     age_max: Annotated[
         float | None, QueryParameter(ge=0, le=130, description="Maximum age in years (inclusive).")
     ] = None,
+    icd10: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=r"^[A-Z][0-9]{2}(\.[0-9]{1,2})?$",
+            description="ICD-10 code; a category (C91) also matches its subcategories (C91.0).",
+        ),
+    ] = None,
+    icdo3: Annotated[
+        str | None,
+        QueryParameter(pattern=r"^[89][0-9]{3}/[0-36-9]$", description="ICD-O-3 morphology, e.g. 9811/3."),
+    ] = None,
 ) -> list[Condition]:
     p = models.Patient
     where: list[Condition] = []
@@ -41,6 +52,10 @@ def patient_filters(
         where.append(col(p.age_years) >= age_min)
     if age_max is not None:
         where.append(col(p.age_years) <= age_max)
+    if icd10:
+        where.append(col(p.icd10_code) == icd10 if "." in icd10 else col(p.icd10_code).like(f"{icd10}%"))
+    if icdo3:
+        where.append(col(p.icdo3_morphology) == icdo3)
     return where
 
 

@@ -5,7 +5,7 @@ from msgspec import Meta
 
 from service.common.schemas import Input, MarkerList, ProvenanceList, ShortTextList
 from service.common.structs import read_struct, update_struct
-from service.common.types import LongText, Measurement, Name, Percent, ShortText
+from service.common.types import Icd10Code, IcdO3Morphology, LongText, Measurement, Name, Percent, ShortText
 from service.common.vocab import Diagnosis, DiseaseStatus, Sex
 
 Age = Annotated[
@@ -47,6 +47,16 @@ class PatientCreate(Input):
     peripheral_blasts_pct: Percent | None = None
     genetic_findings: Annotated[ShortTextList, Meta(examples=[["KMT2A-AFF1"]])] = []
     markers: MarkerList = []
+    icd10_code: (
+        Annotated[Icd10Code, Meta(description="ICD-10 code of the diagnosis, e.g. C91.0 (ALL), C92.0 (AML).")]
+        | None
+    ) = None
+    icdo3_morphology: (
+        Annotated[
+            IcdO3Morphology, Meta(description="ICD-O-3 morphology/behaviour, where the source supports it.")
+        ]
+        | None
+    ) = None
     notes: LongText | None = None
     provenance: ProvenanceList = []
 

@@ -19,7 +19,8 @@ Count = Annotated[int, Meta(ge=0, le=10_000_000)]
 class ResponseRateDefinition(Input, tag_field="type", tag="response_rate", kw_only=True):
     """Responders / N as `GET .../response-rates` counts them. An empty `categories` puts no
     condition on the category (e.g. MRD negativity alone, with `mrd: negative`); `timepoint`
-    keeps only assessments with that `timepoint_label` (e.g. "prior to cycle 2")."""
+    keeps only assessments with that `timepoint_label` (e.g. "prior to cycle 2"); `treatment_scope` as the
+    endpoint's (by default only assessments of the study treatment count)."""
 
     categories: Annotated[list[ResponseCategory], Meta(max_length=8)] = msgspec.field(
         default_factory=lambda: ["CR", "CRi", "CRh"]
@@ -28,6 +29,7 @@ class ResponseRateDefinition(Input, tag_field="type", tag="response_rate", kw_on
     by_day: StudyDay | None = None
     timepoint: Name | None = None
     denominator: Literal["all", "evaluable"] = "all"
+    treatment_scope: Literal["study_treatment", "any_treatment"] = "study_treatment"
 
 
 class AdverseEventDefinition(Input, tag_field="type", tag="adverse_event_incidence", kw_only=True):

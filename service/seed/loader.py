@@ -173,6 +173,14 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
             counts["adverse_events"] += 1
         for j, outcome in enumerate(outcomes):
             o_where = f"{where}.outcomes[{j}]"
+            outcome = dict(outcome)
+            if "treatment" in outcome:
+                outcome["treatment_id"] = doc.local(
+                    doc.treatments,
+                    f"{patient['subject_code']}/{outcome.pop('treatment')}",
+                    "treatment",
+                    o_where,
+                )
             await doc.create(
                 session,
                 OutcomeRepository(),

@@ -43,6 +43,12 @@ class TreatmentCreate(Input):
         ]
         | None
     ) = None
+    on_study: Annotated[
+        bool,
+        Meta(
+            description="Part of the study's own intervention. False for prior lines, salvage and other off-protocol therapy: response rates count only assessments of on-study treatment by default."
+        ),
+    ] = True
     components: Annotated[list[Component], Meta(max_length=30)] = []
     provenance: ProvenanceList = []
 

@@ -22,7 +22,10 @@ class TreatmentRepository(Repository[models.Treatment]):
     model = models.Treatment
     read_type = Treatment
     label = "treatment"
-    children = {"adverse events": (models.AdverseEvent, models.AdverseEvent.treatment_id)}
+    children = {
+        "adverse events": (models.AdverseEvent, models.AdverseEvent.treatment_id),
+        "response assessments": (models.Outcome, models.Outcome.treatment_id),
+    }
 
     def columns(self, data: msgspec.Struct) -> dict[str, Any]:
         values = super().columns(data)
@@ -73,7 +76,7 @@ class TreatmentRepository(Repository[models.Treatment]):
         ]
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
-        await cascade.unlink_adverse_events(session, row.id)
+        await cascade.unlink_treatment(session, row.id)
 
     async def delete(
         self, session: AsyncSession, id: UUID, cascade_: bool, if_match: str | None = "*"

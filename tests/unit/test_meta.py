@@ -1,6 +1,9 @@
 """Pooled proportions against statsmodels' DerSimonian–Laird (combine_effects)."""
 
+import json
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.meta_analysis import combine_effects
 
-from service.analytics.meta import back_transform, pool_proportions, transformed
+from service.analytics.meta import back_transform, double_arcsine, pool_proportions, transformed
 
 
 @st.composite
@@ -66,3 +69,33 @@ def test_freeman_tukey_back_transform_recovers_a_single_proportion() -> None:
 
 def test_no_patients_no_pooling() -> None:
     assert pool_proportions([0], [0]) is None
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "r"
+
+
+@pytest.mark.parametrize(
+    "case",
+    json.loads((FIXTURES / "freeman_tukey.json").read_text())["cases"],
+    ids=lambda case: case["name"],
+)
+def test_freeman_tukey_pooling_equals_metafor(case: dict[str, Any]) -> None:
+    """metafor rma(measure='PFT', method='DL'|'FE') + predict(transf=transf.ipft.hm), from the
+    committed R script tests/fixtures/r/freeman_tukey.R."""
+    result = pool_proportions(case["events"], case["totals"], "freeman-tukey")
+    assert result is not None
+    for pooled, expected in ((result.random, case["random"]), (result.fixed, case["fixed"])):
+        assert [pooled.estimate, pooled.lower, pooled.upper] == pytest.approx(expected, abs=1e-9)
+    # metafor's double arcsine is half this module's, so its tau² is a quarter of ours.
+    assert result.tau2 / 4 == pytest.approx(case["tau2_halved_scale"], rel=1e-9, abs=1e-15)
+
+
+def test_freeman_tukey_back_transform_is_clamped_outside_the_attainable_range() -> None:
+    n = 10.0
+    assert back_transform(double_arcsine(0, n) - 1e-9, "freeman-tukey", n) == 0.0
+    assert back_transform(double_arcsine(n, n) + 1e-9, "freeman-tukey", n) == 1.0
+    inside = [
+        back_transform(t, "freeman-tukey", n)
+        for t in np.linspace(double_arcsine(0, n), double_arcsine(n, n), 50)
+    ]
+    assert inside == sorted(inside)

@@ -1,6 +1,9 @@
 """Proportion intervals and 2×k tests against statsmodels and scipy (reference implementations)."""
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -85,3 +88,17 @@ def test_chi_square_equals_scipy(groups: list[tuple[int, int]]) -> None:
     assert result[0] == pytest.approx(float(reference.statistic), rel=1e-9, abs=1e-12)
     assert result[1] == reference.dof
     assert result[2] == pytest.approx(float(reference.pvalue), rel=1e-9, abs=1e-12)
+
+
+R_INTERVALS = json.loads(
+    (Path(__file__).parent.parent / "fixtures" / "r" / "proportion_intervals.json").read_text()
+)["cases"]
+
+
+@pytest.mark.parametrize("case", R_INTERVALS, ids=lambda c: f"{c['x']}/{c['n']}")
+@pytest.mark.parametrize("method", ["wilson-cc", "mid-p"])
+def test_continuity_corrected_and_mid_p_intervals_equal_r(case: dict[str, Any], method: str) -> None:
+    """R prop.test (Wilson with continuity correction) and the mid-p exact interval, from the
+    committed script tests/fixtures/r/proportion_intervals.R."""
+    interval = proportion_ci(case["x"], case["n"], method, 0.95)  # type: ignore[arg-type]
+    assert interval == pytest.approx(tuple(case[method]), abs=1e-9)

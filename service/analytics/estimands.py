@@ -1,0 +1,259 @@
+"""Estimands: for every statistic, which patients and assessments count, and why the others do
+not. Survival, time-to-event rows, plots, response rates, reconciliation and evidence all read
+their decisions from here, so one rule set decides.
+
+Time-to-event (per patient: event, censored, or excluded with a reason):
+- OS: origin study day 1; event = the first dated death; otherwise censored at the last recorded
+  study day (latest day of any outcome, adverse event or treatment).
+- RFS: origin = the first dated CR/CRi/CRh assessment of the study treatment (see below); event =
+  the first dated relapse, progression or death after it; otherwise censored at the last
+  recorded study day.
+- An event that counts for the endpoint but has no study day is never turned into a censoring:
+  the patient is excluded (`UNDATED_EVENT`), and the group's median and landmark estimates are
+  reported as not computable, because leaving out a patient known to have had the event biases
+  S(t) upward by an amount the data cannot bound.
+
+Response assessments (which ones a response rate counts, with `treatment_scope=study_treatment`):
+- an assessment that names the treatment it evaluates counts when that treatment is on study;
+- otherwise it is placed by its study day: it counts from day 1 up to the start of the first
+  dated off-study treatment (salvage, later lines); before day 1, after that start, or with no
+  study day at all it does not count, and each is counted by reason in the response's warnings."""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+from sqlalchemy import String, and_, case, cast, func, literal, literal_column, null, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from service.analytics.queries import _of_study, _rows, raw
+from service.db.models import AdverseEvent, Outcome, Patient, Treatment
+
+Scope = Literal["study_treatment", "any_treatment"]
+REMISSION = ("CR", "CRh", "CRi")
+RFS_EVENTS = ("relapse", "progression", "death")
+EVENTS_OF = {"OS": ("death",), "RFS": RFS_EVENTS}
+
+# Time-to-event exclusions.
+NEVER_IN_REMISSION = "never reached CR/CRi/CRh on a dated assessment of the study treatment"
+DEATH_BEFORE_DAY_1 = "death recorded before study day 1"
+UNDATED_EVENT = "an event of the endpoint has no study day (it would otherwise be censored)"
+NO_DAY = "no record with a study day"
+NOTHING_AFTER_ORIGIN = "no record on or after the origin day"
+CENSORED = "censored at last recorded study day"
+
+# Response-assessment exclusions (scope=study_treatment).
+OFF_STUDY_TREATMENT = "assessment of an off-study treatment"
+BEFORE_DAY_1 = "assessment before study day 1 (before the study treatment)"
+AFTER_OFF_STUDY = "assessment after the start of off-study therapy"
+NOT_PLACEABLE = "assessment with neither a study day nor a treatment it evaluates"
+
+
+def assessment_exclusion(on_study: Any, study_day: Any, off_study_from: Any) -> Any:
+    """SQL: why an assessment does not evaluate the study treatment (null when it does)."""
+    return case(
+        (on_study.is_(True), null()),
+        (on_study.is_(False), literal(OFF_STUDY_TREATMENT)),
+        (study_day.is_(None), literal(NOT_PLACEABLE)),
+        (study_day < 1, literal(BEFORE_DAY_1)),
+        (and_(off_study_from.is_not(None), study_day > off_study_from), literal(AFTER_OFF_STUDY)),
+        else_=null(),
+    )
+
+
+def _off_study_starts() -> Any:
+    """Per patient, the first study day >= 1 on which an off-study treatment started."""
+    return (
+        select(col(Treatment.patient_id).label("pid"), func.min(col(Treatment.start_day)).label("day"))
+        .where(col(Treatment.on_study).is_(False), col(Treatment.start_day) >= 1)
+        .group_by(col(Treatment.patient_id))
+        .subquery()
+    )
+
+
+async def fetch_response_assessments(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
+    """Every response assessment of the study: (patient_id, study_day, category,
+    possible_categories, mrd_status, timepoint_label, scope_exclusion), where `scope_exclusion`
+    says why it does not evaluate the study treatment (null when it does)."""
+    off_study = _off_study_starts()
+    statement = (
+        select(
+            raw(col(Outcome.patient_id)),
+            col(Outcome.study_day),
+            col(Outcome.category),
+            col(Outcome.possible_categories),
+            col(Outcome.mrd_status),
+            col(Outcome.timepoint_label),
+            assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).label(
+                "scope_exclusion"
+            ),
+        )
+        .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
+        .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
+        .where(col(Outcome.kind) == "response", _of_study(col(Outcome.patient_id), study_id))
+    )
+    return await _rows(session, statement)
+
+
+def in_categories(categories: Sequence[str]) -> Any:
+    """SQL: the assessment's category is in the set, or it is uncertain and every candidate is.
+
+    Candidates are a JSON list stored as the service serialises it (`["CR", "CRi"]`): removing
+    each wanted quoted name and the separators leaves `[]` exactly when all are wanted."""
+    text = cast(col(Outcome.possible_categories), String)
+    stripped: Any = text
+    for category in categories:
+        stripped = func.replace(stripped, f'"{category}"', "")
+    stripped = func.replace(func.replace(stripped, ",", ""), " ", "")
+    return or_(
+        col(Outcome.category).in_(categories),
+        and_(
+            col(Outcome.category).is_(None),
+            text != literal_column("'[]'"),
+            stripped == literal_column("'[]'"),
+        ),
+    )
+
+
+def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
+    """One row per patient with everything a time-to-event analysis needs, computed in SQL:
+    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason), ids raw.
+    `reason` says why a patient is left out (null when in); see the module docstring."""
+    pts = (
+        select(col(Patient.id), col(Patient.subject_code), col(Patient.arm_id))
+        .where(col(Patient.study_id) == study_id)
+        .subquery()
+    )
+    days = union_all(
+        select(col(Outcome.patient_id).label("pid"), col(Outcome.study_day).label("day")).join(
+            pts, pts.c.id == col(Outcome.patient_id)
+        ),
+        select(col(AdverseEvent.patient_id), col(AdverseEvent.onset_day)).join(
+            pts, pts.c.id == col(AdverseEvent.patient_id)
+        ),
+        select(col(AdverseEvent.patient_id), col(AdverseEvent.resolution_day)).join(
+            pts, pts.c.id == col(AdverseEvent.patient_id)
+        ),
+        select(col(Treatment.patient_id), col(Treatment.start_day)).join(
+            pts, pts.c.id == col(Treatment.patient_id)
+        ),
+        select(col(Treatment.patient_id), col(Treatment.end_day)).join(
+            pts, pts.c.id == col(Treatment.patient_id)
+        ),
+    ).subquery()
+    last = (
+        select(days.c.pid, func.max(days.c.day).label("last_day"))
+        .where(days.c.day.is_not(None))
+        .group_by(days.c.pid)
+        .subquery()
+    )
+    kinds = EVENTS_OF[endpoint]
+    undated = (
+        select(col(Outcome.patient_id).label("pid"))
+        .join(pts, pts.c.id == col(Outcome.patient_id))
+        .where(
+            col(Outcome.kind) == "event", col(Outcome.event_type).in_(kinds), col(Outcome.study_day).is_(None)
+        )
+        .group_by(col(Outcome.patient_id))
+        .subquery()
+    )
+    dated_events = and_(col(Outcome.kind) == "event", col(Outcome.study_day).is_not(None))
+    if endpoint == "OS":
+        first = (
+            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day"))
+            .join(pts, pts.c.id == col(Outcome.patient_id))
+            .where(dated_events, col(Outcome.event_type) == "death")
+            .group_by(col(Outcome.patient_id))
+            .subquery()
+        )
+        origin: Any = literal(1)
+        event_type: Any = case((first.c.event_day.is_not(None), literal("death")))
+        joins = [(first, first.c.pid == pts.c.id)]
+        early = first.c.event_day < 1
+    else:
+        off_study = _off_study_starts()
+        in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
+            None
+        )
+        origins = (
+            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
+            .join(pts, pts.c.id == col(Outcome.patient_id))
+            .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
+            .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
+            .where(
+                col(Outcome.kind) == "response",
+                col(Outcome.study_day).is_not(None),
+                in_categories(REMISSION),
+                in_scope,
+            )
+            .group_by(col(Outcome.patient_id))
+            .subquery()
+        )
+        after = (
+            select(
+                col(Outcome.patient_id).label("pid"),
+                col(Outcome.study_day).label("day"),
+                col(Outcome.event_type).label("kind"),
+            )
+            .join(origins, origins.c.pid == col(Outcome.patient_id))
+            .where(
+                dated_events,
+                col(Outcome.event_type).in_(RFS_EVENTS),
+                col(Outcome.study_day) > origins.c.origin_day,
+            )
+            .subquery()
+        )
+        first = select(after.c.pid, func.min(after.c.day).label("event_day")).group_by(after.c.pid).subquery()
+        first_kind = (
+            select(after.c.pid, func.min(after.c.kind).label("event_type"))
+            .join(first, and_(first.c.pid == after.c.pid, first.c.event_day == after.c.day))
+            .group_by(after.c.pid)
+            .subquery()
+        )
+        origin = origins.c.origin_day
+        event_type = first_kind.c.event_type
+        joins = [
+            (origins, origins.c.pid == pts.c.id),
+            (first, first.c.pid == pts.c.id),
+            (first_kind, first_kind.c.pid == pts.c.id),
+        ]
+        early = literal(False)
+    has_event = first.c.event_day.is_not(None)
+    reason = case(
+        (origin.is_(None), literal(NEVER_IN_REMISSION)),
+        (and_(has_event, early), literal(DEATH_BEFORE_DAY_1)),
+        (and_(~has_event, undated.c.pid.is_not(None)), literal(UNDATED_EVENT)),
+        (and_(~has_event, last.c.last_day.is_(None)), literal(NO_DAY)),
+        (and_(~has_event, last.c.last_day < origin), literal(NOTHING_AFTER_ORIGIN)),
+    )
+    statement = select(
+        raw(pts.c.id),
+        pts.c.subject_code,
+        raw(pts.c.arm_id),
+        origin.label("origin_day"),
+        func.coalesce(first.c.event_day, last.c.last_day).label("end_day"),
+        case((has_event, 1), else_=0).label("event"),
+        event_type.label("event_type"),
+        reason.label("reason"),
+    ).select_from(pts)
+    for table, condition in joins:
+        statement = statement.outerjoin(table, condition)
+    statement = statement.outerjoin(undated, undated.c.pid == pts.c.id)
+    return statement.outerjoin(last, last.c.pid == pts.c.id)
+
+
+async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
+    """The per-patient analysis rows (see `_analysis_statement`) in creation order."""
+    statement = _analysis_statement(study_id, endpoint)
+    return await _rows(session, statement.order_by(statement.selected_columns[0]))
+
+
+async def fetch_analysis_counts(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
+    """The same rows counted by (arm_id, origin_day, end_day, event, reason): a Kaplan–Meier
+    curve needs only these counts, so 100,000 patients come back as a few thousand rows."""
+    rows = _analysis_statement(study_id, endpoint).subquery()
+    statement = select(
+        rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason, func.count().label("n")
+    ).group_by(rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason)
+    return await _rows(session, statement)
