@@ -36,7 +36,10 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
         color = COLORS[index % len(COLORS)]
         xs = [0.0] + [p.time for p in group.curve]
         ys = [1.0] + [p.survival for p in group.curve]
-        label = f"{group.group.label} (n={group.n}, events={group.events})"
+        excluded = sum(group.excluded.values())
+        label = f"{group.group.label} (n={group.n}, events={group.events}" + (
+            f", {excluded} excluded)" if excluded else ")"
+        )
         curve.step(xs, ys, where="post", color=color, label=label)
         censored = [(p.time, p.survival) for p in group.curve if p.n_censor > 0]
         if censored:
@@ -50,9 +53,14 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
             curve.plot(
                 [group.median.time, group.median.time], [0, 0.5], linestyle=":", color=color, linewidth=1
             )
+    withheld = [g for g in result.groups if g.not_computable]
+    if withheld:
+        # The estimands rule withholds these groups' estimates: the plot says so, not just the JSON.
+        names = ", ".join(g.group.label for g in withheld)
+        title += f"\n{names}: median not computable (an event without a study day excluded a patient)"
     curve.set_ylim(-0.02, 1.02)
     curve.set_ylabel(f"{result.endpoint} probability")
-    curve.set_title(title)
+    curve.set_title(title, fontsize=10 if withheld else None)
     curve.grid(alpha=0.3)
     if result.groups:
         curve.legend(loc="lower left", fontsize=8)

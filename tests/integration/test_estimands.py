@@ -284,3 +284,21 @@ def test_seed_003_carries_no_results_of_another_trial(seeded: TestClient[Any]) -
     s = study(seeded, "003_5211f19740d87809.txt")
     results = seeded.get(f"{API}/reported-results", params={"study_id": s["id"]}).json()["items"]
     assert not any("NCT03384654" in (r["measure"] + (r["population"] or "")) for r in results)
+
+
+def test_the_survival_plot_says_when_the_median_is_withheld(client: TestClient[Any]) -> None:
+    import msgspec
+
+    from service.analytics.plots import kaplan_meier_figure
+    from service.analytics.schemas import Survival
+
+    s = _relapse_cohort(client, undated_relapse=True)
+    body = client.get(f"{API}/studies/{s['id']}/survival", params={"endpoint": "RFS"}).content
+    figure = kaplan_meier_figure(msgspec.json.decode(body, type=Survival), "RFS", ci_bands=False)
+    assert "median not computable" in figure.axes[0].get_title()
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["All patients (n=3, events=1, 1 excluded)"]
+    dated = _relapse_cohort(client, undated_relapse=False)
+    body = client.get(f"{API}/studies/{dated['id']}/survival", params={"endpoint": "RFS"}).content
+    figure = kaplan_meier_figure(msgspec.json.decode(body, type=Survival), "RFS", ci_bands=False)
+    assert "not computable" not in figure.axes[0].get_title()
