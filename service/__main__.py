@@ -1,4 +1,4 @@
-"""Command line: `python -m service serve|migrate|seed|openapi`."""
+"""Command line: `python -m service serve|migrate|seed|tokens|audit|backup|openapi`."""
 
 import argparse
 import asyncio
@@ -8,19 +8,75 @@ from pathlib import Path
 
 from service.settings import Settings
 
+COMMAND_LINE = ("command-line", "admin")
 
-async def _create_token(settings: Settings, name: str, role: str, expires_in_days: int | None) -> str:
+
+async def _create_token(
+    settings: Settings,
+    name: str,
+    role: str,
+    expires_in_days: int | None,
+    actor: tuple[str, str] = COMMAND_LINE,
+) -> str:
     from datetime import UTC, datetime, timedelta
 
     from service.auth.tokens import issue
-    from service.db.session import create_engine, session_factory
+    from service.db.session import begin_write, create_engine, session_factory
 
     engine = create_engine(settings)
     try:
         async with session_factory(engine)() as session, session.begin():
+            await begin_write(session)
+            session.info["actor"] = actor
+            session.info["reason"] = "token issued from the command line"
             expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
             _, secret = await issue(session, name, role, expires)
             return secret
+    finally:
+        await engine.dispose()
+
+
+async def _list_tokens(settings: Settings) -> list[str]:
+    from sqlmodel import col, select
+
+    from service.db.models import ApiToken
+    from service.db.session import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            rows = (await session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
+            return [
+                f"{row.name}\t{row.role}\t"
+                + (
+                    "revoked"
+                    if row.revoked_at
+                    else f"expires {row.expires_at}"
+                    if row.expires_at
+                    else "active"
+                )
+                for row in rows
+            ]
+    finally:
+        await engine.dispose()
+
+
+async def _revoke_token(settings: Settings, name: str) -> bool | None:
+    """True when revoked now, False when it already was, None when no token has that name."""
+    from sqlmodel import select
+
+    from service.auth.tokens import revoke
+    from service.db.models import ApiToken
+    from service.db.session import begin_write, create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await begin_write(session)
+            session.info["actor"] = COMMAND_LINE
+            session.info["reason"] = "token revoked from the command line"
+            row = await session.scalar(select(ApiToken).where(ApiToken.name == name))
+            return None if row is None else await revoke(session, row)
     finally:
         await engine.dispose()
 
@@ -39,17 +95,29 @@ async def _local_admin_token(settings: Settings) -> str | None:
                 return None
     finally:
         await engine.dispose()
-    return await _create_token(settings, "local-admin", "admin", None)
+    return await _create_token(settings, "local-admin", "admin", None, actor=("first-start", "system"))
 
 
-async def _verify_audit(settings: Settings) -> tuple[int, str | None]:
+async def _verify_audit(settings: Settings, anchor: tuple[int, str] | None) -> tuple[int, str | None]:
     from service.audit.trail import verify
     from service.db.session import create_engine, session_factory
 
     engine = create_engine(settings)
     try:
         async with session_factory(engine)() as session:
-            return await verify(session)
+            return await verify(session, anchor)
+    finally:
+        await engine.dispose()
+
+
+async def _audit_head(settings: Settings) -> tuple[int, str]:
+    from service.audit.trail import head
+    from service.db.session import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            return await head(session)
     finally:
         await engine.dispose()
 
@@ -58,14 +126,8 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from service.app import create_app
-    from service.db.migrate import upgrade
-    from service.seed.loader import seed_if_empty
 
-    upgrade(settings.database_url)
-    loaded = asyncio.run(seed_if_empty(settings))
-    if loaded:
-        print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
-    secret = asyncio.run(_local_admin_token(settings))
+    secret = prepare(settings)
     if secret:
         print(f"local admin token (shown once, keep it): {secret}", flush=True)
         print(
@@ -74,8 +136,63 @@ def serve(settings: Settings) -> None:
         )
     print(f"API docs: http://{settings.host}:{settings.port}/docs", flush=True)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        # The service writes its own access line (service/access_log.py): uvicorn's carries the
+        # query string, which may hold a token or clinical free text.
+        access_log=False,
     )
+
+
+def prepare(settings: Settings) -> str | None:
+    """Migrate, seed an empty database and, on the embedded default, issue the first admin
+    token: under the startup lock, so replicas started together take turns."""
+    from service.db.migrate import upgrade
+    from service.db.startup_lock import startup_lock
+    from service.seed.loader import seed_if_empty
+
+    with startup_lock(settings.database_url):
+        upgrade(settings.database_url)
+        loaded = asyncio.run(seed_if_empty(settings))
+        if loaded:
+            print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
+        return asyncio.run(_local_admin_token(settings))
+
+
+def backup(settings: Settings, destination: str) -> int:
+    """SQLite: an online, consistent copy (sqlite3 backup API) while the service runs.
+    Postgres: pg_dump in its custom format (restore with pg_restore)."""
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        if not url.database or url.database == ":memory:":
+            print("backup needs a file database", file=sys.stderr)
+            return 1
+        source = sqlite3.connect(url.database)
+        target = sqlite3.connect(destination)
+        try:
+            with target:
+                source.backup(target)
+        finally:
+            target.close()
+            source.close()
+        print(f"backup written: {destination} (SQLite online backup)")
+        return 0
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    done = subprocess.run(  # noqa: S603 - arguments are ours, no shell
+        ["pg_dump", "--format=custom", "--no-owner", f"--file={destination}", dsn],  # noqa: S607
+        check=False,
+    )
+    if done.returncode == 0:
+        print(f"backup written: {destination} (pg_dump custom format; restore with pg_restore)")
+    return done.returncode
 
 
 def seed(settings: Settings, replace: bool) -> int:
@@ -109,6 +226,51 @@ def export_openapi(output: str | None) -> None:
         sys.stdout.write(text)
 
 
+def tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from service.errors import DomainError
+
+    if args.token_command == "list":  # noqa: S105 - a subcommand name
+        for line in asyncio.run(_list_tokens(settings)):
+            print(line)
+        return 0
+    if args.token_command == "revoke":  # noqa: S105 - a subcommand name
+        revoked = asyncio.run(_revoke_token(settings, args.name))
+        if revoked is None:
+            print(f"no token named {args.name!r}", file=sys.stderr)
+            return 1
+        print("revoked" if revoked else "already revoked")
+        return 0
+    try:
+        print(asyncio.run(_create_token(settings, args.name, args.role, args.expires_in_days)))
+    except DomainError as exc:
+        print(f"tokens create failed: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def audit(settings: Settings, args: argparse.Namespace) -> int:
+    from service.audit.trail import parse_head
+
+    if args.audit_command == "head":
+        count, value = asyncio.run(_audit_head(settings))
+        print(f"{count}:{value}")
+        return 0
+    try:
+        anchor = parse_head(args.head) if args.head else None
+    except ValueError as exc:
+        print(f"--head: {exc}", file=sys.stderr)
+        return 2
+    checked, problem = asyncio.run(_verify_audit(settings, anchor))
+    if problem:
+        print(f"audit chain BROKEN after {checked} records: {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"audit chain verified: {checked} records"
+        + (f", anchored head {anchor[0]} matches" if anchor else "")
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,9 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     create_parser.add_argument("--role", choices=["reader", "curator", "admin"], required=True)
     create_parser.add_argument("--name", required=True)
     create_parser.add_argument("--expires-in-days", type=int, default=None)
+    token_commands.add_parser("list", help="list tokens (names, roles, state; never secrets)")
+    revoke_parser = token_commands.add_parser("revoke", help="revoke a token by name (audited)")
+    revoke_parser.add_argument("--name", required=True)
     audit_parser = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
-    audit_commands.add_parser("verify", help="check the hash chain of every audit record")
+    verify_parser = audit_commands.add_parser("verify", help="check the hash chain of every audit record")
+    verify_parser.add_argument(
+        "--head", help="COUNT:HASH printed earlier by `audit head`: also detect truncation or rewriting"
+    )
+    audit_commands.add_parser("head", help="print the chain head (COUNT:HASH) to keep outside the database")
+    backup_parser = commands.add_parser("backup", help="write a consistent backup of the database")
+    backup_parser.add_argument("destination", help="file to write (SQLite file, or pg_dump custom archive)")
     openapi_parser = commands.add_parser("openapi", help="print or write the OpenAPI document")
     openapi_parser.add_argument("--output", "-o")
     args = parser.parse_args(argv)
@@ -139,19 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "seed":
         return seed(settings, args.replace)
     elif args.command == "tokens":
-        from service.errors import DomainError
-
-        try:
-            print(asyncio.run(_create_token(settings, args.name, args.role, args.expires_in_days)))
-        except DomainError as exc:
-            print(f"tokens create failed: {exc.detail}", file=sys.stderr)
-            return 1
+        return tokens(settings, args)
     elif args.command == "audit":
-        checked, problem = asyncio.run(_verify_audit(settings))
-        if problem:
-            print(f"audit chain BROKEN after {checked} records: {problem}", file=sys.stderr)
-            return 1
-        print(f"audit chain verified: {checked} records")
+        return audit(settings, args)
+    elif args.command == "backup":
+        return backup(settings, args.destination)
     elif args.command == "openapi":
         export_openapi(args.output)
     return 0

@@ -1,15 +1,15 @@
 """create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
 
 import logging
-from pathlib import Path
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
+from litestar.types import Middleware
 
+from service.access_log import access_log
 from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
 from service.analytics.controller import StatisticsController
@@ -18,7 +18,9 @@ from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
 from service.auth.rate_limit import rate_limit
+from service.common.bodies import check_body
 from service.db.session import create_engine, provide_session, session_factory
+from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.health import health
@@ -33,8 +35,6 @@ from service.studies.controller import StudyController
 from service.treatments.controller import TreatmentController
 
 API_VERSION = "1.0.0"
-DOCS_ASSETS = Path(__file__).parent / "docs_assets"
-ASSETS_URL = "/docs-assets"
 
 API_DESCRIPTION = """
 Study, patient, treatment, adverse-event and outcome data of acute leukemia therapies
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         version=API_VERSION,
         description=API_DESCRIPTION.strip(),
         path="/docs",
+        openapi_router=docs_router(),
         render_plugins=[
             SwaggerRenderPlugin(
                 js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
@@ -87,19 +88,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             )
         ],
     )
+    # The access log wraps everything; authentication comes before the rate limit, which counts per token.
+    middleware: list[Middleware] = [access_log, authentication()]
+    if settings.rate_limit_per_minute > 0:
+        middleware.append(rate_limit(settings.rate_limit_per_minute))
     app = Litestar(
         route_handlers=[
             api,
             health,
-            create_static_files_router(ASSETS_URL, directories=[DOCS_ASSETS], include_in_schema=False),
+            docs_asset,
         ],
-        dependencies={"db_session": Provide(provide_session)},
-        # Authentication first: the rate limit counts per token.
-        middleware=[authentication()]
-        + ([rate_limit(settings.rate_limit_per_minute)] if settings.rate_limit_per_minute > 0 else []),
+        middleware=middleware,
         # 1 MiB: the largest curated record is a few kB; a bigger body is refused with 413.
         request_max_body_size=1_048_576,
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=check_body,
         openapi_config=openapi,
         state=State({"session_factory": session_factory(engine), "engine": engine}),
         on_shutdown=[dispose_engine],

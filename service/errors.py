@@ -8,7 +8,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("service.errors")
@@ -72,9 +73,11 @@ _TITLES = {
     404: ("not-found", "Resource not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "The request conflicts with stored data"),
+    412: ("precondition-failed", "Precondition failed"),
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("rule-violation", "The request breaks a data rule"),
+    428: ("precondition-required", "Precondition required"),
     429: ("rate-limited", "Too many requests"),
     503: ("database-unavailable", "Database unavailable"),
 }
@@ -138,15 +141,24 @@ def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError)
     # The database caught what the services did not; its message may carry SQL, so it stays in
     # the log and the client gets a plain statement. Only the first line is logged: Postgres
     # puts the offending row, free text included, in the DETAIL line after it.
-    first_line = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
-    log.info("integrity error on %s %s: %s", request.method, request.url.path, first_line)
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, _first_line(exc.orig or exc))
     return problem(request, 409, "The change conflicts with existing data (a uniqueness or reference rule).")
 
 
-def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    # Timeouts (statement_timeout) and lost connections: the request may succeed later. The
-    # driver's message can quote SQL, so only the log sees it.
-    log.warning("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+def _first_line(exc: BaseException) -> str:
+    """Exception class and the first line of its message, cut short: enough to tell a deadlock
+    from a timeout from a lost connection, without the SQL, parameters or row details that
+    drivers put on later lines."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {text[0][:200] if text else ''}"
+
+
+def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Timeouts (statement, command, connect, pool), refused or lost connections: the request may
+    # succeed later, so 503 with Retry-After. Drivers' messages can quote SQL, so only the log
+    # sees them, and only their first line.
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    log.warning("database error on %s %s: %s", request.method, request.url.path, _first_line(cause))
     return problem(
         request,
         503,
@@ -172,12 +184,21 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Everything not mapped above: database outages that do not surface as a DBAPIError (a
+    refused connection is an OSError from the driver's connect, a frozen server a TimeoutError,
+    an exhausted pool SQLAlchemy's TimeoutError) are 503; the rest is a logged 500."""
+    if isinstance(exc, OSError | TimeoutError | SATimeoutError | DisconnectionError | InterfaceError):
+        return handle_database_error(request, exc)
+    return handle_unexpected(request, exc)
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: handle_http_exception,
     DomainError: handle_domain_error,
     IntegrityError: handle_integrity_error,
     DBAPIError: handle_database_error,
-    Exception: handle_unexpected,
+    Exception: handle_exception,
 }
 
 __all__ = [

@@ -17,6 +17,17 @@ class Settings:
     statement_timeout_ms: int = 30_000
     # Requests per token per minute, counted by each replica on its own; 0 turns the limit off.
     rate_limit_per_minute: int = 600
+    # Client-side bounds, so that a refused, frozen or overloaded database is a 503 within a
+    # known time instead of a request that never ends: connecting, one command (Postgres), and
+    # waiting for a pooled connection.
+    db_connect_timeout_s: float = 5.0
+    db_command_timeout_s: float = 35.0
+    db_pool_timeout_s: float = 10.0
+    # SQLite: how long a writer waits for the write lock before giving up (503).
+    sqlite_busy_timeout_ms: int = 30_000
+    # Optional secret: audit records are then chained with HMAC-SHA256 instead of plain SHA-256,
+    # so the chain cannot be recomputed after an edit without the key.
+    audit_hmac_key: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -28,6 +39,11 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
             statement_timeout_ms=int(os.environ.get("STATEMENT_TIMEOUT_MS", "30000")),
             rate_limit_per_minute=int(os.environ.get("RATE_LIMIT_PER_MINUTE", "600")),
+            db_connect_timeout_s=float(os.environ.get("DB_CONNECT_TIMEOUT_S", "5")),
+            db_command_timeout_s=float(os.environ.get("DB_COMMAND_TIMEOUT_S", "35")),
+            db_pool_timeout_s=float(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
+            sqlite_busy_timeout_ms=int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
+            audit_hmac_key=os.environ.get("AUDIT_HMAC_KEY") or None,
         )
 
     @property

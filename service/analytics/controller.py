@@ -22,7 +22,8 @@ from service.db.session import DbSession
 LandmarkDays = Annotated[
     str | None,
     QueryParameter(
-        pattern=r"^\d{1,5}(,\d{1,5}){0,19}$", description="Comma-separated landmark study days, e.g. 180,365."
+        pattern=r"^[0-9]{1,5}(,[0-9]{1,5}){0,19}$",
+        description="Comma-separated landmark study days, e.g. 180,365.",
     ),
 ]
 GroupByParam = Annotated[

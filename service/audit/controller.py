@@ -16,7 +16,9 @@ from service.db.models import as_utc
 from service.db.session import DbSession
 from service.errors import RuleViolation
 
-ISO_MOMENT = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+ISO_MOMENT = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+)
 # A string, parsed here: as a datetime, Litestar would also take a bare number as a timestamp.
 Moment = Annotated[
     str | None,
@@ -32,11 +34,15 @@ def _moment(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        # as_utc inside: 9999-12-31T23:59:59-14:00 is a calendar date-time whose UTC is past year 9999.
+        return as_utc(datetime.fromisoformat(value))
     except ValueError as exc:
         # The pattern fixes the shape; the calendar (no 2024-02-30) is a rule, as for partial dates.
         raise RuleViolation(f"{value} is not a calendar date-time", field=field) from exc
-    return as_utc(moment)
+    except OverflowError as exc:
+        raise RuleViolation(
+            f"{value} is outside the representable range (years 1-9999 in UTC)", field=field
+        ) from exc
 
 
 class AuditController(Controller):

@@ -1,8 +1,17 @@
 """The audit trail: every create, update and delete writes, in the same transaction, an
 append-only record of who, when (database clock, UTC), what, the old and new value of each
-changed field, and why. Each record's hash covers its content and the previous record's hash."""
+changed field, and why. Each record's hash covers its content and the previous record's hash.
+
+Two defences beyond the chain itself:
+- an anchor: `head()` gives the chain's length and last hash, to keep outside the database;
+  `verify(head=...)` then detects records removed from the end, or any record rewritten and the
+  chain recomputed after it (the anchored hash no longer matches);
+- a key: with AUDIT_HMAC_KEY set, records are chained with HMAC-SHA256, so nobody without the key
+  can recompute the chain after an edit. A keyed record is marked `hash_alg = hmac-sha256`; an
+  unkeyed record after a keyed one is reported as a downgrade."""
 
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -37,8 +46,23 @@ def canonical(record: AuditRecord) -> bytes:
     )
 
 
-def digest(record: AuditRecord) -> str:
+KEYED = "hmac-sha256"
+PLAIN = "sha256"
+
+
+def digest(record: AuditRecord, key: str | None = None) -> str:
+    if key is not None:
+        return hmac.new(key.encode("utf-8"), canonical(record), hashlib.sha256).hexdigest()
     return hashlib.sha256(canonical(record)).hexdigest()
+
+
+async def hmac_key(session: AsyncSession) -> str | None:
+    """The audit key the session's engine was configured with (Settings.audit_hmac_key)."""
+    from service.db.session import AUDIT_KEY_OPTION
+
+    connection = (await session.connection()).sync_connection
+    key = connection.get_execution_options().get(AUDIT_KEY_OPTION) if connection is not None else None
+    return str(key) if key else None
 
 
 def _utc(moment: Any) -> datetime:
@@ -79,20 +103,50 @@ async def record(
         prev_hash=previous or GENESIS,
         hash="",
     )
-    entry.hash = digest(entry)
+    key = await hmac_key(session)
+    entry.hash_alg = KEYED if key else PLAIN
+    entry.hash = digest(entry, key)
     session.add(entry)
     await session.flush()
 
 
-async def verify(session: AsyncSession) -> tuple[int, str | None]:
-    """(records checked, the first problem found or None)."""
+async def head(session: AsyncSession) -> tuple[int, str]:
+    """(number of records, hash of the last one): the anchor to keep elsewhere."""
+    count = int(await session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
+    last = await session.scalar(select(AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1))
+    return count, last or GENESIS
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """`COUNT:HASH` as printed by `audit head`."""
+    count, _, value = text.strip().partition(":")
+    if not count.isdigit() or len(value) != 64:
+        raise ValueError("expected COUNT:HASH as printed by `python -m service audit head`")
+    return int(count), value.lower()
+
+
+async def verify(session: AsyncSession, anchor: tuple[int, str] | None = None) -> tuple[int, str | None]:
+    """(records checked, the first problem found or None). With `anchor` (count, hash) the
+    chain must still hold at least `count` records and the `count`-th must have that hash."""
+    key = await hmac_key(session)
     previous = GENESIS
     checked = 0
+    keyed_seen = False
     for entry in (await session.scalars(select(AuditRecord).order_by(col(AuditRecord.seq)))).all():
         checked += 1
         if entry.prev_hash != previous:
             return checked, f"record {entry.seq}: prev_hash does not match the record before it"
-        if digest(entry) != entry.hash:
+        if entry.hash_alg == KEYED:
+            keyed_seen = True
+            if key is None:
+                return checked, f"record {entry.seq} is keyed (HMAC): set AUDIT_HMAC_KEY to verify it"
+        elif keyed_seen:
+            return checked, f"record {entry.seq}: unkeyed record after keyed ones (downgrade)"
+        if digest(entry, key if entry.hash_alg == KEYED else None) != entry.hash:
             return checked, f"record {entry.seq}: content does not match its hash (altered)"
+        if anchor is not None and checked == anchor[0] and entry.hash != anchor[1]:
+            return checked, f"record {entry.seq} (number {checked}) does not match the anchored head"
         previous = entry.hash
+    if anchor is not None and checked < anchor[0]:
+        return checked, f"the chain has {checked} records, fewer than the {anchor[0]} anchored (truncated)"
     return checked, None

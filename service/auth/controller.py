@@ -10,10 +10,8 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 from sqlmodel import col, select
 
-from service.audit import trail
 from service.auth.middleware import requires
-from service.auth.tokens import Role, issue
-from service.common.repository import flush
+from service.auth.tokens import Role, issue, revoke
 from service.common.schemas import Input, Output
 from service.db.models import ApiToken, as_utc
 from service.db.session import DbSession
@@ -78,9 +76,6 @@ class TokenController(Controller):
     ) -> Response[IssuedToken]:
         expires = datetime.now(UTC) + timedelta(days=data.expires_in_days) if data.expires_in_days else None
         row, secret = await issue(db_session, data.name, data.role, expires)
-        await trail.record(
-            db_session, "create", "api_token", row.id, {"name": [None, row.name], "role": [None, row.role]}
-        )
         return Response(
             _view(row, IssuedToken, token=secret),
             status_code=201,
@@ -99,10 +94,4 @@ class TokenController(Controller):
         row = await db_session.get(ApiToken, id)
         if row is None:
             raise NotFound(f"token {id} does not exist")
-        if row.revoked_at is None:
-            row.revoked_at = datetime.now(UTC)
-            row.version += 1
-            await flush(db_session)
-            await trail.record(
-                db_session, "update", "api_token", row.id, {"revoked_at": [None, row.revoked_at.isoformat()]}
-            )
+        await revoke(db_session, row)

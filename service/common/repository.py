@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, select
 
 from service.audit import trail
-from service.common.deidentification import check_free_text
+from service.common.deidentification import check_free_text_async
 from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
@@ -88,7 +88,7 @@ class Repository(Generic[M]):
 
     async def create(self, session: AsyncSession, data: msgspec.Struct) -> Any:
         values = self.columns(data)
-        check_free_text(values)
+        await check_free_text_async(values)
         await self.check(session, values, None)
         row = self.model(**values)
         session.add(row)
@@ -108,7 +108,7 @@ class Repository(Generic[M]):
         check_if_match(if_match, row.version)
         before = msgspec.to_builtins((await self.to_read(session, [row]))[0])
         changes = self.columns(patch)
-        check_free_text(changes)
+        await check_free_text_async(changes)
         await self.check(session, {**row_values(row), **changes}, row)
         for key, value in changes.items():
             setattr(row, key, value)

@@ -24,7 +24,7 @@ class TableCell(Input):
     number counted from the first data row below the column's header, and the column by its
     header."""
 
-    table: Annotated[str, Meta(pattern=r"^Table \d{1,3}$", examples=["Table 2"])]
+    table: Annotated[str, Meta(pattern=r"^Table [0-9]{1,3}$", examples=["Table 2"])]
     row: Annotated[Name, Meta(examples=["Age (y)"])] | Annotated[int, Meta(ge=1, le=10_000)]
     column: Name
 

@@ -30,7 +30,7 @@ StudyDay = Annotated[
 PartialDate = Annotated[
     str,
     Meta(
-        pattern=r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$",
+        pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$",
         description="ISO 8601 date at the precision the source gives: YYYY, YYYY-MM or YYYY-MM-DD.",
         examples=["2024-04"],
     ),
@@ -47,8 +47,8 @@ RegistryId = Annotated[
     str,
     Meta(
         pattern=(
-            r"^(NCT\d{8}|ChiCTR\d{10}|ChiCTR-[A-Z]{2,5}-\d{8}|ISRCTN\d{8}|\d{4}-\d{6}-\d{2}(-\d{2})?"
-            r"|ACTRN\d{14}|DRKS\d{8})$"
+            r"^(NCT[0-9]{8}|ChiCTR[0-9]{10}|ChiCTR-[A-Z]{2,5}-[0-9]{8}|ISRCTN[0-9]{8}|[0-9]{4}-[0-9]{6}-[0-9]{2}(-[0-9]{2})?"
+            r"|ACTRN[0-9]{14}|DRKS[0-9]{8})$"
         ),
         examples=["NCT04351022"],
     ),

@@ -379,6 +379,8 @@ class AuditRecord(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # "sha256", or "hmac-sha256" when written with AUDIT_HMAC_KEY set.
+    hash_alg: str = Field(default="sha256", max_length=20, sa_column_kwargs={"server_default": "sha256"})
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -7,32 +7,51 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from service.common.deidentification import check_free_text
 from service.settings import Settings
+
+WRITE = {"sqlite_begin": "IMMEDIATE"}
+AUDIT_KEY_OPTION = "audit_hmac_key"
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine for SQLite (foreign keys on) or Postgres (statement timeout set)."""
+    """An engine for SQLite (foreign keys on, WAL, writers queue on the write lock) or Postgres
+    (server statement timeout, client connect/command/pool timeouts)."""
     url = make_url(settings.database_url)
     kwargs: dict[str, Any] = {}
+    file_backed = False
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            file_backed = True
+        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
     elif url.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {
-            "server_settings": {"statement_timeout": str(settings.statement_timeout_ms)}
+            "server_settings": {"statement_timeout": str(settings.statement_timeout_ms)},
+            "timeout": settings.db_connect_timeout_s,
+            "command_timeout": settings.db_command_timeout_s,
         }
         kwargs["pool_pre_ping"] = True
+        kwargs["pool_timeout"] = settings.db_pool_timeout_s
+    if settings.audit_hmac_key:
+        # Read by the audit trail from its connection (service.audit.trail.hmac_key).
+        kwargs["execution_options"] = {AUDIT_KEY_OPTION: settings.audit_hmac_key}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _enable_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+            if file_backed:
+                # Readers never block the writer, nor the writer the readers.
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
             # The driver's own transaction handling starts transactions late and turns the first
             # SAVEPOINT into the outer transaction (its RELEASE would commit): let SQLAlchemy
@@ -41,9 +60,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # A writer takes the write lock up front (BEGIN IMMEDIATE) and so waits its turn for
+            # up to busy_timeout; a deferred transaction that reads and then writes would be
+            # refused at once (SQLITE_BUSY) when another writer got there first.
+            mode = connection.get_execution_options().get("sqlite_begin", "")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
     return engine
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start `session`'s transaction as a writer (SQLite: BEGIN IMMEDIATE; Postgres: as usual)."""
+    await session.connection(execution_options=WRITE)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -54,14 +82,36 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
     """One transaction per request: committed when the handler returns, rolled back if it raises.
     The session knows who is acting and why, for the audit trail."""
     factory: async_sessionmaker[AsyncSession] = state.session_factory
+    reason = change_reason(request)
     async with factory() as session, session.begin():
+        if request.method not in SAFE_METHODS:
+            await begin_write(session)
         identity = request.scope.get("user")
         if identity is not None:
             session.info["actor"] = (identity.name, identity.role)
-        reason = (request.headers.get("x-change-reason") or "").strip()
         if reason:
-            session.info["reason"] = reason[:500]
+            session.info["reason"] = reason
         yield session
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_REASON = 500
+
+
+def change_reason(request: Request[Any, Any, Any]) -> str | None:
+    """X-Change-Reason as UTF-8 text (HTTP hands header bytes over as Latin-1), at most 500
+    characters and free of direct identifiers: it is kept forever in the append-only trail."""
+    raw = request.headers.get("x-change-reason")
+    if raw is None:
+        return None
+    try:
+        reason = raw.encode("latin-1").decode("utf-8").strip()
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ValidationException("X-Change-Reason is not valid UTF-8.") from None
+    if len(reason) > MAX_REASON:
+        raise ValidationException(f"X-Change-Reason is longer than {MAX_REASON} characters.")
+    check_free_text({"X-Change-Reason": reason})
+    return reason or None
 
 
 # Handlers take the request's session as `db_session: DbSession`.

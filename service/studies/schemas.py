@@ -11,10 +11,12 @@ from service.common.vocab import Design, OverallStatus, Phase
 class Publication(Input):
     citation: LongText | None = None
     doi: (
-        Annotated[str, Meta(pattern=r"^10\.\d{4,9}/[^\x00-\x20]{1,200}$", examples=["10.2147/BLCTT.S512345"])]
+        Annotated[
+            str, Meta(pattern=r"^10\.[0-9]{4,9}/[^\x00-\x20]{1,200}$", examples=["10.2147/BLCTT.S512345"])
+        ]
         | None
     ) = None
-    pmid: Annotated[str, Meta(pattern=r"^[1-9]\d{0,8}$")] | None = None
+    pmid: Annotated[str, Meta(pattern=r"^[1-9][0-9]{0,8}$")] | None = None
     year: Annotated[int, Meta(ge=1900, le=2100)] | None = None
 
 

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import pytest
 from litestar.testing import TestClient
 
 from tests.replicas import race
@@ -43,10 +42,8 @@ def test_a_failed_request_does_not_burn_its_key(client: TestClient[Any]) -> None
 
 
 def test_concurrent_retries_across_replicas_create_one_record(
-    client: TestClient[Any], database_url: str, backend: str
+    client: TestClient[Any], database_url: str
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("SQLite has one writer at a time; the race is a Postgres question")
     token = client.headers["Authorization"]
     results = race(
         database_url,

@@ -1,0 +1,46 @@
+"""Strict request bodies. Litestar converts a body to its struct leniently (a string "90" for a
+number, 0 for a boolean); the registry refuses both, and refuses a body that is not UTF-8 or is
+nested too deeply to decode, with 400 problem details naming the problem, before any handler
+runs. (Litestar's own lenient conversion then sees only bodies this check has accepted.)"""
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ValidationException
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _body_type(request: Request[Any, Any, Any]) -> Any:
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    return None if field is None else field.annotation
+
+
+async def check_body(request: Request[Any, Any, Any]) -> None:
+    """Before-request hook: decode the JSON body strictly into the handler's body type."""
+    if request.method not in BODY_METHODS:
+        return
+    target = _body_type(request)
+    if target is None:
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationException(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        msgspec.json.decode(body, type=target, strict=True)
+    except RecursionError:
+        raise ValidationException("The body is nested too deeply to decode.") from None
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        _, _, where = message.rpartition(" - at `$")
+        field = where.rstrip("`").lstrip(".") or None
+        raise ValidationException(
+            f"Invalid body: {message}", extra=[{"message": message, "key": field, "source": "body"}]
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationException(f"The body is not valid JSON: {exc}") from None
