@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health,
             docs_asset,
         ],
+        dependencies={"db_session": Provide(provide_session)},
         middleware=middleware,
         # 1 MiB: the largest curated record is a few kB; a bigger body is refused with 413.
         request_max_body_size=1_048_576,
