@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 SYNCED := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test openapi lint typecheck check seed migrate clean
+.PHONY: help install run test bench openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: $(SYNCED) ## Migrate the database (SQLite ./var/registry.db by default), se
 test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set)
 	$(PY) -m pytest
 
+bench: $(SYNCED) ## Wall-clock figures kept out of `make test` (Postgres too when TEST_POSTGRES_URL is set)
+	$(PY) bench/reliability_timings.py
+
 migrate: $(SYNCED) ## Apply migrations to DATABASE_URL
 	$(PY) -m service migrate
 
@@ -36,8 +39,8 @@ openapi: $(SYNCED) ## Regenerate the committed contract openapi/openapi.json
 	$(PY) -m service openapi --output openapi/openapi.json
 
 lint: $(SYNCED) ## Ruff lint and format check
-	$(PY) -m ruff check service tests migrations
-	$(PY) -m ruff format --check service tests migrations
+	$(PY) -m ruff check service tests migrations bench
+	$(PY) -m ruff format --check service tests migrations bench
 
 typecheck: $(SYNCED) ## mypy --strict on service/ (CI runs it)
 	$(PY) -m mypy service

@@ -34,12 +34,25 @@ PATTERNS = {
 }
 
 
+_DIGIT = re.compile(r"[0-9]")
+_NEEDS_DIGIT = {"a telephone number", "a social security number", "a medical record number"}
+_DOB_WORDS = ("dob", "d.o.b.", "date of birth", "born on")
+
+
 def identifier_in(text: str) -> str | None:
-    """What kind of direct identifier `text` seems to hold, or None."""
+    """What kind of direct identifier `text` seems to hold, or None. Cheap tests first decide
+    which patterns can match at all (an e-mail needs an @, a number a digit, a date of birth
+    its words), so ordinary text is scanned once or twice, not once per pattern."""
     plain = unicodedata.normalize("NFKC", text)
+    has_digit = _DIGIT.search(plain) is not None
+    lowered = plain.lower()
     for what, pattern in PATTERNS.items():
         if what == "an e-mail address" and "@" not in plain:
-            continue  # cheap: most clinical text has no @ at all
+            continue
+        if what in _NEEDS_DIGIT and not has_digit:
+            continue
+        if what == "a date of birth" and not any(word in lowered for word in _DOB_WORDS):
+            continue
         if pattern.search(plain):
             return what
     return None
