@@ -17,6 +17,16 @@ def _body_type(request: Request[Any, Any, Any]) -> Any:
     return None if field is None else field.annotation
 
 
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
 async def check_body(request: Request[Any, Any, Any]) -> None:
     """Before-request hook: decode the JSON body strictly into the handler's body type."""
     if request.method not in BODY_METHODS:
@@ -32,7 +42,10 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
     except UnicodeDecodeError as exc:
         raise ValidationException(f"The body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        msgspec.json.decode(body, type=target, strict=True)
+        # JSON Schema counts 1.0 as an integer: integral floats become ints before the strict
+        # conversion, which then refuses only real type mismatches ("90" for a number, 0 for a
+        # boolean, 2.5 for an integer).
+        msgspec.convert(_integral(msgspec.json.decode(body)), type=target, strict=True)
     except RecursionError:
         raise ValidationException("The body is nested too deeply to decode.") from None
     except msgspec.ValidationError as exc:

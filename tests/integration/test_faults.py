@@ -5,6 +5,7 @@ database comes back, and nothing acknowledged is lost."""
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -71,12 +72,16 @@ def _client_through(url: str, proxy: FaultyProxy) -> TestClient[Any]:
     return client
 
 
-def test_refused_then_back(postgres_behind_proxy: tuple[str, FaultyProxy]) -> None:
+def test_refused_then_back(
+    postgres_behind_proxy: tuple[str, FaultyProxy], caplog: pytest.LogCaptureFixture
+) -> None:
     url, proxy = postgres_behind_proxy
     with _client_through(url, proxy) as client:
         assert client.get(f"{API}/studies").status_code == 200
         proxy.set("refuse")
         assert _is_outage(client.get(f"{API}/studies"))
+        # The log says which failure it was (D11), by the exception's class and first line.
+        assert re.search(r"database error on GET /api/v1/studies: \S+(Error|Exception)", caplog.text)
         assert _is_outage(client.get("/health"))
         proxy.set("forward")
         assert _until_ok(client, f"{API}/studies").status_code == 200  # no restart needed
@@ -234,3 +239,55 @@ def test_kill_9_during_a_burst_of_writes_loses_nothing_acknowledged(backend: str
             check=False,
         )
         assert verified.returncode == 0, verified.stderr
+
+
+def test_80_concurrent_creates_through_two_processes_on_one_database_all_succeed(
+    backend: str, tmp_path: Path
+) -> None:
+    """On SQLite the two processes share one file: writers queue on the write lock (BEGIN
+    IMMEDIATE + busy timeout) instead of failing with 503."""
+    with fresh_database(backend, tmp_path) as url:
+        secret = issue_token(url, "writers", "curator")
+        ports = [_free_port(), _free_port()]
+        logs = [tmp_path / f"writer-{i}.log" for i in range(2)]
+        servers = [_serve(url, port, log) for port, log in zip(ports, logs, strict=True)]
+        try:
+            for port, process, log in zip(ports, servers, logs, strict=True):
+                _wait_healthy(port, process, log)
+
+            async def creates() -> list[int]:
+                clients = [
+                    httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{port}",
+                        headers={"Authorization": f"Bearer {secret}"},
+                        timeout=60,
+                    )
+                    for port in ports
+                ]
+                try:
+                    responses = await asyncio.gather(
+                        *(
+                            clients[i % 2].post(
+                                f"{API}/studies", json={"title": f"concurrent {i}", "design": "other"}
+                            )
+                            for i in range(80)
+                        )
+                    )
+                    return [r.status_code for r in responses]
+                finally:
+                    for client in clients:
+                        await client.aclose()
+
+            statuses = asyncio.run(creates())
+            assert statuses == [201] * 80
+            listed = httpx.get(
+                f"http://127.0.0.1:{ports[0]}{API}/studies",
+                params={"limit": 500},
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=10,
+            ).json()
+            assert sum(1 for s in listed["items"] if s["title"].startswith("concurrent ")) == 80
+        finally:
+            for process in servers:
+                process.terminate()
+                process.wait(20)
