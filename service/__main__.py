@@ -155,7 +155,7 @@ def prepare(settings: Settings) -> str | None:
 
     with startup_lock(settings.database_url):
         upgrade(settings.database_url)
-        loaded = asyncio.run(seed_if_empty(settings))
+        loaded = asyncio.run(seed_if_empty(settings)) if settings.seed_on_start else []
         if loaded:
             print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
         return asyncio.run(_local_admin_token(settings))

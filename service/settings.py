@@ -28,6 +28,9 @@ class Settings:
     # Optional secret: audit records are then chained with HMAC-SHA256 instead of plain SHA-256,
     # so the chain cannot be recomputed after an edit without the key.
     audit_hmac_key: str | None = None
+    # `serve` loads the curated seed dataset into an empty database (off for a production
+    # database that should start empty).
+    seed_on_start: bool = True
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -44,6 +47,7 @@ class Settings:
             db_pool_timeout_s=float(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
             sqlite_busy_timeout_ms=int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
             audit_hmac_key=os.environ.get("AUDIT_HMAC_KEY") or None,
+            seed_on_start=os.environ.get("SEED_ON_START", "1").lower() not in ("0", "false", "no"),
         )
 
     @property

@@ -39,7 +39,7 @@ def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @schema.parametrize()
 @settings(
-    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "20")),
     suppress_health_check=list(HealthCheck),
     deadline=None,
 )

@@ -135,13 +135,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, log: Path, seed: bool = False) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "PORT": str(port),
         "RATE_LIMIT_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",
+        "SEED_ON_START": "1" if seed else "0",
     }
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -166,7 +167,7 @@ def test_two_replicas_started_together_on_a_fresh_database_both_come_up(backend:
     with fresh_database(backend, tmp_path, migrate=False) as url:
         ports = [_free_port(), _free_port()]
         logs = [tmp_path / f"replica-{i}.log" for i in range(2)]
-        replicas = [_serve(url, port, log) for port, log in zip(ports, logs, strict=True)]
+        replicas = [_serve(url, port, log, seed=True) for port, log in zip(ports, logs, strict=True)]
         try:
             for port, process, log in zip(ports, replicas, logs, strict=True):
                 _wait_healthy(port, process, log)
