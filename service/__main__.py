@@ -4,11 +4,37 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from service.settings import Settings
 
 COMMAND_LINE = ("command-line", "admin")
+
+
+@asynccontextmanager
+async def _session(
+    settings: Settings, write_as: tuple[str, str] | None = None, reason: str | None = None
+) -> AsyncIterator[Any]:
+    """A session on its own engine for one command; with `write_as`, one write transaction whose
+    audit records name that actor and `reason`."""
+    from service.db.session import begin_write, create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            if write_as is None:
+                yield session
+                return
+            async with session.begin():
+                await begin_write(session)
+                session.info["actor"] = write_as
+                session.info["reason"] = reason
+                yield session
+    finally:
+        await engine.dispose()
 
 
 async def _create_token(
@@ -21,44 +47,27 @@ async def _create_token(
     from datetime import UTC, datetime, timedelta
 
     from service.auth.tokens import issue
-    from service.db.session import begin_write, create_engine, session_factory
 
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await begin_write(session)
-            session.info["actor"] = actor
-            session.info["reason"] = "token issued from the command line"
-            expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-            _, secret = await issue(session, name, role, expires)
-            return secret
-    finally:
-        await engine.dispose()
+    async with _session(settings, actor, "token issued from the command line") as session:
+        expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+        _, secret = await issue(session, name, role, expires)
+        return secret
+
+
+def _token_state(row: Any) -> str:
+    if row.revoked_at:
+        return "revoked"
+    return f"expires {row.expires_at}" if row.expires_at else "active"
 
 
 async def _list_tokens(settings: Settings) -> list[str]:
     from sqlmodel import col, select
 
     from service.db.models import ApiToken
-    from service.db.session import create_engine, session_factory
 
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session:
-            rows = (await session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
-            return [
-                f"{row.name}\t{row.role}\t"
-                + (
-                    "revoked"
-                    if row.revoked_at
-                    else f"expires {row.expires_at}"
-                    if row.expires_at
-                    else "active"
-                )
-                for row in rows
-            ]
-    finally:
-        await engine.dispose()
+    async with _session(settings) as session:
+        rows = (await session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
+        return [f"{row.name}\t{row.role}\t{_token_state(row)}" for row in rows]
 
 
 async def _revoke_token(settings: Settings, name: str) -> bool | None:
@@ -67,59 +76,36 @@ async def _revoke_token(settings: Settings, name: str) -> bool | None:
 
     from service.auth.tokens import revoke
     from service.db.models import ApiToken
-    from service.db.session import begin_write, create_engine, session_factory
 
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await begin_write(session)
-            session.info["actor"] = COMMAND_LINE
-            session.info["reason"] = "token revoked from the command line"
-            row = await session.scalar(select(ApiToken).where(ApiToken.name == name))
-            return None if row is None else await revoke(session, row)
-    finally:
-        await engine.dispose()
+    async with _session(settings, COMMAND_LINE, "token revoked from the command line") as session:
+        row = await session.scalar(select(ApiToken).where(ApiToken.name == name))
+        return None if row is None else await revoke(session, row)
 
 
 async def _local_admin_token(settings: Settings) -> str | None:
     """On the embedded SQLite default, a first start issues an admin token so the API can be tried at once."""
     from service.auth.tokens import count_tokens
-    from service.db.session import create_engine, session_factory
 
     if not settings.is_sqlite:
         return None
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session:
-            if await count_tokens(session):
-                return None
-    finally:
-        await engine.dispose()
+    async with _session(settings) as session:
+        if await count_tokens(session):
+            return None
     return await _create_token(settings, "local-admin", "admin", None, actor=("first-start", "system"))
 
 
 async def _verify_audit(settings: Settings, anchor: tuple[int, str] | None) -> tuple[int, str | None]:
     from service.audit.trail import verify
-    from service.db.session import create_engine, session_factory
 
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session:
-            return await verify(session, anchor)
-    finally:
-        await engine.dispose()
+    async with _session(settings) as session:
+        return await verify(session, anchor)
 
 
 async def _audit_head(settings: Settings) -> tuple[int, str]:
     from service.audit.trail import head
-    from service.db.session import create_engine, session_factory
 
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session:
-            return await head(session)
-    finally:
-        await engine.dispose()
+    async with _session(settings) as session:
+        return await head(session)
 
 
 def serve(settings: Settings) -> None:

@@ -83,6 +83,14 @@ class _Document:
         except KeyError:
             raise SeedError(f"{self.name}: {where}: agent {name!r} is not in {AGENTS_FILE}") from None
 
+    def with_treatment_id(self, record: dict[str, Any], subject_code: str, where: str) -> dict[str, Any]:
+        """`record` with its `treatment` key (this file's local key) resolved to `treatment_id`."""
+        record = dict(record)
+        if "treatment" in record:
+            key = f"{subject_code}/{record.pop('treatment')}"
+            record["treatment_id"] = self.local(self.treatments, key, "treatment", where)
+        return record
+
     def local(self, table: dict[str, Any], key: str, kind: str, where: str) -> Any:
         try:
             return table[key]
@@ -155,14 +163,7 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
             counts["treatments"] += 1
         for j, event in enumerate(adverse_events):
             e_where = f"{where}.adverse_events[{j}]"
-            event = dict(event)
-            if "treatment" in event:
-                event["treatment_id"] = doc.local(
-                    doc.treatments,
-                    f"{patient['subject_code']}/{event.pop('treatment')}",
-                    "treatment",
-                    e_where,
-                )
+            event = doc.with_treatment_id(event, patient["subject_code"], e_where)
             await doc.create(
                 session,
                 AdverseEventRepository(),
@@ -173,14 +174,7 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
             counts["adverse_events"] += 1
         for j, outcome in enumerate(outcomes):
             o_where = f"{where}.outcomes[{j}]"
-            outcome = dict(outcome)
-            if "treatment" in outcome:
-                outcome["treatment_id"] = doc.local(
-                    doc.treatments,
-                    f"{patient['subject_code']}/{outcome.pop('treatment')}",
-                    "treatment",
-                    o_where,
-                )
+            outcome = doc.with_treatment_id(outcome, patient["subject_code"], o_where)
             await doc.create(
                 session,
                 OutcomeRepository(),
