@@ -67,7 +67,7 @@ def test_linked_sequences_conform(contract_app: str) -> None:
     run_state_machine_as_test(
         Workflow,
         settings=settings(
-            max_examples=100,
+            max_examples=60,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),
