@@ -1,6 +1,7 @@
 """Domain errors and the one place that turns every error into RFC 9457 problem details."""
 
 import logging
+import socket
 from typing import Any
 
 import msgspec
@@ -188,7 +189,17 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     """Everything not mapped above: database outages that do not surface as a DBAPIError (a
     refused connection is an OSError from the driver's connect, a frozen server a TimeoutError,
     an exhausted pool SQLAlchemy's TimeoutError) are 503; the rest is a logged 500."""
-    if isinstance(exc, OSError | TimeoutError | SATimeoutError | DisconnectionError | InterfaceError):
+    # Connection failures only: a plain OSError is what asyncio raises when every address of the
+    # server refused; its subclasses such as FileNotFoundError are the service's own faults (500).
+    outage = (
+        ConnectionError
+        | TimeoutError
+        | socket.gaierror
+        | SATimeoutError
+        | DisconnectionError
+        | InterfaceError
+    )
+    if isinstance(exc, outage) or type(exc) is OSError:
         return handle_database_error(request, exc)
     return handle_unexpected(request, exc)
 

@@ -73,3 +73,31 @@ def test_errors_carry_no_sql_or_traceback(client: TestClient[Any]) -> None:
     text = response.text.lower()
     assert response.status_code == 409
     assert "select" not in text and "insert" not in text and "traceback" not in text
+
+
+def test_connection_failures_are_503_but_other_os_errors_stay_500() -> None:
+    from litestar import Litestar, get
+    from litestar.testing import TestClient as PlainClient
+
+    from service.errors import EXCEPTION_HANDLERS
+
+    @get("/refused", sync_to_thread=False)
+    def refused() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    @get("/every-address", sync_to_thread=False)
+    def every_address() -> None:
+        raise OSError("Multiple exceptions: [Errno 111] Connect call failed")
+
+    @get("/own-bug", sync_to_thread=False)
+    def own_bug() -> None:
+        raise FileNotFoundError("a file the service itself needed")
+
+    app = Litestar(
+        [refused, every_address, own_bug], exception_handlers=EXCEPTION_HANDLERS, logging_config=None
+    )
+    with PlainClient(app) as plain:
+        for path in ("/refused", "/every-address"):
+            response = plain.get(path)
+            assert response.status_code == 503 and response.headers["retry-after"] == "5", path
+        assert plain.get("/own-bug").status_code == 500
