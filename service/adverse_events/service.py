@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.adverse_events.schemas import AdverseEvent
 from service.adverse_events.terms import canonical
 from service.common.repository import Repository, require
-from service.common.rules import check_day_order, check_study_days
+from service.common.rules import check_day_order, check_own_treatment, check_study_days
 from service.db import models
 from service.errors import RuleViolation
 
@@ -26,12 +26,7 @@ class AdverseEventRepository(Repository[models.AdverseEvent]):
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         if existing is None:
             await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
-        if values.get("treatment_id") is not None:
-            treatment = await require(
-                session, models.Treatment, values["treatment_id"], "treatment_id", "treatment"
-            )
-            if treatment.patient_id != values["patient_id"]:
-                raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
+        await check_own_treatment(session, values)
         if values.get("grade") is None and values.get("grade_text") is None:
             raise RuleViolation(
                 "give `grade`, or `grade_text` when the source prints no single grade", field="grade"

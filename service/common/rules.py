@@ -2,7 +2,21 @@
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.common.repository import require
+from service.db import models
 from service.errors import RuleViolation
+
+
+async def check_own_treatment(session: AsyncSession, values: dict[str, Any]) -> None:
+    """A record's `treatment_id` (the treatment an adverse event followed, or an assessment
+    evaluates) must name an existing treatment of the same patient (422 otherwise)."""
+    if values.get("treatment_id") is None:
+        return
+    treatment = await require(session, models.Treatment, values["treatment_id"], "treatment_id", "treatment")
+    if treatment.patient_id != values["patient_id"]:
+        raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
 
 
 def check_study_days(values: dict[str, Any], *fields: str) -> None:

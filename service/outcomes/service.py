@@ -5,7 +5,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.common.repository import Repository, require, row_values
-from service.common.rules import check_study_days
+from service.common.rules import check_own_treatment, check_study_days
 from service.db import models
 from service.errors import RuleViolation
 from service.outcomes.schemas import FIELDS_BY_KIND, Outcome
@@ -53,12 +53,7 @@ class OutcomeRepository(Repository[models.Outcome]):
                 "a response assessment needs a result: `category`, `possible_categories` or `mrd_status`",
                 field="category",
             )
-        if values.get("treatment_id") is not None:
-            treatment = await require(
-                session, models.Treatment, values["treatment_id"], "treatment_id", "treatment"
-            )
-            if treatment.patient_id != values["patient_id"]:
-                raise RuleViolation("the treatment belongs to another patient", field="treatment_id")
+        await check_own_treatment(session, values)
 
     async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
         return [msgspec.convert(row_values(row), Outcome) for row in rows]

@@ -84,3 +84,38 @@ def test_server_owned_fields_cannot_be_written(client: TestClient[Any], field: s
     changed = client.patch(f"{API}/patients/{patient['id']}", json={field: value})
     assert changed.status_code == 400
     assert client.get(f"{API}/patients/{patient['id']}").json()["version"] == 1
+
+
+# Gaps found by the reliability audit: SSN, full-width @, spaced or dotted M R N.
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("SSN 123-45-6789", "social security number"),
+        ("contact 987-65-4321 for records", "social security number"),
+        ("reply to ward＠hospital.example", "e-mail"),
+        ("M R N 1234567", "medical record number"),
+        ("m.r.n.: A-88231", "medical record number"),
+    ],
+)
+def test_de_identification_gaps_are_closed(client: TestClient[Any], text: str, what: str) -> None:
+    study = f.study(client)
+    response = client.post(
+        f"{API}/patients",
+        json={"study_id": study["id"], "subject_code": "P", "diagnosis": "AML", "notes": text},
+    )
+    assert response.status_code == 422 and what in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CD34+ cell dose 13.35x106/kg on day 78",
+        "karyotype 46,XY,t(4;11)(q21;q23) in 20 metaphases",
+        "IgH MRD 7 x 10-4; KMT2A-AFF1 0.15% (2024-04-15)",
+        "cytarabine 1000 mg/m2/d for 5 days, platelets 44 G/l",
+        "blinatumomab 9ug d1-7, 28ug d8-14; mRNA 123456 copies",
+    ],
+)
+def test_clinical_notation_is_not_mistaken_for_an_identifier(client: TestClient[Any], text: str) -> None:
+    study = f.study(client)
+    f.patient(client, study["id"], notes=text)
