@@ -18,6 +18,8 @@ from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
 from service.auth.rate_limit import rate_limit
+from service.auth.token_cache import TokenCache
+from service.common import heavy
 from service.common.bodies import check_body
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
@@ -48,6 +50,7 @@ treatment, day -1 the day before, and there is no day 0. Errors are RFC 9457 pro
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
+    heavy.configure(settings.heavy_workers, settings.heavy_wait_seconds)
 
     async def dispose_engine() -> None:
         await engine.dispose()
@@ -105,7 +108,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_body,
         openapi_config=openapi,
-        state=State({"session_factory": session_factory(engine), "engine": engine}),
+        state=State(
+            {
+                "session_factory": session_factory(engine),
+                "engine": engine,
+                "token_cache": TokenCache(settings.token_cache_seconds),
+            }
+        ),
         on_shutdown=[dispose_engine],
         logging_config=None,
     )

@@ -37,6 +37,7 @@ class DomainError(Exception):
     status = 422
     slug = "rule-violation"
     title = "The request breaks a data rule"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -48,6 +49,15 @@ class NotFound(DomainError):
     status = 404
     slug = "not-found"
     title = "Resource not found"
+
+
+class Busy(DomainError):
+    """Every worker for statistics and plots stayed busy for longer than the wait allowed."""
+
+    status = 503
+    slug = "busy"
+    title = "The service is busy"
+    headers = {"Retry-After": "5"}
 
 
 class Conflict(DomainError):
@@ -135,7 +145,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     errors = [FieldError(message=exc.detail, field=exc.field, source="body")] if exc.field else []
-    return problem(request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=errors)
+    return problem(
+        request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=errors, headers=exc.headers
+    )
 
 
 def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:

@@ -31,6 +31,14 @@ class Settings:
     # `serve` loads the curated seed dataset into an empty database (off for a production
     # database that should start empty).
     seed_on_start: bool = True
+    # How long a token lookup is reused (0: every request reads the token table). A revocation
+    # or expiry takes effect at once on the process that handled it, and on every other process
+    # or replica within this many seconds.
+    token_cache_seconds: float = 5.0
+    # Statistics and plots run in worker threads, this many at a time; a request waiting longer
+    # than heavy_wait_seconds for a turn gets 503 with Retry-After.
+    heavy_workers: int = 2
+    heavy_wait_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -48,6 +56,9 @@ class Settings:
             sqlite_busy_timeout_ms=int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
             audit_hmac_key=os.environ.get("AUDIT_HMAC_KEY") or None,
             seed_on_start=os.environ.get("SEED_ON_START", "1").lower() not in ("0", "false", "no"),
+            token_cache_seconds=float(os.environ.get("TOKEN_CACHE_SECONDS", "5")),
+            heavy_workers=int(os.environ.get("HEAVY_WORKERS", "2")),
+            heavy_wait_seconds=float(os.environ.get("HEAVY_WAIT_SECONDS", "30")),
         )
 
     @property

@@ -1,9 +1,10 @@
 """Statistics endpoints under /api/v1/studies/{study_id}/: thin handlers over the analytics services."""
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
@@ -16,6 +17,8 @@ from service.analytics.schemas import AdverseEventIncidence, ResponseRates, Surv
 from service.analytics.survival import ConfType
 from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
 from service.auth.middleware import requires
+from service.common.controller import next_link
+from service.common.heavy import offload
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 
@@ -186,24 +189,57 @@ class StatisticsController(Controller):
             time_unit=time_unit,
             group_by=group_by,
         )
-        figure = plots.kaplan_meier_figure(result, f"{endpoint}: Kaplan–Meier estimate", ci_bands)
-        return Response(plots.render(figure, format), media_type=plots.MEDIA_TYPES[format])
+        image = await offload(
+            plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, format
+        )
+        return Response(image, media_type=plots.MEDIA_TYPES[format])
 
     @get(
         "/swimmer-plot",
         operation_id="getSwimmerPlot",
         summary="Swimmer plot: one lane per patient along study days",
-        description="Treatment lines as bars (by phase); responses, MRD status, HSCT, relapse, death and last follow-up as markers. Records without a study day are not drawn.",
+        description=(
+            "Treatment lines as bars (by phase); responses, MRD status, HSCT, relapse, death and last follow-up as "
+            "markers. Records without a study day are not drawn. One page of patients per plot (`limit`, at most "
+            f"{plots.MAX_SWIMMER_LANES}; `offset`), with a `Link` to the next page."
+        ),
         media_type="image/svg+xml",
+        response_headers=[
+            ResponseHeader(
+                name="Link",
+                description='`rel="next"` when more patients remain',
+                required=False,
+                documentation_only=True,
+            )
+        ],
     )
     async def get_swimmer_plot(
-        self, db_session: DbSession, study_id: StudyId, format: FromQuery[plots.ImageFormat] = "svg"
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        study_id: StudyId,
+        format: FromQuery[plots.ImageFormat] = "svg",
+        limit: Annotated[
+            int,
+            QueryParameter(
+                ge=1,
+                le=plots.MAX_SWIMMER_LANES,
+                description="Patients per plot (one lane each), in creation order.",
+            ),
+        ] = 100,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000, description="Patients to skip.")] = 0,
     ) -> Response[bytes]:
         await queries.require_study(db_session, study_id)
-        patients = [(p.id, p.subject_code) for p in await queries.fetch_patients(db_session, study_id)]
-        treatments, outcomes = await queries.fetch_swimmer_records(db_session, study_id)
-        figure = plots.swimmer_figure(patients, treatments, outcomes, "Swimmer plot")
-        return Response(plots.render(figure, format), media_type=plots.MEDIA_TYPES[format])
+        page, total = await queries.fetch_patient_page(db_session, study_id, limit, offset)
+        patients = [(row.id, row.subject_code) for row in page]
+        treatments, outcomes = await queries.fetch_swimmer_records(db_session, [pid for pid, _ in patients])
+        title = "Swimmer plot" + (
+            f": patients {offset + 1}–{offset + len(patients)} of {total}" if len(patients) < total else ""
+        )
+        image = await offload(plots.swimmer_plot, patients, treatments, outcomes, title, format)
+        return Response(
+            image, media_type=plots.MEDIA_TYPES[format], headers=next_link(request, limit, offset, total)
+        )
 
 
 def _days(times: str | None) -> list[float]:

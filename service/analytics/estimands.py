@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import String, and_, case, cast, func, literal, literal_column, null, or_, select, union_all
+from sqlalchemy import String, and_, case, cast, func, literal, literal_column, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.analytics.queries import _of_study, _rows, raw
-from service.db.models import AdverseEvent, Outcome, Patient, Treatment
+from service.db.models import Outcome, Patient, Treatment
 
 Scope = Literal["study_treatment", "any_treatment"]
 REMISSION = ("CR", "CRh", "CRi")
@@ -120,34 +120,16 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
     (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason), ids raw.
     `reason` says why a patient is left out (null when in); see the module docstring."""
+    # last_recorded_day is kept by the database on every write of outcomes, adverse events and
+    # treatments (see the Patient model).
     pts = (
-        select(col(Patient.id), col(Patient.subject_code), col(Patient.arm_id))
+        select(
+            col(Patient.id), col(Patient.subject_code), col(Patient.arm_id), col(Patient.last_recorded_day)
+        )
         .where(col(Patient.study_id) == study_id)
         .subquery()
     )
-    days = union_all(
-        select(col(Outcome.patient_id).label("pid"), col(Outcome.study_day).label("day")).join(
-            pts, pts.c.id == col(Outcome.patient_id)
-        ),
-        select(col(AdverseEvent.patient_id), col(AdverseEvent.onset_day)).join(
-            pts, pts.c.id == col(AdverseEvent.patient_id)
-        ),
-        select(col(AdverseEvent.patient_id), col(AdverseEvent.resolution_day)).join(
-            pts, pts.c.id == col(AdverseEvent.patient_id)
-        ),
-        select(col(Treatment.patient_id), col(Treatment.start_day)).join(
-            pts, pts.c.id == col(Treatment.patient_id)
-        ),
-        select(col(Treatment.patient_id), col(Treatment.end_day)).join(
-            pts, pts.c.id == col(Treatment.patient_id)
-        ),
-    ).subquery()
-    last = (
-        select(days.c.pid, func.max(days.c.day).label("last_day"))
-        .where(days.c.day.is_not(None))
-        .group_by(days.c.pid)
-        .subquery()
-    )
+    last_day = pts.c.last_recorded_day
     kinds = EVENTS_OF[endpoint]
     undated = (
         select(col(Outcome.patient_id).label("pid"))
@@ -224,23 +206,22 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
         (origin.is_(None), literal(NEVER_IN_REMISSION)),
         (and_(has_event, early), literal(DEATH_BEFORE_DAY_1)),
         (and_(~has_event, undated.c.pid.is_not(None)), literal(UNDATED_EVENT)),
-        (and_(~has_event, last.c.last_day.is_(None)), literal(NO_DAY)),
-        (and_(~has_event, last.c.last_day < origin), literal(NOTHING_AFTER_ORIGIN)),
+        (and_(~has_event, last_day.is_(None)), literal(NO_DAY)),
+        (and_(~has_event, last_day < origin), literal(NOTHING_AFTER_ORIGIN)),
     )
     statement = select(
         raw(pts.c.id),
         pts.c.subject_code,
         raw(pts.c.arm_id),
         origin.label("origin_day"),
-        func.coalesce(first.c.event_day, last.c.last_day).label("end_day"),
+        func.coalesce(first.c.event_day, last_day).label("end_day"),
         case((has_event, 1), else_=0).label("event"),
         event_type.label("event_type"),
         reason.label("reason"),
     ).select_from(pts)
     for table, condition in joins:
         statement = statement.outerjoin(table, condition)
-    statement = statement.outerjoin(undated, undated.c.pid == pts.c.id)
-    return statement.outerjoin(last, last.c.pid == pts.c.id)
+    return statement.outerjoin(undated, undated.c.pid == pts.c.id)
 
 
 async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:

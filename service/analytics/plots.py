@@ -1,6 +1,10 @@
-"""Kaplan–Meier and swimmer plots, drawn with matplotlib's non-interactive Agg backend."""
+"""Kaplan–Meier and swimmer plots, drawn with matplotlib's non-interactive Agg backend.
+
+Figures are made with `Figure` directly, never through pyplot's global figure registry, so that
+worker threads can draw at the same time (service.common.heavy)."""
 
 import io
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
@@ -8,15 +12,17 @@ from uuid import UUID
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from service.analytics.schemas import Survival
 
 ImageFormat = Literal["svg", "png"]
+# A lane per patient: beyond this a plot is unreadable and slow to draw, so larger studies are
+# drawn a page at a time.
+MAX_SWIMMER_LANES = 200
 MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def render(figure: Figure, image_format: ImageFormat) -> bytes:
@@ -24,13 +30,13 @@ def render(figure: Figure, image_format: ImageFormat) -> bytes:
     # No creation date in the file: the same data gives the same bytes.
     metadata: dict[str, Any] = {"Date": None} if image_format == "svg" else {"Software": None}
     figure.savefig(buffer, format=image_format, bbox_inches="tight", metadata=metadata, dpi=120)
-    plt.close(figure)
     return buffer.getvalue()
 
 
 def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
-    figure, (curve, table) = plt.subplots(
-        2, 1, figsize=(8, 5.5), gridspec_kw={"height_ratios": [4, 1 + 0.25 * len(result.groups)]}, sharex=True
+    figure = Figure(figsize=(8, 5.5))
+    curve, table = figure.subplots(
+        2, 1, gridspec_kw={"height_ratios": [4, 1 + 0.25 * len(result.groups)]}, sharex=True
     )
     for index, group in enumerate(result.groups):
         color = COLORS[index % len(COLORS)]
@@ -112,20 +118,27 @@ def swimmer_figure(
     patients: Sequence[tuple[UUID, str]], treatments: Sequence[Any], outcomes: Sequence[Any], title: str
 ) -> Figure:
     lanes = {pid: i for i, (pid, _) in enumerate(patients)}
-    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.35 * max(len(patients), 1)))
+    figure = Figure(figsize=(9, 1.2 + 0.35 * max(len(patients), 1)))
+    axis = figure.subplots()
+    # One draw call per phase and per marker style, whatever the number of records.
+    bars: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for row in treatments:
         if row.patient_id not in lanes or row.start_day is None:
             continue
         end = row.end_day if row.end_day is not None else row.start_day
+        bars[row.phase].append((lanes[row.patient_id], max(end - row.start_day, 0) + 1, row.start_day))
+    for phase, items in bars.items():
+        ys, widths, lefts = zip(*items, strict=True)
         axis.barh(
-            lanes[row.patient_id],
-            max(end - row.start_day, 0) + 1,
-            left=row.start_day,
+            ys,
+            widths,
+            left=lefts,
             height=0.5,
-            color=PHASE_COLORS.get(row.phase, "#cccccc"),
+            color=PHASE_COLORS.get(phase, "#cccccc"),
             edgecolor="none",
             alpha=0.8,
         )
+    points: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
     for row in outcomes:
         if row.patient_id not in lanes:
             continue
@@ -136,19 +149,17 @@ def swimmer_figure(
             )
             marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [None])[0] or "")
             if category and marker:
-                axis.plot(row.study_day, y, marker=marker[0], color=marker[1], linestyle="none", markersize=7)
-            if row.mrd_status in ("negative", "positive"):
-                axis.plot(
-                    row.study_day,
-                    y + 0.3,
-                    marker="^" if row.mrd_status == "negative" else "v",
-                    color="#1f77b4" if row.mrd_status == "negative" else "#ff7f0e",
-                    linestyle="none",
-                    markersize=5,
-                )
+                points[(marker[0], marker[1], 7)].append((row.study_day, y))
+            if row.mrd_status == "negative":
+                points[("^", "#1f77b4", 5)].append((row.study_day, y + 0.3))
+            elif row.mrd_status == "positive":
+                points[("v", "#ff7f0e", 5)].append((row.study_day, y + 0.3))
         elif row.kind == "event" and row.event_type in EVENT_MARKERS:
             symbol, color = EVENT_MARKERS[row.event_type]
-            axis.plot(row.study_day, y, marker=symbol, color=color, linestyle="none", markersize=9)
+            points[(symbol, color, 9)].append((row.study_day, y))
+    for (symbol, color, size), xy in points.items():
+        xs, ys_ = zip(*xy, strict=True)
+        axis.plot(xs, ys_, marker=symbol, color=color, linestyle="none", markersize=size)
     axis.set_yticks(range(len(patients)))
     axis.set_yticklabels([code for _, code in patients], fontsize=8)
     axis.invert_yaxis()
@@ -172,3 +183,17 @@ def swimmer_figure(
     ]
     axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     return figure
+
+
+def kaplan_meier_plot(result: Survival, title: str, ci_bands: bool, image_format: ImageFormat) -> bytes:
+    return render(kaplan_meier_figure(result, title, ci_bands), image_format)
+
+
+def swimmer_plot(
+    patients: Sequence[tuple[UUID, str]],
+    treatments: Sequence[Any],
+    outcomes: Sequence[Any],
+    title: str,
+    image_format: ImageFormat,
+) -> bytes:
+    return render(swimmer_figure(patients, treatments, outcomes, title), image_format)

@@ -75,31 +75,93 @@ async def fetch_adverse_events(
     return await _rows(session, statement)
 
 
-async def fetch_swimmer_records(session: AsyncSession, study_id: UUID) -> tuple[Sequence[Any], Sequence[Any]]:
+async def fetch_patient_page(
+    session: AsyncSession, study_id: UUID, limit: int, offset: int
+) -> tuple[Sequence[Any], int]:
+    """(id, subject_code) of one page of the study's patients in creation order, and how many
+    the study has (one statement)."""
+    total = select(func.count()).where(col(Patient.study_id) == study_id).scalar_subquery()
+    rows = await _rows(
+        session,
+        select(col(Patient.id), col(Patient.subject_code), total.label("total"))
+        .where(col(Patient.study_id) == study_id)
+        .order_by(col(Patient.id))
+        .limit(limit)
+        .offset(offset),
+    )
+    if rows:
+        return rows, int(rows[0].total)
+    return rows, int(await session.scalar(select(func.count()).where(col(Patient.study_id) == study_id)) or 0)
+
+
+async def fetch_group_sizes(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
+    """(arm_id raw, n): how many of the study's patients each arm (or no arm) has."""
+    return await _rows(
+        session,
+        select(raw(col(Patient.arm_id)), func.count().label("n"))
+        .where(col(Patient.study_id) == study_id)
+        .group_by(col(Patient.arm_id)),
+    )
+
+
+async def fetch_incidence_counts(
+    session: AsyncSession, study_id: UUID, grading_system: str | None, term: str | None
+) -> Sequence[Any]:
+    """(key, term, arm_id raw, worst, n): how many patients of each arm have each term (compared
+    case-insensitively: `key`) at each worst grade (0 when every record of it is ungraded),
+    counted in the database; `term` is one stored spelling of the key."""
+    key = func.lower(col(AdverseEvent.term))
+    worst = select(
+        col(AdverseEvent.patient_id).label("patient_id"),
+        key.label("key"),
+        func.min(col(AdverseEvent.term)).label("term"),
+        func.max(func.coalesce(col(AdverseEvent.grade), 0)).label("worst"),
+    ).where(_of_study(col(AdverseEvent.patient_id), study_id))
+    if grading_system:
+        worst = worst.where(col(AdverseEvent.grading_system) == grading_system)
+    if term:
+        worst = worst.where(key == term.lower())
+    per_patient = worst.group_by(col(AdverseEvent.patient_id), key).subquery()
+    return await _rows(
+        session,
+        select(
+            per_patient.c.key,
+            func.min(per_patient.c.term).label("term"),
+            raw(col(Patient.arm_id)),
+            per_patient.c.worst,
+            func.count().label("n"),
+        )
+        .join(Patient, col(Patient.id) == per_patient.c.patient_id)
+        .group_by(per_patient.c.key, col(Patient.arm_id), per_patient.c.worst),
+    )
+
+
+async def fetch_swimmer_records(
+    session: AsyncSession, patient_ids: Sequence[UUID]
+) -> tuple[Sequence[Any], Sequence[Any]]:
     """Treatments (patient, phase, regimen, start, end) and dated outcomes (patient, kind, day,
-    category, possible categories, MRD status, event type): the swimmer plot's lanes."""
-    treatments = (
-        await session.execute(
-            select(
-                raw(col(Treatment.patient_id)),
-                col(Treatment.phase),
-                col(Treatment.regimen),
-                col(Treatment.start_day),
-                col(Treatment.end_day),
-            ).where(_of_study(col(Treatment.patient_id), study_id))
-        )
-    ).all()
-    outcomes = (
-        await session.execute(
-            select(
-                raw(col(Outcome.patient_id)),
-                col(Outcome.kind),
-                col(Outcome.study_day),
-                col(Outcome.category),
-                col(Outcome.possible_categories),
-                col(Outcome.mrd_status),
-                col(Outcome.event_type),
-            ).where(_of_study(col(Outcome.patient_id), study_id), col(Outcome.study_day).is_not(None))
-        )
-    ).all()
+    category, possible categories, MRD status, event type) of the given patients: the swimmer
+    plot's lanes."""
+    treatments = await _rows(
+        session,
+        select(
+            col(Treatment.patient_id),
+            col(Treatment.phase),
+            col(Treatment.regimen),
+            col(Treatment.start_day),
+            col(Treatment.end_day),
+        ).where(col(Treatment.patient_id).in_(patient_ids)),
+    )
+    outcomes = await _rows(
+        session,
+        select(
+            col(Outcome.patient_id),
+            col(Outcome.kind),
+            col(Outcome.study_day),
+            col(Outcome.category),
+            col(Outcome.possible_categories),
+            col(Outcome.mrd_status),
+            col(Outcome.event_type),
+        ).where(col(Outcome.patient_id).in_(patient_ids), col(Outcome.study_day).is_not(None)),
+    )
     return treatments, outcomes

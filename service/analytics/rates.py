@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import estimands, queries
 from service.analytics.estimands import Scope
-from service.analytics.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
 from service.analytics.proportions import (
     CI_METHOD_NAMES,
     CiMethod,
@@ -281,34 +281,34 @@ async def adverse_event_incidence(
     group_by: GroupBy | None,
 ) -> AdverseEventIncidence:
     await queries.require_study(session, study_id)
-    grouping = group_patients(
-        await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
+    # Counted in the database: one row per (term, arm, worst grade), never one per event.
+    arm_sizes = await queries.fetch_group_sizes(session, study_id)
+    groups, key_of_arm = define_groups(
+        await queries.fetch_arms(session, study_id), group_by, (row.arm_id for row in arm_sizes)
     )
-    sizes = grouping.sizes()
-    # worst[term][patient] = worst numeric grade, or 0 when every record of it is ungraded
-    worst: dict[str, dict[Any, int]] = defaultdict(dict)
-    # Terms are grouped case-insensitively under the first spelling met (terms are stored in their
-    # canonical spelling, so this only matters for terms outside the canonical list).
+    sizes = {g.key: 0 for g in groups}
+    for row in arm_sizes:
+        sizes[key_of_arm[row.arm_id]] += row.n
+    # worst[term key][group key][worst grade] = patients
+    worst: dict[str, dict[str, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
     spelling: dict[str, str] = {}
-    for row in await queries.fetch_adverse_events(session, study_id, grading_system, term):
-        name = spelling.setdefault(row.term.lower(), row.term)
-        grade = row.grade or 0
-        previous = worst[name].get(row.patient_id, 0)
-        worst[name][row.patient_id] = max(previous, grade)
+    for row in await queries.fetch_incidence_counts(session, study_id, grading_system, term):
+        spelling[row.key] = min(spelling.get(row.key, row.term), row.term)
+        worst[row.key][key_of_arm[row.arm_id]][row.worst] += row.n
 
     rows: list[IncidenceRow] = []
-    for name, by_patient in worst.items():
+    for key, by_group in worst.items():
         cells = []
-        for group in grouping.groups:
+        for group in groups:
             total = sizes[group.key]
-            grades = [g for p, g in by_patient.items() if grouping.group_of.get(p) == group.key]
-            distribution = {str(k): _count(sum(1 for g in grades if g == k), total) for k in range(1, 6)}
-            distribution["unknown"] = _count(sum(1 for g in grades if g == 0), total)
+            grades = by_group[group.key]
+            distribution = {str(k): _count(grades[k], total) for k in range(1, 6)}
+            distribution["unknown"] = _count(grades[0], total)
             cells.append(
                 IncidenceCell(
                     group_key=group.key,
-                    any_grade=_count(len(grades), total),
-                    severe=_count(sum(1 for g in grades if g >= severe_grade), total),
+                    any_grade=_count(sum(grades.values()), total),
+                    severe=_count(sum(n for g, n in grades.items() if g >= severe_grade), total),
                     worst_grade=distribution,
                 )
             )
@@ -316,9 +316,9 @@ async def adverse_event_incidence(
         populated = [(c.any_grade.n, c.any_grade.N) for c in cells if c.any_grade.N > 0]
         if len(populated) == 2:
             fisher = fisher_two_groups(*populated[0], *populated[1])[0]
-        rows.append(IncidenceRow(term=name, groups=cells, fisher_p=fisher))
+        rows.append(IncidenceRow(term=spelling[key], groups=cells, fisher_p=fisher))
     rows.sort(key=lambda r: (-sum(c.any_grade.n for c in r.groups), r.term))
-    warnings = small_sample_warnings(grouping.groups, grouping.sizes())
+    warnings = small_sample_warnings(groups, sizes)
     if not rows:
         warnings.append("no adverse events match")
     if any(c.worst_grade["unknown"].n for r in rows for c in r.groups):
@@ -329,7 +329,7 @@ async def adverse_event_incidence(
         study_id=study_id,
         severe_grade=severe_grade,
         grading_system=grading_system,
-        groups=grouping.groups,
+        groups=groups,
         patients=sizes,
         rows=rows,
         method={

@@ -7,7 +7,8 @@ once, in SQL, by service.analytics.estimands; the survival endpoint reads those 
 
 import math
 from collections import Counter, defaultdict
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 from uuid import UUID
 
 import numpy as np
@@ -28,6 +29,7 @@ from service.analytics.schemas import (
     TimeToEventRow,
 )
 from service.analytics.survival import ConfType, at_risk, kaplan_meier, log_rank, quantile, survival_at
+from service.common.heavy import offload
 
 Endpoint = Literal["OS", "RFS"]
 TimeUnit = Literal["days", "weeks", "months"]
@@ -137,9 +139,35 @@ async def survival(
 ) -> Survival:
     await queries.require_study(session, study_id)
     counts = await estimands.fetch_analysis_counts(session, study_id, endpoint)
-    groups, key_of_arm = define_groups(
-        await queries.fetch_arms(session, study_id), group_by, (r.arm_id for r in counts)
+    arms = await queries.fetch_arms(session, study_id)
+    # The estimates, tests and curve points are CPU work: off the event loop.
+    return await offload(
+        _survival_result,
+        study_id,
+        counts,
+        arms,
+        endpoint=endpoint,
+        landmark_days=landmark_days,
+        conf_type=conf_type,
+        conf_level=conf_level,
+        time_unit=time_unit,
+        group_by=group_by,
     )
+
+
+def _survival_result(
+    study_id: UUID,
+    counts: Sequence[Any],
+    arms: Sequence[Any],
+    *,
+    endpoint: Endpoint,
+    landmark_days: list[float],
+    conf_type: ConfType,
+    conf_level: float,
+    time_unit: TimeUnit,
+    group_by: GroupBy | None,
+) -> Survival:
+    groups, key_of_arm = define_groups(arms, group_by, (r.arm_id for r in counts))
     sizes: dict[str, int] = defaultdict(int)
     cells: dict[str, list[tuple[float, float, bool, int]]] = defaultdict(list)
     excluded_in: dict[str, Counter[str]] = defaultdict(Counter)

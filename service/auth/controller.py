@@ -90,8 +90,12 @@ class TokenController(Controller):
         ]
 
     @delete("/{id:uuid}", operation_id="revokeToken", summary="Revoke a token (kept, marked revoked)")
-    async def revoke_token(self, db_session: DbSession, id: FromPath[UUID]) -> None:
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], db_session: DbSession, id: FromPath[UUID]
+    ) -> None:
         row = await db_session.get(ApiToken, id)
         if row is None:
             raise NotFound(f"token {id} does not exist")
         await revoke(db_session, row)
+        # This process stops accepting it now; other processes within TOKEN_CACHE_SECONDS.
+        request.app.state.token_cache.clear()

@@ -11,6 +11,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from sqlmodel import select
 
+from service.auth.token_cache import TokenCache, TokenRow
 from service.auth.tokens import RANK, digest
 from service.db.models import ApiToken, as_utc
 
@@ -38,22 +39,33 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or " " in secret:
             raise _refuse("Malformed Authorization header: expected 'Bearer <token>'.")
-        factory = connection.app.state.session_factory
-        async with factory() as session:
-            row = (
-                await session.execute(
-                    select(ApiToken.name, ApiToken.role, ApiToken.expires_at, ApiToken.revoked_at).where(
-                        ApiToken.token_hash == digest(secret)
-                    )
-                )
-            ).first()
+        key = digest(secret)
+        cache: TokenCache = connection.app.state.token_cache
+        row = cache.get(key)
         if row is None:
-            raise _refuse("Unknown token.")
+            row = await _lookup(connection, key)
+            if row is None:
+                raise _refuse("Unknown token.")
+            cache.put(key, row)
         if row.revoked_at is not None:
             raise _refuse("This token has been revoked.")
         if row.expires_at is not None and as_utc(row.expires_at) <= datetime.now(UTC):
             raise _refuse("This token has expired.")
         return AuthenticationResult(user=Identity(row.name, row.role), auth=None)
+
+
+async def _lookup(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> TokenRow | None:
+    # Its own short transaction: the request's session does not exist yet (dependencies are
+    # resolved after authentication), and a cache hit needs none.
+    async with connection.app.state.session_factory() as session:
+        found = (
+            await session.execute(
+                select(ApiToken.name, ApiToken.role, ApiToken.expires_at, ApiToken.revoked_at).where(
+                    ApiToken.token_hash == key
+                )
+            )
+        ).first()
+    return None if found is None else TokenRow(*found)
 
 
 def authentication() -> DefineMiddleware:

@@ -4,13 +4,14 @@ Each area subclasses `Repository` and overrides only what differs: the rules a w
 satisfy (`check`), how rows become response structs (`to_read`), and what depends on a row
 (`dependants`). Handlers never touch ORM rows."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Select, delete, func
+from sqlalchemy import Row, Select, delete, func
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, select
@@ -26,13 +27,15 @@ from service.errors import Conflict, NotFound, UnknownReference
 M = TypeVar("M", bound=SQLModel)
 
 
-def row_values(row: SQLModel) -> dict[str, Any]:
-    """Column values of a row; naive datetimes (SQLite keeps no offset) are read as UTC."""
-    values: dict[str, Any] = {}
-    for column in row.__table__.columns:  # type: ignore[attr-defined]
-        value = getattr(row, column.key)
-        values[column.key] = as_utc(value) if isinstance(value, datetime) else value
-    return values
+def row_values(row: Any) -> dict[str, Any]:
+    """Column values of an ORM row or a Core result row; naive datetimes (SQLite keeps no
+    offset) are read as UTC."""
+    items: Iterable[tuple[Any, Any]] = (
+        row._mapping.items()
+        if isinstance(row, Row)
+        else ((column.key, getattr(row, column.key)) for column in row.__table__.columns)
+    )
+    return {key: as_utc(value) if isinstance(value, datetime) else value for key, value in items}
 
 
 async def flush(session: AsyncSession) -> None:
@@ -62,7 +65,12 @@ class Repository(Generic[M]):
         return [msgspec.convert(row_values(row), self.read_type) for row in rows]
 
     async def read(self, session: AsyncSession, id: UUID) -> Any:
-        return (await self.to_read(session, [await self.fetch(session, id)]))[0]
+        # Reads go from result rows to response structs: no ORM objects, no identity map.
+        table = self.model.__table__  # type: ignore[attr-defined]
+        row = (await session.execute(core_select(*table.columns).where(table.c.id == id))).first()
+        if row is None:
+            raise NotFound(f"{self.label} {id} does not exist")
+        return (await self.to_read(session, [row]))[0]
 
     async def list(
         self,
@@ -72,10 +80,25 @@ class Repository(Generic[M]):
         limit: int,
         offset: int,
     ) -> tuple[list[Any], int]:
-        base: Select[Any] = select(self.model).where(*where)
-        total = await session.scalar(select(func.count()).select_from(base.subquery()))
-        rows = (await session.scalars(base.order_by(*order).limit(limit).offset(offset))).all()
-        return await self.to_read(session, rows), int(total or 0)
+        # The page and the total in one statement (the count a scalar subquery, which the database
+        # answers from an index where it can); a second query only for a page past the end.
+        table = self.model.__table__  # type: ignore[attr-defined]
+        total = select(func.count()).select_from(table).where(*where).scalar_subquery()
+        statement: Select[Any] = (
+            core_select(*table.columns, total.label("_total"))
+            .where(*where)
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await session.execute(statement)).all()
+        if rows:
+            count = rows[0]._total
+        else:
+            count = (
+                await session.scalar(select(func.count()).select_from(table).where(*where)) if offset else 0
+            )
+        return await self.to_read(session, rows), int(count or 0)
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         """Raise a DomainError when `values` (the full record after the write) breaks a rule."""

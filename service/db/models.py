@@ -89,6 +89,8 @@ class Study(Record, table=True):
         one_of("overall_status", vocab.OverallStatus),
         CheckConstraint("target_enrollment IS NULL OR target_enrollment >= 0", name="target_enrollment"),
         CheckConstraint("actual_enrollment IS NULL OR actual_enrollment >= 0", name="actual_enrollment"),
+        Index(None, "design"),
+        Index(None, "overall_status"),
     )
 
     title: str = Field(max_length=500)
@@ -142,6 +144,11 @@ class Patient(Record, table=True):
         one_of("disease_status", vocab.DiseaseStatus),
         CheckConstraint("ecog IS NULL OR (ecog >= 0 AND ecog <= 5)", name="ecog"),
         CheckConstraint("age_years IS NULL OR age_years >= 0", name="age_years"),
+        # The list filters (always with a study in practice).
+        Index(None, "study_id", "diagnosis"),
+        Index(None, "study_id", "disease_status"),
+        Index(None, "study_id", "sex"),
+        Index(None, "study_id", "age_years"),
     )
 
     study_id: UUID = Field(foreign_key="studies.id", index=True)
@@ -166,6 +173,11 @@ class Patient(Record, table=True):
     icdo3_morphology: str | None = Field(default=None, max_length=10, index=True)
     # HIPAA Safe Harbor: ages of 90 and above are stored as 90 with this flag set.
     age_capped: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # The latest study day of any of the patient's outcomes, adverse events (onset, resolution)
+    # and treatments (start, end): where OS and RFS censor. Kept up to date by the database's
+    # own triggers on those tables (migration 0009), whatever path writes them, so the survival
+    # analyses read one column instead of a five-way union per request. Not part of the API.
+    last_recorded_day: int | None = None
 
 
 class Treatment(Record, table=True):
@@ -178,6 +190,7 @@ class Treatment(Record, table=True):
         CheckConstraint(
             "start_day IS NULL OR end_day IS NULL OR end_day >= start_day", name="end_after_start"
         ),
+        Index(None, "phase"),
     )
 
     patient_id: UUID = Field(foreign_key="patients.id", index=True)
@@ -224,6 +237,8 @@ class AdverseEvent(Record, table=True):
             "onset_day IS NULL OR resolution_day IS NULL OR resolution_day >= onset_day",
             name="resolution_after_onset",
         ),
+        Index(None, "grade"),
+        Index(None, "grading_system"),
     )
 
     patient_id: UUID = Field(foreign_key="patients.id", index=True)
@@ -256,6 +271,11 @@ class Outcome(Record, table=True):
         CheckConstraint("kind <> 'event' OR event_type IS NOT NULL", name="event_has_type"),
         CheckConstraint("kind <> 'observation' OR name IS NOT NULL", name="observation_has_name"),
         Index(None, "patient_id", "kind"),
+        # Each patient's first dated death or relapse: an index-only range per event type.
+        Index(None, "event_type", "patient_id", "study_day"),
+        Index(None, "category"),
+        Index(None, "mrd_status"),
+        Index(None, "study_day"),
         # The treatment an assessment evaluates must be the same patient's.
         ForeignKeyConstraint(["treatment_id", "patient_id"], ["treatments.id", "treatments.patient_id"]),
     )

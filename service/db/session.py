@@ -36,7 +36,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "timeout": settings.db_connect_timeout_s,
             "command_timeout": settings.db_command_timeout_s,
         }
-        kwargs["pool_pre_ping"] = True
+        # No ping per checkout (a round trip on every request): a connection the server closed
+        # fails its request once (503, see service.errors) and is discarded with the pool's
+        # other connections of that generation; connections are renewed after 30 minutes.
+        kwargs["pool_recycle"] = 1800
         kwargs["pool_timeout"] = settings.db_pool_timeout_s
     if settings.audit_hmac_key:
         # Read by the audit trail from its connection (service.audit.trail.hmac_key).
