@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 SYNCED := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench openapi lint typecheck check seed migrate clean
+.PHONY: help install run test bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,15 @@ run: $(SYNCED) ## Migrate the database (SQLite ./var/registry.db by default), se
 test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set)
 	$(PY) -m pytest
 
-bench: $(SYNCED) ## Wall-clock figures kept out of `make test` (Postgres too when TEST_POSTGRES_URL is set)
+bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) bench/run.py
+
+bench-quick: $(SYNCED) ## Smoke test of the benchmark harness (1k patients, short runs, no timing asserted)
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) bench/run.py --quick
+
+bench-reliability: $(SYNCED) ## Adversarial-body and 100k-survival timings of the reliability work
 	$(PY) bench/reliability_timings.py
 
 migrate: $(SYNCED) ## Apply migrations to DATABASE_URL

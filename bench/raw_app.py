@@ -170,7 +170,9 @@ class RawApp:
         secret = headers.get(b"authorization", b"").decode().partition(" ")[2]
         token = hashlib.sha256(secret.encode()).hexdigest()
         rows = await self.db.rows(
-            connection, "SELECT name, role, expires_at, revoked_at FROM api_tokens WHERE token_hash = ?", token
+            connection,
+            "SELECT name, role, expires_at, revoked_at FROM api_tokens WHERE token_hash = ?",
+            token,
         )
         if not rows or rows[0][3] is not None:
             return None
@@ -231,7 +233,12 @@ class RawApp:
             return 422, b"{}", []
         now = datetime.now(UTC)
         id = uuid.uuid4()
-        record = {**msgspec.structs.asdict(data), "id": str(id), "patient_id": str(data.patient_id), "version": 1}
+        record = {
+            **msgspec.structs.asdict(data),
+            "id": str(id),
+            "patient_id": str(data.patient_id),
+            "version": 1,
+        }
         await self.db.execute(
             c,
             "INSERT INTO adverse_events (id, version, created_at, updated_at, provenance, patient_id, term, grade, "
@@ -326,4 +333,6 @@ GROUP BY p.arm_id, coalesce(d.day, p.last_recorded_day), CASE WHEN d.day IS NULL
 
 
 if __name__ == "__main__":
-    uvicorn.run(RawApp(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+    uvicorn.run(
+        RawApp(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False
+    )

@@ -1,0 +1,462 @@
+# ruff: noqa: S603, S607 - runs the fixed tools taskset and wrk and this repository's own apps
+"""`make bench`: the service against the raw limit (bench/raw_app.py) on the same data, the same
+machine and the same run, every figure reported as service ÷ raw.
+
+Each app runs alone as in production (uvicorn, one worker, pinned to core 0 with taskset); load
+comes from wrk pinned to core 1. Each scenario is warmed up, then measured `--runs` times; the
+report gives medians with min–max. Results go to bench/RESULTS.md (and the JSON beside it).
+
+`--quick` (make bench-quick) is a smoke test of the harness at the smallest scale: it checks that
+every scenario answers 2xx and that the statement counts per request hold, and asserts no timing.
+
+Scenarios (the issue's targets in brackets):
+- get: read one patient [>= 0.5x raw throughput]
+- page: a 50-item page of one study's patients filtered by diagnosis, with its total [>= 0.5x]
+- create: create an adverse event with an Idempotency-Key [>= 0.4x]
+- incidence: adverse-event incidence by arm over the large study [<= 1.5x raw GROUP BY time]
+- survival: OS by arm [<= 1.5x raw fetch + statistics]; and the OS fetch against the five-way
+  UNION the service used before migration 0009 [>= 3x faster]
+- heavy: p99 of reading a patient while another client loops on incidence, or on a 200-lane
+  swimmer plot [<= 2x the p99 without]
+- plots: memory growth of the service while drawing the KM plot of the large study and a
+  200-lane swimmer plot [< 200 MB]; /health answered meanwhile
+- growth: p50 of get and page at the smallest and the largest scale [< 2x]"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.dataset import Dataset, prepare  # noqa: E402
+from bench.statements import count_statements  # noqa: E402
+from tests.databases import issue_token  # noqa: E402
+
+PYTHON = sys.executable
+SERVICE_PORT, RAW_PORT = 8731, 8732
+API = "/api/v1"
+
+
+@dataclass
+class Wrk:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
+    """The service or the raw app on core 0; yields (port, pid)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(SERVICE_PORT),
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "SEED_ON_START": "0",
+    }
+    if kind == "service":
+        command, port = [PYTHON, "-m", "service", "serve"], SERVICE_PORT
+    else:
+        command, port = [PYTHON, str(ROOT / "bench" / "raw_app.py"), url, str(RAW_PORT)], RAW_PORT
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            ["taskset", "-c", "0", *command], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} did not start; see {log}")
+            time.sleep(0.2)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wrk(port: int, script: str, seconds: float, connections: int) -> Wrk:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    output = subprocess.run(
+        [*command, "-s", handle.name, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    os.unlink(handle.name)
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        assert match, output
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    assert rps, output
+    return Wrk(float(rps.group(1)), latency("50"), latency("99"), int(bad.group(1)) if bad else 0)
+
+
+# --- wrk scripts -------------------------------------------------------------------------------
+
+
+def _lua_list(values: list[str]) -> str:
+    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+
+
+def get_script(data: Dataset, token: str) -> str:
+    return f"""
+local ids = {_lua_list([str(i) for i in data.patient_ids])}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "{API}/patients/" .. ids[(i % #ids) + 1], {{["Authorization"] = "Bearer {token}"}})
+end
+"""
+
+
+def page_script(data: Dataset, token: str) -> str:
+    return f"""
+local i = 0
+request = function()
+  i = i + 1
+  local path = "{API}/patients?study_id={data.study_id}&diagnosis=AML&limit=50&offset=" .. ((i % 20) * 50)
+  return wrk.format("GET", path, {{["Authorization"] = "Bearer {token}"}})
+end
+"""
+
+
+def create_script(data: Dataset, token: str) -> str:
+    prefix = secrets.token_hex(6)
+    return f"""
+local ids = {_lua_list([str(i) for i in data.patient_ids])}
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{{"patient_id":"' .. ids[(i % #ids) + 1] .. '","term":"Nausea","grade":2,"grading_system":"CTCAE_v5","onset_day":1,"resolution_day":3,"outcome":"resolved"}}'
+  local headers = {{["Authorization"] = "Bearer {token}", ["Content-Type"] = "application/json",
+                   ["Idempotency-Key"] = "{prefix}-" .. i}}
+  return wrk.format("POST", "{API}/adverse-events", headers, body)
+end
+"""
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+
+def timed_get(port: int, path: str, token: str, runs: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
+        assert client.get(path).status_code == 200  # warm-up
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get(path)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text[:300]
+    return times
+
+
+def rss_kib(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field_name} for {pid}")
+
+
+@contextmanager
+def looping(port: int, path: str, token: str) -> Iterator[list[int]]:
+    """Another client requesting `path` back to back while the block runs; yields its count."""
+    done, count = threading.Event(), [0]
+
+    def loop() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=600) as client:
+            while not done.is_set():
+                assert client.get(f"http://127.0.0.1:{port}{path}").status_code == 200
+                count[0] += 1
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    time.sleep(0.5)
+    try:
+        yield count
+    finally:
+        done.set()
+        worker.join(timeout=600)
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def check(report: Report, label: str, ok: bool, detail: str) -> None:
+    report.say(f"  {'met   ' if ok else 'MISSED'} {label}: {detail}")
+    if not ok:
+        report.failures.append(f"{label}: {detail}")
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def throughput(
+    report: Report, backend: str, data: Dataset, token: str, args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    scripts = {"get": get_script, "page": page_script, "create": create_script}
+    targets = {"get": 0.5, "page": 0.5, "create": 0.4}
+    results: dict[str, dict[str, list[Wrk]]] = {name: {"service": [], "raw": []} for name in scripts}
+    for run in range(args.runs):
+        # Alternate which app goes first, so that drift on the machine does not favour one.
+        for kind in ("service", "raw") if run % 2 == 0 else ("raw", "service"):
+            with running(kind, data.url, log) as (port, _):
+                for name, script in scripts.items():
+                    body = script(data, token)
+                    if run == 0:
+                        wrk(port, body, args.warmup, args.connections)
+                    results[name][kind].append(wrk(port, body, args.duration, args.connections))
+    out: dict[str, Any] = {}
+    for name in scripts:
+        service, raw = results[name]["service"], results[name]["raw"]
+        ratios = [s.rps / r.rps for s, r in zip(service, raw, strict=True)]
+        bad = sum(x.non_2xx for x in service + raw)
+        report.say(
+            f"  {name:7} service {spread([s.rps for s in service], 0)} req/s, raw {spread([r.rps for r in raw], 0)} req/s; "
+            f"p50 {statistics.median([s.p50_ms for s in service]):.2f} ms vs {statistics.median([r.p50_ms for r in raw]):.2f} ms; non-2xx {bad}"
+        )
+        if bad:
+            report.failures.append(f"{backend} {name}: {bad} non-2xx responses")
+        if not args.quick:
+            check(
+                report,
+                f"{backend} {name} throughput",
+                statistics.median(ratios) >= targets[name],
+                f"service ÷ raw = {spread(ratios, 2)} (target >= {targets[name]})",
+            )
+        out[name] = {
+            "service_rps": [s.rps for s in service],
+            "raw_rps": [r.rps for r in raw],
+            "service_p50_ms": [s.p50_ms for s in service],
+            "service_p99_ms": [s.p99_ms for s in service],
+            "ratio": ratios,
+        }
+    return out
+
+
+def analytics(
+    report: Report, backend: str, data: Dataset, token: str, args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    paths = {
+        "incidence": f"{API}/studies/{data.study_id}/adverse-event-incidence?group_by=arm",
+        "survival": f"{API}/studies/{data.study_id}/survival?group_by=arm&endpoint=OS",
+    }
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
+    for kind in ("service", "raw"):
+        with running(kind, data.url, log) as (port, _):
+            for name, path in paths.items():
+                times[name][kind] = timed_get(port, path, token, args.runs + 2)
+    out: dict[str, Any] = {}
+    for name in paths:
+        service, raw = statistics.median(times[name]["service"]), statistics.median(times[name]["raw"])
+        report.say(
+            f"  {name:9} service {spread([t * 1000 for t in times[name]['service']], 0)} ms, raw {spread([t * 1000 for t in times[name]['raw']], 0)} ms"
+        )
+        if not args.quick:
+            check(
+                report,
+                f"{backend} {name} time",
+                service / raw <= 1.5,
+                f"service ÷ raw = {service / raw:.2f} (target <= 1.5)",
+            )
+        out[name] = {"service_s": times[name]["service"], "raw_s": times[name]["raw"]}
+    fetch = asyncio.run(union_comparison(data))
+    report.say(
+        f"  survival fetch: five-way UNION {fetch['union_ms']:.0f} ms, maintained column {fetch['column_ms']:.0f} ms"
+    )
+    if not args.quick:
+        ratio = fetch["union_ms"] / fetch["column_ms"]
+        check(
+            report,
+            f"{backend} survival fetch",
+            ratio >= 3,
+            f"{ratio:.1f}x faster than the UNION (target >= 3x)",
+        )
+    out["survival_fetch"] = fetch
+    return out
+
+
+async def union_comparison(data: Dataset) -> dict[str, float]:
+    from bench.statements import time_survival_fetches
+
+    return await time_survival_fetches(data.url, data.study_id)
+
+
+def heavy(
+    report: Report, backend: str, data: Dataset, token: str, args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    loops = {
+        "incidence": f"{API}/studies/{data.study_id}/adverse-event-incidence?group_by=arm",
+        "swimmer plot (200 lanes)": f"{API}/studies/{data.study_id}/swimmer-plot?limit=200",
+    }
+    with running("service", data.url, log) as (port, pid):
+        script = get_script(data, token)
+        wrk(port, script, args.warmup, 4)
+        alone = [wrk(port, script, args.duration, 4).p99_ms for _ in range(args.runs)]
+        for name, path in loops.items():
+            with looping(port, path, token) as count:
+                loaded = [wrk(port, script, args.duration, 4).p99_ms for _ in range(args.runs)]
+            ratio = statistics.median(loaded) / statistics.median(alone)
+            report.say(
+                f"  read p99 alone {spread(alone, 2)} ms; with {name} looping ({count[0]} done) {spread(loaded, 2)} ms"
+            )
+            if not args.quick:
+                check(
+                    report,
+                    f"{backend} read p99 with {name} in flight",
+                    ratio <= 2,
+                    f"{ratio:.2f}x (target <= 2x)",
+                )
+            out[name] = {"alone_p99_ms": alone, "loaded_p99_ms": loaded}
+        # Plots: memory growth while drawing, and /health answered meanwhile.
+        before = rss_kib(pid, "VmRSS")
+        health = [0]
+        done = threading.Event()
+
+        def probe() -> None:
+            while not done.is_set():
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200:
+                    health[0] += 1
+                time.sleep(0.05)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        started = time.perf_counter()
+        plot_times = {}
+        for name, path in {
+            "KM plot": f"{API}/studies/{data.study_id}/survival/plot?group_by=arm&format=png",
+            "swimmer plot": f"{API}/studies/{data.study_id}/swimmer-plot?limit=200&format=png",
+        }.items():
+            plot_times[name] = timed_get(port, path, token, 2)
+        done.set()
+        prober.join()
+        elapsed = time.perf_counter() - started
+        growth_mb = (rss_kib(pid, "VmHWM") - before) / 1024
+        report.say(
+            f"  plots: KM {spread([t * 1000 for t in plot_times['KM plot']], 0)} ms, swimmer {spread([t * 1000 for t in plot_times['swimmer plot']], 0)} ms; "
+            f"peak memory growth {growth_mb:.0f} MB; /health answered {health[0]} times in {elapsed:.1f} s"
+        )
+        if not args.quick:
+            check(report, f"{backend} plot memory", growth_mb < 200, f"{growth_mb:.0f} MB (target < 200 MB)")
+        out["plots"] = {"growth_mb": growth_mb, "health_answers": health[0], "seconds": elapsed}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smallest scale, short runs, no timing targets")
+    parser.add_argument("--scales", default="1000,10000,100000")
+    parser.add_argument(
+        "--backends", default="sqlite,postgres" if os.environ.get("TEST_POSTGRES_URL") else "sqlite"
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if args.quick:
+        args.scales, args.duration, args.warmup, args.runs = "1000", 1.0, 0.5, 1
+    scales = [int(s) for s in args.scales.split(",")]
+    report = Report()
+    log = ROOT / "bench" / ".data" / "servers.log"
+    log.parent.mkdir(exist_ok=True)
+    report.say(
+        f"# bench {'--quick ' if args.quick else ''}{time.strftime('%Y-%m-%d %H:%M')} — scales {scales}, "
+        f"{args.runs} runs x {args.duration:g} s, wrk -t1 -c{args.connections} on core 1, apps on core 0"
+    )
+    for backend in args.backends.split(","):
+        report.data[backend] = {}
+        for scale in scales:
+            data = asyncio.run(prepare(backend, scale, os.environ.get("TEST_POSTGRES_URL")))
+            token = issue_token(data.url, f"bench-{secrets.token_hex(4)}", "admin")
+            report.say(f"\n## {backend}, {scale:,} patients")
+            counts = asyncio.run(count_statements(data, token))
+            report.say(
+                "  statements per request (service; raw by construction): "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+            )
+            for name, (limit, value) in {
+                "read": (3, counts["read"]),
+                "page": (3, counts["page"]),
+                "create": (counts["raw create"] + 2, counts["create"]),
+            }.items():
+                check(
+                    report, f"{backend} statements per {name}", value <= limit, f"{value} (target <= {limit})"
+                )
+            entry: dict[str, Any] = {"statements": counts}
+            entry["throughput"] = throughput(report, backend, data, token, args, log)
+            if scale == max(scales) or args.quick:
+                entry["analytics"] = analytics(report, backend, data, token, args, log)
+                entry["heavy"] = heavy(report, backend, data, token, args, log)
+            report.data[backend][scale] = entry
+        if len(scales) > 1 and not args.quick:
+            small, large = report.data[backend][min(scales)], report.data[backend][max(scales)]
+            for name in ("get", "page"):
+                a = statistics.median(small["throughput"][name]["service_p50_ms"])
+                b = statistics.median(large["throughput"][name]["service_p50_ms"])
+                check(
+                    report,
+                    f"{backend} {name} p50 growth {min(scales):,} -> {max(scales):,}",
+                    b / a < 2,
+                    f"{a:.2f} -> {b:.2f} ms = {b / a:.2f}x (target < 2x)",
+                )
+    if report.failures:
+        report.say("\nMissed or failed:\n" + "\n".join(f"- {f}" for f in report.failures))
+    if not args.quick:
+        (ROOT / "bench" / "RESULTS.md").write_text("\n".join(report.lines) + "\n")
+        (ROOT / "bench" / "results.json").write_text(json.dumps(report.data, indent=1) + "\n")
+    # The quick run fails only on what it checks: answers and statement counts.
+    broken = [f for f in report.failures if "non-2xx" in f or "statements" in f]
+    return 1 if (args.quick and broken) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Counts and timings that need the service in-process or the database directly:
+
+- statements per request: the service's SQL statements (transaction control left out) for a
+  warm read, page and create, counted with SQLAlchemy's cursor event; the raw app's by
+  construction (its handlers in bench/raw_app.py);
+- the overall-survival fetch with each patient's last recorded day from the maintained column
+  (migration 0009) against the same query with the five-way UNION the service ran before."""
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bench.dataset import Dataset
+from service.app import create_app
+from service.settings import Settings
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+async def count_statements(data: Dataset, token: str) -> dict[str, int]:
+    app = create_app(Settings(database_url=data.url, rate_limit_per_minute=0))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith(TRANSACTION_CONTROL):
+            statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    headers = {"Authorization": f"Bearer {token}"}
+    patient = data.patient_ids[0]
+    requests = {
+        "read": ("GET", f"/api/v1/patients/{patient}", None),
+        "page": ("GET", f"/api/v1/patients?study_id={data.study_id}&diagnosis=AML&limit=50", None),
+        "create": (
+            "POST",
+            "/api/v1/adverse-events",
+            {
+                "patient_id": str(patient),
+                "term": "Nausea",
+                "grade": 1,
+                "grading_system": "CTCAE_v5",
+                "onset_day": 1,
+            },
+        ),
+    }
+    counts: dict[str, int] = {}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers
+    ) as client:
+        assert (await client.get(f"/api/v1/patients/{patient}")).status_code == 200  # token now cached
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for name, (method, path, body) in requests.items():
+                statements.clear()
+                extra = {"Idempotency-Key": uuid.uuid4().hex} if method == "POST" else {}
+                response = await client.request(method, path, json=body, headers=extra)
+                assert response.status_code in (200, 201), response.text[:300]
+                counts[name] = len(statements)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    await app.state.engine.dispose()
+    postgres = data.url.startswith("postgresql")
+    # raw_app: token; row / page with its total.
+    counts["raw read"] = 2
+    counts["raw page"] = 2
+    # token, patient exists, insert, [advisory lock], previous hash, audit insert, idempotency insert
+    counts["raw create"] = 7 if postgres else 6
+    return counts
+
+
+_OS_COUNTS = """
+WITH pts AS (SELECT id, arm_id{extra} FROM patients WHERE study_id = :study),
+{last}
+death AS (SELECT o.patient_id AS pid, min(o.study_day) AS day FROM outcomes o JOIN pts ON pts.id = o.patient_id
+          WHERE o.kind = 'event' AND o.event_type = 'death' AND o.study_day IS NOT NULL GROUP BY o.patient_id)
+SELECT pts.arm_id, coalesce(death.day, {last_day}) AS end_day, count(*) FROM pts
+LEFT JOIN death ON death.pid = pts.id {join}
+GROUP BY pts.arm_id, coalesce(death.day, {last_day})
+"""
+_UNION = """days AS (
+  SELECT o.patient_id AS pid, o.study_day AS day FROM outcomes o JOIN pts ON pts.id = o.patient_id
+  UNION ALL SELECT a.patient_id, a.onset_day FROM adverse_events a JOIN pts ON pts.id = a.patient_id
+  UNION ALL SELECT a.patient_id, a.resolution_day FROM adverse_events a JOIN pts ON pts.id = a.patient_id
+  UNION ALL SELECT t.patient_id, t.start_day FROM treatments t JOIN pts ON pts.id = t.patient_id
+  UNION ALL SELECT t.patient_id, t.end_day FROM treatments t JOIN pts ON pts.id = t.patient_id),
+last AS (SELECT pid, max(day) AS day FROM days WHERE day IS NOT NULL GROUP BY pid),"""
+BEFORE_0009 = _OS_COUNTS.format(
+    extra="", last=_UNION, last_day="last.day", join="LEFT JOIN last ON last.pid = pts.id"
+)
+SINCE_0009 = _OS_COUNTS.format(
+    extra=", last_recorded_day", last="", last_day="pts.last_recorded_day", join=""
+)
+
+
+async def time_survival_fetches(url: str, study_id: uuid.UUID, runs: int = 3) -> dict[str, float]:
+    """Best-of-`runs` milliseconds of each fetch; both must give the same rows."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    key: Any = study_id if url.startswith("postgresql") else study_id.hex
+    best: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    try:
+        async with engine.connect() as connection:
+            for name, sql in (("union_ms", BEFORE_0009), ("column_ms", SINCE_0009)):
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    rows = (await connection.execute(text(sql), {"study": key})).all()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    best[name] = min(best.get(name, elapsed), elapsed)
+                results[name] = sorted(tuple(str(v) for v in row) for row in rows)
+    finally:
+        await engine.dispose()
+    assert results["union_ms"] == results["column_ms"], "the maintained column disagrees with the UNION"
+    return best

@@ -1,0 +1,200 @@
+"""The behaviour behind the speed work: each patient's last recorded day kept by the database on
+every write, pages and reads in a fixed number of statements, cached token lookups whose
+revocation still takes effect, the swimmer plot drawn a page at a time, and the workers for
+heavy requests refusing with 503 rather than queueing without end."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import select, update
+
+from service.app import create_app
+from service.common.heavy import HeavyWork
+from service.db.models import ApiToken, Patient, utcnow
+from service.errors import Busy
+from service.settings import Settings
+from tests import factories as f
+from tests.databases import issue_token
+from tests.integration.test_query_counts import counted
+
+API = "/api/v1"
+
+
+def last_day(client: TestClient[Any], patient_id: str) -> int | None:
+    async def read() -> int | None:
+        async with client.app.state.session_factory() as session:
+            return await session.scalar(
+                select(Patient.last_recorded_day).where(Patient.id == uuid.UUID(patient_id))
+            )
+
+    return client.blocking_portal.call(read)  # type: ignore[no-any-return]
+
+
+def os_end_day(client: TestClient[Any], study_id: str) -> int:
+    body = client.get(f"{API}/studies/{study_id}/time-to-event", params={"endpoint": "OS"}).json()
+    return int(body["rows"][0]["end_day"])
+
+
+def test_last_recorded_day_follows_every_write(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    patient = f.patient(client, study["id"])
+    pid = patient["id"]
+    assert last_day(client, pid) is None
+
+    treatment = f.treatment(client, pid, start_day=1, end_day=28)
+    assert last_day(client, pid) == 28
+    event = f.adverse_event(client, pid, onset_day=30, resolution_day=45)
+    assert last_day(client, pid) == 45
+    undated = f.response(client, pid, study_day=None, category="CR", timing_text="after cycle 2")
+    assert last_day(client, pid) == 45  # a record without a day changes nothing
+    later = f.response(client, pid, study_day=60)
+    assert last_day(client, pid) == 60
+    assert os_end_day(client, study["id"]) == 60  # OS censors there
+
+    # An update or a delete of the latest record recomputes from the others.
+    assert client.patch(f"{API}/outcomes/{later['id']}", json={"study_day": 20}).status_code == 200
+    assert last_day(client, pid) == 45
+    assert (
+        client.patch(f"{API}/adverse-events/{event['id']}", json={"resolution_day": None}).status_code == 200
+    )
+    assert last_day(client, pid) == 30
+    assert client.delete(f"{API}/adverse-events/{event['id']}").status_code == 204
+    assert last_day(client, pid) == 28
+    assert client.delete(f"{API}/treatments/{treatment['id']}").status_code == 204
+    assert last_day(client, pid) == 20
+    assert os_end_day(client, study["id"]) == 20
+    assert client.delete(f"{API}/outcomes/{later['id']}").status_code == 204
+    assert last_day(client, pid) is None
+    assert client.delete(f"{API}/outcomes/{undated['id']}").status_code == 204
+
+    # Days before day 1 count too, and the records of one patient never move another's.
+    other = f.patient(client, study["id"], subject_code="P2")
+    f.treatment(client, other["id"], start_day=-7, end_day=-2)
+    assert last_day(client, other["id"]) == -2
+    assert last_day(client, pid) is None
+    assert client.delete(f"{API}/patients/{other['id']}", params={"cascade": "true"}).status_code == 204
+
+
+def test_reads_and_pages_take_a_fixed_small_number_of_statements(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    patients = [f.patient(client, study["id"], subject_code=f"P{i}") for i in range(3)]
+
+    def queries(path: str) -> int:
+        with counted(client) as statements:
+            assert client.get(path).status_code == 200
+        return len([s for s in statements if not s.lstrip().upper().startswith(("BEGIN", "COMMIT"))])
+
+    client.get(f"{API}/studies")  # the token is looked up once, then cached
+    assert queries(f"{API}/patients/{patients[0]['id']}") == 1
+    assert queries(f"{API}/patients?study_id={study['id']}&limit=2") == 1
+    # A page past the end still reports the total (a second statement only then).
+    assert queries(f"{API}/patients?study_id={study['id']}&limit=2&offset=10") == 2
+    page = client.get(f"{API}/patients", params={"study_id": study["id"], "limit": 2, "offset": 10}).json()
+    assert page["items"] == [] and page["total"] == 3
+    page = client.get(f"{API}/patients", params={"study_id": study["id"], "limit": 2, "offset": 2}).json()
+    assert [p["id"] for p in page["items"]] == [patients[2]["id"]] and page["total"] == 3
+
+
+@pytest.fixture
+def cached_app(database_url: str, client: TestClient[Any]) -> Iterator[tuple[TestClient[Any], str, str]]:
+    """An app whose token lookups are trusted for a minute, with a reader token of its own."""
+    name = f"cache-{uuid.uuid4().hex[:8]}"
+    secret = issue_token(database_url, name, "reader")
+    app = create_app(Settings(database_url=database_url, rate_limit_per_minute=0, token_cache_seconds=60))
+    with TestClient(app) as own:
+        yield own, secret, name
+
+
+def _revoke_elsewhere(client: TestClient[Any], name: str) -> None:
+    """Revoke as another process would: straight in the database, not through this app."""
+
+    async def revoke() -> None:
+        async with client.app.state.session_factory() as session, session.begin():
+            await session.execute(update(ApiToken).where(ApiToken.name == name).values(revoked_at=utcnow()))
+
+    client.blocking_portal.call(revoke)
+
+
+def test_a_cached_token_stays_valid_until_its_lookup_expires(
+    cached_app: tuple[TestClient[Any], str, str],
+) -> None:
+    own, secret, name = cached_app
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert own.get(f"{API}/studies", headers=headers).status_code == 200
+    _revoke_elsewhere(own, name)
+    # Within TOKEN_CACHE_SECONDS this process has not re-read the token...
+    assert own.get(f"{API}/studies", headers=headers).status_code == 200
+    # ...and once the entry is gone (as when it expires) the revocation applies.
+    own.app.state.token_cache.clear()
+    refused = own.get(f"{API}/studies", headers=headers)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+def test_without_a_cache_a_revocation_elsewhere_applies_at_once(
+    database_url: str, client: TestClient[Any]
+) -> None:
+    name = f"nocache-{uuid.uuid4().hex[:8]}"
+    secret = issue_token(database_url, name, "reader")
+    app = create_app(Settings(database_url=database_url, rate_limit_per_minute=0, token_cache_seconds=0))
+    with TestClient(app) as own:
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert own.get(f"{API}/studies", headers=headers).status_code == 200
+        _revoke_elsewhere(own, name)
+        assert own.get(f"{API}/studies", headers=headers).status_code == 401
+
+
+def test_revoking_through_the_api_applies_at_once_despite_the_cache(
+    database_url: str, cached_app: tuple[TestClient[Any], str, str]
+) -> None:
+    own, secret, _ = cached_app
+    admin = issue_token(database_url, f"admin-{uuid.uuid4().hex[:8]}", "admin")
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert own.get(f"{API}/studies", headers=headers).status_code == 200
+    tokens = own.get(f"{API}/tokens", headers={"Authorization": f"Bearer {admin}"}).json()
+    reader = next(t for t in tokens if t["name"] == cached_app[2])
+    assert (
+        own.delete(f"{API}/tokens/{reader['id']}", headers={"Authorization": f"Bearer {admin}"}).status_code
+        == 204
+    )
+    assert own.get(f"{API}/studies", headers=headers).status_code == 401
+
+
+def test_swimmer_plot_is_drawn_a_page_of_patients_at_a_time(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    for i in range(3):
+        patient = f.patient(client, study["id"], subject_code=f"S{i}")
+        f.treatment(client, patient["id"], start_day=1, end_day=28)
+        f.response(client, patient["id"], study_day=28)
+    first = client.get(f"{API}/studies/{study['id']}/swimmer-plot", params={"limit": 2})
+    assert first.status_code == 200 and first.headers["content-type"].startswith("image/svg+xml")
+    assert "patients 1–2 of 3" in first.text and "S0" in first.text and "S2" not in first.text
+    assert 'rel="next"' in first.headers["link"] and "offset=2" in first.headers["link"]
+    last = client.get(f"{API}/studies/{study['id']}/swimmer-plot", params={"limit": 2, "offset": 2})
+    assert "patients 3–3 of 3" in last.text and "S2" in last.text and "link" not in last.headers
+    whole = client.get(f"{API}/studies/{study['id']}/swimmer-plot")
+    assert "of 3" not in whole.text and all(f"S{i}" in whole.text for i in range(3))
+    too_many = client.get(f"{API}/studies/{study['id']}/swimmer-plot", params={"limit": 201})
+    assert too_many.status_code == 400 and "limit" in too_many.text
+
+
+def test_heavy_work_refuses_with_busy_when_no_worker_frees_up() -> None:
+    workers = HeavyWork(workers=1, wait=0.05)
+    outcome: list[Any] = []
+
+    async def main() -> None:
+        other_request = object()
+        await workers.limiter.acquire_on_behalf_of(other_request)  # the only worker is taken
+        try:
+            with pytest.raises(Busy) as refused:
+                await workers.run(lambda: "never")
+            outcome.append(refused.value.headers)
+        finally:
+            workers.limiter.release_on_behalf_of(other_request)
+        outcome.append(await workers.run(lambda: "ran"))
+
+    anyio.run(main)
+    assert outcome == [{"Retry-After": "5"}, "ran"]
