@@ -49,6 +49,8 @@ class Database:
         self.url = url
         self.pool: Any = None
         self.sqlite: asyncio.Queue[Any] = asyncio.Queue()
+        # SQLite has one writer: writers queue here rather than in SQLite's busy-wait backoff.
+        self.write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self.postgres:
@@ -84,14 +86,15 @@ class Database:
         connection = await self.sqlite.get()
         try:
             if write:
-                await connection.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await work(connection)
-                except BaseException:
-                    await connection.execute("ROLLBACK")
-                    raise
-                await connection.execute("COMMIT")
-                return result
+                async with self.write_lock:
+                    await connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = await work(connection)
+                    except BaseException:
+                        await connection.execute("ROLLBACK")
+                        raise
+                    await connection.execute("COMMIT")
+                    return result
             return await work(connection)
         finally:
             self.sqlite.put_nowait(connection)

@@ -25,6 +25,7 @@ Scenarios (the issue's targets in brackets):
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -117,7 +118,7 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
 def wrk(port: int, script: str, seconds: float, connections: int) -> Wrk:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--latency"]
     output = subprocess.run(
         [*command, "-s", handle.name, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True
     ).stdout
@@ -247,10 +248,10 @@ def throughput(
         for kind in ("service", "raw") if run % 2 == 0 else ("raw", "service"):
             with running(kind, data.url, log) as (port, _):
                 for name, script in scripts.items():
-                    body = script(data, token)
+                    # A new script per wrk run: each has its own Idempotency-Key prefix.
                     if run == 0:
-                        wrk(port, body, args.warmup, args.connections)
-                    results[name][kind].append(wrk(port, body, args.duration, args.connections))
+                        wrk(port, script(data, token), args.warmup, args.connections)
+                    results[name][kind].append(wrk(port, script(data, token), args.duration, args.connections))
     out: dict[str, Any] = {}
     for name in scripts:
         service, raw = results[name]["service"], results[name]["raw"]
@@ -403,8 +404,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if args.quick:
-        args.scales, args.duration, args.warmup, args.runs = "1000", 1.0, 0.5, 1
+        args.scales, args.duration, args.warmup, args.runs = "1000", 1.0, 1.0, 1
     scales = [int(s) for s in args.scales.split(",")]
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     report = Report()
     log = ROOT / "bench" / ".data" / "servers.log"
     log.parent.mkdir(exist_ok=True)

@@ -23,7 +23,7 @@ TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 async def count_statements(data: Dataset, token: str) -> dict[str, int]:
-    app = create_app(Settings(database_url=data.url, rate_limit_per_minute=0))
+    app = create_app(Settings(database_url=data.url, rate_limit_per_minute=0, log_level="WARNING"))
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

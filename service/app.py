@@ -1,5 +1,6 @@
 """create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
 
+import asyncio
 import logging
 
 from litestar import Litestar, Router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "session_factory": session_factory(engine),
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
+                "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
             }
         ),
         on_shutdown=[dispose_engine],

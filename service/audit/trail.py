@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, text
+from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -89,8 +90,11 @@ async def record(
     actor, role = session.info.get("actor", SYSTEM)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    previous = await session.scalar(select(AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1))
-    now = _utc(await session.scalar(select(func.current_timestamp())))
+    # The previous hash and the database clock in one statement (on Postgres after the lock, in
+    # a statement of its own, so that its snapshot sees the chain's last committed record).
+    last = select(AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1).scalar_subquery()
+    previous, clock = (await session.execute(core_select(last, func.current_timestamp()))).one()
+    now = _utc(clock)
     entry = AuditRecord(
         recorded_at=now,
         actor=actor,

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response
 from litestar.params import HeaderParameter
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service.db.models import IdempotencyKey
 from service.errors import Conflict, RuleViolation
@@ -68,11 +69,14 @@ async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -
 
 
 async def remember(session: AsyncSession, actor: str, key: str, response: Response[Any]) -> None:
-    stored = await session.get(IdempotencyKey, (actor, key))
-    if stored is None:  # pragma: no cover
-        return
-    stored.status_code = response.status_code or 201  # POST creates answer 201
-    stored.response_body = msgspec.json.encode(response.content).decode()
-    stored.location = response.headers.get("Location")
-    stored.etag = response.headers.get("ETag")
-    await session.flush()
+    """Store the response on the key that `claim` inserted (one UPDATE, no read first)."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(col(IdempotencyKey.actor) == actor, col(IdempotencyKey.key) == key)
+        .values(
+            status_code=response.status_code or 201,  # POST creates answer 201
+            response_body=msgspec.json.encode(response.content).decode(),
+            location=response.headers.get("Location"),
+            etag=response.headers.get("ETag"),
+        )
+    )
