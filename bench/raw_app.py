@@ -213,8 +213,12 @@ class RawApp:
         limit, offset = int(query.get("limit", 50)), int(query.get("offset", 0))
         rows = await self.db.rows(
             c,
-            f"SELECT {PATIENT_COLUMNS}, count(*) OVER () FROM patients WHERE study_id = ? AND diagnosis = ? "
-            "ORDER BY id LIMIT ? OFFSET ?",
+            # The total as a scalar subquery (answered from the (study_id, diagnosis) index), not
+            # count(*) OVER (), which would build every matching row before the LIMIT.
+            f"SELECT {PATIENT_COLUMNS}, (SELECT count(*) FROM patients WHERE study_id = ? AND diagnosis = ?) "
+            "FROM patients WHERE study_id = ? AND diagnosis = ? ORDER BY id LIMIT ? OFFSET ?",
+            self.db.key(uuid.UUID(query["study_id"])),
+            query["diagnosis"],
             self.db.key(uuid.UUID(query["study_id"])),
             query["diagnosis"],
             limit,

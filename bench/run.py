@@ -118,7 +118,16 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
 def wrk(port: int, script: str, seconds: float, connections: int) -> Wrk:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--latency"]
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(round(seconds), 1)}s",
+        "--latency",
+    ]
     output = subprocess.run(
         [*command, "-s", handle.name, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True
     ).stdout
@@ -251,7 +260,9 @@ def throughput(
                     # A new script per wrk run: each has its own Idempotency-Key prefix.
                     if run == 0:
                         wrk(port, script(data, token), args.warmup, args.connections)
-                    results[name][kind].append(wrk(port, script(data, token), args.duration, args.connections))
+                    results[name][kind].append(
+                        wrk(port, script(data, token), args.duration, args.connections)
+                    )
     out: dict[str, Any] = {}
     for name in scripts:
         service, raw = results[name]["service"], results[name]["raw"]

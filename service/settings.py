@@ -23,6 +23,9 @@ class Settings:
     db_connect_timeout_s: float = 5.0
     db_command_timeout_s: float = 35.0
     db_pool_timeout_s: float = 10.0
+    # Connections each process keeps open. Requests beyond it open extra connections that are
+    # closed again after use: keep it at or above the number of requests served at once.
+    db_pool_size: int = 20
     # SQLite: how long a writer waits for the write lock before giving up (503).
     sqlite_busy_timeout_ms: int = 30_000
     # Optional secret: audit records are then chained with HMAC-SHA256 instead of plain SHA-256,
@@ -35,10 +38,12 @@ class Settings:
     # or expiry takes effect at once on the process that handled it, and on every other process
     # or replica within this many seconds.
     token_cache_seconds: float = 5.0
-    # Statistics and plots run in worker threads, this many at a time; a request waiting longer
-    # than heavy_wait_seconds for a turn gets 503 with Retry-After.
+    # Statistics run in worker threads, this many at a time; a request waiting longer than
+    # heavy_wait_seconds for a worker (thread or plot process) gets 503 with Retry-After.
     heavy_workers: int = 2
     heavy_wait_seconds: float = 30.0
+    # Plots render in this many worker processes (each holds matplotlib, about 100 MB).
+    plot_workers: int = 1
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -53,12 +58,14 @@ class Settings:
             db_connect_timeout_s=float(os.environ.get("DB_CONNECT_TIMEOUT_S", "5")),
             db_command_timeout_s=float(os.environ.get("DB_COMMAND_TIMEOUT_S", "35")),
             db_pool_timeout_s=float(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
+            db_pool_size=int(os.environ.get("DB_POOL_SIZE", "20")),
             sqlite_busy_timeout_ms=int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
             audit_hmac_key=os.environ.get("AUDIT_HMAC_KEY") or None,
             seed_on_start=os.environ.get("SEED_ON_START", "1").lower() not in ("0", "false", "no"),
             token_cache_seconds=float(os.environ.get("TOKEN_CACHE_SECONDS", "5")),
             heavy_workers=int(os.environ.get("HEAVY_WORKERS", "2")),
             heavy_wait_seconds=float(os.environ.get("HEAVY_WAIT_SECONDS", "30")),
+            plot_workers=int(os.environ.get("PLOT_WORKERS", "1")),
         )
 
     @property

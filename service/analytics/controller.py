@@ -18,7 +18,7 @@ from service.analytics.survival import ConfType
 from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
 from service.auth.middleware import requires
 from service.common.controller import next_link
-from service.common.heavy import offload
+from service.common.heavy import offload_to_process
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 
@@ -189,7 +189,7 @@ class StatisticsController(Controller):
             time_unit=time_unit,
             group_by=group_by,
         )
-        image = await offload(
+        image = await offload_to_process(
             plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, format
         )
         return Response(image, media_type=plots.MEDIA_TYPES[format])
@@ -236,7 +236,7 @@ class StatisticsController(Controller):
         title = "Swimmer plot" + (
             f": patients {offset + 1}–{offset + len(patients)} of {total}" if len(patients) < total else ""
         )
-        image = await offload(plots.swimmer_plot, patients, treatments, outcomes, title, format)
+        image = await offload_to_process(plots.swimmer_plot, patients, treatments, outcomes, title, format)
         return Response(
             image, media_type=plots.MEDIA_TYPES[format], headers=next_link(request, limit, offset, total)
         )

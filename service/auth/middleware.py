@@ -75,7 +75,8 @@ def authentication() -> DefineMiddleware:
 def requires(role: str) -> Any:
     """A guard letting through `role` and the roles above it."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Async: Litestar runs a synchronous guard in a worker thread, a thread hop per request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if connection.scope.get("method") == "OPTIONS":
             return  # OPTIONS only lists the allowed methods; authentication skips it too
         identity: Identity | None = connection.scope.get("user")

@@ -6,11 +6,12 @@ satisfy (`check`), how rows become response structs (`to_read`), and what depend
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Row, Select, delete, func
+from sqlalchemy import Row, Select, bindparam, delete, func
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +54,11 @@ class Repository(Generic[M]):
     # name -> (child model, its foreign key column); deleted first when `cascade` is asked for.
     children: ClassVar[dict[str, Any]] = {}
 
+    @cached_property
+    def _by_id(self) -> Select[Any]:
+        table = self.model.__table__  # type: ignore[attr-defined]
+        return core_select(*table.columns).where(table.c.id == bindparam("id"))
+
     async def fetch(self, session: AsyncSession, id: UUID, for_update: bool = False) -> Any:
         # FOR UPDATE (Postgres) serialises writers of one record, so of N concurrent PATCHes with
         # the same If-Match exactly one sees its version still current.
@@ -65,9 +71,10 @@ class Repository(Generic[M]):
         return [msgspec.convert(row_values(row), self.read_type) for row in rows]
 
     async def read(self, session: AsyncSession, id: UUID) -> Any:
-        # Reads go from result rows to response structs: no ORM objects, no identity map.
-        table = self.model.__table__  # type: ignore[attr-defined]
-        row = (await session.execute(core_select(*table.columns).where(table.c.id == id))).first()
+        # Reads go from result rows to response structs: no ORM objects, no identity map, and
+        # one statement object per repository (its compiled form and cache key are reused).
+        connection = await session.connection()
+        row = (await connection.execute(self._by_id, {"id": id})).first()
         if row is None:
             raise NotFound(f"{self.label} {id} does not exist")
         return (await self.to_read(session, [row]))[0]
@@ -91,7 +98,7 @@ class Repository(Generic[M]):
             .limit(limit)
             .offset(offset)
         )
-        rows = (await session.execute(statement)).all()
+        rows = (await (await session.connection()).execute(statement)).all()
         if rows:
             count = rows[0]._total
         else:

@@ -46,6 +46,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # other connections of that generation; connections are renewed after 30 minutes.
         kwargs["pool_recycle"] = 1800
         kwargs["pool_timeout"] = settings.db_pool_timeout_s
+    if file_backed or url.get_backend_name() == "postgresql":
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size // 2
     if settings.audit_hmac_key:
         # Read by the audit trail from its connection (service.audit.trail.hmac_key).
         kwargs["execution_options"] = {AUDIT_KEY_OPTION: settings.audit_hmac_key}
