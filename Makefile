@@ -23,8 +23,8 @@ install: $(SYNCED) ## Create .venv with the locked dependencies
 run: $(SYNCED) ## Migrate the database (SQLite ./var/registry.db by default), seed it if empty, serve on :8000
 	$(PY) -m service serve
 
-test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set)
-	$(PY) -m pytest
+test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set), on 2 workers
+	$(PY) -m pytest -n 2 --dist worksteal
 
 bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }

@@ -97,3 +97,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             + ", ".join(f"{count} {what}" for what, count in sorted(TOTALS.items()))
             + ": each had exactly its matching audit record(s)"
         )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker hands its audit-trail totals to the controller.
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["audit_totals"] = dict(TOTALS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    TOTALS.update(getattr(node, "workeroutput", {}).get("audit_totals", {}))

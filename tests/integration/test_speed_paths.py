@@ -3,6 +3,8 @@ every write, pages and reads in a fixed number of statements, cached token looku
 revocation still takes effect, the swimmer plot drawn a page at a time, and the workers for
 heavy requests refusing with 503 rather than queueing without end."""
 
+import math
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -198,3 +200,25 @@ def test_heavy_work_refuses_with_busy_when_no_worker_frees_up() -> None:
 
     anyio.run(main)
     assert outcome == [{"Retry-After": "5"}, "ran"]
+
+
+def test_plot_work_runs_in_another_process_and_refuses_when_busy() -> None:
+    workers = HeavyWork(workers=1, wait=0.05, processes=1)
+    outcome: list[Any] = []
+
+    async def main() -> None:
+        outcome.append(await workers.run_in_process(os.getpid) != os.getpid())
+        other_request = object()
+        await workers.process_limiter.acquire_on_behalf_of(other_request)
+        try:
+            with pytest.raises(Busy):
+                await workers.run_in_process(os.getpid)
+        finally:
+            workers.process_limiter.release_on_behalf_of(other_request)
+        outcome.append(await workers.run_in_process(math.factorial, 5))
+
+    try:
+        anyio.run(main)
+    finally:
+        workers.shutdown()
+    assert outcome == [True, 120]
