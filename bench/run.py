@@ -464,7 +464,17 @@ def main() -> int:
     if report.failures:
         report.say("\nMissed or failed:\n" + "\n".join(f"- {f}" for f in report.failures))
     if not args.quick:
-        (ROOT / "bench" / "RESULTS.md").write_text("\n".join(report.lines) + "\n")
+        preamble = [
+            "# Benchmark results",
+            "",
+            f"Written by `{' '.join(['python', 'bench/run.py', *sys.argv[1:]])}` (what `make bench` runs; Postgres",
+            "included when TEST_POSTGRES_URL is set) on this 2-core machine. Every ratio is service ÷ raw",
+            "limit (bench/raw_app.py) measured in the same run; medians over the runs with min–max.",
+            "What each scenario does and its target: the docstring of bench/run.py.",
+            "",
+            "```",
+        ]
+        (ROOT / "bench" / "RESULTS.md").write_text("\n".join([*preamble, *report.lines, "```"]) + "\n")
         (ROOT / "bench" / "results.json").write_text(json.dumps(report.data, indent=1) + "\n")
     # The quick run fails only on what it checks: answers and statement counts.
     broken = [f for f in report.failures if "non-2xx" in f or "statements" in f]

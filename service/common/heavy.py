@@ -13,6 +13,7 @@ draw at most a page of patients; see service.analytics.plots)."""
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +26,12 @@ from service.errors import Busy
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    # A plot worker yields the CPU to the server process: on a machine (or a CPU quota) shared
+    # with it, a render must not make every other request wait for its time slice.
+    os.nice(10)
 
 
 class HeavyWork:
@@ -59,7 +66,9 @@ class HeavyWork:
             if self._pool is None:
                 # spawn, not fork: the server process has threads (the driver's, the workers').
                 self._pool = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn")
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
                 )
             try:
                 return await asyncio.wrap_future(self._pool.submit(function, *args))

@@ -10,7 +10,8 @@ import msgspec
 from litestar import Response
 from litestar.params import HeaderParameter
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -35,25 +36,27 @@ def request_hash(path: str, body: bytes) -> str:
 
 async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -> Response[Any] | None:
     """Reserve `key` for this request, or the stored response of the request that used it."""
-    try:
-        async with session.begin_nested():
-            session.add(
-                IdempotencyKey(
-                    actor=actor, key=key, request_hash=fingerprint, status_code=PENDING, response_body=""
-                )
-            )
-    except IntegrityError:
+    # INSERT .. ON CONFLICT DO NOTHING (SQLite and Postgres): one statement, no savepoint; a
+    # concurrent first use of the key makes it wait for that transaction, then find its row.
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgres_insert if dialect == "postgresql" else sqlite_insert
+    claimed = await session.execute(
+        insert(IdempotencyKey)
+        .values(actor=actor, key=key, request_hash=fingerprint, status_code=PENDING, response_body="")
+        .on_conflict_do_nothing(index_elements=["actor", "key"])
+    )
+    if claimed.rowcount == 0:  # type: ignore[attr-defined]
         stored = await session.scalar(
             select(IdempotencyKey).where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
         )
         if stored is None:  # pragma: no cover - the row that conflicted was rolled back meanwhile
-            raise Conflict("this Idempotency-Key is being used by another request; retry") from None
+            raise Conflict("this Idempotency-Key is being used by another request; retry")
         if stored.request_hash != fingerprint:
             raise RuleViolation(
                 "this Idempotency-Key was used with a different request", field="Idempotency-Key"
-            ) from None
+            )
         if stored.status_code == PENDING:
-            raise Conflict("the first request with this Idempotency-Key is still running; retry") from None
+            raise Conflict("the first request with this Idempotency-Key is still running; retry")
         headers = {"Idempotent-Replayed": "true"}
         if stored.location:
             headers["Location"] = stored.location
