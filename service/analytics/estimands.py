@@ -118,8 +118,8 @@ def in_categories(categories: Sequence[str]) -> Any:
 
 def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
-    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason), ids raw.
-    `reason` says why a patient is left out (null when in); see the module docstring."""
+    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code), ids raw.
+    `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
     # last_recorded_day is kept by the database on every write of outcomes, adverse events and
     # treatments (see the Patient model).
     pts = (
@@ -144,8 +144,9 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
     if endpoint == "OS":
         first = (
             select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day"))
-            .join(pts, pts.c.id == col(Outcome.patient_id))
-            .where(dated_events, col(Outcome.event_type) == "death")
+            .where(
+                dated_events, col(Outcome.event_type) == "death", _of_study(col(Outcome.patient_id), study_id)
+            )
             .group_by(col(Outcome.patient_id))
             .subquery()
         )
@@ -202,12 +203,14 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
         ]
         early = literal(False)
     has_event = first.c.event_day.is_not(None)
+    # Why a patient is left out, as a small number (sorted and grouped cheaply; the text of
+    # each is put back by `reason_text`), null when the patient is in.
     reason = case(
-        (origin.is_(None), literal(NEVER_IN_REMISSION)),
-        (and_(has_event, early), literal(DEATH_BEFORE_DAY_1)),
-        (and_(~has_event, undated.c.pid.is_not(None)), literal(UNDATED_EVENT)),
-        (and_(~has_event, last_day.is_(None)), literal(NO_DAY)),
-        (and_(~has_event, last_day < origin), literal(NOTHING_AFTER_ORIGIN)),
+        (origin.is_(None), 0),
+        (and_(has_event, early), 1),
+        (and_(~has_event, undated.c.pid.is_not(None)), 2),
+        (and_(~has_event, last_day.is_(None)), 3),
+        (and_(~has_event, last_day < origin), 4),
     )
     statement = select(
         raw(pts.c.id),
@@ -217,24 +220,41 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
         func.coalesce(first.c.event_day, last_day).label("end_day"),
         case((has_event, 1), else_=0).label("event"),
         event_type.label("event_type"),
-        reason.label("reason"),
+        reason.label("reason_code"),
     ).select_from(pts)
     for table, condition in joins:
         statement = statement.outerjoin(table, condition)
     return statement.outerjoin(undated, undated.c.pid == pts.c.id)
 
 
+EXCLUSIONS = (NEVER_IN_REMISSION, DEATH_BEFORE_DAY_1, UNDATED_EVENT, NO_DAY, NOTHING_AFTER_ORIGIN)
+
+
+def reason_text(code: Any) -> Any:
+    """SQL: the text of an exclusion code of `_analysis_statement` (null stays null)."""
+    return case(*((code == i, literal(text)) for i, text in enumerate(EXCLUSIONS))).label("reason")
+
+
 async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
-    """The per-patient analysis rows (see `_analysis_statement`) in creation order."""
-    statement = _analysis_statement(study_id, endpoint)
-    return await _rows(session, statement.order_by(statement.selected_columns[0]))
+    """The per-patient analysis rows (see `_analysis_statement`) in creation order, with the
+    exclusion reason as text (`reason`)."""
+    rows = _analysis_statement(study_id, endpoint).subquery()
+    statement = select(*(c for c in rows.c if c.key != "reason_code"), reason_text(rows.c.reason_code))
+    return await _rows(session, statement.order_by(rows.c.id))
 
 
 async def fetch_analysis_counts(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
     """The same rows counted by (arm_id, origin_day, end_day, event, reason): a Kaplan–Meier
     curve needs only these counts, so 100,000 patients come back as a few thousand rows."""
     rows = _analysis_statement(study_id, endpoint).subquery()
+    key = (rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code)
+    counted = select(*key, func.count().label("n")).group_by(*key).subquery()
     statement = select(
-        rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason, func.count().label("n")
-    ).group_by(rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason)
+        counted.c.arm_id,
+        counted.c.origin_day,
+        counted.c.end_day,
+        counted.c.event,
+        reason_text(counted.c.reason_code),
+        counted.c.n,
+    )
     return await _rows(session, statement)

@@ -8,7 +8,7 @@ once, in SQL, by service.analytics.estimands; the survival endpoint reads those 
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID
 
 import numpy as np
@@ -126,33 +126,21 @@ def _none(value: float) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
 
 
-async def survival(
-    session: AsyncSession,
-    study_id: UUID,
-    *,
-    endpoint: Endpoint,
-    landmark_days: list[float],
-    conf_type: ConfType,
-    conf_level: float,
-    time_unit: TimeUnit,
-    group_by: GroupBy | None,
-) -> Survival:
+class SurvivalOptions(TypedDict):
+    endpoint: Endpoint
+    landmark_days: list[float]
+    conf_type: ConfType
+    conf_level: float
+    time_unit: TimeUnit
+    group_by: GroupBy | None
+
+
+async def survival(session: AsyncSession, study_id: UUID, **options: Unpack[SurvivalOptions]) -> Survival:
     await queries.require_study(session, study_id)
-    counts = await estimands.fetch_analysis_counts(session, study_id, endpoint)
+    counts = await estimands.fetch_analysis_counts(session, study_id, options["endpoint"])
     arms = await queries.fetch_arms(session, study_id)
     # The estimates, tests and curve points are CPU work: off the event loop.
-    return await offload(
-        _survival_result,
-        study_id,
-        counts,
-        arms,
-        endpoint=endpoint,
-        landmark_days=landmark_days,
-        conf_type=conf_type,
-        conf_level=conf_level,
-        time_unit=time_unit,
-        group_by=group_by,
-    )
+    return await offload(_survival_result, study_id, counts, arms, **options)
 
 
 def _survival_result(
