@@ -116,7 +116,7 @@ def in_categories(categories: Sequence[str]) -> Any:
     )
 
 
-def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
+def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
     (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code), ids raw.
     `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
@@ -142,14 +142,17 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
     )
     dated_events = and_(col(Outcome.kind) == "event", col(Outcome.study_day).is_not(None))
     if endpoint == "OS":
-        first = (
-            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day"))
-            .where(
-                dated_events, col(Outcome.event_type) == "death", _of_study(col(Outcome.patient_id), study_id)
-            )
-            .group_by(col(Outcome.patient_id))
-            .subquery()
+        deaths: Any = select(
+            col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day")
+        ).where(dated_events, col(Outcome.event_type) == "death")
+        # The planners differ (measured at 100,000 patients): Postgres hashes a semi-join on the
+        # study's patients, SQLite does better walking the join.
+        deaths = (
+            deaths.where(_of_study(col(Outcome.patient_id), study_id))
+            if postgres
+            else deaths.join(pts, pts.c.id == col(Outcome.patient_id))
         )
+        first = deaths.group_by(col(Outcome.patient_id)).subquery()
         origin: Any = literal(1)
         event_type: Any = case((first.c.event_day.is_not(None), literal("death")))
         joins = [(first, first.c.pid == pts.c.id)]
@@ -227,6 +230,10 @@ def _analysis_statement(study_id: UUID, endpoint: str) -> Any:
     return statement.outerjoin(undated, undated.c.pid == pts.c.id)
 
 
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 EXCLUSIONS = (NEVER_IN_REMISSION, DEATH_BEFORE_DAY_1, UNDATED_EVENT, NO_DAY, NOTHING_AFTER_ORIGIN)
 
 
@@ -238,7 +245,7 @@ def reason_text(code: Any) -> Any:
 async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
     """The per-patient analysis rows (see `_analysis_statement`) in creation order, with the
     exclusion reason as text (`reason`)."""
-    rows = _analysis_statement(study_id, endpoint).subquery()
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
     statement = select(*(c for c in rows.c if c.key != "reason_code"), reason_text(rows.c.reason_code))
     return await _rows(session, statement.order_by(rows.c.id))
 
@@ -246,7 +253,7 @@ async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: s
 async def fetch_analysis_counts(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
     """The same rows counted by (arm_id, origin_day, end_day, event, reason): a Kaplan–Meier
     curve needs only these counts, so 100,000 patients come back as a few thousand rows."""
-    rows = _analysis_statement(study_id, endpoint).subquery()
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
     key = (rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code)
     counted = select(*key, func.count().label("n")).group_by(*key).subquery()
     statement = select(
