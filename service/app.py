@@ -22,11 +22,12 @@ from service.auth.rate_limit import rate_limit
 from service.auth.token_cache import TokenCache
 from service.common import heavy
 from service.common.bodies import check_body
+from service.db.migrate import head_revision
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
-from service.health import health
+from service.health import health, live, ready, version
 from service.openapi import finalize
 from service.openapi_export import openapi_document
 from service.outcomes.controller import OutcomeController
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             api,
             health,
+            live,
+            ready,
+            version,
             docs_asset,
         ],
         dependencies={"db_session": Provide(provide_session)},
@@ -116,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
+                "schema_head": head_revision(),
+                "ready_timeout": settings.db_connect_timeout_s,
             }
         ),
         on_shutdown=[dispose_engine],

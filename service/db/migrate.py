@@ -22,3 +22,13 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def head_revision() -> str:
+    """The migration head this code expects (read from the migration scripts, no database)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
