@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -258,9 +259,23 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service")
+    parser = argparse.ArgumentParser(
+        prog="registry", description="The leukemia outcomes registry (also: python -m service)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="migrate, seed an empty database, and serve the API")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="migrate, seed an empty database, and serve the API",
+        description="Migrate DATABASE_URL to head (under the startup lock), load the seed dataset into an "
+        "empty database unless told not to, and serve the API with uvicorn. Options override the "
+        "environment (HOST, PORT, SEED_ON_START); every other setting is read from the environment "
+        "(README, Configuration).",
+    )
+    serve_parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8000)")
+    serve_parser.add_argument(
+        "--no-seed", action="store_true", help="start with an empty database (as SEED_ON_START=0)"
+    )
     commands.add_parser("migrate", help="apply Alembic migrations up to head")
     seed_parser = commands.add_parser("seed", help="load the curated seed dataset")
     seed_parser.add_argument("--replace", action="store_true", help="reload documents already loaded")
@@ -288,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     if args.command == "serve":
-        serve(settings)
+        overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+        if args.no_seed:
+            overrides["seed_on_start"] = False
+        serve(dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None}))
     elif args.command == "migrate":
         from service.db.migrate import upgrade
 
@@ -306,5 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `registry` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
