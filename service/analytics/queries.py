@@ -14,6 +14,7 @@ from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from service.common.repository import fetch_page
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
 
@@ -79,19 +80,16 @@ async def fetch_patient_page(
     session: AsyncSession, study_id: UUID, limit: int, offset: int
 ) -> tuple[Sequence[Any], int]:
     """(id, subject_code) of one page of the study's patients in creation order, and how many
-    the study has (one statement)."""
-    total = select(func.count()).where(col(Patient.study_id) == study_id).scalar_subquery()
-    rows = await _rows(
+    the study has."""
+    return await fetch_page(
         session,
-        select(col(Patient.id), col(Patient.subject_code), total.label("total"))
-        .where(col(Patient.study_id) == study_id)
-        .order_by(col(Patient.id))
-        .limit(limit)
-        .offset(offset),
+        Patient.__table__,  # type: ignore[attr-defined]
+        [col(Patient.id), col(Patient.subject_code)],
+        [col(Patient.study_id) == study_id],
+        [col(Patient.id)],
+        limit,
+        offset,
     )
-    if rows:
-        return rows, int(rows[0].total)
-    return rows, int(await session.scalar(select(func.count()).where(col(Patient.study_id) == study_id)) or 0)
 
 
 async def fetch_group_sizes(session: AsyncSession, study_id: UUID) -> Sequence[Any]:

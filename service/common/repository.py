@@ -47,6 +47,34 @@ async def flush(session: AsyncSession) -> None:
         raise Conflict("The change conflicts with existing data (a uniqueness or reference rule).") from exc
 
 
+async def fetch_page(
+    session: AsyncSession,
+    table: Any,
+    columns: Sequence[Any],
+    where: Sequence[Any],
+    order: Sequence[Any],
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Row[Any]], int]:
+    """One page of `columns` and the total matching `where`, in one statement: the count is a
+    scalar subquery, which the database answers from an index where it can. A second statement
+    only for a page past the end, which has no row to carry the total."""
+    total = core_select(func.count()).select_from(table).where(*where).scalar_subquery()
+    statement: Select[Any] = (
+        core_select(*columns, total.label("_total"))
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = (await (await session.connection()).execute(statement)).all()
+    if rows:
+        return rows, int(rows[0]._total)
+    if not offset:
+        return rows, 0
+    return rows, int(await session.scalar(core_select(func.count()).select_from(table).where(*where)) or 0)
+
+
 class Repository(Generic[M]):
     model: ClassVar[type[Record]]
     read_type: ClassVar[Any]
@@ -87,25 +115,9 @@ class Repository(Generic[M]):
         limit: int,
         offset: int,
     ) -> tuple[list[Any], int]:
-        # The page and the total in one statement (the count a scalar subquery, which the database
-        # answers from an index where it can); a second query only for a page past the end.
         table = self.model.__table__  # type: ignore[attr-defined]
-        total = select(func.count()).select_from(table).where(*where).scalar_subquery()
-        statement: Select[Any] = (
-            core_select(*table.columns, total.label("_total"))
-            .where(*where)
-            .order_by(*order)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = (await (await session.connection()).execute(statement)).all()
-        if rows:
-            count = rows[0]._total
-        else:
-            count = (
-                await session.scalar(select(func.count()).select_from(table).where(*where)) if offset else 0
-            )
-        return await self.to_read(session, rows), int(count or 0)
+        rows, count = await fetch_page(session, table, list(table.columns), where, order, limit, offset)
+        return await self.to_read(session, rows), count
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         """Raise a DomainError when `values` (the full record after the write) breaks a rule."""
