@@ -1,5 +1,6 @@
-# The registry as a container: migrates DATABASE_URL (default: SQLite in the /app/var volume)
-# under the startup lock, seeds an empty database unless SEED_ON_START=0, serves on 0.0.0.0:8000.
+# The registry as a container: waits for DATABASE_URL (default: SQLite in the /app/var volume),
+# migrates it under the startup lock, seeds an empty database unless SEED_ON_START=0, and serves
+# on 0.0.0.0:8000 with WEB_CONCURRENCY uvicorn workers (compose.yaml: Postgres, 2 replicas, nginx).
 #
 # The base image is pinned by digest (python:3.11-slim, the multi-arch index digest as published
 # for library/python; this machine cannot query a registry, so refresh it with
@@ -45,6 +46,8 @@ RUN mkdir -p /app/var && chown 10001:10001 /app/var
 VOLUME ["/app/var"]
 USER 10001:10001
 EXPOSE 8000
+# serve drains requests in flight on SIGTERM (SHUTDOWN_GRACE_SECONDS); give `docker stop -t` more.
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4).status != 200)"]
 ENTRYPOINT ["registry"]

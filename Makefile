@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 SYNCED := $(VENV)/.synced
+RUNTIME := $(VENV)/.runtime
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
@@ -18,10 +19,17 @@ $(SYNCED): pyproject.toml uv.lock
 	$(PY) -m uv sync --frozen --inexact
 	@touch $@
 
-install: $(SYNCED) ## Create .venv with the locked dependencies
+# `make run` needs only what the service runs with; `make test` adds the dev group to the same .venv.
+$(RUNTIME): pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PY) -m uv sync --frozen --no-dev --inexact
+	@touch $@
 
-run: $(SYNCED) ## Migrate the database (SQLite ./var/registry.db by default), seed it if empty, serve on :8000
-	$(PY) -m service serve
+install: $(SYNCED) ## Create .venv with the locked dependencies (runtime and dev)
+
+run: $(RUNTIME) ## Migrate the database (SQLite ./var/registry.db by default), seed it if empty, serve on :8000
+	$(VENV)/bin/registry serve
 
 test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set), on 2 workers
 	$(PY) -m pytest -n 2 --dist worksteal

@@ -109,30 +109,6 @@ async def _audit_head(settings: Settings) -> tuple[int, str]:
         return await head(session)
 
 
-def serve(settings: Settings) -> None:
-    import uvicorn
-
-    from service.app import create_app
-
-    secret = prepare(settings)
-    if secret:
-        print(f"local admin token (shown once, keep it): {secret}", flush=True)
-        print(
-            f"  try: curl -H 'Authorization: Bearer {secret}' http://{settings.host}:{settings.port}/api/v1/studies",
-            flush=True,
-        )
-    print(f"API docs: http://{settings.host}:{settings.port}/docs", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        # The service writes its own access line (service/access_log.py): uvicorn's carries the
-        # query string, which may hold a token or clinical free text.
-        access_log=False,
-    )
-
-
 def prepare(settings: Settings) -> str | None:
     """Migrate, seed an empty database and, on the embedded default, issue the first admin
     token: under the startup lock, so replicas started together take turns."""
@@ -266,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = commands.add_parser(
         "serve",
         help="migrate, seed an empty database, and serve the API",
-        description="Migrate DATABASE_URL to head (under the startup lock), load the seed dataset into an "
-        "empty database unless told not to, and serve the API with uvicorn. Options override the "
-        "environment (HOST, PORT, SEED_ON_START); every other setting is read from the environment "
-        "(README, Configuration).",
+        description="Wait for the database (DB_WAIT_SECONDS), migrate DATABASE_URL to head and load the "
+        "seed dataset into an empty database unless told not to (under the startup lock, so replicas "
+        "take turns), then serve the API with WEB_CONCURRENCY uvicorn workers; SIGTERM lets requests in "
+        "flight finish (SHUTDOWN_GRACE_SECONDS). Options override the environment (HOST, PORT, "
+        "SEED_ON_START); every other setting is read from the environment (README, Configuration).",
     )
     serve_parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8000)")
@@ -306,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides: dict[str, Any] = {"host": args.host, "port": args.port}
         if args.no_seed:
             overrides["seed_on_start"] = False
-        serve(dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None}))
+        from service.server import serve
+
+        return serve(
+            dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None}), prepare
+        )
     elif args.command == "migrate":
         from service.db.migrate import upgrade
 

@@ -1,7 +1,6 @@
 """create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
 
 import asyncio
-import logging
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -10,7 +9,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import Middleware
 
-from service.access_log import access_log
 from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
 from service.analytics.controller import StatisticsController
@@ -18,7 +16,7 @@ from service.arms.controller import ArmController
 from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
-from service.auth.rate_limit import rate_limit
+from service.auth.rate_limit import STORE, rate_limit, shared_store
 from service.auth.token_cache import TokenCache
 from service.common import heavy
 from service.common.bodies import check_body
@@ -27,7 +25,9 @@ from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
-from service.health import health, live, ready, version
+from service.health import health, live, prometheus_metrics, ready, version
+from service.observability.logs import attach_root_handler, structlog_plugin
+from service.observability.telemetry import telemetry
 from service.openapi import finalize
 from service.openapi_export import openapi_document
 from service.outcomes.controller import OutcomeController
@@ -94,8 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             )
         ],
     )
-    # The access log wraps everything; authentication comes before the rate limit, which counts per token.
-    middleware: list[Middleware] = [access_log, authentication()]
+    # Authentication comes before the rate limit, which counts per token.
+    middleware: list[Middleware] = [authentication()]
     if settings.rate_limit_per_minute > 0:
         middleware.append(rate_limit(settings.rate_limit_per_minute))
     app = Litestar(
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             live,
             ready,
             version,
+            prometheus_metrics,
             docs_asset,
         ],
         dependencies={"db_session": Provide(provide_session)},
@@ -125,22 +126,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
         on_shutdown=[dispose_engine],
-        logging_config=None,
+        stores={STORE: shared_store(settings.rate_limit_store_url)}
+        if settings.rate_limit_store_url
+        else None,
+        plugins=[structlog_plugin(settings.log_level)],
     )
-    _configure_logging(settings.log_level)
+    attach_root_handler(settings.log_level)
+    # Outside Litestar's routing and exception handlers: it sees every request's final status.
+    app.asgi_handler = telemetry(app.asgi_handler, engine)
     _complete_openapi(app)
     return app
-
-
-# These log each statement with its parameters (clinical free text included) at DEBUG or INFO:
-# they stay at WARNING whatever LOG_LEVEL says.
-_DATA_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "asyncpg")
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in _DATA_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _complete_openapi(app: Litestar) -> None:

@@ -5,14 +5,15 @@
   code's migration head: a failing readiness probe means send no traffic (yet), e.g. while
   another replica is still migrating.
 - `/health`: the database check, kept for existing monitors.
-- `/api/v1/version`: package version, git revision when known, schema revision."""
+- `/api/v1/version`: package version, git revision when known, schema revision.
+- `/metrics`: Prometheus metrics (service.observability.metrics)."""
 
 import importlib.metadata
 import os
 from pathlib import Path
 
 import anyio
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from service.auth.middleware import requires
 from service.common.schemas import Output
 from service.db.session import DbSession
 from service.errors import DomainError
+from service.observability import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +126,17 @@ async def version(request: Request[object, object, State], state: State) -> Vers
         schema_revision=revision,
         schema_head=state.schema_head,
     )
+
+
+@get(
+    "/metrics",
+    operation_id="getMetrics",
+    tags=["Health"],
+    summary="Prometheus metrics (text exposition format 0.0.4)",
+    description="Requests, latency histogram and 5xx responses per route template; database connections in "
+    "use; audit records written. Open, like the probes: it names routes, never ids or data.",
+    media_type="text/plain; version=0.0.4; charset=utf-8",
+    sync_to_thread=False,
+)
+def prometheus_metrics(state: State) -> Response[bytes]:
+    return Response(content=metrics.scrape(state.engine), media_type=metrics.CONTENT_TYPE)

@@ -15,8 +15,10 @@ class Settings:
     log_level: str = "INFO"
     # Postgres only: no statement may hold a connection longer than this.
     statement_timeout_ms: int = 30_000
-    # Requests per token per minute, counted by each replica on its own; 0 turns the limit off.
+    # Requests per token per minute; 0 turns the limit off. Counted by each process on its own
+    # unless rate_limit_store_url names a Redis/Valkey server that every replica shares.
     rate_limit_per_minute: int = 600
+    rate_limit_store_url: str | None = None
     # Client-side bounds, so that a refused, frozen or overloaded database is a 503 within a
     # known time instead of a request that never ends: connecting, one command (Postgres), and
     # waiting for a pooled connection.
@@ -44,6 +46,13 @@ class Settings:
     heavy_wait_seconds: float = 30.0
     # Plots render in this many worker processes (each holds matplotlib, about 100 MB).
     plot_workers: int = 1
+    # Server processes of `serve` (uvicorn workers). SQLite is served by one: its writers take
+    # turns inside a process.
+    web_concurrency: int = 1
+    # `serve` waits this long for the database to accept connections before giving up.
+    db_wait_seconds: float = 60.0
+    # After SIGTERM, requests in flight get this long to finish before the server stops.
+    shutdown_grace_seconds: int = 30
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,6 +75,10 @@ class Settings:
             heavy_workers=int(os.environ.get("HEAVY_WORKERS", "2")),
             heavy_wait_seconds=float(os.environ.get("HEAVY_WAIT_SECONDS", "30")),
             plot_workers=int(os.environ.get("PLOT_WORKERS", "1")),
+            rate_limit_store_url=os.environ.get("RATE_LIMIT_STORE_URL") or None,
+            web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "1")),
+            db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),
+            shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),
         )
 
     @property

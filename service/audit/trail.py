@@ -17,12 +17,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, text
+from sqlalchemy import event, func, text
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from service.db.models import AuditRecord, as_utc
+from service.observability import metrics
 
 GENESIS = "0" * 64
 SYSTEM = ("system", "system")
@@ -112,6 +114,23 @@ async def record(
     entry.hash = digest(entry, key)
     session.add(entry)
     await session.flush()
+    session.info[_WRITTEN] = session.info.get(_WRITTEN, 0) + 1
+
+
+# Audit records count for /metrics once their transaction commits.
+_WRITTEN = "audit_records_written"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    written = session.info.pop(_WRITTEN, 0)
+    if written:
+        metrics.audit_records_written(written)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
 
 
 async def head(session: AsyncSession) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from service.auth.tokens import RANK, digest
 from service.db.models import ApiToken, as_utc
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="registry"'}
-OPEN_PATHS = ["^/health(/live|/ready)?$", "^/docs"]
+OPEN_PATHS = ["^/health(/live|/ready)?$", "^/metrics$", "^/docs"]
 
 
 class Identity(msgspec.Struct, frozen=True):

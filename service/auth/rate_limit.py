@@ -1,17 +1,25 @@
 """Per-token request limit: Litestar's rate-limit middleware keyed on the authenticated token,
 with the Retry-After that its 429 leaves out.
 
-The count lives in the app's memory store, so each replica counts on its own: with N replicas
-a token can make up to N times the limit. A shared count would cost a database write on every
-request, reads included, which the embedded SQLite default serialises."""
+By default the count lives in each process's memory, so with N replicas a token can make up to
+N times the limit. With RATE_LIMIT_STORE_URL (redis:// or rediss://, Redis or Valkey) every
+replica counts in that one store. If the store cannot be reached the limit is not applied
+(fail open, with a warning at most every 30 s): an outage of the counter must not take the
+clinical API down with it."""
 
+import logging
+import time
 from typing import Any
 
 from litestar import Request
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
+from litestar.stores.base import Store
+from litestar.stores.redis import RedisStore
 from litestar.types import Receive, Scope, Send
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.auth.middleware import OPEN_PATHS, Identity
 
@@ -44,6 +52,45 @@ def _authenticated(request: Request[Any, Any, Any]) -> bool:
     return isinstance(request.scope.get("user"), Identity)
 
 
+log = logging.getLogger("service.rate_limit")
+STORE = "rate_limit"
+# Redis calls sit on every request's path: a frozen server must cost milliseconds, not seconds.
+_SOCKET_TIMEOUT_S = 0.5
+_WARN_EVERY_S = 30.0
+
+
+class SharedCountStore(RedisStore):
+    """Litestar's Redis store, failing open when the server cannot be reached."""
+
+    _warned_at = 0.0
+
+    def _unavailable(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - SharedCountStore._warned_at >= _WARN_EVERY_S:
+            SharedCountStore._warned_at = now
+            log.warning(
+                "rate-limit store unreachable: limit not applied", extra={"error": type(exc).__name__}
+            )
+
+    async def get(self, key: str, renew_for: Any = None) -> bytes | None:
+        try:
+            return await super().get(key, renew_for)
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return None
+
+    async def set(self, key: str, value: str | bytes, expires_in: Any = None) -> None:
+        try:
+            await super().set(key, value, expires_in)
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+
+def shared_store(url: str) -> Store:
+    client = Redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT_S, socket_connect_timeout=_SOCKET_TIMEOUT_S)
+    return SharedCountStore(client, namespace="registry", handle_client_shutdown=True)
+
+
 def rate_limit(per_minute: int) -> DefineMiddleware:
     return RateLimitConfig(
         rate_limit=("minute", per_minute),
@@ -51,4 +98,5 @@ def rate_limit(per_minute: int) -> DefineMiddleware:
         identifier_for_request=_token_name,
         check_throttle_handler=_authenticated,
         middleware_class=PerTokenRateLimit,
+        store=STORE,
     ).middleware

@@ -2,9 +2,12 @@
 built the way operators expect (two stages, runtime without uv, pinned base, numeric user)."""
 
 # ruff: noqa: S603 - runs this environment's own hadolint binary
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -29,3 +32,31 @@ def test_the_image_is_multi_stage_pinned_and_unprivileged() -> None:
     assert "USER 10001:10001" in runtime and 'VOLUME ["/app/var"]' in runtime
     assert "HEALTHCHECK" in runtime and 'CMD ["python"' in runtime
     assert "org.opencontainers.image.revision" in runtime
+
+
+def test_compose_runs_two_replicas_behind_a_proxy_on_one_postgres() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [name for name, spec in services.items() if spec.get("build")]
+    assert replicas == ["api-1", "api-2"]
+    known = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', (ROOT / "service/settings.py").read_text()))
+    for name in replicas:
+        spec = services[name]
+        env = spec["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql+asyncpg://") and "@db:5432/" in env["DATABASE_URL"]
+        assert env["RATE_LIMIT_STORE_URL"].startswith("redis://valkey:")
+        # Every variable is one the service reads (uvicorn reads FORWARDED_ALLOW_IPS itself).
+        assert set(env) - {"FORWARDED_ALLOW_IPS"} <= known, set(env) - known
+        assert spec["depends_on"]["db"]["condition"] == "service_healthy"
+        assert "/health/ready" in " ".join(spec["healthcheck"]["test"])
+        # Docker's stop timeout outlasts the drain the service allows itself.
+        assert int(spec["stop_grace_period"].removesuffix("s")) > int(env["SHUTDOWN_GRACE_SECONDS"])
+    assert services["db"]["image"].startswith("postgres:")
+    proxy = services["proxy"]
+    mounted = proxy["volumes"][0].split(":")[0]
+    nginx = (ROOT / mounted).read_text()
+    upstream = re.search(r"upstream registry \{(.*?)\}", nginx, re.S)
+    assert upstream is not None
+    assert re.findall(r"server (api-\d):8000", upstream.group(1)) == replicas
+    assert "proxy_set_header X-Request-ID" in nginx
+    assert set(proxy["depends_on"]) == set(replicas)

@@ -3,7 +3,6 @@ is a clear problem+json answer that changes nothing, and nothing a client sends 
 event loop or reach the logs or the append-only trail."""
 
 import logging
-import re
 import re._parser as sre_parse  # the stdlib regex parser (sre_parse is deprecated)
 from typing import Any
 
@@ -183,6 +182,6 @@ def test_access_log_never_carries_the_query_string(
     client.get(
         f"{API}/studies", params={"access_token": "lor_secret-in-query", "condition": "relapsed after MRN"}
     )
-    lines = [r.getMessage() for r in caplog.records if r.name == "service.access"]
-    assert any(re.fullmatch(r"GET /api/v1/studies \d{3} [\d.]+ms", line) for line in lines), lines
-    assert "lor_secret-in-query" not in caplog.text and "relapsed" not in caplog.text
+    lines = [r.__dict__ for r in caplog.records if r.name == "service.access"]
+    assert any(line["route"] == "/api/v1/studies" and line["status"] == 200 for line in lines), lines
+    assert "lor_secret-in-query" not in str(lines) and "relapsed" not in str(lines)
