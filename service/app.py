@@ -25,6 +25,7 @@ from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
+from service.exchange.controller import ExchangeController
 from service.health import health, live, prometheus_metrics, ready, version
 from service.observability.logs import attach_root_handler, structlog_plugin
 from service.observability.telemetry import telemetry
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StatisticsController,
             ReconciliationController,
             EvidenceController,
+            ExchangeController,
             PatientLinkController,
             TokenController,
             AuditController,

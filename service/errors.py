@@ -20,6 +20,8 @@ class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
     message: str
     field: str | None = None
     source: str | None = None
+    # RFC 6901 JSON pointer into the body, where a body holds many records (study import).
+    pointer: str | None = None
 
 
 class ProblemDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -39,10 +41,13 @@ class DomainError(Exception):
     title = "The request breaks a data rule"
     headers: dict[str, str] | None = None
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, field: str | None = None, errors: list["FieldError"] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.errors = errors
 
 
 class NotFound(DomainError):
@@ -144,7 +149,10 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    errors = [FieldError(message=exc.detail, field=exc.field, source="body")] if exc.field else []
+    if exc.errors:
+        errors = exc.errors
+    else:
+        errors = [FieldError(message=exc.detail, field=exc.field, source="body")] if exc.field else []
     return problem(
         request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=errors, headers=exc.headers
     )

@@ -33,6 +33,8 @@ DESCRIPTIONS = {
 }
 METHODS = ("get", "post", "patch", "put", "delete")
 PLOT_OPERATIONS = {"getSurvivalPlot", "getSwimmerPlot"}
+EXPORT_OPERATION = "exportStudy"
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 # Patient-level records: changing or deleting them needs a reason (service/common/controller.py).
 REASON_REQUIRED = re.compile(r"^/api/v1/(patients|treatments|adverse-events|outcomes)/\{id\}$")
 
@@ -170,6 +172,22 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                     "image/png": {"schema": {"type": "string", "format": "binary"}},
                 }
                 responses["200"]["description"] = "SVG by default; PNG with format=png"
+            if operation["operationId"] == EXPORT_OPERATION:
+                responses["200"] = {
+                    "description": "The export, as an attachment; its media type follows `format`",
+                    "headers": {
+                        "Content-Disposition": {
+                            "schema": {"type": "string"},
+                            "description": 'attachment; filename="study-{id}.{json|fhir.json|ndjson|csv.zip}"',
+                        }
+                    },
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/StudyDocument"}},
+                        "application/fhir+json": {"schema": {"type": "object"}},
+                        "application/fhir+ndjson": {"schema": {"type": "string"}},
+                        "application/zip": BINARY,
+                    },
+                }
             statuses = _error_statuses(path, method, operation)
             if path.startswith("/api/"):
                 statuses += ["401", "403", "429"]

@@ -69,7 +69,9 @@ class AuditLedger:
         if action is None or not 200 <= status < 300:
             return
         path = urlsplit(url).path
-        if method == "POST":
+        if method == "POST" and path.endswith("/studies/import"):
+            resource_id = str(json.loads(body)["study_id"])  # the study's own create record
+        elif method == "POST":
             resource_id = str(json.loads(body)["id"])
         else:
             match = ID_AT_END.search(path)

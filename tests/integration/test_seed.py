@@ -191,7 +191,7 @@ def test_a_bad_record_rejects_its_whole_document(
     bad.write_text(yaml.safe_dump(data, allow_unicode=True))
     with pytest.raises(SeedError) as error:
         load(database_url, [bad])
-    assert "004_bad.yaml" in str(error.value) and "patients[3].outcomes[0]" in str(error.value)
+    assert "004_bad.yaml" in str(error.value) and "/patients/3/outcomes/0" in str(error.value)
     assert "study_day" in str(error.value)
     assert get_all(client, "studies") == [] and get_all(client, "patients") == []
 
@@ -203,7 +203,9 @@ def test_a_record_without_provenance_is_refused(
     del data["arms"][0]["provenance"]
     bad = tmp_path / "003_bad.yaml"
     bad.write_text(yaml.safe_dump(data, allow_unicode=True))
-    with pytest.raises(SeedError, match=r"003_bad.yaml: arms\[0\]: every curated record needs provenance"):
+    with pytest.raises(
+        SeedError, match=r"003_bad.yaml: /arms/0/provenance: every curated record needs provenance"
+    ):
         load(database_url, [bad])
     assert get_all(client, "studies") == []
 

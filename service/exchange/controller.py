@@ -1,0 +1,135 @@
+"""Whole studies in and out: `GET /studies/{id}/export?format=…` and `POST /studies/import`."""
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
+from sqlmodel import col, select
+
+from service.auth.middleware import requires
+from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
+from service.db import models
+from service.db.session import DbSession
+from service.errors import Conflict, DomainError, FieldError, NotFound
+from service.exchange import export_csv, export_fhir, export_json
+from service.exchange.schemas import ImportResult, StudyDocument
+from service.exchange.study_document import StudyDocumentLoader
+
+READ, WRITE = requires("reader"), requires("curator")
+# A whole study in one body: far above the 1 MiB of a single record.
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+MAX_LISTED_PROBLEMS = 1000
+
+ExportFormat = Literal["json", "fhir", "ndjson", "csv"]
+MEDIA_TYPES: dict[str, tuple[str, str]] = {
+    "json": ("application/json", "json"),
+    "fhir": ("application/fhir+json", "fhir.json"),
+    "ndjson": ("application/fhir+ndjson", "ndjson"),
+    "csv": ("application/zip", "csv.zip"),
+}
+
+
+class ImportRejected(DomainError):
+    slug = "import-rejected"
+    title = "The study document breaks data rules; nothing was stored"
+
+
+class AlreadyImported(Conflict):
+    slug = "already-imported"
+
+
+class ExchangeController(Controller):
+    tags = ["Exchange"]
+
+    @get(
+        "/studies/{id:uuid}/export",
+        guards=[READ],
+        operation_id="exportStudy",
+        summary="Export a whole study (JSON document, FHIR R4 Bundle, FHIR NDJSON or a zip of CSV files)",
+        description="`json`: the document `POST /studies/import` takes (ids become keys local to the document). "
+        "`fhir`: a FHIR R4 Bundle of type collection (ResearchStudy, Group, ResearchSubject, de-identified "
+        "Patient, AdverseEvent, Observation, MedicationAdministration/Procedure, Provenance). `ndjson`: the "
+        "same resources one per line, as FHIR bulk data. `csv`: a zip with one CSV per table and the "
+        "time-to-event rows. Streamed: memory stays bounded whatever the study's size.",
+    )
+    async def export_study(
+        self,
+        state: State,
+        db_session: DbSession,
+        id: FromPath[UUID],
+        format: Annotated[
+            ExportFormat, QueryParameter(description="json (default), fhir, ndjson or csv")
+        ] = "json",
+    ) -> Stream:
+        if await db_session.get(models.Study, id) is None:
+            raise NotFound(f"no study with id {id}")
+        open_session = state.session_factory
+        media_type, suffix = MEDIA_TYPES[format]
+        content: Any
+        if format == "json":
+            content = export_json.stream_json(open_session, id)
+        elif format == "csv":
+            content = export_csv.stream_zip(open_session, id)
+        else:
+            content = export_fhir.stream(open_session, id, bundle=format == "fhir")
+        return Stream(
+            content,
+            media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="study-{id}.{suffix}"'},
+        )
+
+    @post(
+        "/studies/import",
+        guards=[WRITE],
+        operation_id="importStudy",
+        summary="Create a whole study from its JSON document, all or nothing",
+        description="Takes what `GET /studies/{id}/export?format=json` gives. Every record is validated as "
+        "its own create operation would; if any is refused nothing is stored and the 422 lists every "
+        "problem with the JSON pointer of its record (`errors[].pointer`). Agents the document lists and "
+        "the database lacks are created (matched by name). A study whose `document` (source document) "
+        "is already stored is refused with 409. Audited record by record; honours `Idempotency-Key`.",
+        request_max_body_size=MAX_IMPORT_BYTES,
+    )
+    async def import_study(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        data: JSONBody[StudyDocument],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[ImportResult]:
+        actor = request.scope["user"].name
+        if idempotency_key:
+            fingerprint = request_hash(request.url.path, await request.body())
+            replay = await claim(db_session, actor, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        if data.document:
+            stored = await db_session.scalar(
+                select(models.Study.id).where(col(models.Study.source_document) == data.document)
+            )
+            if stored is not None:
+                raise AlreadyImported(
+                    f"a study from source document {data.document!r} is already stored ({stored})",
+                    field="document",
+                )
+        loader = StudyDocumentLoader(db_session, source_document=data.document, require_provenance=False)
+        agents_added = await loader.load_agents(data.agents)
+        study = await loader.load(msgspec.to_builtins(data)) if not loader.problems else None
+        if loader.problems or study is None:
+            problems = loader.problems
+            shown = [FieldError(message=p.message, pointer=p.pointer, source="body") for p in problems]
+            more = len(shown) - MAX_LISTED_PROBLEMS
+            raise ImportRejected(
+                f"{len(problems)} record(s) refused; nothing was stored"
+                + (f" (the first {MAX_LISTED_PROBLEMS} are listed)" if more > 0 else ""),
+                errors=shown[:MAX_LISTED_PROBLEMS],
+            )
+        result = ImportResult(study_id=study.id, agents_added=agents_added, counts=loader.counts)
+        response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{study.id}"})
+        if idempotency_key:
+            await remember(db_session, actor, idempotency_key, response)
+        return response

@@ -1,0 +1,152 @@
+"""One study as a zip of CSV files, one per table, for R, SAS and spreadsheets.
+
+Each table keeps its ids, so files join as the database does (`patients.id` =
+`treatments.patient_id`, …). Lists and objects (provenance, markers, conditions) are JSON text in
+their cell. `time_to_event_os.csv` and `time_to_event_rfs.csv` hold the ADTTE-shaped rows of the
+survival analyses by arm (CNSR 1 = censored), and `excluded.csv` the patients those analyses
+leave out, with the reason. The zip is written as it is read (no seeking: sizes follow each
+file), a batch of rows at a time."""
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlmodel import col, select
+
+from service.analytics.schemas import Exclusion, TimeToEventRow
+from service.analytics.time_to_event import time_to_event
+from service.db import models
+from service.exchange.export_json import consistent_snapshot
+
+BATCH = 2000
+# Kept by the database for the analyses, not data anyone entered.
+INTERNAL = {"last_recorded_day"}
+
+
+class _Sink(io.RawIOBase):
+    """Collects what zipfile writes, for the stream to take away."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks.clear()
+        return out
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return msgspec.to_builtins(value)
+
+
+def _columns(model: Any) -> list[str]:
+    return [c.name for c in model.__table__.columns if c.name not in INTERNAL]
+
+
+def _tables(study_id: UUID) -> list[tuple[str, Any, Any]]:
+    """(file, model, query) for each table, rows of this study only, in creation order."""
+    patients = select(models.Patient.id).where(models.Patient.study_id == study_id)
+    treatments = select(models.Treatment.id).where(col(models.Treatment.patient_id).in_(patients))
+    arms = select(models.Arm.id).where(models.Arm.study_id == study_id)
+    return [
+        ("study.csv", models.Study, select(models.Study).where(models.Study.id == study_id)),
+        ("arms.csv", models.Arm, select(models.Arm).where(models.Arm.study_id == study_id)),
+        (
+            "arm_agents.csv",
+            models.ArmAgent,
+            select(models.ArmAgent).where(col(models.ArmAgent.arm_id).in_(arms)),
+        ),
+        ("patients.csv", models.Patient, select(models.Patient).where(models.Patient.study_id == study_id)),
+        (
+            "treatments.csv",
+            models.Treatment,
+            select(models.Treatment).where(col(models.Treatment.patient_id).in_(patients)),
+        ),
+        (
+            "treatment_components.csv",
+            models.TreatmentComponent,
+            select(models.TreatmentComponent).where(
+                col(models.TreatmentComponent.treatment_id).in_(treatments)
+            ),
+        ),
+        (
+            "adverse_events.csv",
+            models.AdverseEvent,
+            select(models.AdverseEvent).where(col(models.AdverseEvent.patient_id).in_(patients)),
+        ),
+        (
+            "outcomes.csv",
+            models.Outcome,
+            select(models.Outcome).where(col(models.Outcome.patient_id).in_(patients)),
+        ),
+        (
+            "reported_results.csv",
+            models.ReportedResult,
+            select(models.ReportedResult).where(models.ReportedResult.study_id == study_id),
+        ),
+    ]
+
+
+def _ordered(model: Any, query: Any) -> Any:
+    keys = [col(c) for c in model.__table__.primary_key.columns]
+    return query.order_by(*keys)
+
+
+async def stream_zip(open_session: Callable[[], Any], study_id: UUID) -> AsyncIterator[bytes]:
+    sink = _Sink()
+    async with open_session() as session, session.begin():
+        await consistent_snapshot(session)
+        with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, model, query in _tables(study_id):
+                columns = _columns(model)
+                with archive.open(name, mode="w", force_zip64=True) as member:
+                    text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+                    writer = csv.writer(text)
+                    writer.writerow(columns)
+                    result = await session.stream_scalars(
+                        _ordered(model, query).execution_options(yield_per=BATCH)
+                    )
+                    async for rows in result.partitions(BATCH):
+                        writer.writerows([_cell(getattr(row, c)) for c in columns] for row in rows)
+                        text.flush()
+                        yield sink.take()
+                    text.flush()
+                    text.detach()
+                yield sink.take()
+            for endpoint in ("OS", "RFS"):
+                analysis = await time_to_event(
+                    session, study_id, endpoint=endpoint, time_unit="days", group_by="arm"
+                )
+                _write(archive, f"time_to_event_{endpoint.lower()}.csv", TimeToEventRow, analysis.rows)
+                _write(archive, f"excluded_{endpoint.lower()}.csv", Exclusion, analysis.excluded)
+                yield sink.take()
+    yield sink.take()
+
+
+def _write(archive: zipfile.ZipFile, name: str, struct: Any, records: Iterable[Any]) -> None:
+    fields = [f.name for f in msgspec.structs.fields(struct)]
+    with archive.open(name, mode="w", force_zip64=True) as member:
+        text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(fields)
+        writer.writerows([_cell(v) for v in msgspec.to_builtins(record).values()] for record in records)
+        text.flush()
+        text.detach()

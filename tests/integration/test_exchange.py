@@ -1,0 +1,278 @@
+"""Whole studies in and out: the JSON document round-trips through import on both databases,
+an import is all or nothing with every problem pointed at, the FHIR export validates with
+fhir.resources (R4B models) and its references resolve, NDJSON and CSV carry the same data."""
+
+import copy
+import csv
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+from litestar.testing import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import RegistryTestClient
+from tests.databases import fresh_database, issue_token
+from tests.integration.test_seed import get_all, load
+
+API = "/api/v1"
+
+
+def _client(url: str, role: str = "curator") -> RegistryTestClient:
+    client = RegistryTestClient(create_app(Settings(database_url=url, rate_limit_per_minute=0)))
+    client.headers["Authorization"] = (
+        f"Bearer {issue_token(url, f'exchange-{uuid.uuid4().hex[:6]}', role)}"
+    )
+    return client
+
+
+@pytest.fixture(scope="module")
+def seeded_source(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[TestClient[Any]]:
+    """A database holding the seed dataset, per backend."""
+    backend = "postgres" if database_url.startswith("postgresql") else "sqlite"
+    with fresh_database(backend, tmp_path_factory.mktemp("source")) as url:
+        load(url)
+        with _client(url) as client:
+            yield client
+
+
+@pytest.fixture
+def empty_target(backend: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
+    with fresh_database(backend, tmp_path) as url, _client(url, "admin") as client:
+        yield client
+
+
+def _export(client: TestClient[Any], study_id: str, format: str = "json") -> Any:
+    response = client.get(f"{API}/studies/{study_id}/export", params={"format": format})
+    assert response.status_code == 200, response.text
+    assert f'filename="study-{study_id}.' in response.headers["content-disposition"]
+    return response
+
+
+def _without_time(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != "exported_at"}
+
+
+def test_every_seed_study_round_trips_through_import(
+    seeded_source: TestClient[Any], empty_target: TestClient[Any]
+) -> None:
+    studies = get_all(seeded_source, "studies")
+    assert len(studies) == 5
+    for study in studies:
+        document = _export(seeded_source, study["id"]).json()
+        imported = empty_target.post(f"{API}/studies/import", json=document)
+        assert imported.status_code == 201, imported.text
+        new_id = imported.json()["study_id"]
+        assert imported.headers["location"] == f"{API}/studies/{new_id}" and new_id != study["id"]
+        assert imported.json()["counts"]["patients"] == len(document["patients"])
+        again = _export(empty_target, new_id).json()
+        assert _without_time(again) == _without_time(document), study["source_document"]
+    # The same statistics come out of the copy.
+    for study in studies:
+        [copy_] = [
+            s for s in get_all(empty_target, "studies") if s["source_document"] == study["source_document"]
+        ]
+        for path in ("response-rates", "adverse-event-incidence", "survival?group_by=arm"):
+            original = seeded_source.get(f"{API}/studies/{study['id']}/{path}")
+            copied = empty_target.get(f"{API}/studies/{copy_['id']}/{path}")
+            assert original.status_code == copied.status_code == 200, (path, original.text)
+            assert _without_ids(copied.json()) == _without_ids(original.json()), path
+
+
+def _without_ids(value: Any) -> Any:
+    """Statistics with every id left out (groups keyed by arm ids, patients by theirs)."""
+    if isinstance(value, dict):
+        return {
+            k: _without_ids(v)
+            for k, v in value.items()
+            if not k.endswith("id") and k not in ("key", "group_key")
+        }
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+def _seed_document(client: TestClient[Any], source_document: str) -> dict[str, Any]:
+    [study] = [s for s in get_all(client, "studies") if s["source_document"] == source_document]
+    document: dict[str, Any] = _export(client, study["id"]).json()
+    return document
+
+
+def test_an_import_is_all_or_nothing_and_points_at_every_problem(
+    seeded_source: TestClient[Any], empty_target: TestClient[Any]
+) -> None:
+    document = copy.deepcopy(_seed_document(seeded_source, "004_99c9fed070f33cc4.txt"))
+    document["patients"][1]["age_years"] = -3  # a type/range error
+    document["patients"][4]["outcomes"][0]["study_day"] = 0  # a data rule (no day 0)
+    document["patients"][6]["arm"] = "arm-9"  # an unknown key
+    document["patients"][2]["treatments"][0]["components"][0]["agent"] = "no-such-agent"
+    response = empty_target.post(f"{API}/studies/import", json=document)
+    assert response.status_code == 422 and response.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+    problem = response.json()
+    assert problem["type"] == "/problems/import-rejected" and "nothing was stored" in problem["detail"]
+    pointers = [e["pointer"] for e in problem["errors"]]
+    assert "/patients/1/age_years" in pointers
+    assert any(p.startswith("/patients/4/outcomes/0") for p in pointers)
+    assert "/patients/6/arm" in pointers
+    assert "/patients/2/treatments/0/components/0/agent" in pointers
+    # Records that refer to a refused one are not reported again (the treatment's events).
+    assert not any(p.startswith("/patients/2/adverse_events") for p in pointers)
+    # Nothing was stored, not even the records before the first problem, nor the agents.
+    for collection in ("studies", "patients", "agents", "arms"):
+        assert get_all(empty_target, collection) == [], collection
+
+
+def test_a_malformed_envelope_is_a_400_naming_the_field(empty_target: TestClient[Any]) -> None:
+    response = empty_target.post(f"{API}/studies/import", json={"format": "something-else", "study": {}})
+    assert response.status_code == 400
+    assert any(e.get("field") == "format" for e in response.json()["errors"])
+
+
+def test_an_import_honours_idempotency_and_refuses_a_document_already_stored(
+    seeded_source: TestClient[Any], empty_target: TestClient[Any]
+) -> None:
+    document = _seed_document(seeded_source, "003_5211f19740d87809.txt")
+    key = {"Idempotency-Key": f"import-{uuid.uuid4()}"}
+    first = empty_target.post(f"{API}/studies/import", json=document, headers=key)
+    replay = empty_target.post(f"{API}/studies/import", json=document, headers=key)
+    assert first.status_code == replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.json()
+    again = empty_target.post(f"{API}/studies/import", json=document)
+    assert again.status_code == 409 and again.json()["type"] == "/problems/already-imported"
+    assert len(get_all(empty_target, "studies")) == 1
+
+
+def test_an_import_is_audited_record_by_record(
+    seeded_source: TestClient[Any], empty_target: TestClient[Any]
+) -> None:
+    document = _seed_document(seeded_source, "000_e26ba34dc317a2d3.txt")
+    imported = empty_target.post(f"{API}/studies/import", json=document).json()
+    counts = imported["counts"]
+    created = sum(counts.values()) + 1 + imported["agents_added"]  # + the study
+    trail = empty_target.get(f"{API}/audit", params={"limit": 500}).json()
+    assert trail["total"] == created and {r["action"] for r in trail["items"]} == {"create"}
+    assert {r["resource_type"] for r in trail["items"]} >= {"study", "patient", "treatment", "adverse_event"}
+
+
+def _resolves(reference: str, ids: set[str]) -> bool:
+    return reference.removeprefix("urn:uuid:") in ids
+
+
+def test_the_fhir_bundle_validates_and_its_references_resolve(seeded_source: TestClient[Any]) -> None:
+    for study in get_all(seeded_source, "studies"):
+        bundle = _export(seeded_source, study["id"], "fhir")
+        assert bundle.headers["content-type"].startswith("application/fhir+json")
+        data = bundle.json()
+        Bundle.model_validate(data)
+        assert data["type"] == "collection"
+        ids = {entry["fullUrl"].removeprefix("urn:uuid:") for entry in data["entry"]}
+        assert len(ids) == len(data["entry"])  # every fullUrl unique
+        kinds = [entry["resource"]["resourceType"] for entry in data["entry"]]
+        for entry in data["entry"]:
+            resource = entry["resource"]
+            get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+            for reference in _references(resource):
+                assert _resolves(reference, ids), (resource["resourceType"], reference)
+            if resource["resourceType"] == "Patient":
+                assert set(resource) <= {"resourceType", "id", "gender"}  # de-identified
+        patients = get_all(seeded_source, "patients", study_id=study["id"])
+        assert kinds.count("Patient") == kinds.count("ResearchSubject") == len(patients)
+        assert kinds.count("ResearchStudy") == kinds.count("Group") == 1
+        assert "Provenance" in kinds
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference":
+                yield item
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def test_adverse_event_grades_follow_the_research_ig(seeded_source: TestClient[Any]) -> None:
+    [study] = [
+        s for s in get_all(seeded_source, "studies") if s["source_document"] == "004_99c9fed070f33cc4.txt"
+    ]
+    events = get_all(seeded_source, "adverse-events", study_id=study["id"])
+    graded = {e["id"]: e["grade"] for e in events if e.get("grade") is not None}
+    data = _export(seeded_source, study["id"], "fhir").json()
+    fhir_events = {
+        e["resource"]["id"]: e["resource"]
+        for e in data["entry"]
+        if e["resource"]["resourceType"] == "AdverseEvent"
+    }
+    assert set(fhir_events) == {e["id"] for e in events}
+    for id, grade in graded.items():
+        [extension] = fhir_events[id]["extension"]
+        assert (
+            extension["url"] == "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/ae-grade"
+        )
+        assert extension["valueCodeableConcept"]["coding"][0]["code"] == str(grade)
+
+
+def test_ndjson_holds_the_bundles_resources_one_per_line(seeded_source: TestClient[Any]) -> None:
+    [study] = [
+        s for s in get_all(seeded_source, "studies") if s["source_document"] == "001_eee766f12762b4c9.txt"
+    ]
+    lines = _export(seeded_source, study["id"], "ndjson")
+    assert lines.headers["content-type"].startswith("application/fhir+ndjson")
+    resources = [json.loads(line) for line in lines.text.splitlines()]
+    bundle = _export(seeded_source, study["id"], "fhir").json()
+    assert [r["id"] for r in resources] == [e["resource"]["id"] for e in bundle["entry"]]
+    ids = {(r["resourceType"], r["id"]) for r in resources}
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        for reference in _references(resource):
+            kind, _, id = reference.partition("/")
+            assert (kind, id) in ids, reference  # relative references, resolved within the export
+
+
+def test_the_csv_zip_holds_every_table_and_the_time_to_event_rows(seeded_source: TestClient[Any]) -> None:
+    [study] = [
+        s for s in get_all(seeded_source, "studies") if s["source_document"] == "004_99c9fed070f33cc4.txt"
+    ]
+    response = _export(seeded_source, study["id"], "csv")
+    assert response.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+
+    def table(name: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+
+    patients = table("patients.csv")
+    assert {p["id"] for p in patients} == {
+        p["id"] for p in get_all(seeded_source, "patients", study_id=study["id"])
+    }
+    events = table("adverse_events.csv")
+    assert len(events) == len(get_all(seeded_source, "adverse-events", study_id=study["id"]))
+    assert {e["patient_id"] for e in events} <= {p["id"] for p in patients}
+    assert json.loads(patients[0]["provenance"])[0]["source_document"] == "004_99c9fed070f33cc4.txt"
+    tte = seeded_source.get(
+        f"{API}/studies/{study['id']}/time-to-event", params={"endpoint": "OS", "group_by": "arm"}
+    ).json()
+    rows = table("time_to_event_os.csv")
+    assert [(r["patient_id"], float(r["time"]), r["cnsr"]) for r in rows] == [
+        (r["patient_id"], r["time"], str(r["cnsr"])) for r in tte["rows"]
+    ]
+    assert "last_recorded_day" not in patients[0]
+
+
+def test_exporting_an_unknown_study_or_format_is_refused(seeded_source: TestClient[Any]) -> None:
+    assert seeded_source.get(f"{API}/studies/{uuid.uuid4()}/export").status_code == 404
+    [study] = get_all(seeded_source, "studies")[:1]
+    assert (
+        seeded_source.get(f"{API}/studies/{study['id']}/export", params={"format": "xml"}).status_code == 400
+    )
