@@ -28,9 +28,7 @@ API = "/api/v1"
 
 def _client(url: str, role: str = "curator") -> RegistryTestClient:
     client = RegistryTestClient(create_app(Settings(database_url=url, rate_limit_per_minute=0)))
-    client.headers["Authorization"] = (
-        f"Bearer {issue_token(url, f'exchange-{uuid.uuid4().hex[:6]}', role)}"
-    )
+    client.headers["Authorization"] = f"Bearer {issue_token(url, f'exchange-{uuid.uuid4().hex[:6]}', role)}"
     return client
 
 
