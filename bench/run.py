@@ -20,7 +20,9 @@ Scenarios (the issue's targets in brackets):
   swimmer plot [<= 2x the p99 without]
 - plots: memory growth of the service while drawing the KM plot of the large study and a
   200-lane swimmer plot [< 200 MB]; /health answered meanwhile
-- growth: p50 of get and page at the smallest and the largest scale [< 2x]"""
+- growth: p50 of get and page at the smallest and the largest scale [< 2x]
+- exports: the large study exported as json, csv and ndjson, streamed; the server's peak memory
+  growth [< 200 MB: memory bounded by a batch, not by the study]"""
 
 import argparse
 import asyncio
@@ -405,6 +407,42 @@ def heavy(
     return out
 
 
+def exports(
+    report: Report, backend: str, data: Dataset, token: str, args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    """Each export format of the large study, streamed to /dev/null: time, size, and the growth
+    of the server's peak memory (VmHWM) over what it held before the first export."""
+    out: dict[str, Any] = {}
+    formats = ("json", "csv", "ndjson") if not args.quick else ("json", "csv", "ndjson", "fhir")
+    with running("service", data.url, log) as (port, pid):
+        httpx.get(
+            f"http://127.0.0.1:{port}{API}/studies/{data.study_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        before = rss_kib(pid, "VmRSS")
+        for name in formats:
+            started, size = time.perf_counter(), 0
+            with httpx.stream(
+                "GET",
+                f"http://127.0.0.1:{port}{API}/studies/{data.study_id}/export?format={name}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=1800,
+            ) as response:
+                response.raise_for_status()
+                for chunk in response.iter_raw():
+                    size += len(chunk)
+            seconds = time.perf_counter() - started
+            growth_mb = (rss_kib(pid, "VmHWM") - before) / 1024
+            report.say(
+                f"  export {name}: {size / 1e6:.1f} MB in {seconds:.1f} s; server peak memory growth so far {growth_mb:.0f} MB"
+            )
+            out[name] = {"bytes": size, "seconds": seconds, "peak_growth_mb": growth_mb}
+        if not args.quick:
+            worst = max(v["peak_growth_mb"] for v in out.values())
+            check(report, f"{backend} export memory", worst < 200, f"{worst:.0f} MB (target < 200 MB)")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -418,7 +456,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--only", default="throughput,analytics,heavy", help="sections to run")
+    parser.add_argument("--only", default="throughput,analytics,heavy,exports", help="sections to run")
     args = parser.parse_args()
     if args.quick:
         args.scales, args.duration, args.warmup, args.runs = "1000", 1.0, 1.0, 1
@@ -459,6 +497,8 @@ def main() -> int:
                     entry["analytics"] = analytics(report, backend, data, token, args, log)
                 if "heavy" in sections:
                     entry["heavy"] = heavy(report, backend, data, token, args, log)
+                if "exports" in sections:
+                    entry["exports"] = exports(report, backend, data, token, args, log)
             report.data[backend][scale] = entry
         if len(scales) > 1 and not args.quick and "throughput" in args.only:
             small, large = report.data[backend][min(scales)], report.data[backend][max(scales)]
