@@ -178,11 +178,18 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                     "headers": {
                         "Content-Disposition": {
                             "schema": {"type": "string"},
-                            "description": 'attachment; filename="study-{id}.{json|fhir.json|ndjson|csv.zip}"',
+                            "description": 'attachment; filename="study-{id}.{json|fhir.json|ndjson|csv.zip|ctgov.json}"',
                         }
                     },
                     "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/StudyDocument"}},
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/StudyDocument"},
+                                    {"$ref": "#/components/schemas/StudyRecord"},
+                                ]
+                            }
+                        },
                         "application/fhir+json": {"schema": {"type": "object"}},
                         "application/fhir+ndjson": {"schema": {"type": "string"}},
                         "application/zip": BINARY,

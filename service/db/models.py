@@ -94,6 +94,7 @@ class Study(Record, table=True):
     )
 
     title: str = Field(max_length=500)
+    official_title: str | None = Field(default=None, max_length=1000)
     design: str = Field(max_length=40)
     phases: list[str] = json_column()
     overall_status: str | None = Field(default=None, max_length=40)
@@ -108,6 +109,7 @@ class Study(Record, table=True):
     end_date: str | None = Field(default=None, max_length=10)
     publication: dict[str, Any] | None = json_column(nullable=True)
     summary: str | None = None
+    eligibility: dict[str, Any] | None = json_column(nullable=True)
     source_document: str | None = Field(default=None, max_length=200)
 
 

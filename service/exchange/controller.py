@@ -1,5 +1,6 @@
 """Whole studies in and out: `GET /studies/{id}/export?format=…` and `POST /studies/import`."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -8,6 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.auth.middleware import requires
@@ -15,7 +17,8 @@ from service.common.idempotency import IdempotencyKeyHeader, claim, remember, re
 from service.db import models
 from service.db.session import DbSession
 from service.errors import Conflict, DomainError, FieldError, NotFound
-from service.exchange import export_csv, export_fhir, export_json
+from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json
+from service.exchange.clinicaltrials_gov import StudyRecord
 from service.exchange.schemas import ImportResult, StudyDocument
 from service.exchange.study_document import StudyDocumentLoader
 
@@ -24,13 +27,21 @@ READ, WRITE = requires("reader"), requires("curator")
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_LISTED_PROBLEMS = 1000
 
-ExportFormat = Literal["json", "fhir", "ndjson", "csv"]
+ExportFormat = Literal["json", "fhir", "ndjson", "csv", "ctgov"]
 MEDIA_TYPES: dict[str, tuple[str, str]] = {
+    "ctgov": ("application/json", "ctgov.json"),
     "json": ("application/json", "json"),
     "fhir": ("application/fhir+json", "fhir.json"),
     "ndjson": ("application/fhir+ndjson", "ndjson"),
     "csv": ("application/zip", "csv.zip"),
 }
+
+
+async def _one_chunk(open_session: Any, study_id: UUID) -> AsyncIterator[bytes]:
+    async with open_session() as session:
+        tree = await export_json.read_tree(session, study_id)
+        if tree is not None:
+            yield msgspec.json.encode(clinicaltrials_gov.from_tree(tree))
 
 
 class ImportRejected(DomainError):
@@ -54,7 +65,9 @@ class ExchangeController(Controller):
         "`fhir`: a FHIR R4 Bundle of type collection (ResearchStudy, Group, ResearchSubject, de-identified "
         "Patient, AdverseEvent, Observation, MedicationAdministration/Procedure, Provenance). `ndjson`: the "
         "same resources one per line, as FHIR bulk data. `csv`: a zip with one CSV per table and the "
-        "time-to-event rows. Streamed: memory stays bounded whatever the study's size.",
+        "time-to-event rows. `ctgov`: the study as a ClinicalTrials.gov API v2 record (`protocolSection`), "
+        "which `POST /studies/import/clinicaltrials-gov` takes back. Streamed: memory stays bounded whatever "
+        "the study's size.",
     )
     async def export_study(
         self,
@@ -62,7 +75,7 @@ class ExchangeController(Controller):
         db_session: DbSession,
         id: FromPath[UUID],
         format: Annotated[
-            ExportFormat, QueryParameter(description="json (default), fhir, ndjson or csv")
+            ExportFormat, QueryParameter(description="json (default), fhir, ndjson, csv or ctgov")
         ] = "json",
     ) -> Stream:
         if await db_session.get(models.Study, id) is None:
@@ -70,7 +83,9 @@ class ExchangeController(Controller):
         open_session = state.session_factory
         media_type, suffix = MEDIA_TYPES[format]
         content: Any
-        if format == "json":
+        if format == "ctgov":
+            content = _one_chunk(open_session, id)
+        elif format == "json":
             content = export_json.stream_json(open_session, id)
         elif format == "csv":
             content = export_csv.stream_zip(open_session, id)
@@ -101,35 +116,67 @@ class ExchangeController(Controller):
         data: JSONBody[StudyDocument],
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[ImportResult]:
-        actor = request.scope["user"].name
-        if idempotency_key:
-            fingerprint = request_hash(request.url.path, await request.body())
-            replay = await claim(db_session, actor, idempotency_key, fingerprint)
-            if replay is not None:
-                return replay
-        if data.document:
-            stored = await db_session.scalar(
-                select(models.Study.id).where(col(models.Study.source_document) == data.document)
+        return await _import(request, db_session, msgspec.to_builtins(data), idempotency_key)
+
+    @post(
+        "/studies/import/clinicaltrials-gov",
+        guards=[WRITE],
+        operation_id="importClinicalTrialsGovStudy",
+        summary="Create a study from a ClinicalTrials.gov API v2 study record",
+        description="Takes a record as the ClinicalTrials.gov API v2 returns one study (`/api/v2/studies/{nctId}`) "
+        "(only `protocolSection` is read; no network access is made). Registry id, titles, status, phases, "
+        "dates, sponsor, conditions, enrolment (actual or anticipated), eligibility, a single site's "
+        "institution and country, arms with the agents of their drug and biological interventions (agents "
+        "the catalog lacks are added). Every field carries provenance naming where it was read. Then as "
+        "`POST /studies/import`: all or nothing, 409 when the record's study is already stored, audited, "
+        "`Idempotency-Key`.",
+        request_max_body_size=MAX_IMPORT_BYTES,
+    )
+    async def import_clinicaltrials_gov(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        data: JSONBody[StudyRecord],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[ImportResult]:
+        return await _import(request, db_session, clinicaltrials_gov.to_document(data), idempotency_key)
+
+
+async def _import(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    document: dict[str, Any],
+    idempotency_key: str | None,
+) -> Response[ImportResult]:
+    actor = request.scope["user"].name
+    if idempotency_key:
+        fingerprint = request_hash(request.url.path, await request.body())
+        replay = await claim(db_session, actor, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+    source = document.get("document")
+    if source:
+        stored = await db_session.scalar(
+            select(models.Study.id).where(col(models.Study.source_document) == source)
+        )
+        if stored is not None:
+            raise AlreadyImported(
+                f"a study from source document {source!r} is already stored ({stored})", field="document"
             )
-            if stored is not None:
-                raise AlreadyImported(
-                    f"a study from source document {data.document!r} is already stored ({stored})",
-                    field="document",
-                )
-        loader = StudyDocumentLoader(db_session, source_document=data.document, require_provenance=False)
-        agents_added = await loader.load_agents(data.agents)
-        study = await loader.load(msgspec.to_builtins(data)) if not loader.problems else None
-        if loader.problems or study is None:
-            problems = loader.problems
-            shown = [FieldError(message=p.message, pointer=p.pointer, source="body") for p in problems]
-            more = len(shown) - MAX_LISTED_PROBLEMS
-            raise ImportRejected(
-                f"{len(problems)} record(s) refused; nothing was stored"
-                + (f" (the first {MAX_LISTED_PROBLEMS} are listed)" if more > 0 else ""),
-                errors=shown[:MAX_LISTED_PROBLEMS],
-            )
-        result = ImportResult(study_id=study.id, agents_added=agents_added, counts=loader.counts)
-        response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{study.id}"})
-        if idempotency_key:
-            await remember(db_session, actor, idempotency_key, response)
-        return response
+    loader = StudyDocumentLoader(db_session, source_document=source, require_provenance=False)
+    agents_added = await loader.load_agents(document.get("agents", []))
+    study = await loader.load(document) if not loader.problems else None
+    if loader.problems or study is None:
+        problems = loader.problems
+        shown = [FieldError(message=p.message, pointer=p.pointer, source="body") for p in problems]
+        more = len(shown) - MAX_LISTED_PROBLEMS
+        raise ImportRejected(
+            f"{len(problems)} record(s) refused; nothing was stored"
+            + (f" (the first {MAX_LISTED_PROBLEMS} are listed)" if more > 0 else ""),
+            errors=shown[:MAX_LISTED_PROBLEMS],
+        )
+    result = ImportResult(study_id=study.id, agents_added=agents_added, counts=loader.counts)
+    response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{study.id}"})
+    if idempotency_key:
+        await remember(db_session, actor, idempotency_key, response)
+    return response

@@ -29,7 +29,13 @@ from sqlmodel import col
 
 from service.db import models
 from service.db.models import as_utc
-from service.exchange.export_json import StudyTree, consistent_snapshot, patient_batches, read_tree
+from service.exchange.export_json import (
+    StudyTree,
+    consistent_snapshot,
+    patient_batches,
+    read_tree,
+    without_empty,
+)
 
 REGISTRY = "https://github.com/leukemia-outcomes-registry"
 AE_GRADE = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/ae-grade"
@@ -336,22 +342,12 @@ async def stream(open_session: Callable[[], Any], study_id: UUID, *, bundle: boo
     ref = _Refs(bundle)
     if not bundle:
         async for resource in resources(open_session, study_id, ref):
-            yield encode(_compact(resource)) + b"\n"
+            yield encode(without_empty(resource)) + b"\n"
         return
     yield b'{"resourceType":"Bundle","type":"collection","entry":['
     first = True
     async for resource in resources(open_session, study_id, ref):
-        entry = encode({"fullUrl": f"urn:uuid:{resource['id']}", "resource": _compact(resource)})
+        entry = encode({"fullUrl": f"urn:uuid:{resource['id']}", "resource": without_empty(resource)})
         yield entry if first else b"," + entry
         first = False
     yield b"]}"
-
-
-def _compact(value: Any) -> Any:
-    """FHIR allows no nulls and no empty arrays or objects."""
-    if isinstance(value, dict):
-        out = {k: _compact(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, [], {}, "")}
-    if isinstance(value, list):
-        return [v for v in (_compact(v) for v in value) if v not in (None, [], {}, "")]
-    return value

@@ -61,6 +61,17 @@ def row_values(row: Any, fields: Iterable[str]) -> dict[str, Any]:
     return builtins
 
 
+def without_empty(value: Any) -> Any:
+    """`value` without null, empty-string, empty-list or empty-object members, at any depth
+    (FHIR allows none of them; registry records leave them out)."""
+    if isinstance(value, dict):
+        out = {k: without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, [], {}, "")}
+    if isinstance(value, list):
+        return [v for v in (without_empty(v) for v in value) if v not in (None, [], {}, "")]
+    return value
+
+
 class StudyTree:
     """What a study's export needs besides its patients: the study, arms, agents, keys."""
 

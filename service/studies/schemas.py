@@ -1,10 +1,10 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
 from service.common.schemas import Input, ProvenanceList, ShortTextList
 from service.common.structs import read_struct, update_struct
-from service.common.types import Count, LongText, Name, PartialDate, RegistryId, ShortText
+from service.common.types import NO_NUL, Count, LongText, Name, PartialDate, RegistryId, ShortText
 from service.common.vocab import Design, OverallStatus, Phase
 
 
@@ -20,11 +20,28 @@ class Publication(Input):
     year: Annotated[int, Meta(ge=1900, le=2100)] | None = None
 
 
+# ClinicalTrials.gov ages are a number and a unit ("18 Years", "6 Months").
+RegistryAge = Annotated[
+    str, Meta(pattern=r"^[0-9]{1,3} (Years?|Months?|Weeks?|Days?|Hours?|Minutes?)$", examples=["18 Years"])
+]
+
+
+class Eligibility(Input):
+    """Who may enrol, as a trial registry states it (ClinicalTrials.gov eligibilityModule)."""
+
+    criteria: LongText | None = None
+    sex: Literal["ALL", "FEMALE", "MALE"] | None = None
+    minimum_age: RegistryAge | None = None
+    maximum_age: RegistryAge | None = None
+    healthy_volunteers: bool | None = None
+
+
 class StudyCreate(Input):
     """A study: a trial, a cohort, a case series or a single case report."""
 
     title: ShortText
     design: Design
+    official_title: Annotated[str, Meta(min_length=1, max_length=1000, pattern=NO_NUL)] | None = None
     phases: Annotated[
         list[Phase],
         Meta(max_length=3, description="ClinicalTrials.gov phases; PHASE1+PHASE2 for a phase 1/2 trial."),
@@ -41,6 +58,7 @@ class StudyCreate(Input):
     end_date: PartialDate | None = None
     publication: Publication | None = None
     summary: LongText | None = None
+    eligibility: Eligibility | None = None
     source_document: Name | None = None
     provenance: ProvenanceList = []
 

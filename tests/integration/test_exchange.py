@@ -274,3 +274,93 @@ def test_exporting_an_unknown_study_or_format_is_refused(seeded_source: TestClie
     assert (
         seeded_source.get(f"{API}/studies/{study['id']}/export", params={"format": "xml"}).status_code == 400
     )
+
+
+CTGOV_RECORD = Path(__file__).resolve().parents[1] / "fixtures" / "ctgov" / "NCT09990001.json"
+
+
+def test_a_clinicaltrials_gov_record_imports_field_by_field(empty_target: TestClient[Any]) -> None:
+    record = json.loads(CTGOV_RECORD.read_text())
+    response = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert response.status_code == 201, response.text
+    assert response.json()["agents_added"] == 2  # daratumumab and venetoclax (not the diagnostic test)
+    study = empty_target.get(f"{API}/studies/{response.json()['study_id']}").json()
+    assert study["registry_ids"] == ["NCT09990001"]
+    assert study["title"] == "Daratumumab Plus Venetoclax for MRD-positive T-ALL"
+    assert study["official_title"].startswith("A Phase 1/2, Randomized")
+    assert study["overall_status"] == "RECRUITING" and study["phases"] == ["PHASE1", "PHASE2"]
+    assert study["design"] == "randomized_trial"
+    assert (study["start_date"], study["end_date"]) == ("2025-03-15", "2028-06")
+    assert study["target_enrollment"] == 60 and study["actual_enrollment"] is None  # ESTIMATED
+    assert study["sponsor"] == "Institute of Hematology & Blood Diseases Hospital"
+    assert study["conditions"] == ["T-cell Acute Lymphoblastic Leukemia", "Measurable Residual Disease"]
+    assert (study["institution"], study["country"]) == (
+        "Institute of Hematology & Blood Diseases Hospital",
+        "China",
+    )
+    assert study["eligibility"] == {
+        "criteria": record["protocolSection"]["eligibilityModule"]["eligibilityCriteria"],
+        "sex": "ALL",
+        "minimum_age": "18 Years",
+        "maximum_age": "65 Years",
+        "healthy_volunteers": False,
+    }
+    assert study["source_document"] == "ClinicalTrials.gov NCT09990001"
+    located = {p["location"] for p in study["provenance"]}
+    assert "protocolSection.statusModule.overallStatus" in located
+    assert "protocolSection.eligibilityModule" in located
+    arms = {a["label"]: a for a in get_all(empty_target, "arms", study_id=study["id"])}
+    agents = {a["id"]: a["name"] for a in get_all(empty_target, "agents")}
+    assert {label: sorted(agents[i] for i in arm["agent_ids"]) for label, arm in arms.items()} == {
+        "Daratumumab": ["daratumumab"],
+        "Daratumumab + Venetoclax": ["daratumumab", "venetoclax"],
+    }
+    # The same record again is the same study: refused, nothing added.
+    again = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert again.status_code == 409
+
+
+def test_a_registry_record_with_bad_values_is_refused_with_pointers(empty_target: TestClient[Any]) -> None:
+    record = json.loads(CTGOV_RECORD.read_text())
+    record["protocolSection"]["statusModule"]["startDateStruct"]["date"] = "March 2025"
+    response = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert response.status_code == 422
+    assert {e["pointer"] for e in response.json()["errors"]} == {"/study/start_date"}
+    record["protocolSection"]["statusModule"]["startDateStruct"]["date"] = "2025-03"
+    record["protocolSection"]["eligibilityModule"]["minimumAge"] = "eighteen"
+    record["protocolSection"]["armsInterventionsModule"]["armGroups"][1]["label"] = ""
+    response = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert response.status_code == 422
+    pointers = {e["pointer"] for e in response.json()["errors"]}
+    assert pointers == {"/study/eligibility/minimum_age"}  # the study refused, its arms are not tried
+    assert get_all(empty_target, "studies") == [] and get_all(empty_target, "agents") == []
+
+
+def test_the_seed_registry_entry_round_trips_through_a_clinicaltrials_gov_record(
+    seeded_source: TestClient[Any], empty_target: TestClient[Any]
+) -> None:
+    [original] = [
+        s for s in get_all(seeded_source, "studies") if s["source_document"] == "003_5211f19740d87809.txt"
+    ]
+    record = _export(seeded_source, original["id"], "ctgov").json()
+    assert record["protocolSection"]["statusModule"]["overallStatus"] == "NOT_YET_RECRUITING"
+    imported = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert imported.status_code == 201, imported.text
+    copy_ = empty_target.get(f"{API}/studies/{imported.json()['study_id']}").json()
+    kept = (
+        "title", "design", "phases", "overall_status", "registry_ids", "conditions", "sponsor",
+        "institution", "country", "target_enrollment", "actual_enrollment", "start_date", "end_date",
+        "summary", "official_title", "eligibility",
+    )  # fmt: skip
+    assert {k: copy_[k] for k in kept} == {k: original[k] for k in kept}
+
+    def arms(client: TestClient[Any], study_id: str) -> list[tuple[str, str, list[str]]]:
+        names = {a["id"]: a["name"] for a in get_all(client, "agents")}
+        return [
+            (a["label"], a["description"], sorted(names[i] for i in a["agent_ids"]))
+            for a in get_all(client, "arms", study_id=study_id)
+        ]
+
+    assert arms(empty_target, copy_["id"]) == arms(seeded_source, original["id"])
+    # And back out again: the same record.
+    assert _export(empty_target, copy_["id"], "ctgov").json() == record

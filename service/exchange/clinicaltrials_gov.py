@@ -1,0 +1,352 @@
+"""ClinicalTrials.gov API v2 study records (`protocolSection`…) to and from studies.
+
+A record becomes a study document (service.exchange.study_document), so an imported registry
+entry obeys the same rules as any other import: study fields, arms from `armGroups` with the
+agents of their drug and biological interventions (`interventionNames` such as "Drug:
+Daratumumab", matched to the catalog by name; agents the catalog lacks are added), and one
+provenance entry per field naming where in the record it was read. The record's other
+sections (results, derived data, documents) are not read.
+
+Exporting writes the same modules back from a study, so a study imported from a record, or one
+curated from a registry entry such as the seed's 003, round-trips field by field."""
+
+from typing import Any
+
+import msgspec
+
+from service.exchange.export_json import StudyTree, without_empty
+
+SOURCE = "ClinicalTrials.gov"
+DRUG_TYPES = ("DRUG", "BIOLOGICAL", "GENETIC")
+OVERALL_STATUSES = {
+    "NOT_YET_RECRUITING",
+    "RECRUITING",
+    "ENROLLING_BY_INVITATION",
+    "ACTIVE_NOT_RECRUITING",
+    "SUSPENDED",
+    "TERMINATED",
+    "COMPLETED",
+    "WITHDRAWN",
+    "UNKNOWN",
+}
+
+
+class _Module(msgspec.Struct, kw_only=True):
+    """Registry modules carry many fields this service does not keep: unknown ones are ignored."""
+
+
+class DateStruct(_Module):
+    date: str | None = None
+    type: str | None = None
+
+
+class Identification(_Module):
+    nctId: str | None = None
+    briefTitle: str | None = None
+    officialTitle: str | None = None
+
+
+class Status(_Module):
+    overallStatus: str | None = None
+    startDateStruct: DateStruct | None = None
+    primaryCompletionDateStruct: DateStruct | None = None
+    completionDateStruct: DateStruct | None = None
+
+
+class Sponsor(_Module):
+    name: str | None = None
+
+
+class SponsorCollaborators(_Module):
+    leadSponsor: Sponsor | None = None
+
+
+class Description(_Module):
+    briefSummary: str | None = None
+
+
+class Conditions(_Module):
+    conditions: list[str] = []
+
+
+class EnrollmentInfo(_Module):
+    count: int | None = None
+    type: str | None = None
+
+
+class DesignInfo(_Module):
+    allocation: str | None = None
+    interventionModel: str | None = None
+
+
+class Design(_Module):
+    studyType: str | None = None
+    phases: list[str] = []
+    designInfo: DesignInfo | None = None
+    enrollmentInfo: EnrollmentInfo | None = None
+
+
+class ArmGroup(_Module):
+    label: str
+    type: str | None = None
+    description: str | None = None
+    interventionNames: list[str] = []
+
+
+class Intervention(_Module):
+    name: str
+    type: str | None = None
+    description: str | None = None
+    armGroupLabels: list[str] = []
+
+
+class ArmsInterventions(_Module):
+    armGroups: list[ArmGroup] = []
+    interventions: list[Intervention] = []
+
+
+class EligibilityModule(_Module):
+    eligibilityCriteria: str | None = None
+    healthyVolunteers: bool | None = None
+    sex: str | None = None
+    minimumAge: str | None = None
+    maximumAge: str | None = None
+
+
+class Location(_Module):
+    facility: str | None = None
+    country: str | None = None
+
+
+class ContactsLocations(_Module):
+    locations: list[Location] = []
+
+
+class ProtocolSection(_Module):
+    identificationModule: Identification
+    statusModule: Status | None = None
+    sponsorCollaboratorsModule: SponsorCollaborators | None = None
+    descriptionModule: Description | None = None
+    conditionsModule: Conditions | None = None
+    designModule: Design | None = None
+    armsInterventionsModule: ArmsInterventions | None = None
+    eligibilityModule: EligibilityModule | None = None
+    contactsLocationsModule: ContactsLocations | None = None
+
+
+class StudyRecord(_Module):
+    """A ClinicalTrials.gov API v2 study (`GET /api/v2/studies/{nctId}`)."""
+
+    protocolSection: ProtocolSection
+
+
+def _design(design: Design | None, arms: int) -> str:
+    if design is None or design.studyType != "INTERVENTIONAL":
+        return "other"
+    info = design.designInfo or DesignInfo()
+    if info.allocation == "RANDOMIZED":
+        return "randomized_trial"
+    if info.interventionModel == "SINGLE_GROUP" or arms == 1:
+        return "single_arm_trial"
+    return "non_randomized_trial"
+
+
+def _intervention_agent(name: str) -> str:
+    """ "Drug: Daratumumab" → "daratumumab" (the catalog's names are lower case)."""
+    return name.split(":", 1)[-1].strip().lower()
+
+
+def to_document(record: StudyRecord) -> dict[str, Any]:
+    """The study document of a registry record, every field with the provenance it came from."""
+    p = record.protocolSection
+    ident = p.identificationModule
+    source = f"{SOURCE} {ident.nctId}" if ident.nctId else SOURCE
+    provenance: list[dict[str, Any]] = []
+    study: dict[str, Any] = {}
+
+    def take(field: str, value: Any, location: str, quote: Any = None) -> None:
+        if value in (None, [], ""):
+            return
+        study[field] = value
+        text = quote if quote is not None else value
+        provenance.append(
+            {
+                "source_document": source,
+                "location": f"protocolSection.{location}",
+                "quote": str(", ".join(text) if isinstance(text, list) else text)[:20_000],
+            }
+        )
+
+    status = p.statusModule or Status()
+    design = p.designModule or Design()
+    groups = (p.armsInterventionsModule or ArmsInterventions()).armGroups
+    interventions = (p.armsInterventionsModule or ArmsInterventions()).interventions
+    take("title", ident.briefTitle or ident.officialTitle, "identificationModule.briefTitle")
+    take("official_title", ident.officialTitle, "identificationModule.officialTitle")
+    take("registry_ids", [ident.nctId] if ident.nctId else [], "identificationModule.nctId")
+    if status.overallStatus:
+        known = status.overallStatus if status.overallStatus in OVERALL_STATUSES else "UNKNOWN"
+        take("overall_status", known, "statusModule.overallStatus", status.overallStatus)
+    take(
+        "start_date",
+        status.startDateStruct and status.startDateStruct.date,
+        "statusModule.startDateStruct.date",
+    )
+    end = status.completionDateStruct or status.primaryCompletionDateStruct
+    end_field = "completionDateStruct" if status.completionDateStruct else "primaryCompletionDateStruct"
+    take("end_date", end and end.date, f"statusModule.{end_field}.date")
+    take("phases", design.phases, "designModule.phases")
+    study["design"] = _design(p.designModule, len(groups))
+    enrollment = design.enrollmentInfo
+    if enrollment and enrollment.count is not None:
+        field = "actual_enrollment" if enrollment.type == "ACTUAL" else "target_enrollment"
+        take(
+            field,
+            enrollment.count,
+            "designModule.enrollmentInfo",
+            f"{enrollment.count} ({enrollment.type or 'type not given'})",
+        )
+    sponsor = (p.sponsorCollaboratorsModule or SponsorCollaborators()).leadSponsor
+    take("sponsor", sponsor and sponsor.name, "sponsorCollaboratorsModule.leadSponsor.name")
+    take("conditions", (p.conditionsModule or Conditions()).conditions, "conditionsModule.conditions")
+    take("summary", (p.descriptionModule or Description()).briefSummary, "descriptionModule.briefSummary")
+    locations = (p.contactsLocationsModule or ContactsLocations()).locations
+    if len(locations) == 1:  # several sites: no one institution or country is the study's
+        take("institution", locations[0].facility, "contactsLocationsModule.locations[0].facility")
+        take("country", locations[0].country, "contactsLocationsModule.locations[0].country")
+    eligibility = p.eligibilityModule
+    if eligibility is not None:
+        kept = {
+            "criteria": eligibility.eligibilityCriteria,
+            "sex": eligibility.sex,
+            "minimum_age": eligibility.minimumAge,
+            "maximum_age": eligibility.maximumAge,
+            "healthy_volunteers": eligibility.healthyVolunteers,
+        }
+        kept = {k: v for k, v in kept.items() if v is not None}
+        take("eligibility", kept or None, "eligibilityModule", eligibility.eligibilityCriteria or str(kept))
+    study["provenance"] = provenance
+
+    drugs = {i.name: i for i in interventions if (i.type or "DRUG") in DRUG_TYPES}
+    agents = [
+        {
+            "name": _intervention_agent(i.name),
+            "description": i.description,
+            "provenance": [
+                {
+                    "source_document": source,
+                    "location": "protocolSection.armsInterventionsModule.interventions",
+                    "quote": f"{i.type}: {i.name}",
+                }
+            ],
+        }
+        for i in drugs.values()
+    ]
+    arms = []
+    for n, group in enumerate(groups):
+        names = [name.split(":", 1)[-1].strip() for name in group.interventionNames]
+        names += [i.name for i in drugs.values() if group.label in i.armGroupLabels and i.name not in names]
+        arms.append(
+            {
+                "key": f"arm-{n + 1}",
+                "label": group.label,
+                "description": group.description,
+                "agents": [_intervention_agent(name) for name in names if name in drugs],
+                "provenance": [
+                    {
+                        "source_document": source,
+                        "location": f"protocolSection.armsInterventionsModule.armGroups[{n}]",
+                        "quote": group.label,
+                    }
+                ],
+            }
+        )
+    return {
+        "format": "leukemia-registry/study",
+        "format_version": 1,
+        "document": source if ident.nctId else None,
+        "agents": [{k: v for k, v in a.items() if v is not None} for a in agents],
+        "study": study,
+        "arms": [{k: v for k, v in a.items() if v is not None} for a in arms],
+    }
+
+
+def from_tree(tree: StudyTree) -> dict[str, Any]:
+    """A registry record (API v2 shape) of a stored study: what the registry's modules can say."""
+    study = tree.study
+    nct = next((r for r in study.registry_ids if r.startswith("NCT")), None)
+    protocol: dict[str, Any] = {
+        "identificationModule": {
+            "nctId": nct,
+            "briefTitle": study.title,
+            "officialTitle": study.official_title,
+        },
+        "statusModule": {
+            "overallStatus": study.overall_status,
+            "startDateStruct": {"date": study.start_date} if study.start_date else None,
+            "completionDateStruct": {"date": study.end_date} if study.end_date else None,
+        },
+        "sponsorCollaboratorsModule": {"leadSponsor": {"name": study.sponsor}} if study.sponsor else None,
+        "descriptionModule": {"briefSummary": study.summary} if study.summary else None,
+        "conditionsModule": {"conditions": study.conditions},
+        "designModule": {
+            "studyType": "OBSERVATIONAL"
+            if study.design in ("case_report", "case_series", "retrospective_cohort", "other")
+            else "INTERVENTIONAL",
+            "phases": study.phases,
+            "designInfo": {
+                "allocation": {
+                    "randomized_trial": "RANDOMIZED",
+                    "non_randomized_trial": "NON_RANDOMIZED",
+                }.get(study.design, "NA"),
+                "interventionModel": "SINGLE_GROUP" if study.design == "single_arm_trial" else None,
+            },
+            "enrollmentInfo": (
+                {"count": study.actual_enrollment, "type": "ACTUAL"}
+                if study.actual_enrollment is not None
+                else {"count": study.target_enrollment, "type": "ESTIMATED"}
+                if study.target_enrollment is not None
+                else None
+            ),
+        },
+        "armsInterventionsModule": {
+            "armGroups": [
+                {
+                    "label": arm.label,
+                    "description": arm.description,
+                    "interventionNames": [f"Drug: {name}" for name in tree.arm_agents.get(arm.id, [])],
+                }
+                for arm in tree.arms
+            ],
+            "interventions": [
+                {
+                    "type": "DRUG",
+                    "name": agent.name,
+                    "description": agent.description,
+                    "armGroupLabels": [
+                        a.label for a in tree.arms if agent.name in tree.arm_agents.get(a.id, [])
+                    ],
+                }
+                for agent in tree.agents
+            ],
+        },
+        "eligibilityModule": _eligibility_module(study.eligibility),
+        "contactsLocationsModule": (
+            {"locations": [{"facility": study.institution, "country": study.country}]}
+            if study.institution or study.country
+            else None
+        ),
+    }
+    return {"protocolSection": without_empty(protocol)}
+
+
+def _eligibility_module(eligibility: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not eligibility:
+        return None
+    return {
+        "eligibilityCriteria": eligibility.get("criteria"),
+        "sex": eligibility.get("sex"),
+        "minimumAge": eligibility.get("minimum_age"),
+        "maximumAge": eligibility.get("maximum_age"),
+        "healthyVolunteers": eligibility.get("healthy_volunteers"),
+    }
