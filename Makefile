@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 SYNCED := $(VENV)/.synced
 RUNTIME := $(VENV)/.runtime
+# Redocly's linter for the contract test (npm; skipped with a message where npm is missing).
+LINT_TOOLS := openapi/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
@@ -31,7 +33,11 @@ install: $(SYNCED) ## Create .venv with the locked dependencies (runtime and dev
 run: $(RUNTIME) ## Migrate the database (SQLite ./var/registry.db by default), seed it if empty, serve on :8000
 	$(VENV)/bin/registry serve
 
-test: $(SYNCED) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set), on 2 workers
+$(LINT_TOOLS): openapi/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix openapi --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the Redocly lint test will be skipped"; fi
+
+test: $(SYNCED) $(LINT_TOOLS) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set), on 2 workers
 	$(PY) -m pytest -n 2 --dist worksteal
 
 bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md

@@ -130,7 +130,12 @@ def _validation_errors(extra: Any) -> list[FieldError]:
                     FieldError(
                         message=str(item.get("message", "invalid value")),
                         field=(str(item["key"]) if item.get("key") is not None else None),
-                        source=(str(item["source"]) if item.get("source") is not None else None),
+                        # Litestar gives its ParamType enum (str() would say "ParamType.QUERY").
+                        source=(
+                            str(getattr(item["source"], "value", item["source"]))
+                            if item.get("source") is not None
+                            else None
+                        ),
                     )
                 )
     return errors

@@ -9,7 +9,8 @@
 """
 
 import re
-from typing import Any
+import sys
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -186,7 +187,7 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                             "schema": {
                                 "oneOf": [
                                     {"$ref": "#/components/schemas/StudyDocument"},
-                                    {"$ref": "#/components/schemas/StudyRecord"},
+                                    {"$ref": "#/components/schemas/CtgovStudy"},
                                 ]
                             }
                         },
@@ -208,6 +209,11 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 ):
                     parameter["required"] = True
                     statuses.append("428")
+                if parameter["in"] == "header" and parameter["name"] == "If-None-Match":
+                    responses["304"] = {
+                        "description": "Not modified: If-None-Match holds the record's current ETag (no body).",
+                        "headers": {"ETag": {"description": "The current ETag", "schema": STRING}},
+                    }
                 if parameter["in"] == "header" and parameter["name"] == "If-Match":
                     # Declared optional to Litestar so that a missing header is our 428, not its 400.
                     parameter["required"] = True
@@ -218,6 +224,8 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])
 
     _add_child_links(schema)
+    _name_vocabularies(schema)
+    _document_headers(schema)
     for collection, (_, created) in create_ops.items():
         item_path = next(
             (p for p in schema["paths"] if re.fullmatch(re.escape(collection) + r"/\{id\}", p)), None
@@ -237,3 +245,135 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 }
         created.setdefault("links", {}).update(links)
     return schema
+
+
+def _literal_aliases() -> dict[frozenset[Any], str]:
+    """Every module-level `Name = Literal[...]` of the service, by its set of values."""
+    found: dict[frozenset[Any], str] = {}
+    for module_name in sorted(m for m in sys.modules if m == "service" or m.startswith("service.")):
+        for name, value in sorted(vars(sys.modules[module_name]).items()):
+            if get_origin(value) is Literal and name[:1].isupper():
+                found.setdefault(frozenset(get_args(value)), name)
+    return found
+
+
+def _camel(*words: str) -> str:
+    return "".join(
+        part[:1].upper() + part[1:] for word in words for part in re.split(r"[_\-. ]+", word) if part
+    )
+
+
+def _name_vocabularies(schema: dict[str, Any]) -> None:
+    """Each controlled vocabulary once, as a named component that every use refers to (a client
+    generator then makes one enum type per vocabulary, not one per field that uses it)."""
+    components = schema["components"]["schemas"]
+    named = _literal_aliases()
+    registered: dict[frozenset[Any], str] = {}
+
+    def name_for(values: list[Any], key: str, context: str) -> str:
+        frozen = frozenset(values)
+        if frozen in registered:
+            return registered[frozen]
+        name = named.get(frozen) or _camel(key)
+        if name in components and components[name].get("enum") != values:
+            name = _camel(context, key)
+        components[name] = {"type": "string", "enum": values, "title": name}
+        registered[frozen] = name
+        return name
+
+    def walk(node: Any, key: str, context: str) -> Any:
+        if isinstance(node, list):
+            return [walk(item, key, context) for item in node]
+        if not isinstance(node, dict):
+            return node
+        enum = node.get("enum")
+        # Litestar writes an optional enum parameter as {"enum": [..., null], "type": ["null", "string"]}.
+        nullable = isinstance(enum, list) and None in enum and node.get("type") == ["null", "string"]
+        values = [value for value in enum if value is not None] if isinstance(enum, list) else []
+        if (
+            (len(values) > 1 or frozenset(values) in named)
+            and all(isinstance(value, str) for value in values)
+            and (nullable or node.get("type", "string") == "string")
+            and "$ref" not in node
+        ):
+            reference: dict[str, Any] = {"$ref": f"#/components/schemas/{name_for(values, key, context)}"}
+            if nullable:
+                reference = {"oneOf": [reference, {"type": "null"}]}
+            for kept in ("description", "default", "examples"):
+                if kept in node:
+                    reference[kept] = node[kept]
+            return reference
+        out: dict[str, Any] = {}
+        for child_key, child in node.items():
+            if child_key == "properties" and isinstance(child, dict):
+                out[child_key] = {prop: walk(value, prop, context) for prop, value in child.items()}
+            elif child_key == "parameters" and isinstance(child, list):
+                out[child_key] = [
+                    {
+                        **parameter,
+                        "schema": walk(parameter.get("schema"), parameter.get("name", key), context),
+                    }
+                    if isinstance(parameter, dict) and "schema" in parameter
+                    else parameter
+                    for parameter in child
+                ]
+            else:
+                out[child_key] = walk(
+                    child, key if child_key in ("items", "oneOf", "anyOf", "schema") else child_key, context
+                )
+        return out
+
+    for name in list(components):
+        if components[name].get("enum") is None:
+            components[name] = walk(components[name], name, name)
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in METHODS:
+                item[method] = walk(operation, method, operation.get("operationId", path))
+
+
+STRING = {"type": "string"}
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed per minute with this token.",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": {"type": "integer"}},
+    "RateLimit-Policy": {"description": "The limit as `N;w=60`.", "schema": STRING},
+}
+REQUEST_ID_HEADER = {
+    "X-Request-ID": {
+        "description": "The request's id: the client's own when well formed, else a new one; every log line of the request carries it.",
+        "schema": STRING,
+    }
+}
+IDEMPOTENT_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _document_headers(schema: dict[str, Any]) -> None:
+    """Every header the service sends, each with a schema: the request id on every response,
+    the rate-limit headers on authenticated API answers (when the limit is on), and the replay
+    flag on operations that take an Idempotency-Key."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            idempotent = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+            for status, response in operation.get("responses", {}).items():
+                headers = response.setdefault("headers", {})
+                for header in headers.values():
+                    header.setdefault("schema", STRING)
+                headers.update(REQUEST_ID_HEADER)
+                if path.startswith("/api/") and status not in ("401",):
+                    headers.update(RATE_LIMIT_HEADERS)
+                if idempotent and status.startswith("2"):
+                    headers.update(IDEMPOTENT_REPLAYED)

@@ -8,11 +8,12 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from service.auth.middleware import requires
 from service.auth.tokens import Role, issue, revoke
-from service.common.schemas import Input, Output
+from service.common.controller import Limit, Offset, next_link
+from service.common.schemas import Input, Output, page_struct
 from service.db.models import ApiToken, as_utc
 from service.db.session import DbSession
 from service.errors import NotFound
@@ -37,6 +38,9 @@ class Token(Output):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+TokenPage = page_struct(Token, "TokenPage")
 
 
 class IssuedToken(Token):
@@ -83,11 +87,17 @@ class TokenController(Controller):
         )
 
     @get("/", operation_id="listTokens", summary="List tokens (never their secrets)")
-    async def list_tokens(self, db_session: DbSession) -> list[Token]:
-        return [
-            _view(row, Token)
-            for row in (await db_session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
-        ]
+    async def list_tokens(
+        self, request: Request[Any, Any, Any], db_session: DbSession, limit: Limit = 50, offset: Offset = 0
+    ) -> Response[TokenPage]:  # type: ignore[valid-type]
+        # A handful of tokens: a count and a page, two statements.
+        total = int(await db_session.scalar(select(func.count()).select_from(ApiToken)) or 0)
+        page = select(ApiToken).order_by(col(ApiToken.id)).limit(limit).offset(offset)
+        rows = (await db_session.scalars(page)).all()
+        return Response(
+            TokenPage(items=[_view(row, Token) for row in rows], total=total, limit=limit, offset=offset),
+            headers=next_link(request, limit, offset, total),
+        )
 
     @delete("/{id:uuid}", operation_id="revokeToken", summary="Revoke a token (kept, marked revoked)")
     async def revoke_token(

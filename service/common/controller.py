@@ -17,11 +17,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from service.audit.queries import audit_filters, list_entries
-from service.audit.schemas import AuditEntry
+from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
 from service.common.filters import Condition
 from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
-from service.common.preconditions import ChangeReason, IfMatch, etag_headers, require_reason
+from service.common.preconditions import (
+    ChangeReason,
+    IfMatch,
+    IfNoneMatch,
+    etag_headers,
+    not_modified,
+    require_reason,
+)
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.db.session import DbSession
@@ -69,6 +76,7 @@ def build_controller(res: Resource) -> type[Controller]:
     SortKey = Literal[tuple(sort_keys)]  # type: ignore[valid-type]
     Page = page_struct(res.read, f"{res.singular}Page")
     label = " ".join(res.repository.label.split("_"))
+    a = "an" if label[:1] in "aeiou" else "a"  # "an arm", "an adverse event"
 
     def order_by(sort: str) -> list[Any]:
         descending = sort.startswith("-")
@@ -118,7 +126,7 @@ def build_controller(res: Resource) -> type[Controller]:
             "/",
             guards=[WRITE],
             operation_id=f"create{res.singular}",
-            summary=f"Create a {label}",
+            summary=f"Create {a} {label}",
             response_headers=[
                 ResponseHeader(name="Location", description="URL of the new record", documentation_only=True),
                 ResponseHeader(
@@ -155,7 +163,7 @@ def build_controller(res: Resource) -> type[Controller]:
             "/{id:uuid}",
             guards=[READ],
             operation_id=f"get{res.singular}",
-            summary=f"Read a {label}",
+            summary=f"Read {a} {label}",
             response_headers=[
                 ResponseHeader(
                     name="ETag",
@@ -164,15 +172,19 @@ def build_controller(res: Resource) -> type[Controller]:
                 )
             ],
         )
-        async def get_item(self, db_session: DbSession, id: FromPath[UUID]) -> Response[res.read]:  # type: ignore[name-defined]
+        async def get_item(
+            self, db_session: DbSession, id: FromPath[UUID], if_none_match: IfNoneMatch = None
+        ) -> Response[res.read]:  # type: ignore[name-defined]
             record = await res.repository.read(db_session, id)
+            if not_modified(if_none_match, record.version):
+                return Response(b"", status_code=304, headers=etag_headers(record))
             return Response(record, headers=etag_headers(record))
 
         @patch(
             "/{id:uuid}",
             guards=[WRITE],
             operation_id=f"update{res.singular}",
-            summary=f"Change some fields of a {label}",
+            summary=f"Change some fields of {a} {label}",
             description="Fields left out are unchanged; `null` clears an optional field. If-Match must carry the current ETag (428 without it, 412 when stale).",
             response_headers=[
                 ResponseHeader(
@@ -200,7 +212,7 @@ def build_controller(res: Resource) -> type[Controller]:
                 "/{id:uuid}",
                 guards=[WRITE],
                 operation_id=f"delete{res.singular}",
-                summary=f"Delete a {label}",
+                summary=f"Delete {a} {label}",
                 description=f"Refused with 409 while other records depend on it, unless `cascade=true`. {res.delete_note}",
             )
             async def delete_item(
@@ -222,7 +234,7 @@ def build_controller(res: Resource) -> type[Controller]:
                 "/{id:uuid}",
                 guards=[WRITE],
                 operation_id=f"delete{res.singular}",
-                summary=f"Delete a {label}",
+                summary=f"Delete {a} {label}",
                 description=f"Refused with 409 while other records refer to it. {res.delete_note}",
             )
             async def delete_item(
@@ -239,15 +251,25 @@ def build_controller(res: Resource) -> type[Controller]:
             "/{id:uuid}/history",
             guards=[WRITE],
             operation_id=f"get{res.singular}History",
-            summary=f"Every recorded change of a {label}, oldest first (also after deletion)",
+            summary=f"Every recorded change of {a} {label}, oldest first (also after deletion)",
         )
-        async def get_history(self, db_session: DbSession, id: FromPath[UUID]) -> list[AuditEntry]:
-            items, _ = await list_entries(
-                db_session, audit_filters(res.repository.label, id, None, None, None), 10_000, 0
+        async def get_history(
+            self,
+            request: Request[Any, Any, Any],
+            db_session: DbSession,
+            id: FromPath[UUID],
+            limit: Limit = 50,
+            offset: Offset = 0,
+        ) -> Response[AuditPage]:  # type: ignore[valid-type]
+            items, total = await list_entries(
+                db_session, audit_filters(res.repository.label, id, None, None, None), limit, offset
             )
-            if not items:
+            if not total:
                 raise NotFound(f"no {label} {id} was ever recorded")
-            return items
+            return Response(
+                AuditPage(items=items, total=total, limit=limit, offset=offset),
+                headers=next_link(request, limit, offset, total),
+            )
 
     ResourceController.__name__ = f"{res.plural}Controller"
     ResourceController.__qualname__ = ResourceController.__name__

@@ -17,6 +17,16 @@ IfMatch = Annotated[
 ]
 
 
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-None-Match",
+        max_length=200,
+        description="ETags the client holds; 304 Not Modified, without a body, when the record's current ETag is one of them (or `*`).",
+    ),
+]
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
 
@@ -34,6 +44,14 @@ def check_if_match(if_match: str | None, current_version: int) -> None:
             detail=f"The record has changed: its ETag is now {etag(current_version)}. Read it again and retry.",
             headers={"ETag": etag(current_version)},
         )
+
+
+def not_modified(if_none_match: str | None, current_version: int) -> bool:
+    """RFC 9110 §13.1.2: weak comparison, so `W/"3"` matches `"3"`."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag(current_version) in tags
 
 
 def etag_headers(record: Any) -> dict[str, str]:

@@ -35,77 +35,77 @@ class _Module(msgspec.Struct, kw_only=True):
     """Registry modules carry many fields this service does not keep: unknown ones are ignored."""
 
 
-class DateStruct(_Module):
+class CtgovDateStruct(_Module):
     date: str | None = None
     type: str | None = None
 
 
-class Identification(_Module):
+class CtgovIdentification(_Module):
     nctId: str | None = None
     briefTitle: str | None = None
     officialTitle: str | None = None
 
 
-class Status(_Module):
+class CtgovStatus(_Module):
     overallStatus: str | None = None
-    startDateStruct: DateStruct | None = None
-    primaryCompletionDateStruct: DateStruct | None = None
-    completionDateStruct: DateStruct | None = None
+    startDateStruct: CtgovDateStruct | None = None
+    primaryCompletionDateStruct: CtgovDateStruct | None = None
+    completionDateStruct: CtgovDateStruct | None = None
 
 
-class Sponsor(_Module):
+class CtgovSponsor(_Module):
     name: str | None = None
 
 
-class SponsorCollaborators(_Module):
-    leadSponsor: Sponsor | None = None
+class CtgovSponsorCollaborators(_Module):
+    leadSponsor: CtgovSponsor | None = None
 
 
-class Description(_Module):
+class CtgovDescription(_Module):
     briefSummary: str | None = None
 
 
-class Conditions(_Module):
+class CtgovConditions(_Module):
     conditions: list[str] = []
 
 
-class EnrollmentInfo(_Module):
+class CtgovEnrollmentInfo(_Module):
     count: int | None = None
     type: str | None = None
 
 
-class DesignInfo(_Module):
+class CtgovDesignInfo(_Module):
     allocation: str | None = None
     interventionModel: str | None = None
 
 
-class Design(_Module):
+class CtgovDesign(_Module):
     studyType: str | None = None
     phases: list[str] = []
-    designInfo: DesignInfo | None = None
-    enrollmentInfo: EnrollmentInfo | None = None
+    designInfo: CtgovDesignInfo | None = None
+    enrollmentInfo: CtgovEnrollmentInfo | None = None
 
 
-class ArmGroup(_Module):
+class CtgovArmGroup(_Module):
     label: str
     type: str | None = None
     description: str | None = None
     interventionNames: list[str] = []
 
 
-class Intervention(_Module):
+class CtgovIntervention(_Module):
     name: str
     type: str | None = None
     description: str | None = None
     armGroupLabels: list[str] = []
 
 
-class ArmsInterventions(_Module):
-    armGroups: list[ArmGroup] = []
-    interventions: list[Intervention] = []
+class CtgovArmsInterventions(_Module):
+    armGroups: list[CtgovArmGroup] = []
+    interventions: list[CtgovIntervention] = []
 
 
-class EligibilityModule(_Module):
+class CtgovEligibilityModule(_Module):
     eligibilityCriteria: str | None = None
     healthyVolunteers: bool | None = None
     sex: str | None = None
@@ -113,37 +113,37 @@ class EligibilityModule(_Module):
     maximumAge: str | None = None
 
 
-class Location(_Module):
+class CtgovLocation(_Module):
     facility: str | None = None
     country: str | None = None
 
 
-class ContactsLocations(_Module):
-    locations: list[Location] = []
+class CtgovContactsLocations(_Module):
+    locations: list[CtgovLocation] = []
 
 
-class ProtocolSection(_Module):
-    identificationModule: Identification
-    statusModule: Status | None = None
-    sponsorCollaboratorsModule: SponsorCollaborators | None = None
-    descriptionModule: Description | None = None
-    conditionsModule: Conditions | None = None
-    designModule: Design | None = None
-    armsInterventionsModule: ArmsInterventions | None = None
-    eligibilityModule: EligibilityModule | None = None
-    contactsLocationsModule: ContactsLocations | None = None
+class CtgovProtocolSection(_Module):
+    identificationModule: CtgovIdentification
+    statusModule: CtgovStatus | None = None
+    sponsorCollaboratorsModule: CtgovSponsorCollaborators | None = None
+    descriptionModule: CtgovDescription | None = None
+    conditionsModule: CtgovConditions | None = None
+    designModule: CtgovDesign | None = None
+    armsInterventionsModule: CtgovArmsInterventions | None = None
+    eligibilityModule: CtgovEligibilityModule | None = None
+    contactsLocationsModule: CtgovContactsLocations | None = None
 
 
-class StudyRecord(_Module):
+class CtgovStudy(_Module):
     """A ClinicalTrials.gov API v2 study (`GET /api/v2/studies/{nctId}`)."""
 
-    protocolSection: ProtocolSection
+    protocolSection: CtgovProtocolSection
 
 
-def _design(design: Design | None, arms: int) -> str:
+def _design(design: CtgovDesign | None, arms: int) -> str:
     if design is None or design.studyType != "INTERVENTIONAL":
         return "other"
-    info = design.designInfo or DesignInfo()
+    info = design.designInfo or CtgovDesignInfo()
     if info.allocation == "RANDOMIZED":
         return "randomized_trial"
     if info.interventionModel == "SINGLE_GROUP" or arms == 1:
@@ -156,7 +156,7 @@ def _intervention_agent(name: str) -> str:
     return name.split(":", 1)[-1].strip().lower()
 
 
-def to_document(record: StudyRecord) -> dict[str, Any]:
+def to_document(record: CtgovStudy) -> dict[str, Any]:
     """The study document of a registry record, every field with the provenance it came from."""
     p = record.protocolSection
     ident = p.identificationModule
@@ -177,10 +177,10 @@ def to_document(record: StudyRecord) -> dict[str, Any]:
             }
         )
 
-    status = p.statusModule or Status()
-    design = p.designModule or Design()
-    groups = (p.armsInterventionsModule or ArmsInterventions()).armGroups
-    interventions = (p.armsInterventionsModule or ArmsInterventions()).interventions
+    status = p.statusModule or CtgovStatus()
+    design = p.designModule or CtgovDesign()
+    groups = (p.armsInterventionsModule or CtgovArmsInterventions()).armGroups
+    interventions = (p.armsInterventionsModule or CtgovArmsInterventions()).interventions
     take("title", ident.briefTitle or ident.officialTitle, "identificationModule.briefTitle")
     take("official_title", ident.officialTitle, "identificationModule.officialTitle")
     take("registry_ids", [ident.nctId] if ident.nctId else [], "identificationModule.nctId")
@@ -206,11 +206,13 @@ def to_document(record: StudyRecord) -> dict[str, Any]:
             "designModule.enrollmentInfo",
             f"{enrollment.count} ({enrollment.type or 'type not given'})",
         )
-    sponsor = (p.sponsorCollaboratorsModule or SponsorCollaborators()).leadSponsor
+    sponsor = (p.sponsorCollaboratorsModule or CtgovSponsorCollaborators()).leadSponsor
     take("sponsor", sponsor and sponsor.name, "sponsorCollaboratorsModule.leadSponsor.name")
-    take("conditions", (p.conditionsModule or Conditions()).conditions, "conditionsModule.conditions")
-    take("summary", (p.descriptionModule or Description()).briefSummary, "descriptionModule.briefSummary")
-    locations = (p.contactsLocationsModule or ContactsLocations()).locations
+    take("conditions", (p.conditionsModule or CtgovConditions()).conditions, "conditionsModule.conditions")
+    take(
+        "summary", (p.descriptionModule or CtgovDescription()).briefSummary, "descriptionModule.briefSummary"
+    )
+    locations = (p.contactsLocationsModule or CtgovContactsLocations()).locations
     if len(locations) == 1:  # several sites: no one institution or country is the study's
         take("institution", locations[0].facility, "contactsLocationsModule.locations[0].facility")
         take("country", locations[0].country, "contactsLocationsModule.locations[0].country")

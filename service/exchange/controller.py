@@ -18,7 +18,7 @@ from service.db import models
 from service.db.session import DbSession
 from service.errors import Conflict, DomainError, FieldError, NotFound
 from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json
-from service.exchange.clinicaltrials_gov import StudyRecord
+from service.exchange.clinicaltrials_gov import CtgovStudy
 from service.exchange.schemas import ImportResult, StudyDocument
 from service.exchange.study_document import StudyDocumentLoader
 
@@ -63,7 +63,7 @@ class ExchangeController(Controller):
         summary="Export a whole study (JSON document, FHIR R4 Bundle, FHIR NDJSON or a zip of CSV files)",
         description="`json`: the document `POST /studies/import` takes (ids become keys local to the document). "
         "`fhir`: a FHIR R4 Bundle of type collection (ResearchStudy, Group, ResearchSubject, de-identified "
-        "Patient, AdverseEvent, Observation, MedicationAdministration/Procedure, Provenance). `ndjson`: the "
+        "Patient, AdverseEvent, Observation, Procedure for treatments, Provenance). `ndjson`: the "
         "same resources one per line, as FHIR bulk data. `csv`: a zip with one CSV per table and the "
         "time-to-event rows. `ctgov`: the study as a ClinicalTrials.gov API v2 record (`protocolSection`), "
         "which `POST /studies/import/clinicaltrials-gov` takes back. Streamed: memory stays bounded whatever "
@@ -136,7 +136,7 @@ class ExchangeController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: DbSession,
-        data: JSONBody[StudyRecord],
+        data: JSONBody[CtgovStudy],
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[ImportResult]:
         return await _import(request, db_session, clinicaltrials_gov.to_document(data), idempotency_key)

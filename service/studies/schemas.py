@@ -26,11 +26,14 @@ RegistryAge = Annotated[
 ]
 
 
+RegistrySex = Literal["ALL", "FEMALE", "MALE"]
+
+
 class Eligibility(Input):
     """Who may enrol, as a trial registry states it (ClinicalTrials.gov eligibilityModule)."""
 
     criteria: LongText | None = None
-    sex: Literal["ALL", "FEMALE", "MALE"] | None = None
+    sex: RegistrySex | None = None
     minimum_age: RegistryAge | None = None
     maximum_age: RegistryAge | None = None
     healthy_volunteers: bool | None = None

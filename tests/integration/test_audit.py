@@ -20,9 +20,11 @@ API = "/api/v1"
 
 
 def _history(client: TestClient[Any], collection: str, id: str) -> list[dict[str, Any]]:
-    response = client.get(f"{API}/{collection}/{id}/history")
+    response = client.get(f"{API}/{collection}/{id}/history", params={"limit": 500})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    page = response.json()
+    assert page["total"] == len(page["items"])
+    return page["items"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(

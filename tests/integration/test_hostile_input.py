@@ -122,7 +122,7 @@ def test_change_reason_is_utf8_bounded_and_de_identified(client: TestClient[Any]
     reason = "Korrektur nach Rücksprache – Größe"
     ok = client.patch(url, json={"ecog": 1}, headers={"X-Change-Reason": reason.encode("utf-8")})
     assert ok.status_code == 200
-    [last] = client.get(f"{url}/history").json()[-1:]
+    [last] = client.get(f"{url}/history").json()["items"][-1:]
     assert last["reason"] == reason
     assert "UTF-8" in _problem(_raw_patch(client, url, {"ecog": 2}, b"\xe9t\xe9"), 400)["detail"]  # Latin-1
     long = client.patch(url, json={"ecog": 2}, headers={"X-Change-Reason": "x" * 501})
@@ -130,7 +130,7 @@ def test_change_reason_is_utf8_bounded_and_de_identified(client: TestClient[Any]
     leaky = client.patch(url, json={"ecog": 2}, headers={"X-Change-Reason": "asked by j.doe@example.org"})
     assert "X-Change-Reason" in _problem(leaky, 422)["detail"]
     assert client.get(url).json()["ecog"] == 1
-    assert all("example.org" not in (e["reason"] or "") for e in client.get(f"{url}/history").json())
+    assert all("example.org" not in (e["reason"] or "") for e in client.get(f"{url}/history").json()["items"])
 
 
 def _raw_patch(client: TestClient[Any], url: str, body: dict[str, Any], reason: bytes) -> Any:

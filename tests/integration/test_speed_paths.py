@@ -156,7 +156,9 @@ def test_revoking_through_the_api_applies_at_once_despite_the_cache(
     admin = issue_token(database_url, f"admin-{uuid.uuid4().hex[:8]}", "admin")
     headers = {"Authorization": f"Bearer {secret}"}
     assert own.get(f"{API}/studies", headers=headers).status_code == 200
-    tokens = own.get(f"{API}/tokens", headers={"Authorization": f"Bearer {admin}"}).json()
+    tokens = own.get(
+        f"{API}/tokens", params={"limit": 500}, headers={"Authorization": f"Bearer {admin}"}
+    ).json()["items"]
     reader = next(t for t in tokens if t["name"] == cached_app[2])
     assert (
         own.delete(f"{API}/tokens/{reader['id']}", headers={"Authorization": f"Bearer {admin}"}).status_code
