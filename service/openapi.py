@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 import msgspec
 
 from service.common.schemas import Input, Output
-from service.common.structs import RESPONSE_STRUCTS
+from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
 from service.errors import PROBLEM_JSON, ProblemDetails
 
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
@@ -104,7 +104,8 @@ def _struct_components(components: dict[str, Any]) -> dict[str, Any]:
             component["additionalProperties"] = False
             if struct is not None and (name in RESPONSE_STRUCTS or issubclass(struct, Output)):
                 # Responses carry every field, null where unknown.
-                component["required"] = sorted(component["properties"])
+                asked = ONLY_WHEN_ASKED.get(name, set())
+                component["required"] = sorted(set(component["properties"]) - asked)
     return generated
 
 

@@ -11,10 +11,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.audit.queries import audit_filters, list_entries
 from service.audit.schemas import AuditPage
@@ -31,6 +34,7 @@ from service.common.preconditions import (
 )
 from service.common.repository import Repository
 from service.common.schemas import page_struct
+from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
 from service.db.session import DbSession
 from service.errors import NotFound
 
@@ -39,6 +43,19 @@ READ, WRITE = requires("reader"), requires("curator")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500).")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+
+@dataclass(frozen=True)
+class Include:
+    """Records of another collection that a list can carry with each item (`include=`)."""
+
+    read: Any
+    repository: Repository[Any]
+    parent: Any  # the child's column holding the listed record's id
+
+
+# A page of 500 patients with all their records stays far below this; it bounds a pathological one.
+MAX_INCLUDED = 200_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class Resource:
     delete_note: str = ""
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    includes: dict[str, Include] = field(default_factory=dict)
 
 
 def next_link(request: Request[Any, Any, Any], limit: int, offset: int, total: int) -> dict[str, str]:
@@ -74,7 +92,62 @@ def build_controller(res: Resource) -> type[Controller]:
     for key in res.sort_columns:
         sort_keys += [key, f"-{key}"]
     SortKey = Literal[tuple(sort_keys)]  # type: ignore[valid-type]
-    Page = page_struct(res.read, f"{res.singular}Page")
+    item = res.read
+    if res.includes:
+        # The listed struct plus one list per include, present only when asked for.
+        item = msgspec.defstruct(
+            f"{res.singular}WithRecords",
+            [(name, list[spec.read] | None, None) for name, spec in res.includes.items()],  # type: ignore[name-defined]
+            bases=(res.read,),
+            kw_only=True,
+        )
+        RESPONSE_STRUCTS.add(item.__name__)
+        ONLY_WHEN_ASKED[item.__name__] = set(res.includes)
+    Page = page_struct(item, f"{res.singular}Page")
+    include_names = "|".join(res.includes)
+    IncludeParam = Annotated[
+        str | None,
+        QueryParameter(
+            pattern=rf"^({include_names})(,({include_names}))*$",
+            description=f"Comma-separated: each item then carries its {', '.join(res.includes)} "
+            "(in one statement per kind, whatever the page size).",
+        ),
+    ]
+
+    async def list_page(
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        filters: list[Condition],
+        limit: int,
+        offset: int,
+        sort: str,
+        include: str | None,
+    ) -> Response[Any]:
+        items, total = await res.repository.list(db_session, filters, order_by(sort), limit, offset)
+        if include and items:
+            items = await with_included(db_session, items, dict.fromkeys(include.split(",")))
+        return Response(
+            Page(items=items, total=total, limit=limit, offset=offset),
+            headers=next_link(request, limit, offset, total),
+        )
+
+    async def with_included(session: AsyncSession, items: list[Any], wanted: dict[str, None]) -> list[Any]:
+        ids = [i.id for i in items]
+        grouped: dict[str, dict[Any, list[Any]]] = {}
+        for name in wanted:
+            spec = res.includes[name]
+            children, _ = await spec.repository.list(
+                session, [col(spec.parent).in_(ids)], [col(spec.repository.model.id)], MAX_INCLUDED, 0
+            )
+            grouped[name] = {}
+            for child in children:
+                grouped[name].setdefault(getattr(child, spec.parent.key), []).append(child)
+        # Plain objects: an item carries only the lists it was asked for.
+        return [
+            {**msgspec.to_builtins(i), **{n: msgspec.to_builtins(grouped[n].get(i.id, [])) for n in wanted}}
+            for i in items
+        ]
+
     label = " ".join(res.repository.label.split("_"))
     a = "an" if label[:1] in "aeiou" else "a"  # "an arm", "an adverse event"
 
@@ -87,11 +160,36 @@ def build_controller(res: Resource) -> type[Controller]:
         column = res.sort_columns[key]
         return [column.desc() if descending else column.asc(), id_column.asc()]
 
+    SortParam = Annotated[SortKey, QueryParameter(description="Sort key; `-` for descending.")]  # type: ignore[valid-type]
+
+    async def list_with_includes(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        filters: NamedDependency[list[Condition]],
+        limit: Limit = 50,
+        offset: Offset = 0,
+        sort: SortParam = "created",
+        include: IncludeParam = None,
+    ) -> Response[Page]:  # type: ignore[valid-type]
+        return await list_page(request, db_session, filters, limit, offset, sort, include)
+
+    async def list_plain(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        filters: NamedDependency[list[Condition]],
+        limit: Limit = 50,
+        offset: Offset = 0,
+        sort: SortParam = "created",
+    ) -> Response[Page]:  # type: ignore[valid-type]
+        return await list_page(request, db_session, filters, limit, offset, sort, None)
+
     class ResourceController(Controller):
         path = res.path
         tags = [res.tag]
 
-        @get(
+        list_route = get(
             "/",
             guards=[READ],
             operation_id=f"list{res.plural}",
@@ -107,20 +205,8 @@ def build_controller(res: Resource) -> type[Controller]:
                 )
             ],
         )
-        async def list_items(
-            self,
-            request: Request[Any, Any, Any],
-            db_session: DbSession,
-            filters: NamedDependency[list[Condition]],
-            limit: Limit = 50,
-            offset: Offset = 0,
-            sort: Annotated[SortKey, QueryParameter(description="Sort key; `-` for descending.")] = "created",  # type: ignore[valid-type]
-        ) -> Response[Page]:  # type: ignore[valid-type]
-            items, total = await res.repository.list(db_session, filters, order_by(sort), limit, offset)
-            return Response(
-                Page(items=items, total=total, limit=limit, offset=offset),
-                headers=next_link(request, limit, offset, total),
-            )
+        list_items = list_route(list_with_includes if res.includes else list_plain)
+        del list_route
 
         @post(
             "/",

@@ -12,6 +12,8 @@ from service.common.schemas import Input
 # Names of response structs: the OpenAPI post-processing marks all their fields required,
 # since responses always carry every field (null where unknown).
 RESPONSE_STRUCTS: set[str] = set()
+# Response struct name -> fields present only when the request asked for them (`include=`).
+ONLY_WHEN_ASKED: dict[str, set[str]] = {}
 
 
 def update_struct(create: type[msgspec.Struct], name: str, exclude: tuple[str, ...] = ()) -> Any:

@@ -4,12 +4,18 @@ from uuid import UUID
 from litestar.params import FromQuery, QueryParameter
 from sqlmodel import col
 
-from service.common.controller import Resource, build_controller
+from service.adverse_events.schemas import AdverseEvent
+from service.adverse_events.service import AdverseEventRepository
+from service.common.controller import Include, Resource, build_controller
 from service.common.filters import Condition
 from service.common.vocab import Diagnosis, DiseaseStatus, Sex
 from service.db import models
+from service.outcomes.schemas import Outcome
+from service.outcomes.service import OutcomeRepository
 from service.patients.schemas import Patient, PatientCreate, PatientUpdate
 from service.patients.service import PatientRepository
+from service.treatments.schemas import Treatment
+from service.treatments.service import TreatmentRepository
 
 
 def patient_filters(
@@ -74,5 +80,10 @@ PatientController = build_controller(
         reason_required=True,
         default_id_column=models.Patient.id,
         delete_note="With `cascade=true`, the patient's treatments, adverse events and outcomes go too.",
+        includes={
+            "treatments": Include(Treatment, TreatmentRepository(), models.Treatment.patient_id),
+            "adverse_events": Include(AdverseEvent, AdverseEventRepository(), models.AdverseEvent.patient_id),
+            "outcomes": Include(Outcome, OutcomeRepository(), models.Outcome.patient_id),
+        },
     )
 )

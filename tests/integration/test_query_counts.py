@@ -57,3 +57,41 @@ def test_list_statement_count_does_not_grow_with_the_page(client: TestClient[Any
         add_one(i)
     large = _statements_for(client, f"{API}/{collection}")
     assert large == small, f"{collection}: {small} statements for one item, {large} for twelve"
+
+
+def test_a_patient_page_with_its_records_is_a_fixed_number_of_statements(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    agent = f.agent(client)
+    include = "treatments,adverse_events,outcomes"
+    path = f"{API}/patients?study_id={study['id']}&include={include}"
+
+    def add_one(i: int) -> None:
+        patient = f.patient(client, study["id"], subject_code=f"P{i}")
+        f.treatment(client, patient["id"], components=[{"agent_id": agent["id"]}])
+        for grade in (1, 3):
+            f.adverse_event(client, patient["id"], grade=grade)
+        f.response(client, patient["id"])
+
+    add_one(0)
+    small = _statements_for(client, path)
+    for i in range(1, 12):
+        add_one(i)
+    large = _statements_for(client, path)
+    assert large == small, f"{small} statements for one patient, {large} for twelve"
+    # And the records are each patient's own, the same as their own lists give.
+    page = client.get(path).json()
+    assert page["total"] == 12
+    for item in page["items"]:
+        for kind, collection in (
+            ("treatments", "treatments"),
+            ("adverse_events", "adverse-events"),
+            ("outcomes", "outcomes"),
+        ):
+            own = client.get(f"{API}/{collection}", params={"patient_id": item["id"]}).json()["items"]
+            assert item[kind] == own, kind
+    # Only what was asked for is carried; without include=, nothing is.
+    only = client.get(f"{API}/patients?study_id={study['id']}&include=outcomes").json()["items"][0]
+    assert "outcomes" in only and "treatments" not in only and "adverse_events" not in only
+    plain = client.get(f"{API}/patients?study_id={study['id']}").json()["items"][0]
+    assert not {"outcomes", "treatments", "adverse_events"} & set(plain)
+    assert client.get(f"{API}/patients?include=arms").status_code == 400
