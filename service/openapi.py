@@ -225,6 +225,7 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 create_ops[path.rstrip("/")] = (operation["operationId"], responses["201"])
 
     _add_child_links(schema)
+    _partial_pages(schema)
     _name_vocabularies(schema)
     _document_headers(schema)
     for collection, (_, created) in create_ops.items():
@@ -378,3 +379,40 @@ def _document_headers(schema: dict[str, Any]) -> None:
                     headers.update(RATE_LIMIT_HEADERS)
                 if idempotent and status.startswith("2"):
                     headers.update(IDEMPOTENT_REPLAYED)
+
+
+def _partial_pages(schema: dict[str, Any]) -> None:
+    """A list with `fields=` answers items holding only the chosen fields: its 200 is either the
+    full page or a `…FieldsPage` whose items require only `id`."""
+    components = schema["components"]["schemas"]
+    for item in schema.get("paths", {}).values():
+        operation = item.get("get")
+        if operation is None or not any(p.get("name") == "fields" for p in operation.get("parameters", [])):
+            continue
+        content = operation["responses"]["200"]["content"]["application/json"]
+        page_ref = content["schema"]["$ref"]
+        page_name = page_ref.rsplit("/", 1)[-1]
+        items = components[page_name]["properties"]["items"]["items"]
+        refs = [items] if "$ref" in items else items.get("anyOf") or items.get("oneOf") or []
+        properties: dict[str, Any] = {}
+        for ref in refs:  # a tagged union (outcomes): the fields of every kind
+            for name, value in components[ref["$ref"].rsplit("/", 1)[-1]]["properties"].items():
+                properties.setdefault(name, value)
+        base = page_name.removesuffix("Page")
+        partial_item, partial_page = f"{base}Fields", f"{base}FieldsPage"
+        components[partial_item] = {
+            "type": "object",
+            "title": partial_item,
+            "properties": properties,
+            "required": ["id"],
+            "additionalProperties": False,
+        }
+        components[partial_page] = {
+            **components[page_name],
+            "title": partial_page,
+            "properties": {
+                **components[page_name]["properties"],
+                "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{partial_item}"}},
+            },
+        }
+        content["schema"] = {"anyOf": [{"$ref": page_ref}, {"$ref": f"#/components/schemas/{partial_page}"}]}

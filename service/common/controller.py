@@ -7,7 +7,7 @@ fields it can be sorted by."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -114,6 +114,19 @@ def build_controller(res: Resource) -> type[Controller]:
         ),
     ]
 
+    variants = get_args(res.read) or (res.read,)  # a tagged union (outcomes) lists each kind's fields
+    tags = [v.__struct_config__.tag_field for v in variants if v.__struct_config__.tag_field]
+    fields_of = [f.name for v in variants for f in msgspec.structs.fields(v) if f.name != "id"]
+    field_names = list(dict.fromkeys([*tags, *fields_of]))
+    FieldsParam = Annotated[
+        str | None,
+        QueryParameter(
+            pattern=rf"^({'|'.join(field_names)})(,({'|'.join(field_names)}))*$",
+            description="Comma-separated fields each item carries (`id` always, and what `include` adds); "
+            "the others are left out.",
+        ),
+    ]
+
     async def list_page(
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
@@ -122,10 +135,17 @@ def build_controller(res: Resource) -> type[Controller]:
         offset: int,
         sort: str,
         include: str | None,
+        fields: str | None,
     ) -> Response[Any]:
         items, total = await res.repository.list(db_session, filters, order_by(sort), limit, offset)
         if include and items:
             items = await with_included(db_session, items, dict.fromkeys(include.split(",")))
+        if fields:
+            kept = {"id", *fields.split(","), *(include.split(",") if include else ())}
+            items = [
+                {k: v for k, v in (i if isinstance(i, dict) else msgspec.to_builtins(i)).items() if k in kept}
+                for i in items
+            ]
         return Response(
             Page(items=items, total=total, limit=limit, offset=offset),
             headers=next_link(request, limit, offset, total),
@@ -171,8 +191,9 @@ def build_controller(res: Resource) -> type[Controller]:
         offset: Offset = 0,
         sort: SortParam = "created",
         include: IncludeParam = None,
+        fields: FieldsParam = None,
     ) -> Response[Page]:  # type: ignore[valid-type]
-        return await list_page(request, db_session, filters, limit, offset, sort, include)
+        return await list_page(request, db_session, filters, limit, offset, sort, include, fields)
 
     async def list_plain(
         self: Controller,
@@ -182,8 +203,9 @@ def build_controller(res: Resource) -> type[Controller]:
         limit: Limit = 50,
         offset: Offset = 0,
         sort: SortParam = "created",
+        fields: FieldsParam = None,
     ) -> Response[Page]:  # type: ignore[valid-type]
-        return await list_page(request, db_session, filters, limit, offset, sort, None)
+        return await list_page(request, db_session, filters, limit, offset, sort, None, fields)
 
     class ResourceController(Controller):
         path = res.path

@@ -95,3 +95,25 @@ def test_a_patient_page_with_its_records_is_a_fixed_number_of_statements(client:
     plain = client.get(f"{API}/patients?study_id={study['id']}").json()["items"][0]
     assert not {"outcomes", "treatments", "adverse_events"} & set(plain)
     assert client.get(f"{API}/patients?include=arms").status_code == 400
+
+
+def test_fields_chooses_what_each_listed_item_carries(client: TestClient[Any]) -> None:
+    study = f.study(client)
+    patient = f.patient(client, study["id"], age_years=41)
+    f.response(client, patient["id"])
+    listed = client.get(
+        f"{API}/patients", params={"study_id": study["id"], "fields": "subject_code,age_years"}
+    )
+    assert listed.status_code == 200
+    assert listed.json()["items"] == [{"id": patient["id"], "subject_code": "P1", "age_years": 41}]
+    assert listed.json()["total"] == 1
+    with_records = client.get(
+        f"{API}/patients", params={"study_id": study["id"], "fields": "subject_code", "include": "outcomes"}
+    ).json()["items"][0]
+    assert set(with_records) == {"id", "subject_code", "outcomes"} and len(with_records["outcomes"]) == 1
+    # Fields of any outcome kind may be chosen on the outcome list; unknown names are refused.
+    outcomes = client.get(f"{API}/outcomes", params={"patient_id": patient["id"], "fields": "kind,category"})
+    assert outcomes.status_code == 200, outcomes.text
+    assert [set(o) for o in outcomes.json()["items"]] == [{"id", "kind", "category"}]
+    refused = client.get(f"{API}/patients", params={"fields": "subject_code,mrn"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "fields"
