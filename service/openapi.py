@@ -226,8 +226,6 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
 
     _add_child_links(schema)
     _partial_pages(schema)
-    _name_vocabularies(schema)
-    _document_headers(schema)
     for collection, (_, created) in create_ops.items():
         item_path = next(
             (p for p in schema["paths"] if re.fullmatch(re.escape(collection) + r"/\{id\}", p)), None
@@ -246,6 +244,9 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                     "parameters": parameters,
                 }
         created.setdefault("links", {}).update(links)
+    # Last: both rebuild operations (the links above were added to the operations in place).
+    _name_vocabularies(schema)
+    _document_headers(schema)
     return schema
 
 

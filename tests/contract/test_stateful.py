@@ -22,8 +22,11 @@ schema.config.phases.stateful.inference.algorithms = []
 # The chain under test: study -> arm -> patient -> adverse event / outcome, each read, changed
 # and deleted. List operations and the other collections are covered by the stateless test;
 # leaving them out here keeps the rule count small enough for chains to get deep.
-chain = schema.include(path_regex=r"^/api/v1/(studies|arms|patients|adverse-events|outcomes)").exclude(
-    method="GET", path_regex=r"^/api/v1/[a-z-]+$"
+# Whole-study import and export are not links of this chain (the stateless test covers them).
+chain = (
+    schema.include(path_regex=r"^/api/v1/(studies|arms|patients|adverse-events|outcomes)")
+    .exclude(method="GET", path_regex=r"^/api/v1/[a-z-]+$")
+    .exclude(path_regex=r"/(import|export)")
 )
 BaseWorkflow = chain.as_state_machine()
 CALLS: set[tuple[str, str, int]] = set()
@@ -42,6 +45,9 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         # looks for deletes of the resource itself). Cascades are tested in tests/integration.
         if case.method.upper() == "DELETE" and case.query:
             case.query.pop("cascade", None)
+        # A generated If-None-Match ("*") turns reads into 304s: the chain needs the bodies.
+        if case.headers:
+            case.headers.pop("If-None-Match", None)
         super().before_call(case)
 
     def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
@@ -86,4 +92,4 @@ def test_linked_sequences_conform(contract_app: str) -> None:
         ("PATCH", "/api/v1/studies/{id}", 200),
         ("DELETE", "/api/v1/arms/{id}", 204),
     ]:
-        assert expected in CALLS, (expected, [c for c in sorted(CALLS) if c[0] == "POST"])
+        assert expected in CALLS, (expected, sorted(CALLS))
