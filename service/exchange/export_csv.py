@@ -66,41 +66,45 @@ def _tables(study_id: UUID) -> list[tuple[str, Any, Any]]:
     patients = select(models.Patient.id).where(models.Patient.study_id == study_id)
     treatments = select(models.Treatment.id).where(col(models.Treatment.patient_id).in_(patients))
     arms = select(models.Arm.id).where(models.Arm.study_id == study_id)
+
+    def rows_of(model: Any) -> Any:
+        return select(*model.__table__.columns)
+
     return [
-        ("study.csv", models.Study, select(models.Study).where(models.Study.id == study_id)),
-        ("arms.csv", models.Arm, select(models.Arm).where(models.Arm.study_id == study_id)),
+        ("study.csv", models.Study, rows_of(models.Study).where(col(models.Study.id) == study_id)),
+        ("arms.csv", models.Arm, rows_of(models.Arm).where(models.Arm.study_id == study_id)),
         (
             "arm_agents.csv",
             models.ArmAgent,
-            select(models.ArmAgent).where(col(models.ArmAgent.arm_id).in_(arms)),
+            rows_of(models.ArmAgent).where(col(models.ArmAgent.arm_id).in_(arms)),
         ),
-        ("patients.csv", models.Patient, select(models.Patient).where(models.Patient.study_id == study_id)),
+        ("patients.csv", models.Patient, rows_of(models.Patient).where(models.Patient.study_id == study_id)),
         (
             "treatments.csv",
             models.Treatment,
-            select(models.Treatment).where(col(models.Treatment.patient_id).in_(patients)),
+            rows_of(models.Treatment).where(col(models.Treatment.patient_id).in_(patients)),
         ),
         (
             "treatment_components.csv",
             models.TreatmentComponent,
-            select(models.TreatmentComponent).where(
+            rows_of(models.TreatmentComponent).where(
                 col(models.TreatmentComponent.treatment_id).in_(treatments)
             ),
         ),
         (
             "adverse_events.csv",
             models.AdverseEvent,
-            select(models.AdverseEvent).where(col(models.AdverseEvent.patient_id).in_(patients)),
+            rows_of(models.AdverseEvent).where(col(models.AdverseEvent.patient_id).in_(patients)),
         ),
         (
             "outcomes.csv",
             models.Outcome,
-            select(models.Outcome).where(col(models.Outcome.patient_id).in_(patients)),
+            rows_of(models.Outcome).where(col(models.Outcome.patient_id).in_(patients)),
         ),
         (
             "reported_results.csv",
             models.ReportedResult,
-            select(models.ReportedResult).where(models.ReportedResult.study_id == study_id),
+            rows_of(models.ReportedResult).where(models.ReportedResult.study_id == study_id),
         ),
     ]
 
@@ -121,11 +125,10 @@ async def stream_zip(open_session: Callable[[], Any], study_id: UUID) -> AsyncIt
                     text = io.TextIOWrapper(member, encoding="utf-8", newline="")
                     writer = csv.writer(text)
                     writer.writerow(columns)
-                    result = await session.stream_scalars(
-                        _ordered(model, query).execution_options(yield_per=BATCH)
-                    )
+                    # Rows, not ORM objects (see export_json._rows), fetched a batch at a time.
+                    result = await session.stream(_ordered(model, query).execution_options(yield_per=BATCH))
                     async for rows in result.partitions(BATCH):
-                        writer.writerows([_cell(getattr(row, c)) for c in columns] for row in rows)
+                        writer.writerows([_cell(row._mapping[c]) for c in columns] for row in rows)
                         text.flush()
                         yield sink.take()
                     text.flush()

@@ -54,7 +54,9 @@ REPORTED_RESULT = _fields(ReportedResultCreate, "study_id", "arm_id")
 
 def row_values(row: Any, fields: Iterable[str]) -> dict[str, Any]:
     """The row's values for `fields` as JSON-ready builtins, nulls left out."""
-    picked = {name: getattr(row, name) for name in fields}
+    # A result row by its mapping (a column named like a tuple method, `count`, stays a column).
+    mapping = getattr(row, "_mapping", None)
+    picked = {name: mapping[name] if mapping is not None else getattr(row, name) for name in fields}
     builtins: dict[str, Any] = msgspec.to_builtins(
         {name: value for name, value in picked.items() if value is not None}
     )
@@ -156,9 +158,17 @@ async def reported_results(session: AsyncSession, tree: StudyTree) -> list[dict[
 async def _children(session: AsyncSession, model: Any, parent: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
     grouped: dict[UUID, list[Any]] = {}
     if ids:
-        for row in await session.scalars(select(model).where(col(parent).in_(ids)).order_by(col(model.id))):
+        for row in await _rows(
+            session, select(*model.__table__.columns).where(col(parent).in_(ids)).order_by(col(model.id))
+        ):
             grouped.setdefault(getattr(row, parent.key), []).append(row)
     return grouped
+
+
+async def _rows(session: AsyncSession, query: Any) -> list[Any]:
+    """Result rows, not ORM objects: an export reads a million of them and needs no identity
+    map, change tracking or relationship loading (rows answer `row.column` all the same)."""
+    return list((await session.execute(query)).all())
 
 
 async def patient_batches(
@@ -168,10 +178,11 @@ async def patient_batches(
     (keyset pagination on the time-ordered id); `with_ids` adds each record's `id`."""
     after: UUID | None = None
     while True:
-        query = select(models.Patient).where(models.Patient.study_id == tree.study.id)
+        columns = models.Patient.__table__.columns  # type: ignore[attr-defined]
+        query = select(*columns).where(col(models.Patient.study_id) == tree.study.id)
         if after is not None:
             query = query.where(col(models.Patient.id) > after)
-        patients = list(await session.scalars(query.order_by(col(models.Patient.id)).limit(batch)))
+        patients = await _rows(session, query.order_by(col(models.Patient.id)).limit(batch))
         if not patients:
             return
         after = patients[-1].id
