@@ -23,7 +23,7 @@ from service.audit.queries import audit_filters, list_entries
 from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
 from service.common.filters import Condition
-from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
+from service.common.idempotency import IdempotencyKeyHeader, remember, replay_or_claim
 from service.common.preconditions import (
     ChangeReason,
     IfMatch,
@@ -251,12 +251,9 @@ def build_controller(res: Resource) -> type[Controller]:
             data: JSONBody[res.create],  # type: ignore[name-defined]
             idempotency_key: IdempotencyKeyHeader = None,
         ) -> Response[res.read]:  # type: ignore[name-defined]
-            actor = request.scope["user"].name
-            if idempotency_key:
-                fingerprint = request_hash(request.url.path, await request.body())
-                replay = await claim(db_session, actor, idempotency_key, fingerprint)
-                if replay is not None:
-                    return replay
+            replay = await replay_or_claim(request, db_session, idempotency_key)
+            if replay is not None:
+                return replay
             created = await res.repository.create(db_session, data)
             response = Response(
                 created,
@@ -264,7 +261,7 @@ def build_controller(res: Resource) -> type[Controller]:
                 headers={"Location": f"{request.url.path.rstrip('/')}/{created.id}", **etag_headers(created)},
             )
             if idempotency_key:
-                await remember(db_session, actor, idempotency_key, response)
+                await remember(db_session, request.scope["user"].name, idempotency_key, response)
             return response
 
         @get(

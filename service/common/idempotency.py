@@ -7,7 +7,7 @@ import hashlib
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response
+from litestar import Request, Response
 from litestar.params import HeaderParameter
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -69,6 +69,17 @@ async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -
             headers=headers,
         )
     return None
+
+
+async def replay_or_claim(
+    request: Request[Any, Any, Any], session: AsyncSession, key: str | None
+) -> Response[Any] | None:
+    """With an Idempotency-Key: the stored response of the first request that used it, or None
+    once the key is claimed for this request (see `claim`). Without one: None."""
+    if not key:
+        return None
+    fingerprint = request_hash(request.url.path, await request.body())
+    return await claim(session, request.scope["user"].name, key, fingerprint)
 
 
 async def remember(session: AsyncSession, actor: str, key: str, response: Response[Any]) -> None:

@@ -10,25 +10,17 @@ sections (results, derived data, documents) are not read.
 Exporting writes the same modules back from a study, so a study imported from a record, or one
 curated from a registry entry such as the seed's 003, round-trips field by field."""
 
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import msgspec
+from msgspec import Meta
 
+from service.common.vocab import OverallStatus
 from service.exchange.export_json import StudyTree, without_empty
 
 SOURCE = "ClinicalTrials.gov"
 DRUG_TYPES = ("DRUG", "BIOLOGICAL", "GENETIC")
-OVERALL_STATUSES = {
-    "NOT_YET_RECRUITING",
-    "RECRUITING",
-    "ENROLLING_BY_INVITATION",
-    "ACTIVE_NOT_RECRUITING",
-    "SUSPENDED",
-    "TERMINATED",
-    "COMPLETED",
-    "WITHDRAWN",
-    "UNKNOWN",
-}
+OVERALL_STATUSES = set(get_args(OverallStatus))
 
 
 class _Module(msgspec.Struct, kw_only=True):
@@ -41,7 +33,8 @@ class CtgovDateStruct(_Module):
 
 
 class CtgovIdentification(_Module):
-    nctId: str | None = None
+    # NCT and eight digits: it names the source document, looked up before anything else.
+    nctId: Annotated[str, Meta(pattern=r"^NCT[0-9]{8}$")] | None = None
     briefTitle: str | None = None
     officialTitle: str | None = None
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.auth.middleware import requires
-from service.common.idempotency import IdempotencyKeyHeader, claim, remember, request_hash
+from service.common.idempotency import IdempotencyKeyHeader, remember, replay_or_claim
 from service.db import models
 from service.db.session import DbSession
 from service.errors import Conflict, DomainError, FieldError, NotFound
@@ -148,12 +148,9 @@ async def _import(
     document: dict[str, Any],
     idempotency_key: str | None,
 ) -> Response[ImportResult]:
-    actor = request.scope["user"].name
-    if idempotency_key:
-        fingerprint = request_hash(request.url.path, await request.body())
-        replay = await claim(db_session, actor, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
+    replay = await replay_or_claim(request, db_session, idempotency_key)
+    if replay is not None:
+        return replay
     source = document.get("document")
     if source:
         stored = await db_session.scalar(
@@ -178,5 +175,5 @@ async def _import(
     result = ImportResult(study_id=study.id, agents_added=agents_added, counts=loader.counts)
     response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{study.id}"})
     if idempotency_key:
-        await remember(db_session, actor, idempotency_key, response)
+        await remember(db_session, request.scope["user"].name, idempotency_key, response)
     return response

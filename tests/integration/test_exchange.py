@@ -364,3 +364,12 @@ def test_the_seed_registry_entry_round_trips_through_a_clinicaltrials_gov_record
     assert arms(empty_target, copy_["id"]) == arms(seeded_source, original["id"])
     # And back out again: the same record.
     assert _export(empty_target, copy_["id"], "ctgov").json() == record
+
+
+def test_a_malformed_registry_id_is_a_400_not_a_database_error(empty_target: TestClient[Any]) -> None:
+    record = json.loads(CTGOV_RECORD.read_text())
+    for bad in ("NCT0999\x000001", "not-an-nct-id"):
+        record["protocolSection"]["identificationModule"]["nctId"] = bad
+        response = empty_target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+        assert response.status_code == 400, response.text
+    assert get_all(empty_target, "studies") == []

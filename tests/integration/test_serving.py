@@ -27,7 +27,9 @@ from service.auth.rate_limit import SharedCountStore
 from service.settings import Settings
 from tests.databases import POSTGRES_URL, REQUIRE_POSTGRES, fresh_database, issue_token
 from tests.faults import FaultyProxy
-from tests.integration.test_faults import _free_port, _wait_healthy
+from tests.integration.test_faults import _free_port, _wait_healthy, postgres_behind_proxy
+
+__all__ = ["postgres_behind_proxy"]  # a fixture, shared with the fault tests
 
 SCRIPT = Path(sys.executable).parent / "registry"
 
@@ -104,19 +106,6 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits(backend: str, tmp_pa
         # The write landed, and was logged with its request id and status.
         access = [r for r in _json_lines(log) if r.get("logger") == "service.access"]
         assert any(r["route"] == "/api/v1/studies" and r["status"] == 201 and r["request_id"] for r in access)
-
-
-@pytest.fixture
-def postgres_behind_proxy(backend: str, tmp_path: Path) -> Iterator[tuple[str, FaultyProxy]]:
-    if backend != "postgres":
-        pytest.skip("waiting for a database server needs one (Postgres)")
-    with fresh_database("postgres", tmp_path) as url:
-        real = make_url(url)
-        proxy = FaultyProxy(real.host or "127.0.0.1", real.port or 5432)
-        try:
-            yield url, proxy
-        finally:
-            proxy.close()
 
 
 def test_serve_waits_for_a_database_that_is_not_up_yet(
