@@ -8,6 +8,7 @@ synchronously: a queue would format on another thread, where the request's conte
 import logging
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.logging.config import LoggingConfig, StructlogEventFilter, StructLoggingConfig
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
@@ -24,6 +25,12 @@ _SHARED: list[Any] = [
 ]
 
 
+def _dumps(event: Any, **_: Any) -> str:
+    # msgspec renders a line several times faster than json.dumps (an access line per request);
+    # anything it cannot encode is written as its str().
+    return msgspec.json.encode(event, enc_hook=str).decode()
+
+
 def _json_formatter() -> structlog.stdlib.ProcessorFormatter:
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
@@ -31,7 +38,7 @@ def _json_formatter() -> structlog.stdlib.ProcessorFormatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             StructlogEventFilter(["color_message"]),  # uvicorn's copy of the message with ANSI colours
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
     )
 
