@@ -60,3 +60,14 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_one_postgres() -> None:
     assert re.findall(r"server (api-\d):8000", upstream.group(1)) == replicas
     assert "proxy_set_header X-Request-ID" in nginx
     assert set(proxy["depends_on"]) == set(replicas)
+
+
+def test_every_setting_is_documented_in_the_readme_with_its_default() -> None:
+    settings = (ROOT / "service/settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name, default in re.findall(r'os\.environ\.get\("([A-Z_]+)"(?:, "([^"]*)")?\)', settings):
+        row = next((line for line in table.splitlines() if f"`{name}`" in line), None)
+        assert row is not None, f"{name} is not in the README's configuration table"
+        if default:
+            assert f"`{default}`" in row or default in row, (name, default, row)
