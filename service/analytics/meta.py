@@ -1,15 +1,26 @@
-"""Meta-analysis of proportions (pure, no I/O): fixed effect (inverse variance) and random
-effects (DerSimonian & Laird 1986) on the logit scale, or on the Freeman–Tukey double-arcsine
-scale back-transformed with Miller's (1978) inversion at the harmonic mean sample size."""
+"""Meta-analysis of proportions (pure, no I/O), as R `metafor::rma`: fixed effect (inverse
+variance) and random effects on the logit scale, or on the Freeman–Tukey double-arcsine scale
+back-transformed with Miller's (1978) inversion at the harmonic mean sample size.
+
+Between-study variance tau²: DerSimonian–Laird (method of moments), REML (the root of the
+restricted likelihood's score, truncated at 0) or Paule–Mandel (generalised Q = k − 1), each as
+`rma(method = "DL" | "REML" | "PM")`. Intervals for the pooled mean: Wald (z) or
+Hartung–Knapp–Sidik–Jonkman (`test = "knha"`: the variance scaled by the weighted residual
+variance, t with k − 1 df, not truncated below 1, as metafor). The prediction interval for the
+effect in a new study is mu ± crit·sqrt(tau² + se²) with the same critical value, as metafor's
+`predict.rma`."""
 
 import math
 from dataclasses import dataclass
 from typing import Literal
 
+from collections.abc import Callable
+
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 Transform = Literal["logit", "freeman-tukey"]
+Tau2Method = Literal["DL", "REML", "PM"]
 CONTINUITY = 0.5
 
 
@@ -21,9 +32,114 @@ class Pooled:
 
 
 @dataclass(frozen=True)
+class RandomEffects:
+    """On the analysis scale: the pooled mean, its standard error and interval, the prediction
+    interval, and the heterogeneity statistics."""
+
+    mu: float
+    se: float
+    lower: float
+    upper: float
+    pi_lower: float
+    pi_upper: float
+    tau2: float
+    weights: np.ndarray  # percent, summing to 100
+    fixed: float
+    fixed_se: float
+    q: float
+    df: int
+    i2: float
+
+
+def _q(tau2: float, y: np.ndarray, v: np.ndarray) -> float:
+    w = 1 / (v + tau2)
+    mu = float(np.sum(w * y) / np.sum(w))
+    return float(np.sum(w * (y - mu) ** 2))
+
+
+def _reml_score(tau2: float, y: np.ndarray, v: np.ndarray) -> float:
+    w = 1 / (v + tau2)
+    mu = float(np.sum(w * y) / np.sum(w))
+    return float(np.sum(w**2 * (y - mu) ** 2) - np.sum(w) + np.sum(w**2) / np.sum(w))
+
+
+def _root(function: Callable[[float], float], upper: float) -> float:
+    """The root of a decreasing function on [0, ∞) (0 when it is already ≤ 0 at 0)."""
+    if function(0.0) <= 0:
+        return 0.0
+    while function(upper) > 0:
+        upper *= 2
+    return float(optimize.brentq(function, 0.0, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
+
+
+def tau_squared(y: np.ndarray, v: np.ndarray, method: Tau2Method) -> float:
+    k = len(y)
+    if k < 2:
+        return 0.0
+    w = 1 / v
+    if method == "DL":
+        q = _q(0.0, y, v)
+        c = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+        return max(0.0, (q - (k - 1)) / c) if c > 0 else 0.0
+    upper = max(float(np.var(y, ddof=1)) * 10, 1.0)
+    if method == "PM":
+        return _root(lambda t: _q(t, y, v) - (k - 1), upper)
+    return _root(lambda t: _reml_score(t, y, v), upper)
+
+
+def random_effects(
+    y: np.ndarray, v: np.ndarray, method: Tau2Method = "DL", hksj: bool = False, conf_level: float = 0.95
+) -> RandomEffects:
+    k = len(y)
+    w = 1 / v
+    fixed = float(np.sum(w * y) / np.sum(w))
+    q = float(np.sum(w * (y - fixed) ** 2))
+    df = k - 1
+    tau2 = tau_squared(y, v, method)
+    w_star = 1 / (v + tau2)
+    mu = float(np.sum(w_star * y) / np.sum(w_star))
+    se = math.sqrt(1 / float(np.sum(w_star)))
+    alpha = 1 - conf_level
+    if hksj and k > 1:
+        se *= math.sqrt(float(np.sum(w_star * (y - mu) ** 2)) / df)
+        crit = float(stats.t.isf(alpha / 2, df))
+    else:
+        crit = float(stats.norm.isf(alpha / 2))
+    spread = crit * math.sqrt(tau2 + se**2)
+    return RandomEffects(
+        mu=mu,
+        se=se,
+        lower=mu - crit * se,
+        upper=mu + crit * se,
+        pi_lower=mu - spread,
+        pi_upper=mu + spread,
+        tau2=tau2,
+        weights=100 * w_star / np.sum(w_star),
+        fixed=fixed,
+        fixed_se=math.sqrt(1 / float(np.sum(w))),
+        q=q,
+        df=df,
+        i2=_i_squared(tau2, w, df),
+    )
+
+
+def _i_squared(tau2: float, w: np.ndarray, df: int) -> float:
+    """tau² / (tau² + s²), s² the typical within-study variance (Higgins & Thompson 2002), as
+    metafor; for DerSimonian–Laird this is (Q − df)/Q truncated at 0."""
+    if df < 1:
+        return 0.0
+    s2 = df * float(np.sum(w)) / (float(np.sum(w)) ** 2 - float(np.sum(w**2)))
+    return tau2 / (tau2 + s2)
+
+
+@dataclass(frozen=True)
 class MetaResult:
     random: Pooled
     fixed: Pooled
+    prediction: Pooled
+    tau2_method: Tau2Method
+    hksj: bool
+    weights: list[float]
     tau2: float
     i2: float
     q: float
@@ -66,9 +182,15 @@ def back_transform(value: float, transform: Transform, harmonic_n: float) -> flo
 
 
 def pool_proportions(
-    events: list[int], totals: list[int], transform: Transform = "logit", conf_level: float = 0.95
+    events: list[int],
+    totals: list[int],
+    transform: Transform = "logit",
+    conf_level: float = 0.95,
+    tau2_method: Tau2Method = "DL",
+    hksj: bool = False,
 ) -> MetaResult | None:
-    """Pooled proportion of k studies; None when no study has patients."""
+    """Pooled proportion of k studies; None when no study has patients. `weights` (random
+    effects, percent) follow the studies given, 0 for a study without patients."""
     e, n = np.array(events, dtype=float), np.array(totals, dtype=float)
     keep = n > 0
     e, n = e[keep], n[keep]
@@ -76,18 +198,8 @@ def pool_proportions(
         return None
     y, v, corrected = transformed(e, n, transform)
     z = float(stats.norm.isf((1 - conf_level) / 2))
-    w = 1 / v
-    fixed = float(np.sum(w * y) / np.sum(w))
-    fixed_se = math.sqrt(1 / float(np.sum(w)))
+    model = random_effects(y, v, tau2_method, hksj, conf_level)
     k = e.size
-    q = float(np.sum(w * (y - fixed) ** 2))
-    df = k - 1
-    c = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    tau2 = max(0.0, (q - df) / c) if df > 0 and c > 0 else 0.0
-    i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
-    w_star = 1 / (v + tau2)
-    random = float(np.sum(w_star * y) / np.sum(w_star))
-    random_se = math.sqrt(1 / float(np.sum(w_star)))
     harmonic = float(k / np.sum(1 / n))
 
     def pooled(centre: float, se: float) -> Pooled:
@@ -97,13 +209,22 @@ def pool_proportions(
             back_transform(centre + z * se, transform, harmonic),
         )
 
+    def back(value: float) -> float:
+        return back_transform(value, transform, harmonic)
+
+    weights = np.zeros(len(keep))
+    weights[keep] = model.weights
     return MetaResult(
-        random=pooled(random, random_se),
-        fixed=pooled(fixed, fixed_se),
-        tau2=tau2,
-        i2=i2,
-        q=q,
-        df=df,
-        p_heterogeneity=float(stats.chi2.sf(q, df)) if df > 0 else None,
+        random=Pooled(back(model.mu), back(model.lower), back(model.upper)),
+        fixed=pooled(model.fixed, model.fixed_se),
+        prediction=Pooled(back(model.mu), back(model.pi_lower), back(model.pi_upper)),
+        tau2_method=tau2_method,
+        hksj=hksj,
+        weights=weights.tolist(),
+        tau2=model.tau2,
+        i2=model.i2,
+        q=model.q,
+        df=model.df,
+        p_heterogeneity=float(stats.chi2.sf(model.q, model.df)) if model.df > 0 else None,
         corrected_rows=corrected,
     )

@@ -153,29 +153,31 @@ class LogRank:
     expected: list[float]
 
 
-def log_rank(groups: list[tuple[np.ndarray, np.ndarray]]) -> LogRank | None:
-    """k-sample log-rank test (R survdiff, rho = 0); None when fewer than two groups have patients."""
-    groups = [(np.asarray(t, float), np.asarray(e, bool)) for t, e in groups if len(t)]
-    if len(groups) < 2 or not any(e.any() for _, e in groups):
+def log_rank(
+    groups: list[tuple[np.ndarray, np.ndarray]],
+    strata: list[np.ndarray] | None = None,
+    rho: float = 0.0,
+) -> LogRank | None:
+    """k-sample G-rho test as R `survdiff(rho = rho)`: log-rank at rho = 0, Peto–Peto
+    (Fleming–Harrington G(rho, 0)) weights S(t−)^rho with S the Kaplan–Meier of the pooled
+    stratum. With `strata` (one code per patient of each group) the observed, expected and
+    variance are summed over strata, as `survdiff(... + strata(s))`. None when fewer than two
+    groups have patients or there are no events."""
+    codes = [np.zeros(len(t), int) if strata is None else np.asarray(s, int) for (t, _), s in
+             zip(groups, strata or [None] * len(groups), strict=True)]  # type: ignore[arg-type]
+    kept = [(np.asarray(t, float), np.asarray(e, bool), c) for (t, e), c in zip(groups, codes, strict=True) if len(t)]
+    if len(kept) < 2 or not any(e.any() for _, e, _ in kept):
         return None
-    event_times = np.unique(np.concatenate([t[e] for t, e in groups]))
-    at_risk_g = []  # (k, T): patients of each group still at risk at each event time
-    deaths_g = []  # (k, T): events of each group at each event time
-    for times, ev in groups:
-        ordered = np.sort(times)
-        at_risk_g.append(len(ordered) - np.searchsorted(ordered, event_times, side="left"))
-        own, counts = np.unique(times[ev], return_counts=True)
-        d = np.zeros(len(event_times))
-        d[np.searchsorted(event_times, own)] = counts
-        deaths_g.append(d)
-    n_g = np.array(at_risk_g, dtype=float)
-    d_g = np.array(deaths_g, dtype=float)
-    n, d = n_g.sum(axis=0), d_g.sum(axis=0)
-    share = n_g / n
-    observed = d_g.sum(axis=1)
-    expected = (share * d).sum(axis=1)
-    weight = np.where(n > 1, d * (n - d) / np.where(n > 1, n - 1, 1), 0.0)
-    variance = np.diag((share * weight).sum(axis=1)) - (share * weight) @ share.T
+    k = len(kept)
+    observed = np.zeros(k)
+    expected = np.zeros(k)
+    variance = np.zeros((k, k))
+    for stratum in np.unique(np.concatenate([c for _, _, c in kept])):
+        parts = [(t[c == stratum], e[c == stratum]) for t, e, c in kept]
+        o, x, v = _stratum_test(parts, rho)
+        observed += o
+        expected += x
+        variance += v
     keep = expected > 0
     df = int(np.count_nonzero(keep)) - 1
     if df < 1:
@@ -184,3 +186,66 @@ def log_rank(groups: list[tuple[np.ndarray, np.ndarray]]) -> LogRank | None:
     reduced = variance[np.ix_(keep, keep)][:-1, :-1]
     chi_square = float(diff @ np.linalg.pinv(reduced) @ diff)
     return LogRank(chi_square, df, float(stats.chi2.sf(chi_square, df)), observed.tolist(), expected.tolist())
+
+
+def _stratum_test(
+    groups: list[tuple[np.ndarray, np.ndarray]], rho: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted observed, expected and variance of one stratum (R survdiff2.c)."""
+    k = len(groups)
+    every = np.concatenate([t for t, _ in groups])
+    dead = np.concatenate([e for _, e in groups])
+    if not dead.any():
+        return np.zeros(k), np.zeros(k), np.zeros((k, k))
+    event_times = np.unique(every[dead])
+    n_g = np.array(
+        [len(t) - np.searchsorted(np.sort(t), event_times, side="left") for t, _ in groups], dtype=float
+    )
+    d_g = np.zeros((k, len(event_times)))
+    for row, (t, e) in enumerate(groups):
+        own, counts = np.unique(t[e], return_counts=True)
+        d_g[row, np.searchsorted(event_times, own)] = counts
+    n, d = n_g.sum(axis=0), d_g.sum(axis=0)
+    if rho:
+        # the pooled Kaplan–Meier just before each event time (left-continuous)
+        survival = np.cumprod(1 - d / n)
+        weight = np.concatenate(([1.0], survival[:-1])) ** rho
+    else:
+        weight = np.ones(len(event_times))
+    share = n_g / n
+    observed = (d_g * weight).sum(axis=1)
+    expected = (share * d * weight).sum(axis=1)
+    hyper = np.where(n > 1, weight**2 * d * (n - d) / np.where(n > 1, n - 1, 1), 0.0)
+    variance = np.diag((share * hyper).sum(axis=1)) - (share * hyper) @ share.T
+    return observed, expected, variance
+
+
+@dataclass(frozen=True)
+class RestrictedMean:
+    tau: float
+    estimate: float
+    se: float
+    variance: float
+
+
+def restricted_mean(km: KaplanMeier, tau: float) -> RestrictedMean:
+    """The area under the Kaplan–Meier curve up to tau with its Greenwood-type variance, as
+    survRM2's `rmst1` (and `print(survfit, rmean = tau)`)."""
+    keep = km.time <= tau
+    times = np.sort(np.append(km.time[keep], tau))
+    surv = km.surv[keep]
+    areas = np.diff(np.concatenate(([0.0], times))) * np.concatenate(([1.0], surv))
+    n_risk, n_event = km.n_risk[keep].astype(float), km.n_event[keep].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        increments = np.where(n_risk - n_event == 0, 0.0, n_event / (n_risk * (n_risk - n_event)))
+    increments = np.append(increments, 0.0)
+    variance = float(np.sum(np.cumsum(areas[1:][::-1]) ** 2 * increments[::-1][1:]))
+    return RestrictedMean(tau, float(areas.sum()), math.sqrt(variance), variance)
+
+
+def reverse_kaplan_meier(
+    times: np.ndarray, events: np.ndarray, conf_type: ConfType = "log-log", conf_level: float = 0.95
+) -> KaplanMeier:
+    """The Kaplan–Meier of the censoring times (events and censorings swapped): its median is the
+    median follow-up (Schemper & Smith 1996), as R `survfit(Surv(time, 1 - status) ~ 1)`."""
+    return kaplan_meier(times, ~np.asarray(events, bool), conf_type, conf_level)
