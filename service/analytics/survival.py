@@ -243,6 +243,35 @@ def restricted_mean(km: KaplanMeier, tau: float) -> RestrictedMean:
     return RestrictedMean(tau, float(areas.sum()), math.sqrt(variance), variance)
 
 
+def restricted_mean_difference(
+    first: RestrictedMean, second: RestrictedMean, conf_level: float
+) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+    """(difference, lower, upper, p) and (ratio, lower, upper, p) of first vs second, as
+    survRM2's `rmst2` (the ratio on the log scale); the ratio is NaN when a mean is 0."""
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+    d = first.estimate - second.estimate
+    se = math.sqrt(first.variance + second.variance)
+    p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else math.nan
+    difference = (d, d - z * se, d + z * se, p)
+    if first.estimate <= 0 or second.estimate <= 0:
+        return difference, (math.nan,) * 4  # type: ignore[return-value]
+    log_ratio = math.log(first.estimate) - math.log(second.estimate)
+    log_se = math.sqrt(first.variance / first.estimate**2 + second.variance / second.estimate**2)
+    p_ratio = float(2 * stats.norm.sf(abs(log_ratio) / log_se)) if log_se > 0 else math.nan
+    ratio = (math.exp(log_ratio), math.exp(log_ratio - z * log_se), math.exp(log_ratio + z * log_se), p_ratio)
+    return difference, ratio
+
+
+def landmark_sample(
+    times: np.ndarray, events: np.ndarray, landmark: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Landmark analysis: only patients still followed and event-free after the landmark
+    (time > L), with time reset to start there. Returns (kept mask, times − L, events)."""
+    times = np.asarray(times, float)
+    kept = times > landmark
+    return kept, times[kept] - landmark, np.asarray(events, bool)[kept]
+
+
 def reverse_kaplan_meier(
     times: np.ndarray, events: np.ndarray, conf_type: ConfType = "log-log", conf_level: float = 0.95
 ) -> KaplanMeier:
