@@ -2,12 +2,23 @@
 not. Survival, time-to-event rows, plots, response rates, reconciliation and evidence all read
 their decisions from here, so one rule set decides.
 
-Time-to-event (per patient: event, censored, or excluded with a reason):
+Time-to-event endpoints (per patient: event, censored, or excluded with a reason), each defined
+once in ENDPOINTS and read by survival, time-to-event rows, plots, competing risks, Cox models and
+reconciliation:
 - OS: origin study day 1; event = the first dated death; otherwise censored at the last recorded
   study day (latest day of any outcome, adverse event or treatment).
 - RFS: origin = the first dated CR/CRi/CRh assessment of the study treatment (see below); event =
   the first dated relapse, progression or death after it; otherwise censored at the last
   recorded study day.
+- EFS: origin study day 1; events = induction failure (dated response assessments of the study
+  treatment, none of them CR/CRi/CRh: an event on day 1, the ELN convention), relapse,
+  progression or death on or after day 1. A patient with no dated response assessment and no
+  other event is excluded: induction failure can be neither counted nor ruled out.
+- GRFS: origin study day 1; events = relapse, progression, death, grade 3–4 acute GVHD, or
+  chronic GVHD needing systemic therapy, on or after day 1 (Holtan et al. 2015).
+- CRD (duration of CR): origin = the first dated CR/CRi assessment of the study treatment;
+  events = relapse or progression after it; a death without relapse is censored (at the last
+  recorded day, which is the death's).
 - An event that counts for the endpoint but has no study day is never turned into a censoring:
   the patient is excluded (`UNDATED_EVENT`), and the group's median and landmark estimates are
   reported as not computable, because leaving out a patient known to have had the event biases
@@ -20,6 +31,7 @@ Response assessments (which ones a response rate counts, with `treatment_scope=s
   study day at all it does not count, and each is counted by reason in the response's warnings."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
@@ -33,14 +45,55 @@ from service.db.models import Outcome, Patient, Treatment
 Scope = Literal["study_treatment", "any_treatment"]
 REMISSION = ("CR", "CRh", "CRi")
 RFS_EVENTS = ("relapse", "progression", "death")
-EVENTS_OF = {"OS": ("death",), "RFS": RFS_EVENTS}
+# Which event a patient's first event is when several fall on one day: relapse first (a death on
+# the day of relapse is a death from relapse, not a non-relapse death).
+EVENT_PRIORITY = ("relapse", "progression", "gvhd", "death")
+INDUCTION_FAILURE = "induction_failure"
+
+
+@dataclass(frozen=True)
+class EndpointDefinition:
+    origin: Literal["day_1", "remission"]
+    events: tuple[str, ...]  # event types counted
+    remission: tuple[str, ...] = REMISSION  # the response categories that start a remission origin
+    induction_failure: bool = False
+    description: str = ""
+
+
+ENDPOINTS = {
+    "OS": EndpointDefinition("day_1", ("death",), description="origin study day 1; event = first dated death"),
+    "RFS": EndpointDefinition(
+        "remission",
+        RFS_EVENTS,
+        description="origin = first dated CR/CRi/CRh assessment of the study treatment; event = first dated relapse, progression or death after it",
+    ),
+    "EFS": EndpointDefinition(
+        "day_1",
+        RFS_EVENTS,
+        induction_failure=True,
+        description="origin study day 1; events = induction failure (dated response assessments of the study treatment, none CR/CRi/CRh: an event on day 1, as ELN), relapse, progression or death on or after day 1; patients with no dated response assessment and no other event are excluded",
+    ),
+    "GRFS": EndpointDefinition(
+        "day_1",
+        (*RFS_EVENTS, "gvhd"),
+        description="origin study day 1; events = relapse, progression, death, grade 3-4 acute GVHD or chronic GVHD needing systemic therapy, on or after day 1",
+    ),
+    "CRD": EndpointDefinition(
+        "remission",
+        ("relapse", "progression"),
+        remission=("CR", "CRi"),
+        description="duration of CR: origin = first dated CR/CRi assessment of the study treatment; event = first dated relapse or progression after it; a death without relapse is censored at the last recorded day",
+    ),
+}
+EVENTS_OF = {name: definition.events for name, definition in ENDPOINTS.items()}
 
 # Time-to-event exclusions.
-NEVER_IN_REMISSION = "never reached CR/CRi/CRh on a dated assessment of the study treatment"
+NEVER_IN_REMISSION = "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on a dated assessment of the study treatment"
 DEATH_BEFORE_DAY_1 = "death recorded before study day 1"
 UNDATED_EVENT = "an event of the endpoint has no study day (it would otherwise be censored)"
 NO_DAY = "no record with a study day"
 NOTHING_AFTER_ORIGIN = "no record on or after the origin day"
+NOT_ASSESSED = "no dated response assessment of the study treatment: induction failure can be neither counted nor ruled out"
 CENSORED = "censored at last recorded study day"
 
 # Response-assessment exclusions (scope=study_treatment).
@@ -116,10 +169,85 @@ def in_categories(categories: Sequence[str]) -> Any:
     )
 
 
+def _qualifying(kinds: tuple[str, ...]) -> Any:
+    """SQL: an event the endpoint counts; a GVHD event only when grade 3-4 acute or chronic
+    needing systemic therapy (GRFS, Holtan et al. 2015)."""
+    plain = [k for k in kinds if k != "gvhd"]
+    conditions: list[Any] = [col(Outcome.event_type).in_(plain)]
+    if "gvhd" in kinds:
+        conditions.append(
+            and_(
+                col(Outcome.event_type) == "gvhd",
+                or_(
+                    and_(col(Outcome.gvhd_kind) == "acute", col(Outcome.gvhd_grade) >= 3),
+                    and_(col(Outcome.gvhd_kind) == "chronic", col(Outcome.gvhd_systemic_therapy).is_(True)),
+                ),
+            )
+        )
+    return or_(*conditions)
+
+
+def _first_event(after: Any) -> tuple[Any, Any]:
+    """Per patient, the first event day and its type (relapse before progression, GVHD and death
+    on the same day, see EVENT_PRIORITY)."""
+    order = (INDUCTION_FAILURE, *EVENT_PRIORITY)
+    rank = case(*((after.c.kind == kind, i) for i, kind in enumerate(order)), else_=len(order))
+    first = select(after.c.pid, func.min(after.c.day).label("event_day")).group_by(after.c.pid).subquery()
+    ranked = (
+        select(after.c.pid, func.min(rank).label("rank"))
+        .join(first, and_(first.c.pid == after.c.pid, first.c.event_day == after.c.day))
+        .group_by(after.c.pid)
+        .subquery()
+    )
+    kind = case(*((ranked.c.rank == i, literal(k)) for i, k in enumerate(order)))
+    first_kind = select(ranked.c.pid, kind.label("event_type")).subquery()
+    return first, first_kind
+
+
+def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
+    """Per patient, the first dated assessment of the study treatment in `categories`."""
+    off_study = _off_study_starts()
+    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(None)
+    return (
+        select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
+        .join(pts, pts.c.id == col(Outcome.patient_id))
+        .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
+        .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
+        .where(
+            col(Outcome.kind) == "response",
+            col(Outcome.study_day).is_not(None),
+            in_categories(categories),
+            in_scope,
+        )
+        .group_by(col(Outcome.patient_id))
+        .subquery()
+    )
+
+
+def _response_assessed(pts: Any) -> Any:
+    """Per patient with a dated response assessment of the study treatment: whether any of them
+    is CR/CRi/CRh (1) or none (0)."""
+    off_study = _off_study_starts()
+    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(None)
+    return (
+        select(
+            col(Outcome.patient_id).label("pid"),
+            func.max(case((in_categories(REMISSION), 1), else_=0)).label("remission"),
+        )
+        .join(pts, pts.c.id == col(Outcome.patient_id))
+        .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
+        .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
+        .where(col(Outcome.kind) == "response", col(Outcome.study_day).is_not(None), in_scope)
+        .group_by(col(Outcome.patient_id))
+        .subquery()
+    )
+
+
 def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
     (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code), ids raw.
     `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
+    definition = ENDPOINTS[endpoint]
     # last_recorded_day is kept by the database on every write of outcomes, adverse events and
     # treatments (see the Patient model).
     pts = (
@@ -130,17 +258,16 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
         .subquery()
     )
     last_day = pts.c.last_recorded_day
-    kinds = EVENTS_OF[endpoint]
+    qualifying = _qualifying(definition.events)
     undated = (
         select(col(Outcome.patient_id).label("pid"))
         .join(pts, pts.c.id == col(Outcome.patient_id))
-        .where(
-            col(Outcome.kind) == "event", col(Outcome.event_type).in_(kinds), col(Outcome.study_day).is_(None)
-        )
+        .where(col(Outcome.kind) == "event", qualifying, col(Outcome.study_day).is_(None))
         .group_by(col(Outcome.patient_id))
         .subquery()
     )
     dated_events = and_(col(Outcome.kind) == "event", col(Outcome.study_day).is_not(None))
+    not_assessed: Any = literal(False)
     if endpoint == "OS":
         deaths: Any = select(
             col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day")
@@ -157,25 +284,8 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
         event_type: Any = case((first.c.event_day.is_not(None), literal("death")))
         joins = [(first, first.c.pid == pts.c.id)]
         early = first.c.event_day < 1
-    else:
-        off_study = _off_study_starts()
-        in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
-            None
-        )
-        origins = (
-            select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
-            .join(pts, pts.c.id == col(Outcome.patient_id))
-            .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
-            .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
-            .where(
-                col(Outcome.kind) == "response",
-                col(Outcome.study_day).is_not(None),
-                in_categories(REMISSION),
-                in_scope,
-            )
-            .group_by(col(Outcome.patient_id))
-            .subquery()
-        )
+    elif definition.origin == "remission":
+        origins = _remission_origins(pts, definition.remission)
         after = (
             select(
                 col(Outcome.patient_id).label("pid"),
@@ -183,20 +293,10 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
                 col(Outcome.event_type).label("kind"),
             )
             .join(origins, origins.c.pid == col(Outcome.patient_id))
-            .where(
-                dated_events,
-                col(Outcome.event_type).in_(RFS_EVENTS),
-                col(Outcome.study_day) > origins.c.origin_day,
-            )
+            .where(dated_events, qualifying, col(Outcome.study_day) > origins.c.origin_day)
             .subquery()
         )
-        first = select(after.c.pid, func.min(after.c.day).label("event_day")).group_by(after.c.pid).subquery()
-        first_kind = (
-            select(after.c.pid, func.min(after.c.kind).label("event_type"))
-            .join(first, and_(first.c.pid == after.c.pid, first.c.event_day == after.c.day))
-            .group_by(after.c.pid)
-            .subquery()
-        )
+        first, first_kind = _first_event(after)
         origin = origins.c.origin_day
         event_type = first_kind.c.event_type
         joins = [
@@ -205,6 +305,32 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
             (first_kind, first_kind.c.pid == pts.c.id),
         ]
         early = literal(False)
+    else:
+        # Composite endpoints from day 1: events before day 1 are history, not outcomes.
+        events: Any = (
+            select(
+                col(Outcome.patient_id).label("pid"),
+                col(Outcome.study_day).label("day"),
+                col(Outcome.event_type).label("kind"),
+            )
+            .join(pts, pts.c.id == col(Outcome.patient_id))
+            .where(dated_events, qualifying, col(Outcome.study_day) >= 1)
+        )
+        joins = []
+        if definition.induction_failure:
+            assessed = _response_assessed(pts)
+            failures = select(
+                assessed.c.pid, literal(1).label("day"), literal(INDUCTION_FAILURE).label("kind")
+            ).where(assessed.c.remission == 0)
+            events = events.union_all(failures)
+            joins.append((assessed, assessed.c.pid == pts.c.id))
+            not_assessed = assessed.c.pid.is_(None)
+        after = events.subquery()
+        first, first_kind = _first_event(after)
+        origin = literal(1)
+        event_type = first_kind.c.event_type
+        joins += [(first, first.c.pid == pts.c.id), (first_kind, first_kind.c.pid == pts.c.id)]
+        early = literal(False)
     has_event = first.c.event_day.is_not(None)
     # Why a patient is left out, as a small number (sorted and grouped cheaply; the text of
     # each is put back by `reason_text`), null when the patient is in.
@@ -212,6 +338,7 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
         (origin.is_(None), 0),
         (and_(has_event, early), 1),
         (and_(~has_event, undated.c.pid.is_not(None)), 2),
+        (and_(~has_event, not_assessed), 5),
         (and_(~has_event, last_day.is_(None)), 3),
         (and_(~has_event, last_day < origin), 4),
     )
@@ -234,7 +361,7 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
-EXCLUSIONS = (NEVER_IN_REMISSION, DEATH_BEFORE_DAY_1, UNDATED_EVENT, NO_DAY, NOTHING_AFTER_ORIGIN)
+EXCLUSIONS = (NEVER_IN_REMISSION, DEATH_BEFORE_DAY_1, UNDATED_EVENT, NO_DAY, NOTHING_AFTER_ORIGIN, NOT_ASSESSED)
 
 
 def reason_text(code: Any) -> Any:

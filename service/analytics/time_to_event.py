@@ -31,14 +31,14 @@ from service.analytics.schemas import (
 from service.analytics.survival import ConfType, at_risk, kaplan_meier, log_rank, quantile, survival_at
 from service.common.heavy import offload
 
-Endpoint = Literal["OS", "RFS"]
+Endpoint = Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
 TimeUnit = Literal["days", "weeks", "months"]
 DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
 
 DEFINITIONS = {
     "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
-    "OS": "origin study day 1; event = first dated death; otherwise censored at the last recorded study day (latest day of any outcome, adverse event or treatment)",
-    "RFS": "origin = first dated CR/CRi/CRh assessment of the study treatment; event = first dated relapse, progression or death after it; otherwise censored at the last recorded study day; patients never in CR/CRi/CRh are left out",
+    **{name: d.description for name, d in estimands.ENDPOINTS.items()},
+    "censoring": "a patient without an event is censored at the last recorded study day (latest day of any outcome, adverse event or treatment); patients never in remission are left out of RFS and CRD",
     "undated_events": "a patient whose endpoint event has no study day is excluded, never censored, and the group's median and landmarks are then not computable",
 }
 

@@ -45,7 +45,10 @@ ResponseCategory = Literal["CR", "CRi", "CRh", "MLFS", "PR", "SD", "NR", "PD"]
 MrdStatus = Literal["negative", "positive", "not_done"]
 MrdMethod = Literal["flow", "qPCR", "NGS"]
 Sample = Literal["bone_marrow", "csf", "peripheral_blood"]
-EventType = Literal["relapse", "progression", "death", "hsct", "last_follow_up"]
+EventType = Literal["relapse", "progression", "death", "hsct", "last_follow_up", "gvhd"]
+# Graft-versus-host disease: acute (graded 1–4, MAGIC) or chronic (NIH global severity).
+GvhdKind = Literal["acute", "chronic"]
+ChronicGvhdSeverity = Literal["mild", "moderate", "severe"]
 MarkerStatus = Literal["positive", "negative", "partial", "dim"]
 
 

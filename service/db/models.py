@@ -272,6 +272,10 @@ class Outcome(Record, table=True):
         not_day_zero("study_day"),
         CheckConstraint("kind <> 'event' OR event_type IS NOT NULL", name="event_has_type"),
         CheckConstraint("kind <> 'observation' OR name IS NOT NULL", name="observation_has_name"),
+        one_of("gvhd_kind", vocab.GvhdKind),
+        one_of("gvhd_severity", vocab.ChronicGvhdSeverity),
+        CheckConstraint("gvhd_grade IS NULL OR gvhd_grade BETWEEN 1 AND 4", name="gvhd_grade_range"),
+        CheckConstraint("event_type = 'gvhd' OR gvhd_kind IS NULL", name="gvhd_fields_on_gvhd"),
         Index(None, "patient_id", "kind"),
         # Each patient's first dated death or relapse: an index-only range per event type.
         Index(None, "event_type", "patient_id", "study_day"),
@@ -305,6 +309,11 @@ class Outcome(Record, table=True):
     # event
     event_type: str | None = Field(default=None, max_length=30)
     cause: str | None = Field(default=None, max_length=500)
+    # GVHD events: acute grade (1–4) or chronic severity, and whether systemic therapy was needed.
+    gvhd_kind: str | None = Field(default=None, max_length=10)
+    gvhd_grade: int | None = None
+    gvhd_severity: str | None = Field(default=None, max_length=10)
+    gvhd_systemic_therapy: bool | None = None
     # observation
     name: str | None = Field(default=None, max_length=200)
     value: float | None = None

@@ -9,7 +9,15 @@ from msgspec import Meta
 from service.common.schemas import Input, MarkerList, ProvenanceList
 from service.common.structs import merged_update_struct, read_struct
 from service.common.types import LongText, Name, PartialDate, Percent, ShortText, StudyDay
-from service.common.vocab import EventType, MrdMethod, MrdStatus, ResponseCategory, Sample
+from service.common.vocab import (
+    ChronicGvhdSeverity,
+    EventType,
+    GvhdKind,
+    MrdMethod,
+    MrdStatus,
+    ResponseCategory,
+    Sample,
+)
 
 
 class OutcomeFields(Input):
@@ -60,8 +68,16 @@ class ResponseAssessmentCreate(OutcomeFields, tag_field="kind", tag="response", 
 
 
 class EventCreate(OutcomeFields, tag_field="kind", tag="event", kw_only=True):
+    """A clinical event. A `gvhd` event says which kind (`gvhd_kind`), the acute grade (1–4,
+    MAGIC) or chronic severity (NIH), and whether systemic therapy was needed: GRFS counts grade
+    3–4 acute GVHD and chronic GVHD needing systemic therapy."""
+
     event_type: EventType
     cause: ShortText | None = None
+    gvhd_kind: GvhdKind | None = None
+    gvhd_grade: Annotated[int, Meta(ge=1, le=4, description="Acute GVHD overall grade (MAGIC).")] | None = None
+    gvhd_severity: ChronicGvhdSeverity | None = None
+    gvhd_systemic_therapy: bool | None = None
 
 
 class ObservationCreate(OutcomeFields, tag_field="kind", tag="observation", kw_only=True):

@@ -34,6 +34,7 @@ class OutcomeRepository(Repository[models.Outcome]):
         check_study_days(values, "study_day")
         if kind == "event" and values.get("event_type") is None:
             raise RuleViolation("an event needs an event_type", field="event_type")
+        _check_gvhd(values)
         if kind == "observation" and values.get("name") is None:
             raise RuleViolation("an observation needs a name", field="name")
         candidates = values.get("possible_categories") or []
@@ -57,3 +58,24 @@ class OutcomeRepository(Repository[models.Outcome]):
 
     async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
         return [msgspec.convert(row_values(row), Outcome) for row in rows]
+
+
+GVHD_FIELDS = ("gvhd_kind", "gvhd_grade", "gvhd_severity", "gvhd_systemic_therapy")
+
+
+def _check_gvhd(values: dict[str, Any]) -> None:
+    """GVHD details only on a gvhd event; a gvhd event says which kind; a grade is acute's, a
+    severity chronic's."""
+    is_gvhd = values.get("kind") == "event" and values.get("event_type") == "gvhd"
+    if not is_gvhd:
+        for field in GVHD_FIELDS:
+            if values.get(field) is not None:
+                raise RuleViolation(f"`{field}` applies only to an event of type gvhd", field=field)
+        return
+    kind = values.get("gvhd_kind")
+    if kind is None:
+        raise RuleViolation("a gvhd event needs `gvhd_kind` (acute or chronic)", field="gvhd_kind")
+    if kind == "acute" and values.get("gvhd_severity") is not None:
+        raise RuleViolation("acute GVHD is graded (`gvhd_grade`), not given a chronic severity", field="gvhd_severity")
+    if kind == "chronic" and values.get("gvhd_grade") is not None:
+        raise RuleViolation("chronic GVHD has a severity (`gvhd_severity`), not an acute grade", field="gvhd_grade")

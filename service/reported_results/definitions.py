@@ -43,7 +43,7 @@ class AdverseEventDefinition(Input, tag_field="type", tag="adverse_event_inciden
 class SurvivalDefinition(Input, tag_field="type", tag="survival", kw_only=True):
     """A Kaplan–Meier median (in `time_unit`) or the survival percentage at a landmark day."""
 
-    endpoint: Literal["OS", "RFS"]
+    endpoint: Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
     statistic: Literal["median", "landmark"]
     landmark_day: Annotated[int, Meta(ge=1, le=36_500)] | None = None
     time_unit: Literal["days", "weeks", "months"] = "days"
