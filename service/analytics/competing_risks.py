@@ -92,7 +92,9 @@ def cumulative_incidence(times: np.ndarray, causes: np.ndarray, cause: int) -> C
     )
 
 
-def log_log_interval(estimate: float, variance: float, conf_level: float) -> tuple[float | None, float | None]:
+def log_log_interval(
+    estimate: float, variance: float, conf_level: float
+) -> tuple[float | None, float | None]:
     """F^exp(±z·se/(F log F)); undefined (None) at F = 0 or 1."""
     if not 0 < estimate < 1 or variance < 0:
         return None, None
@@ -109,7 +111,11 @@ class GrayTest:
 
 
 def gray_test(
-    times: np.ndarray, causes: np.ndarray, groups: np.ndarray, cause: int, rho: float = 0.0,
+    times: np.ndarray,
+    causes: np.ndarray,
+    groups: np.ndarray,
+    cause: int,
+    rho: float = 0.0,
     strata: np.ndarray | None = None,
 ) -> GrayTest | None:
     """Gray's test that `cause`'s cumulative incidence is the same in every group (groups coded

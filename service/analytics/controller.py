@@ -13,7 +13,14 @@ from service.analytics.groups import GroupBy
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.proportions import CiMethod
 from service.analytics.rates import adverse_event_incidence, response_rates
-from service.analytics.schemas import AdverseEventIncidence, ResponseRates, Survival, TimeToEvent
+from service.analytics.relapse_incidence import relapse_incidence
+from service.analytics.schemas import (
+    AdverseEventIncidence,
+    CumulativeIncidence,
+    ResponseRates,
+    Survival,
+    TimeToEvent,
+)
 from service.analytics.survival import ConfType
 from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
 from service.auth.middleware import requires
@@ -137,6 +144,34 @@ class StatisticsController(Controller):
             endpoint=endpoint,
             landmark_days=_days(times),
             conf_type=conf_type,
+            conf_level=conf_level,
+            time_unit=time_unit,
+            group_by=group_by,
+        )
+
+    @get(
+        "/cumulative-incidence",
+        operation_id="getCumulativeIncidence",
+        summary="Cumulative incidence of relapse and non-relapse mortality (competing risks) with Gray's test",
+        description=(
+            "From first CR/CRi/CRh (the RFS analysis set): the Aalen–Johansen cumulative incidence of relapse and of death "
+            "without relapse, each the competing risk of the other, with Gray's variance and pointwise log(-log) "
+            "intervals, as R cmprsk::cuminc; Gray's test between groups; values at landmark days (`times`)."
+        ),
+    )
+    async def get_cumulative_incidence(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        times: LandmarkDays = None,
+        conf_level: ConfLevel = 0.95,
+        time_unit: FromQuery[TimeUnit] = "days",
+        group_by: GroupByParam = None,
+    ) -> CumulativeIncidence:
+        return await relapse_incidence(
+            db_session,
+            study_id,
+            landmark_days=_days(times),
             conf_level=conf_level,
             time_unit=time_unit,
             group_by=group_by,

@@ -58,14 +58,14 @@ class CoxFit:
 
 def _prepare(
     times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t = np.asarray(times, float)
     e = np.asarray(events, bool)
     x = np.asarray(x, float).reshape(len(t), -1)
     s = np.zeros(len(t), int) if strata is None else np.asarray(strata, int)
     order = np.lexsort((-t, s))  # by stratum, then time descending (risk sets accumulate)
     # centring X changes nothing but the roundoff (R centres too)
-    return t[order], e[order], x[order] - x.mean(axis=0), s[order]
+    return t[order], e[order], x[order] - x.mean(axis=0), s[order], order
 
 
 def _efron(
@@ -114,17 +114,16 @@ def _efron(
     return loglik, u, imat
 
 
-def cox_fit(
-    times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None
-) -> CoxFit:
-    t, e, xc, s = _prepare(times, events, x, strata)
+def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None) -> CoxFit:
+    t, e, xc, s, _ = _prepare(times, events, x, strata)
     beta = np.zeros(xc.shape[1])
     loglik0, u0, i0 = _efron(beta, t, e, xc, s)
     score = float(u0 @ np.linalg.lstsq(i0, u0, rcond=None)[0])
     loglik, u, imat = loglik0, u0, i0
     converged = False
-    iteration = 0
-    for iteration in range(1, MAX_ITER + 1):
+    iterations = 0
+    while iterations < MAX_ITER:
+        iterations += 1
         step = np.linalg.solve(imat, u)
         candidate = beta + step
         new = _efron(candidate, t, e, xc, s)
@@ -145,7 +144,7 @@ def cox_fit(
         loglik0,
         loglik,
         score,
-        iteration,
+        iterations,
         converged,
         len(t),
         int(e.sum()),
@@ -173,8 +172,7 @@ def cox_zph(
     left = np.concatenate(([1.0], surv))[np.searchsorted(unique, t0, side="left")]
     g0 = 1 - left
     g0 = g0 - g0[e0].mean()
-    t, e, xc, s = _prepare(times, events, x, strata)
-    order = np.lexsort((-np.asarray(times, float), np.zeros(len(t0), int) if strata is None else np.asarray(strata, int)))
+    t, e, xc, s, order = _prepare(times, events, x, strata)
     g = g0[order]
     p = xc.shape[1]
     beta = fit.coef
@@ -219,7 +217,7 @@ def cox_zph(
     imat[p:, :p] = imat[:p, p:].T
     tests, dfs = [], []
     for k in range(p):
-        keep = list(range(p)) + [p + k]
+        keep = [*range(p), p + k]
         vector = np.zeros(p + 1)
         vector[p] = u[p + k]
         tests.append(float(vector @ np.linalg.solve(imat[np.ix_(keep, keep)], vector)))
@@ -229,4 +227,4 @@ def cox_zph(
     dfs.append(p)
     chi = np.array(tests)
     df = np.array(dfs)
-    return ZphTest(chi, df, stats.chi2.sf(chi, df))
+    return ZphTest(chi, df, np.asarray(stats.chi2.sf(chi, df), float))

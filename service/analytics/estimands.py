@@ -61,7 +61,9 @@ class EndpointDefinition:
 
 
 ENDPOINTS = {
-    "OS": EndpointDefinition("day_1", ("death",), description="origin study day 1; event = first dated death"),
+    "OS": EndpointDefinition(
+        "day_1", ("death",), description="origin study day 1; event = first dated death"
+    ),
     "RFS": EndpointDefinition(
         "remission",
         RFS_EVENTS,
@@ -207,7 +209,9 @@ def _first_event(after: Any) -> tuple[Any, Any]:
 def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
     """Per patient, the first dated assessment of the study treatment in `categories`."""
     off_study = _off_study_starts()
-    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(None)
+    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
+        None
+    )
     return (
         select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
         .join(pts, pts.c.id == col(Outcome.patient_id))
@@ -228,7 +232,9 @@ def _response_assessed(pts: Any) -> Any:
     """Per patient with a dated response assessment of the study treatment: whether any of them
     is CR/CRi/CRh (1) or none (0)."""
     off_study = _off_study_starts()
-    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(None)
+    in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
+        None
+    )
     return (
         select(
             col(Outcome.patient_id).label("pid"),
@@ -361,7 +367,14 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
-EXCLUSIONS = (NEVER_IN_REMISSION, DEATH_BEFORE_DAY_1, UNDATED_EVENT, NO_DAY, NOTHING_AFTER_ORIGIN, NOT_ASSESSED)
+EXCLUSIONS = (
+    NEVER_IN_REMISSION,
+    DEATH_BEFORE_DAY_1,
+    UNDATED_EVENT,
+    NO_DAY,
+    NOTHING_AFTER_ORIGIN,
+    NOT_ASSESSED,
+)
 
 
 def reason_text(code: Any) -> Any:

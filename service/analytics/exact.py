@@ -14,7 +14,7 @@
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -147,7 +147,9 @@ def fisher_odds_ratio(table: list[list[int]], conf_level: float = 0.95) -> OddsR
 
     def pnhyper(q: int, ncp: float, upper: bool = False) -> float:
         if ncp == 1:
-            return float(stats.hypergeom.sf(q - 1, m + n, m, k) if upper else stats.hypergeom.cdf(q, m + n, m, k))
+            return float(
+                stats.hypergeom.sf(q - 1, m + n, m, k) if upper else stats.hypergeom.cdf(q, m + n, m, k)
+            )
         if ncp == 0:
             return float(q <= lo) if upper else float(q >= lo)
         if math.isinf(ncp):
@@ -201,7 +203,7 @@ def fisher_odds_ratio(table: list[list[int]], conf_level: float = 0.95) -> OddsR
 MAX_TABLES = 2_000_000
 
 
-@lru_cache(maxsize=None)
+@cache
 def _log_factorial(n: int) -> float:
     return float(gammaln(n + 1))
 
@@ -218,7 +220,11 @@ def fisher_freeman_halton(table: list[list[int]]) -> float | None:
     if len(rows) < 2 or len(cols) < 2:
         return 1.0
     total = sum(cols)
-    constant = sum(_log_factorial(sum(r)) for r in rows) + sum(_log_factorial(c) for c in cols) - _log_factorial(total)
+    constant = (
+        sum(_log_factorial(sum(r)) for r in rows)
+        + sum(_log_factorial(c) for c in cols)
+        - _log_factorial(total)
+    )
 
     def log_p(cells: list[int]) -> float:
         return constant - sum(_log_factorial(c) for c in cells)
@@ -253,7 +259,7 @@ def _compositions(total: int, bounds: list[int]) -> "list[list[int]]":
     if len(bounds) == 1:
         return [[total]] if total <= bounds[0] else []
     room = sum(bounds[1:])
-    out = []
+    out: list[list[int]] = []
     for first in range(max(0, total - room), min(total, bounds[0]) + 1):
         out.extend([first, *rest] for rest in _compositions(total - first, bounds[1:]))
     return out

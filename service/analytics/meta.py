@@ -11,10 +11,9 @@ effect in a new study is mu ± crit·sqrt(tau² + se²) with the same critical v
 `predict.rma`."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-
-from collections.abc import Callable
 
 import numpy as np
 from scipy import optimize, stats

@@ -185,3 +185,56 @@ class TimeToEvent(Output):
     excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
+
+
+class IncidencePoint(Output):
+    """The cumulative incidence just after a jump (R cuminc's estimate and variance)."""
+
+    time: float
+    estimate: float
+    variance: float
+    lower: float | None
+    upper: float | None
+
+
+class IncidenceLandmark(Output):
+    day: float
+    time: float
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+
+
+class CauseIncidence(Output):
+    cause: str
+    events: int
+    curve: list[IncidencePoint]
+    landmarks: list[IncidenceLandmark]
+
+
+class IncidenceGroup(Output):
+    group: Group
+    n: int
+    excluded: dict[str, int]
+    # Why the curves' landmarks are withheld (null when computable).
+    not_computable: str | None
+    causes: list[CauseIncidence]
+
+
+class GrayTestResult(Output):
+    cause: str
+    statistic: float
+    df: int
+    p_value: float
+
+
+class CumulativeIncidence(Output):
+    study_id: UUID
+    time_unit: str
+    conf_level: float
+    groups: list[IncidenceGroup]
+    gray_tests: list[GrayTestResult]
+    excluded: int
+    excluded_by_reason: dict[str, int]
+    method: dict[str, str]
+    warnings: list[str]

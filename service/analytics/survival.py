@@ -163,9 +163,14 @@ def log_rank(
     stratum. With `strata` (one code per patient of each group) the observed, expected and
     variance are summed over strata, as `survdiff(... + strata(s))`. None when fewer than two
     groups have patients or there are no events."""
-    codes = [np.zeros(len(t), int) if strata is None else np.asarray(s, int) for (t, _), s in
-             zip(groups, strata or [None] * len(groups), strict=True)]  # type: ignore[arg-type]
-    kept = [(np.asarray(t, float), np.asarray(e, bool), c) for (t, e), c in zip(groups, codes, strict=True) if len(t)]
+    codes = (
+        [np.zeros(len(t), int) for t, _ in groups] if strata is None else [np.asarray(s, int) for s in strata]
+    )
+    kept = [
+        (np.asarray(t, float), np.asarray(e, bool), c)
+        for (t, e), c in zip(groups, codes, strict=True)
+        if len(t)
+    ]
     if len(kept) < 2 or not any(e.any() for _, e, _ in kept):
         return None
     k = len(kept)
@@ -254,7 +259,7 @@ def restricted_mean_difference(
     p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else math.nan
     difference = (d, d - z * se, d + z * se, p)
     if first.estimate <= 0 or second.estimate <= 0:
-        return difference, (math.nan,) * 4  # type: ignore[return-value]
+        return difference, (math.nan, math.nan, math.nan, math.nan)
     log_ratio = math.log(first.estimate) - math.log(second.estimate)
     log_se = math.sqrt(first.variance / first.estimate**2 + second.variance / second.estimate**2)
     p_ratio = float(2 * stats.norm.sf(abs(log_ratio) / log_se)) if log_se > 0 else math.nan

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from service.analytics import estimands, queries
 from service.analytics.proportions import CiMethod, fisher_two_groups, proportion_ci
 from service.analytics.rates import count_outcome
+from service.analytics.relapse_incidence import relapse_incidence
 from service.analytics.time_to_event import survival
 from service.db.models import Patient, ReportedResult
 from service.evidence.precision import decimals, fmt, same_at_precision
@@ -262,6 +263,8 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
         )
     if kind == "survival":
         return await _survival_check(session, study_id, result, definition)
+    if kind == "cumulative_incidence":
+        return await _incidence_check(session, study_id, result, definition)
     if kind == "comparison":
         return await _comparison_check(session, study_id, result, definition, data)
     return _not_computable(f"unknown definition type {kind}", None)
@@ -304,6 +307,44 @@ async def _survival_check(
         return _not_computable(
             f"{label}: not reached or beyond follow-up in the patient-level data", fmt(result.value)
         )
+    ok = same_at_precision(computed, result.value)
+    return _judged(
+        "patient_level",
+        ok,
+        printed=fmt(result.value),
+        computed=f"{computed:g}",
+        detail=label if ok else f"{label} recomputes to {computed:g}",
+    )
+
+
+async def _incidence_check(
+    session: AsyncSession, study_id: UUID, result: Any, definition: dict[str, Any]
+) -> Check:
+    day = definition["landmark_day"]
+    summary = await relapse_incidence(
+        session,
+        study_id,
+        landmark_days=[day],
+        conf_level=0.95,
+        time_unit="days",
+        group_by="arm" if result.arm_id else None,
+    )
+    group = next(
+        (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None
+    )
+    cause = definition["cause"]
+    label = f"cumulative incidence of {cause.replace('_', '-')} at day {day} (%)"
+    if group is not None and group.not_computable:
+        return _not_computable(f"{label}: {group.not_computable}", fmt(result.value))
+    if group is None or group.n == 0 or result.value is None:
+        return _not_computable(
+            f"{label}: no patients in the analysis set (first CR/CRi/CRh)", fmt(result.value)
+        )
+    curve = next(c for c in group.causes if c.cause == cause)
+    estimate = curve.landmarks[0].estimate
+    if estimate is None:
+        return _not_computable(f"{label}: beyond the last follow-up", fmt(result.value))
+    computed = 100 * estimate
     ok = same_at_precision(computed, result.value)
     return _judged(
         "patient_level",

@@ -75,7 +75,9 @@ class EventCreate(OutcomeFields, tag_field="kind", tag="event", kw_only=True):
     event_type: EventType
     cause: ShortText | None = None
     gvhd_kind: GvhdKind | None = None
-    gvhd_grade: Annotated[int, Meta(ge=1, le=4, description="Acute GVHD overall grade (MAGIC).")] | None = None
+    gvhd_grade: Annotated[int, Meta(ge=1, le=4, description="Acute GVHD overall grade (MAGIC).")] | None = (
+        None
+    )
     gvhd_severity: ChronicGvhdSeverity | None = None
     gvhd_systemic_therapy: bool | None = None
 

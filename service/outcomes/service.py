@@ -76,6 +76,10 @@ def _check_gvhd(values: dict[str, Any]) -> None:
     if kind is None:
         raise RuleViolation("a gvhd event needs `gvhd_kind` (acute or chronic)", field="gvhd_kind")
     if kind == "acute" and values.get("gvhd_severity") is not None:
-        raise RuleViolation("acute GVHD is graded (`gvhd_grade`), not given a chronic severity", field="gvhd_severity")
+        raise RuleViolation(
+            "acute GVHD is graded (`gvhd_grade`), not given a chronic severity", field="gvhd_severity"
+        )
     if kind == "chronic" and values.get("gvhd_grade") is not None:
-        raise RuleViolation("chronic GVHD has a severity (`gvhd_severity`), not an acute grade", field="gvhd_grade")
+        raise RuleViolation(
+            "chronic GVHD has a severity (`gvhd_severity`), not an acute grade", field="gvhd_grade"
+        )

@@ -49,6 +49,15 @@ class SurvivalDefinition(Input, tag_field="type", tag="survival", kw_only=True):
     time_unit: Literal["days", "weeks", "months"] = "days"
 
 
+class CumulativeIncidenceDefinition(Input, tag_field="type", tag="cumulative_incidence", kw_only=True):
+    """The cumulative incidence (percent) of relapse, or of death without relapse, at a landmark
+    day counted from first CR/CRi/CRh, as `GET .../cumulative-incidence` estimates it (the
+    competing risk accounted for, not 1 − Kaplan–Meier)."""
+
+    cause: Literal["relapse", "non_relapse_mortality"]
+    landmark_day: Annotated[int, Meta(ge=1, le=36_500)]
+
+
 class PatientAttributeDefinition(Input, tag_field="type", tag="patient_attribute", kw_only=True):
     """The median of a numeric attribute, or the count of patients whose attribute equals `equals`."""
 
@@ -89,6 +98,7 @@ Definition = (
     ResponseRateDefinition
     | AdverseEventDefinition
     | SurvivalDefinition
+    | CumulativeIncidenceDefinition
     | PatientAttributeDefinition
     | ComparisonDefinition
 )

@@ -24,7 +24,15 @@ def _cohort(client: TestClient[Any]) -> dict[str, Any]:
     f.event(client, p1, event_type="relapse", study_day=150)
     p2 = patient("P2")  # CR, chronic GVHD without systemic therapy, death on day 200
     f.response(client, p2, study_day=29, category="CRi")
-    f.event(client, p2, event_type="gvhd", study_day=100, gvhd_kind="chronic", gvhd_severity="mild", gvhd_systemic_therapy=False)
+    f.event(
+        client,
+        p2,
+        event_type="gvhd",
+        study_day=100,
+        gvhd_kind="chronic",
+        gvhd_severity="mild",
+        gvhd_systemic_therapy=False,
+    )
     f.event(client, p2, event_type="death", study_day=200)
     p3 = patient("P3")  # refractory: NR, followed to day 90
     f.response(client, p3, study_day=29, category="NR")
@@ -37,14 +45,27 @@ def _cohort(client: TestClient[Any]) -> dict[str, Any]:
     p6 = patient("P6")  # CR, grade 2 acute GVHD, chronic GVHD needing systemic therapy on day 250
     f.response(client, p6, study_day=29, category="CR")
     f.event(client, p6, event_type="gvhd", study_day=40, gvhd_kind="acute", gvhd_grade=2)
-    f.event(client, p6, event_type="gvhd", study_day=250, gvhd_kind="chronic", gvhd_severity="moderate", gvhd_systemic_therapy=True)
+    f.event(
+        client,
+        p6,
+        event_type="gvhd",
+        study_day=250,
+        gvhd_kind="chronic",
+        gvhd_severity="moderate",
+        gvhd_systemic_therapy=True,
+    )
     f.event(client, p6, event_type="last_follow_up", study_day=300)
     return s
 
 
-def _rows(client: TestClient[Any], study_id: str, endpoint: str) -> tuple[dict[str, tuple[int, int, bool, str]], dict[str, str]]:
+def _rows(
+    client: TestClient[Any], study_id: str, endpoint: str
+) -> tuple[dict[str, tuple[int, int, bool, str]], dict[str, str]]:
     body = client.get(f"{API}/studies/{study_id}/time-to-event", params={"endpoint": endpoint}).json()
-    rows = {r["subject_code"]: (r["origin_day"], r["end_day"], r["event"], r["event_or_censoring"]) for r in body["rows"]}
+    rows = {
+        r["subject_code"]: (r["origin_day"], r["end_day"], r["event"], r["event_or_censoring"])
+        for r in body["rows"]
+    }
     return rows, {e["subject_code"]: e["reason"] for e in body["excluded"]}
 
 
@@ -110,7 +131,9 @@ def test_gvhd_details_are_checked(client: TestClient[Any], fields: dict[str, Any
     s = f.study(client)
     p = f.patient(client, s["id"])
     before = client.get(f"{API}/outcomes", params={"patient_id": p["id"]}).json()["total"]
-    response = client.post(f"{API}/outcomes", json={"kind": "event", "patient_id": p["id"], "study_day": 10, **fields})
+    response = client.post(
+        f"{API}/outcomes", json={"kind": "event", "patient_id": p["id"], "study_day": 10, **fields}
+    )
     assert response.status_code in (400, 422), response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in response.text

@@ -340,3 +340,12 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
     assert verdicts["CR or CRi 4 weeks after CAR-T-38 infusion (text)"] == "consistent"
     assert verdicts["Median overall survival"] == "not_computable"
     assert verdicts["6-month cumulative recurrence"] == "inconsistent"  # '2 (50%)' in an N = 6 column
+    [recurrence] = [
+        r
+        for r in client.get(f"{API}/studies/{cart['id']}/reconciliation").json()["results"]
+        if r["measure"] == "6-month cumulative recurrence"
+    ]
+    [patient_level] = [c for c in recurrence["checks"] if c["check"] == "patient_level"]
+    # a cumulative incidence with death competing, and patient 1's relapse has no day
+    assert patient_level["verdict"] == "not_computable"
+    assert "relapse" in patient_level["detail"] and "undated" in patient_level["detail"]

@@ -193,7 +193,10 @@ def test_rfs_leaves_out_patients_never_in_remission(client: TestClient[Any]) -> 
         ("R", 100, "relapse")
     ]
     assert [(e["subject_code"], e["reason"]) for e in body["excluded"]] == [
-        ("N", "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on a dated assessment of the study treatment")
+        (
+            "N",
+            "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on a dated assessment of the study treatment",
+        )
     ]
 
 

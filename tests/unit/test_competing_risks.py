@@ -21,7 +21,11 @@ def _as_array(value: Any) -> np.ndarray:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_cumulative_incidence_equals_cuminc(case: dict[str, Any]) -> None:
-    time, cause, group = _as_array(case["time"]), _as_array(case["cause"]).astype(int), _as_array(case["group"]).astype(int)
+    time, cause, group = (
+        _as_array(case["time"]),
+        _as_array(case["cause"]).astype(int),
+        _as_array(case["group"]).astype(int),
+    )
     assert case["curves"], "the fixture has curves"
     for curve in case["curves"]:
         sel = group == curve["group"]
@@ -30,7 +34,10 @@ def test_cumulative_incidence_equals_cuminc(case: dict[str, Any]) -> None:
         np.testing.assert_allclose(ours.estimate, _as_array(curve["estimate"]), atol=TOLERANCE, rtol=0)
         np.testing.assert_allclose(ours.variance, _as_array(curve["variance"]), atol=TOLERANCE, rtol=0)
         for t, estimate, variance in zip(
-            _as_array(curve["at"]), _as_array(curve["at_estimate"]), _as_array(curve["at_variance"]), strict=True
+            _as_array(curve["at"]),
+            _as_array(curve["at_estimate"]),
+            _as_array(curve["at_variance"]),
+            strict=True,
         ):
             value = ours.at(float(t))
             if np.isnan(estimate):
@@ -40,18 +47,28 @@ def test_cumulative_incidence_equals_cuminc(case: dict[str, Any]) -> None:
                 assert value[0] == pytest.approx(estimate, abs=TOLERANCE)
                 assert value[1] == pytest.approx(variance, abs=TOLERANCE)
         # the same Aalen–Johansen estimate as survfit's multi-state curves
-        for t, estimate in zip(_as_array(curve["survfit_at"]), _as_array(curve["survfit_estimate"]), strict=True):
+        for t, estimate in zip(
+            _as_array(curve["survfit_at"]), _as_array(curve["survfit_estimate"]), strict=True
+        ):
             value = ours.at(float(t))
             assert value is not None and value[0] == pytest.approx(estimate, abs=TOLERANCE)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["tests"]], ids=lambda c: c["name"])
 def test_gray_test_equals_cuminc(case: dict[str, Any]) -> None:
-    time, cause, group = _as_array(case["time"]), _as_array(case["cause"]).astype(int), _as_array(case["group"]).astype(int)
+    time, cause, group = (
+        _as_array(case["time"]),
+        _as_array(case["cause"]).astype(int),
+        _as_array(case["group"]).astype(int),
+    )
     strata = None if case["strata"] is None else _as_array(case["strata"]).astype(int)
     tests = case["tests"]
     for k, statistic, p, df in zip(
-        _as_array(tests["cause"]), _as_array(tests["statistic"]), _as_array(tests["p"]), _as_array(tests["df"]), strict=True
+        _as_array(tests["cause"]),
+        _as_array(tests["statistic"]),
+        _as_array(tests["p"]),
+        _as_array(tests["df"]),
+        strict=True,
     ):
         ours = gray_test(time, cause, group, int(k), rho=case["rho"], strata=strata)
         assert ours is not None

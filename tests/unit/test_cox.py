@@ -16,7 +16,12 @@ TOLERANCE = 1e-8
 def _inputs(case: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     x = np.asarray(case["x"], float)
     strata = None if case["strata"] is None else np.asarray(case["strata"], int)
-    return np.asarray(case["time"], float), np.asarray(case["event"], bool), x.reshape(len(case["time"]), -1), strata
+    return (
+        np.asarray(case["time"], float),
+        np.asarray(case["event"], bool),
+        x.reshape(len(case["time"]), -1),
+        strata,
+    )
 
 
 @pytest.mark.parametrize("case", FIXTURE["cases"], ids=[c["name"] for c in FIXTURE["cases"]])
@@ -25,7 +30,9 @@ def test_cox_equals_coxph_efron(case: dict[str, Any]) -> None:
     fit = cox_fit(time, event, x, strata)
     assert fit.converged
     np.testing.assert_allclose(fit.coef, np.atleast_1d(case["coef"]), atol=TOLERANCE, rtol=0)
-    np.testing.assert_allclose(fit.var, np.asarray(case["var"], float).reshape(fit.var.shape), atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        fit.var, np.asarray(case["var"], float).reshape(fit.var.shape), atol=TOLERANCE, rtol=0
+    )
     assert [fit.loglik_null, fit.loglik] == pytest.approx(case["loglik"], abs=TOLERANCE)
     assert fit.wald == pytest.approx(case["wald"], rel=TOLERANCE)  # chi-square: relative
     assert fit.likelihood_ratio == pytest.approx(case["logtest"], abs=TOLERANCE)

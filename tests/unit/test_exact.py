@@ -38,7 +38,11 @@ def test_conditional_odds_ratio_equals_fisher_test(case: dict[str, Any]) -> None
     a, b, c, d = case["table"]
     ours = fisher_odds_ratio([[a, b], [c, d]])
     assert ours.p_value == pytest.approx(case["p"], abs=TOLERANCE)
-    for mine, theirs in ((ours.estimate, case["estimate"]), (ours.lower, case["lower"]), (ours.upper, case["upper"])):
+    for mine, theirs in (
+        (ours.estimate, case["estimate"]),
+        (ours.lower, case["lower"]),
+        (ours.upper, case["upper"]),
+    ):
         if theirs is None:
             assert math.isinf(mine)
         else:
@@ -61,7 +65,9 @@ def test_fisher_freeman_halton_on_2_by_2_equals_fisher() -> None:
         assert fisher_freeman_halton([[a, b], [c, d]]) == pytest.approx(case["p"], abs=TOLERANCE)
 
 
-def test_fisher_freeman_halton_refuses_a_table_too_large_to_enumerate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fisher_freeman_halton_refuses_a_table_too_large_to_enumerate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("service.analytics.exact.MAX_TABLES", 10)
     assert fisher_freeman_halton([[10, 10, 10], [10, 10, 10], [10, 10, 10]]) is None
 

@@ -31,14 +31,22 @@ def test_random_effects_equal_metafor(case: dict[str, Any]) -> None:
     np.testing.assert_allclose(ours.weights, case["weights"], atol=TOLERANCE, rtol=0)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c["measure"] == "PLO" and c["method"] == "DL" and c["test"] == "z"], ids=lambda c: c["name"])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c["measure"] == "PLO" and c["method"] == "DL" and c["test"] == "z"],
+    ids=lambda c: c["name"],
+)
 def test_logit_scale_equals_escalc(case: dict[str, Any]) -> None:
     y, v, _ = transformed(np.asarray(case["xi"], float), np.asarray(case["ni"], float), "logit")
     np.testing.assert_allclose(y, case["yi"], atol=TOLERANCE, rtol=0)
     np.testing.assert_allclose(v, case["vi"], atol=TOLERANCE, rtol=0)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c["measure"] == "PFT" and c["method"] == "DL" and c["test"] == "z"], ids=lambda c: c["name"])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c["measure"] == "PFT" and c["method"] == "DL" and c["test"] == "z"],
+    ids=lambda c: c["name"],
+)
 def test_double_arcsine_is_twice_escalc(case: dict[str, Any]) -> None:
     # this module uses the unhalved transform: y = 2·yi, v = 4·vi
     y, v, _ = transformed(np.asarray(case["xi"], float), np.asarray(case["ni"], float), "freeman-tukey")

@@ -1,0 +1,170 @@
+"""Cumulative incidence of relapse and of non-relapse mortality (competing risks), per group,
+with Gray's test: the RFS analysis set of service.analytics.estimands, each RFS event split by
+its kind (relapse or progression = relapse; death first = non-relapse mortality)."""
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import estimands, queries
+from service.analytics.competing_risks import cumulative_incidence, gray_test, log_log_interval
+from service.analytics.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics.schemas import (
+    CauseIncidence,
+    CumulativeIncidence,
+    GrayTestResult,
+    IncidenceGroup,
+    IncidenceLandmark,
+    IncidencePoint,
+)
+from service.analytics.time_to_event import DAYS_PER_UNIT, TimeUnit, elapsed
+from service.common.heavy import offload
+
+CAUSES = {1: "relapse", 2: "non_relapse_mortality"}
+RELAPSE_KINDS = ("relapse", "progression")
+
+METHOD = {
+    "analysis_set": "the RFS analysis set: " + estimands.ENDPOINTS["RFS"].description,
+    "causes": "relapse = a first event that is a relapse or progression; non_relapse_mortality = death before any relapse (a relapse and a death on the same day count as relapse); no event = censored at the last recorded study day",
+    "estimator": "Aalen–Johansen cumulative incidence with Gray's variance, as R cmprsk::cuminc (and survfit multi-state)",
+    "confidence_interval": "pointwise log(-log) interval F^exp(±z·se/(F·log F)); null at 0 and 1",
+    "gray_test": "Gray's (1988) test of equal cumulative incidence across groups, rho = 0, as cuminc's Tests",
+    "landmarks": "the estimate of the step function at each landmark day; null beyond the last follow-up",
+}
+
+
+async def relapse_incidence(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    landmark_days: list[float],
+    conf_level: float,
+    time_unit: TimeUnit,
+    group_by: GroupBy | None,
+) -> CumulativeIncidence:
+    await queries.require_study(session, study_id)
+    rows = await estimands.fetch_analysis_rows(session, study_id, "RFS")
+    arms = await queries.fetch_arms(session, study_id)
+    return await offload(_result, study_id, rows, arms, landmark_days, conf_level, time_unit, group_by)
+
+
+def cause_of(row: Any) -> int:
+    if not row.event:
+        return 0
+    return 1 if row.event_type in RELAPSE_KINDS else 2
+
+
+def _result(
+    study_id: UUID,
+    rows: Sequence[Any],
+    arms: Sequence[Any],
+    landmark_days: list[float],
+    conf_level: float,
+    time_unit: TimeUnit,
+    group_by: GroupBy | None,
+) -> CumulativeIncidence:
+    grouping = group_patients(rows, arms, group_by)
+    warnings = small_sample_warnings(grouping.groups, grouping.sizes())
+    excluded_in: dict[str, Counter[str]] = {g.key: Counter() for g in grouping.groups}
+    kept: dict[str, list[Any]] = {g.key: [] for g in grouping.groups}
+    for row in rows:
+        key = grouping.group_of[row.id]
+        if row.reason is None:
+            kept[key].append(row)
+        else:
+            excluded_in[key][row.reason] += 1
+    by_reason: Counter[str] = sum(excluded_in.values(), Counter())
+    warnings += [
+        f"{n} patient(s) not in the analysis set: {reason}" for reason, n in sorted(by_reason.items())
+    ]
+    samples: list[tuple[np.ndarray, np.ndarray]] = []
+    groups: list[IncidenceGroup] = []
+    for group in grouping.groups:
+        members = kept[group.key]
+        times = elapsed(
+            np.array([r.origin_day for r in members], float),
+            np.array([r.end_day for r in members], float),
+            time_unit,
+        )
+        causes = np.array([cause_of(r) for r in members], int)
+        samples.append((times, causes))
+        undated = excluded_in[group.key][estimands.UNDATED_EVENT]
+        not_computable = (
+            f"{undated} patient(s) with an undated relapse or death were excluded: the incidence of the rest would be biased"
+            if undated
+            else None
+        )
+        if not_computable:
+            warnings.append(f"group '{group.label}': landmarks not computable: {not_computable}")
+        curves = []
+        for code, name in CAUSES.items():
+            estimate = cumulative_incidence(times, causes, code)
+            points = []
+            for t, f, v in zip(estimate.time, estimate.estimate, estimate.variance, strict=True):
+                lower, upper = log_log_interval(float(f), float(v), conf_level)
+                points.append(
+                    IncidencePoint(
+                        time=float(t), estimate=float(f), variance=float(v), lower=lower, upper=upper
+                    )
+                )
+            landmarks = []
+            for day in landmark_days:
+                t = day / DAYS_PER_UNIT[time_unit]
+                value = None if undated else estimate.at(t)
+                if value is None and len(times) and not undated:
+                    warnings.append(
+                        f"group '{group.label}': landmark day {day:g} is beyond the last follow-up"
+                    )
+                bounds = log_log_interval(*value, conf_level) if value else (None, None)
+                landmarks.append(
+                    IncidenceLandmark(
+                        day=day,
+                        time=t,
+                        estimate=value[0] if value else None,
+                        lower=bounds[0],
+                        upper=bounds[1],
+                    )
+                )
+            curves.append(
+                CauseIncidence(cause=name, events=estimate.events, curve=points, landmarks=landmarks)
+            )
+        groups.append(
+            IncidenceGroup(
+                group=group,
+                n=len(members),
+                excluded=dict(excluded_in[group.key]),
+                not_computable=not_computable,
+                causes=curves,
+            )
+        )
+    tests = []
+    present = [(t, c) for t, c in samples if len(t)]
+    if len(present) >= 2:
+        time = np.concatenate([t for t, _ in present])
+        cause = np.concatenate([c for _, c in present])
+        group_code = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(present)])
+        for number, name in CAUSES.items():
+            test = gray_test(time, cause, group_code, number) if (cause == number).any() else None
+            if test is None:
+                warnings.append(f"Gray's test for {name} undefined: no {name} events, or a singular variance")
+                continue
+            tests.append(
+                GrayTestResult(cause=name, statistic=test.statistic, df=test.df, p_value=test.p_value)
+            )
+    elif len(grouping.groups) >= 2:
+        warnings.append("Gray's test undefined: fewer than two groups with patients")
+    return CumulativeIncidence(
+        study_id=study_id,
+        time_unit=time_unit,
+        conf_level=conf_level,
+        groups=groups,
+        gray_tests=tests,
+        excluded=sum(by_reason.values()),
+        excluded_by_reason=dict(by_reason),
+        method=METHOD,
+        warnings=warnings,
+    )
