@@ -22,7 +22,14 @@ from service.analytics.schemas import (
     TimeToEvent,
 )
 from service.analytics.survival import ConfType
-from service.analytics.time_to_event import DEFINITIONS, Endpoint, TimeUnit, survival, time_to_event
+from service.analytics.time_to_event import (
+    DEFINITIONS,
+    Endpoint,
+    Stratum,
+    TimeUnit,
+    survival,
+    time_to_event,
+)
 from service.auth.middleware import requires
 from service.common.controller import next_link
 from service.common.heavy import offload_to_process
@@ -120,7 +127,7 @@ class StatisticsController(Controller):
     @get(
         "/survival",
         operation_id="getSurvival",
-        summary="Kaplan–Meier survival (OS or RFS) with log-rank test",
+        summary="Kaplan–Meier survival (OS, RFS, EFS, GRFS, CRD) with log-rank test, RMST and median follow-up",
         description=(
             "Kaplan–Meier product-limit estimate with Greenwood variance and pointwise intervals as R survfit; median as "
             "R quantile.survfit (midpoint of a flat at 0.5, interval from the band, null when not reached); log-rank as "
@@ -137,6 +144,33 @@ class StatisticsController(Controller):
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
         group_by: GroupByParam = None,
+        rho: Annotated[
+            float,
+            QueryParameter(
+                ge=0,
+                le=5,
+                description="G-rho weight S(t-)^rho of the test: 0 log-rank (default), 1 Peto–Peto.",
+            ),
+        ] = 0.0,
+        strata: Annotated[
+            Stratum | None, QueryParameter(description="Stratify the test by this patient attribute.")
+        ] = None,
+        tau: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1,
+                le=36500,
+                description="Restricted mean survival time up to this many days, per group and against the first group.",
+            ),
+        ] = None,
+        landmark_day: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1,
+                le=36500,
+                description="Landmark analysis: only patients followed event-free beyond this day, time counted from it.",
+            ),
+        ] = None,
     ) -> Survival:
         return await survival(
             db_session,
@@ -147,6 +181,10 @@ class StatisticsController(Controller):
             conf_level=conf_level,
             time_unit=time_unit,
             group_by=group_by,
+            rho=rho,
+            strata=strata,
+            tau_days=tau,
+            landmark_day=landmark_day,
         )
 
     @get(

@@ -249,16 +249,36 @@ def _response_assessed(pts: Any) -> Any:
     )
 
 
-def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
+# Patient attributes an analysis may stratify or adjust by.
+PATIENT_COLUMNS = {
+    "sex": Patient.sex,
+    "diagnosis": Patient.diagnosis,
+    "disease_status": Patient.disease_status,
+    "risk_group": Patient.risk_group,
+    "age_years": Patient.age_years,
+    "wbc_10e9_per_l": Patient.wbc_10e9_per_l,
+    "hemoglobin_g_per_l": Patient.hemoglobin_g_per_l,
+    "platelets_10e9_per_l": Patient.platelets_10e9_per_l,
+    "marrow_blasts_pct": Patient.marrow_blasts_pct,
+}
+
+
+def _analysis_statement(
+    study_id: UUID, endpoint: str, postgres: bool, attributes: tuple[str, ...] = ()
+) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
-    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code), ids raw.
-    `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
+    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code, *attributes),
+    ids raw. `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
     definition = ENDPOINTS[endpoint]
     # last_recorded_day is kept by the database on every write of outcomes, adverse events and
     # treatments (see the Patient model).
     pts = (
         select(
-            col(Patient.id), col(Patient.subject_code), col(Patient.arm_id), col(Patient.last_recorded_day)
+            col(Patient.id),
+            col(Patient.subject_code),
+            col(Patient.arm_id),
+            col(Patient.last_recorded_day),
+            *(col(PATIENT_COLUMNS[a]) for a in attributes),
         )
         .where(col(Patient.study_id) == study_id)
         .subquery()
@@ -357,6 +377,7 @@ def _analysis_statement(study_id: UUID, endpoint: str, postgres: bool) -> Any:
         case((has_event, 1), else_=0).label("event"),
         event_type.label("event_type"),
         reason.label("reason_code"),
+        *(pts.c[a] for a in attributes),
     ).select_from(pts)
     for table, condition in joins:
         statement = statement.outerjoin(table, condition)
@@ -382,19 +403,27 @@ def reason_text(code: Any) -> Any:
     return case(*((code == i, literal(text)) for i, text in enumerate(EXCLUSIONS))).label("reason")
 
 
-async def fetch_analysis_rows(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
+async def fetch_analysis_rows(
+    session: AsyncSession, study_id: UUID, endpoint: str, attributes: tuple[str, ...] = ()
+) -> Sequence[Any]:
     """The per-patient analysis rows (see `_analysis_statement`) in creation order, with the
-    exclusion reason as text (`reason`)."""
-    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
+    exclusion reason as text (`reason`) and the patient `attributes` asked for."""
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes).subquery()
     statement = select(*(c for c in rows.c if c.key != "reason_code"), reason_text(rows.c.reason_code))
     return await _rows(session, statement.order_by(rows.c.id))
 
 
-async def fetch_analysis_counts(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
-    """The same rows counted by (arm_id, origin_day, end_day, event, reason): a Kaplan–Meier
-    curve needs only these counts, so 100,000 patients come back as a few thousand rows."""
-    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
-    key = (rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code)
+async def fetch_analysis_counts(
+    session: AsyncSession, study_id: UUID, endpoint: str, stratum: str | None = None
+) -> Sequence[Any]:
+    """The same rows counted by (arm_id, origin_day, end_day, event, reason[, stratum]): a
+    Kaplan–Meier curve needs only these counts, so 100,000 patients come back as a few thousand
+    rows. With `stratum`, each row also carries that patient attribute (column `stratum`)."""
+    attributes = (stratum,) if stratum else ()
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes).subquery()
+    key = [rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code]
+    if stratum:
+        key.append(rows.c[stratum].label("stratum"))
     counted = select(*key, func.count().label("n")).group_by(*key).subquery()
     statement = select(
         counted.c.arm_id,
@@ -403,5 +432,6 @@ async def fetch_analysis_counts(session: AsyncSession, study_id: UUID, endpoint:
         counted.c.event,
         reason_text(counted.c.reason_code),
         counted.c.n,
+        *([counted.c.stratum] if stratum else []),
     )
     return await _rows(session, statement)

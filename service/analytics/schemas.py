@@ -116,6 +116,31 @@ class AtRisk(Output):
     n_risk: int
 
 
+class RestrictedMeanTime(Output):
+    """The area under the Kaplan–Meier curve up to `tau` (in `time_unit`), as survRM2."""
+
+    tau: float
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+
+
+class RestrictedMeanComparison(Output):
+    """A group against the first group: difference and ratio of restricted means (survRM2 rmst2)."""
+
+    group_key: str
+    reference_key: str
+    difference: float
+    difference_lower: float
+    difference_upper: float
+    difference_p: float | None
+    ratio: float | None
+    ratio_lower: float | None
+    ratio_upper: float | None
+    ratio_p: float | None
+
+
 class SurvivalGroup(Output):
     group: Group
     n: int
@@ -127,6 +152,11 @@ class SurvivalGroup(Output):
     median: Median
     landmarks: list[Landmark]
     at_risk: list[AtRisk]
+    # Median follow-up: the median of the reverse Kaplan–Meier (censoring as the event).
+    follow_up: Median
+    # With `tau`: the restricted mean survival time; null (with a warning) when tau is beyond
+    # the group's last follow-up.
+    rmst: RestrictedMeanTime | None
 
 
 class LogRankTest(Output):
@@ -135,6 +165,9 @@ class LogRankTest(Output):
     p_value: float
     observed: list[float]
     expected: list[float]
+    # G-rho weight S(t−)^rho: 0 log-rank, 1 Peto–Peto.
+    rho: float
+    stratified_by: str | None
 
 
 class Survival(Output):
@@ -145,6 +178,9 @@ class Survival(Output):
     conf_level: float
     groups: list[SurvivalGroup]
     log_rank: LogRankTest | None
+    rmst_comparisons: list[RestrictedMeanComparison]
+    # Landmark analysis: only patients followed event-free beyond this day, time reset there.
+    landmark_day: float | None
     excluded: int
     excluded_by_reason: dict[str, int]
     method: dict[str, str]

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID
 
 import numpy as np
+from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import estimands, queries
@@ -23,12 +24,25 @@ from service.analytics.schemas import (
     Landmark,
     LogRankTest,
     Median,
+    RestrictedMeanComparison,
+    RestrictedMeanTime,
     Survival,
     SurvivalGroup,
     TimeToEvent,
     TimeToEventRow,
 )
-from service.analytics.survival import ConfType, at_risk, kaplan_meier, log_rank, quantile, survival_at
+from service.analytics.survival import (
+    ConfType,
+    RestrictedMean,
+    at_risk,
+    kaplan_meier,
+    log_rank,
+    quantile,
+    restricted_mean,
+    restricted_mean_difference,
+    reverse_kaplan_meier,
+    survival_at,
+)
 from service.common.heavy import offload
 
 Endpoint = Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
@@ -126,18 +140,28 @@ def _none(value: float) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
 
 
-class SurvivalOptions(TypedDict):
+Stratum = Literal["sex", "diagnosis", "disease_status", "risk_group"]
+LANDMARK_EXCLUSION = "event or censoring on or before the landmark day"
+
+
+class SurvivalOptions(TypedDict, total=False):
     endpoint: Endpoint
     landmark_days: list[float]
     conf_type: ConfType
     conf_level: float
     time_unit: TimeUnit
     group_by: GroupBy | None
+    rho: float
+    strata: Stratum | None
+    tau_days: float | None
+    landmark_day: float | None
 
 
 async def survival(session: AsyncSession, study_id: UUID, **options: Unpack[SurvivalOptions]) -> Survival:
     await queries.require_study(session, study_id)
-    counts = await estimands.fetch_analysis_counts(session, study_id, options["endpoint"])
+    counts = await estimands.fetch_analysis_counts(
+        session, study_id, options["endpoint"], options.get("strata")
+    )
     arms = await queries.fetch_arms(session, study_id)
     # The estimates, tests and curve points are CPU work: off the event loop.
     return await offload(_survival_result, study_id, counts, arms, **options)
@@ -154,35 +178,60 @@ def _survival_result(
     conf_level: float,
     time_unit: TimeUnit,
     group_by: GroupBy | None,
+    rho: float = 0.0,
+    strata: Stratum | None = None,
+    tau_days: float | None = None,
+    landmark_day: float | None = None,
 ) -> Survival:
     groups, key_of_arm = define_groups(arms, group_by, (r.arm_id for r in counts))
     sizes: dict[str, int] = defaultdict(int)
-    cells: dict[str, list[tuple[float, float, bool, int]]] = defaultdict(list)
+    cells: dict[str, list[tuple[float, float, bool, int, Any]]] = defaultdict(list)
     excluded_in: dict[str, Counter[str]] = defaultdict(Counter)
+    landmark = None if landmark_day is None else landmark_day / DAYS_PER_UNIT[time_unit]
     for row in counts:
         key = key_of_arm[row.arm_id]
         sizes[key] += row.n
         if row.reason is not None:
             excluded_in[key][row.reason] += row.n
-        else:
-            cells[key].append((row.origin_day, row.end_day, bool(row.event), row.n))
+            continue
+        if landmark is not None:
+            time = float(
+                elapsed(np.array([float(row.origin_day)]), np.array([float(row.end_day)]), time_unit)[0]
+            )
+            if time <= landmark:
+                excluded_in[key][LANDMARK_EXCLUSION] += row.n
+                continue
+        cells[key].append(
+            (row.origin_day, row.end_day, bool(row.event), row.n, row.stratum if strata else None)
+        )
     by_reason: Counter[str] = sum(excluded_in.values(), Counter())
 
     warnings = small_sample_warnings(groups, sizes)
     warnings.extend(_warn_exclusions(dict(by_reason), endpoint))
     samples: list[tuple[np.ndarray, np.ndarray]] = []
+    stratum_codes: list[np.ndarray] = []
+    stratum_values = sorted({str(c[4]) for cell in cells.values() for c in cell if c[4] is not None})
     for group in groups:
-        origin, end, event, n = (
-            (np.array(column) for column in zip(*cells[group.key], strict=True))
-            if cells[group.key]
-            else (np.zeros(0),) * 4
+        rows = cells[group.key]
+        n = np.array([r[3] for r in rows], int)
+        times = np.repeat(
+            elapsed(np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float), time_unit),
+            n,
         )
-        times = np.repeat(elapsed(origin.astype(float), end.astype(float), time_unit), n.astype(int))
-        samples.append((times, np.repeat(event.astype(bool), n.astype(int))))
+        if landmark is not None:
+            times = times - landmark
+        samples.append((times, np.repeat(np.array([r[2] for r in rows], bool), n)))
+        stratum_codes.append(
+            np.repeat(
+                np.array([-1 if r[4] is None else stratum_values.index(str(r[4])) for r in rows], int), n
+            )
+        )
     longest = max((float(t.max()) for t, _ in samples if len(t)), default=0.0)
     grid = _grid(longest)
 
     results: list[SurvivalGroup] = []
+    tau = None if tau_days is None else tau_days / DAYS_PER_UNIT[time_unit]
+    means: dict[str, RestrictedMean] = {}
     for group, (times, events) in zip(groups, samples, strict=True):
         km = kaplan_meier(times, events, conf_type, conf_level)
         undated = excluded_in[group.key][estimands.UNDATED_EVENT]
@@ -214,6 +263,28 @@ def _survival_result(
                     n_risk=at_risk(times, t),
                 )
             )
+        follow_up = (
+            quantile(reverse_kaplan_meier(times, events, conf_type, conf_level), 0.5)
+            if len(times)
+            else (None, None, None)
+        )
+        rmst = None
+        if tau is not None and len(times):
+            if tau > float(times.max()):
+                warnings.append(
+                    f"group '{group.label}': restricted mean not computable: tau ({tau_days:g} days) is beyond the last follow-up"
+                )
+            else:
+                rm = restricted_mean(km, tau)
+                means[group.key] = rm
+                z = float(stats.norm.isf((1 - conf_level) / 2))
+                rmst = RestrictedMeanTime(
+                    tau=tau,
+                    estimate=rm.estimate,
+                    se=rm.se,
+                    lower=rm.estimate - z * rm.se,
+                    upper=rm.estimate + z * rm.se,
+                )
         results.append(
             SurvivalGroup(
                 group=group,
@@ -237,11 +308,48 @@ def _survival_result(
                 median=Median(time=median, lower=low, upper=high, reached=median is not None and not undated),
                 landmarks=landmarks,
                 at_risk=[AtRisk(time=t, n_risk=at_risk(times, t)) for t in grid],
+                follow_up=Median(
+                    time=follow_up[0],
+                    lower=follow_up[1],
+                    upper=follow_up[2],
+                    reached=follow_up[0] is not None,
+                ),
+                rmst=rmst,
             )
         )
-    test = log_rank(samples) if len(groups) >= 2 else None
-    if len(groups) >= 2 and test is None:
-        warnings.append("log-rank test undefined: fewer than two groups with patients, or no events")
+    test = None
+    if len(groups) >= 2:
+        tested = samples
+        codes = None
+        if strata:
+            # patients without the stratifying attribute cannot be placed in a stratum
+            missing = sum(int((c < 0).sum()) for c in stratum_codes)
+            if missing:
+                warnings.append(f"{missing} patient(s) without {strata} left out of the stratified test")
+            tested = [(t[c >= 0], e[c >= 0]) for (t, e), c in zip(samples, stratum_codes, strict=True)]
+            codes = [c[c >= 0] for c in stratum_codes]
+        test = log_rank(tested, codes, rho)
+        if test is None:
+            warnings.append("log-rank test undefined: fewer than two groups with patients, or no events")
+    comparisons = []
+    reference = groups[0].key if groups else None
+    for group in groups[1:]:
+        if reference in means and group.key in means:
+            difference, ratio = restricted_mean_difference(means[group.key], means[reference], conf_level)
+            comparisons.append(
+                RestrictedMeanComparison(
+                    group_key=group.key,
+                    reference_key=reference,
+                    difference=difference[0],
+                    difference_lower=difference[1],
+                    difference_upper=difference[2],
+                    difference_p=_none(difference[3]),
+                    ratio=_none(ratio[0]),
+                    ratio_lower=_none(ratio[1]),
+                    ratio_upper=_none(ratio[2]),
+                    ratio_p=_none(ratio[3]),
+                )
+            )
     return Survival(
         study_id=study_id,
         endpoint=endpoint,
@@ -255,9 +363,13 @@ def _survival_result(
             p_value=test.p_value,
             observed=test.observed,
             expected=test.expected,
+            rho=rho,
+            stratified_by=strata,
         )
         if test
         else None,
+        rmst_comparisons=comparisons,
+        landmark_day=landmark_day,
         excluded=sum(by_reason.values()),
         excluded_by_reason=dict(by_reason),
         method={
@@ -265,7 +377,17 @@ def _survival_result(
             "estimator": "Kaplan–Meier product-limit; Greenwood variance; std_err is the standard error of log S(t)",
             "confidence_interval": f"pointwise {conf_type} interval at {conf_level:.0%}, as R survfit(conf.type='{conf_type}'); null where R gives NA",
             "median": "smallest time with S(t) <= 0.5, midpoint of a flat exactly at 0.5 (R quantile.survfit); its interval is read from the pointwise band",
-            "log_rank": "Mantel–Haenszel log-rank with hypergeometric variance, as R survdiff(rho = 0)",
+            "log_rank": f"G-rho test with weights S(t-)^{rho:g} (0: Mantel–Haenszel log-rank, 1: Peto–Peto), hypergeometric variance, as R survdiff(rho = {rho:g})"
+            + (
+                f", stratified by {strata} (observed, expected and variance summed over strata)"
+                if strata
+                else ""
+            ),
+            "follow_up": "median follow-up by reverse Kaplan–Meier (censoring as the event; Schemper & Smith 1996)",
+            "rmst": "restricted mean survival time up to tau: area under the Kaplan–Meier curve with Greenwood-type variance, differences and ratios against the first group, as R survRM2 rmst2",
+            "landmark_analysis": "with landmark_day: only patients followed beyond the landmark without an event, time counted from it"
+            if landmark_day is not None
+            else "not requested",
             "landmarks": "S(t) of the step function at each landmark day; null beyond the last follow-up",
         },
         warnings=warnings,
