@@ -10,12 +10,14 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from service.analytics import plots, queries
 from service.analytics.groups import GroupBy
+from service.analytics.hazards import Covariate, cox_model
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.proportions import CiMethod
 from service.analytics.rates import adverse_event_incidence, response_rates
 from service.analytics.relapse_incidence import relapse_incidence
 from service.analytics.schemas import (
     AdverseEventIncidence,
+    CoxModel,
     CumulativeIncidence,
     ResponseRates,
     Survival,
@@ -213,6 +215,43 @@ class StatisticsController(Controller):
             conf_level=conf_level,
             time_unit=time_unit,
             group_by=group_by,
+        )
+
+    @get(
+        "/cox",
+        operation_id="getCoxModel",
+        summary="Cox proportional-hazards model: hazard ratios, global tests and the proportional-hazards test",
+        description=(
+            "Efron ties as R coxph; hazard ratios with Wald intervals; likelihood-ratio, Wald and score tests; "
+            "Schoenfeld-residual test per term and global as R cox.zph (transform 'km'). A warning below 10 events per "
+            "coefficient; not computable (with the reason) without events, with a constant covariate, or when the "
+            "likelihood has no finite maximum. " + DEFINITION_TEXT
+        ),
+    )
+    async def get_cox_model(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        covariates: Annotated[
+            list[Covariate],
+            QueryParameter(
+                min_items=1, max_items=7, description="Repeat for several covariates, e.g. arm and age_years."
+            ),
+        ],
+        endpoint: FromQuery[Endpoint] = "OS",
+        strata: Annotated[
+            Stratum | None,
+            QueryParameter(description="A separate baseline hazard per value of this attribute."),
+        ] = None,
+        conf_level: ConfLevel = 0.95,
+    ) -> CoxModel:
+        return await cox_model(
+            db_session,
+            study_id,
+            endpoint=endpoint,
+            covariates=list(dict.fromkeys(covariates)),
+            strata=strata,
+            conf_level=conf_level,
         )
 
     @get(

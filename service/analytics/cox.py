@@ -124,7 +124,10 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
     iterations = 0
     while iterations < MAX_ITER:
         iterations += 1
-        step = np.linalg.solve(imat, u)
+        try:
+            step = np.linalg.solve(imat, u)
+        except np.linalg.LinAlgError:
+            break  # the information vanishes as a coefficient runs off to infinity
         candidate = beta + step
         new = _efron(candidate, t, e, xc, s)
         halvings = 0
@@ -140,7 +143,7 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
             break
     return CoxFit(
         beta,
-        np.linalg.inv(imat),
+        np.linalg.inv(imat) if converged else np.linalg.pinv(imat),
         loglik0,
         loglik,
         score,

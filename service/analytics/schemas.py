@@ -274,3 +274,43 @@ class CumulativeIncidence(Output):
     excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
+
+
+class CoxTerm(Output):
+    """One coefficient: a numeric covariate per unit, male vs female, or an arm vs the reference arm."""
+
+    term: str
+    coef: float
+    se: float
+    hazard_ratio: float
+    lower: float
+    upper: float
+    z: float
+    p_value: float
+
+
+class ChiSquareTest(Output):
+    test: str
+    chi_square: float
+    df: int
+    p_value: float
+
+
+class CoxModel(Output):
+    study_id: UUID
+    endpoint: str
+    covariates: list[str]
+    strata: str | None
+    conf_level: float
+    n: int
+    events: int
+    excluded: int
+    excluded_by_reason: dict[str, int]
+    # Why no model is reported (null when it is).
+    not_computable: str | None
+    terms: list[CoxTerm]
+    tests: list[ChiSquareTest]
+    # Schoenfeld-residual tests per term and global (R cox.zph, transform "km").
+    proportional_hazards: list[ChiSquareTest]
+    method: dict[str, str]
+    warnings: list[str]

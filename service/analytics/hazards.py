@@ -1,0 +1,198 @@
+"""Cox proportional-hazards models of a time-to-event endpoint on arm and patient covariates:
+the analysis set of service.analytics.estimands, patients without a covariate value left out
+(counted by covariate), hazard ratios with Wald intervals, the three global tests, and the
+Schoenfeld-residual test of proportional hazards."""
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+import numpy as np
+from scipy import stats
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics import estimands, queries
+from service.analytics.cox import cox_fit, cox_zph
+from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
+from service.analytics.time_to_event import Endpoint, Stratum, elapsed
+from service.common.heavy import offload
+
+Covariate = Literal[
+    "arm",
+    "age_years",
+    "sex",
+    "wbc_10e9_per_l",
+    "hemoglobin_g_per_l",
+    "platelets_10e9_per_l",
+    "marrow_blasts_pct",
+]
+EVENTS_PER_VARIABLE = 10
+
+METHOD = {
+    "model": "Cox proportional hazards, Efron's approximation for ties, Newton–Raphson to full convergence, as R coxph(ties = 'efron')",
+    "coding": "arm: one term per arm against the first arm (creation order) with patients; sex: male vs female (unknown = missing); numeric covariates per unit",
+    "intervals": "hazard ratio exp(coef ± z·se) (Wald), p from z = coef/se",
+    "tests": "likelihood ratio, Wald and score (log-rank) tests of all coefficients = 0, as summary(coxph)",
+    "proportional_hazards": "score test of a time-varying coefficient g(t)·x with g the Kaplan–Meier transform, per term and global, as R cox.zph(transform = 'km')",
+    "strata": "with strata: a separate baseline hazard per stratum (R strata())",
+    "missing": "patients without a value of a covariate or of the stratifying attribute are left out, counted by reason",
+}
+
+
+async def cox_model(
+    session: AsyncSession,
+    study_id: UUID,
+    *,
+    endpoint: Endpoint,
+    covariates: list[Covariate],
+    strata: Stratum | None,
+    conf_level: float,
+) -> CoxModel:
+    await queries.require_study(session, study_id)
+    attributes = tuple(dict.fromkeys([*(c for c in covariates if c != "arm"), *([strata] if strata else [])]))
+    rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, attributes)
+    arms = await queries.fetch_arms(session, study_id)
+    return await offload(_model, study_id, rows, arms, endpoint, covariates, strata, conf_level)
+
+
+def _model(
+    study_id: UUID,
+    rows: Sequence[Any],
+    arms: Sequence[Any],
+    endpoint: Endpoint,
+    covariates: list[Covariate],
+    strata: Stratum | None,
+    conf_level: float,
+) -> CoxModel:
+    excluded: Counter[str] = Counter(r.reason for r in rows if r.reason is not None)
+    kept = []
+    for row in rows:
+        if row.reason is not None:
+            continue
+        missing = _missing(row, covariates, strata)
+        if missing:
+            excluded[f"no {missing}"] += 1
+        else:
+            kept.append(row)
+    warnings = [f"{n} patient(s) not in the model: {reason}" for reason, n in sorted(excluded.items())]
+    columns, names = _design(kept, arms, covariates)
+    times = elapsed(
+        np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), "days"
+    )
+    events = np.array([bool(r.event) for r in kept], bool)
+    layers = None
+    if strata:
+        values = sorted({str(getattr(r, strata)) for r in kept})
+        layers = np.array([values.index(str(getattr(r, strata))) for r in kept], int)
+
+    def result(
+        reason: str | None, terms: list[CoxTerm], tests: list[ChiSquareTest], ph: list[ChiSquareTest]
+    ) -> CoxModel:
+        return CoxModel(
+            study_id=study_id,
+            endpoint=endpoint,
+            covariates=list(covariates),
+            strata=strata,
+            conf_level=conf_level,
+            n=len(kept),
+            events=int(events.sum()),
+            excluded=sum(excluded.values()),
+            excluded_by_reason=dict(excluded),
+            not_computable=reason,
+            terms=terms,
+            tests=tests,
+            proportional_hazards=ph,
+            method={**METHOD, "endpoint": estimands.ENDPOINTS[endpoint].description},
+            warnings=warnings + ([f"model not computable: {reason}"] if reason else []),
+        )
+
+    reason = _not_estimable(columns, names, events)
+    if reason:
+        return result(reason, [], [], [])
+    x = np.column_stack(columns)
+    if events.sum() < EVENTS_PER_VARIABLE * x.shape[1]:
+        warnings.append(
+            f"{int(events.sum())} events for {x.shape[1]} coefficient(s): fewer than {EVENTS_PER_VARIABLE} events per coefficient, the estimates may be biased and the intervals too narrow"
+        )
+    try:
+        fit = cox_fit(times, events, x, layers)
+    except np.linalg.LinAlgError:
+        return result("the information matrix is singular (a covariate is collinear with others)", [], [], [])
+    if not fit.converged or not np.all(np.isfinite(fit.coef)):
+        return result(
+            "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite",
+            [],
+            [],
+            [],
+        )
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+    terms = []
+    for name, coef, se in zip(names, fit.coef, fit.se, strict=True):
+        wald_z = float(coef / se)
+        terms.append(
+            CoxTerm(
+                term=name,
+                coef=float(coef),
+                se=float(se),
+                hazard_ratio=math.exp(coef),
+                lower=math.exp(coef - z * se),
+                upper=math.exp(coef + z * se),
+                z=wald_z,
+                p_value=float(2 * stats.norm.sf(abs(wald_z))),
+            )
+        )
+    tests = [
+        ChiSquareTest(test=name, chi_square=value, df=fit.df, p_value=fit.p(value))
+        for name, value in (
+            ("likelihood_ratio", fit.likelihood_ratio),
+            ("wald", fit.wald),
+            ("score", fit.score),
+        )
+    ]
+    zph = cox_zph(fit, times, events, x, layers)
+    ph = [
+        ChiSquareTest(test=name, chi_square=float(c), df=int(d), p_value=float(p))
+        for name, c, d, p in zip([*names, "GLOBAL"], zph.chi_square, zph.df, zph.p_value, strict=True)
+    ]
+    return result(None, terms, tests, ph)
+
+
+def _missing(row: Any, covariates: list[Covariate], strata: Stratum | None) -> str | None:
+    for name in [*covariates, *([strata] if strata else [])]:
+        value = row.arm_id if name == "arm" else getattr(row, name)
+        if value is None or (name == "sex" and value == "unknown"):
+            return "arm" if name == "arm" else name
+    return None
+
+
+def _design(
+    kept: list[Any], arms: Sequence[Any], covariates: list[Covariate]
+) -> tuple[list[np.ndarray], list[str]]:
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    for covariate in covariates:
+        if covariate == "arm":
+            present = [a for a in arms if any(r.arm_id == a.raw_id for r in kept)]
+            for arm in present[1:]:
+                columns.append(np.array([1.0 if r.arm_id == arm.raw_id else 0.0 for r in kept]))
+                names.append(f"arm: {arm.label} vs {present[0].label}")
+        elif covariate == "sex":
+            columns.append(np.array([1.0 if r.sex == "male" else 0.0 for r in kept]))
+            names.append("sex: male vs female")
+        else:
+            columns.append(np.array([float(getattr(r, covariate)) for r in kept]))
+            names.append(covariate)
+    return columns, names
+
+
+def _not_estimable(columns: list[np.ndarray], names: list[str], events: np.ndarray) -> str | None:
+    if not columns:
+        return "no coefficient to estimate (an arm covariate needs patients in at least two arms)"
+    if not events.any():
+        return "no events in the analysis set"
+    for column, name in zip(columns, names, strict=True):
+        if np.ptp(column) == 0:
+            return f"'{name}' takes one value in the analysis set"
+    return None
