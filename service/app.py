@@ -12,7 +12,7 @@ from litestar.types import Middleware
 
 from service.adverse_events.controller import AdverseEventController
 from service.agents.controller import AgentController
-from service.analytics.controller import StatisticsController
+from service.analytics.controller import DesignController, StatisticsController
 from service.arms.controller import ArmController
 from service.audit.controller import AuditController
 from service.auth.controller import TokenController
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OutcomeController,
             ReportedResultController,
             StatisticsController,
+            DesignController,
             ReconciliationController,
             EvidenceController,
             ExchangeController,

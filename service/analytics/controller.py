@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from service.analytics import plots, queries
+from service.analytics.designs import simon_designs
 from service.analytics.groups import GroupBy
 from service.analytics.hazards import Covariate, cox_model
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
@@ -20,6 +21,7 @@ from service.analytics.schemas import (
     CoxModel,
     CumulativeIncidence,
     ResponseRates,
+    SimonTwoStage,
     Survival,
     TimeToEvent,
 )
@@ -37,6 +39,7 @@ from service.common.controller import next_link
 from service.common.heavy import offload_to_process
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
+from service.errors import RuleViolation
 
 LandmarkDays = Annotated[
     str | None,
@@ -87,6 +90,14 @@ class StatisticsController(Controller):
                 description="Only assessments with this timepoint label.",
             ),
         ] = None,
+        target_rate: Annotated[
+            float | None,
+            QueryParameter(
+                gt=0,
+                lt=1,
+                description="Test each group's rate against this target with an exact binomial test (one-arm phase 2).",
+            ),
+        ] = None,
     ) -> ResponseRates:
         return await response_rates(
             db_session,
@@ -100,6 +111,7 @@ class StatisticsController(Controller):
             ci=ci,
             conf_level=conf_level,
             group_by=group_by,
+            target_rate=target_rate,
         )
 
     @get(
@@ -354,8 +366,43 @@ class StatisticsController(Controller):
         )
 
 
+Probability = Annotated[float, QueryParameter(gt=0, lt=1)]
+
+
+class DesignController(Controller):
+    path = "/designs"
+    tags = ["Statistics"]
+    guards = [requires("reader")]
+
+    @get(
+        "/simon-two-stage",
+        operation_id="getSimonTwoStageDesign",
+        summary="Simon's optimal and minimax two-stage phase 2 designs",
+        description=(
+            "Given the uninteresting response rate p0, the target p1, the type I error alpha and the type II error beta: the "
+            "design minimising the expected sample size under p0 (optimal) and the one with the smallest maximum size "
+            "(minimax), searched exactly up to n_max patients (Simon 1989; R clinfun::ph2simon)."
+        ),
+    )
+    async def get_simon_two_stage(
+        self,
+        p0: Annotated[float, QueryParameter(gt=0, lt=1, description="Response rate not worth pursuing.")],
+        p1: Annotated[float, QueryParameter(gt=0, lt=1, description="Target response rate (above p0).")],
+        alpha: Annotated[float, QueryParameter(ge=0.001, le=0.5, description="Type I error.")] = 0.05,
+        beta: Annotated[
+            float, QueryParameter(ge=0.01, le=0.5, description="Type II error (1 − power).")
+        ] = 0.2,
+        n_max: Annotated[
+            int, QueryParameter(ge=2, le=100, description="Largest total sample size searched.")
+        ] = 100,
+    ) -> SimonTwoStage:
+        if p1 <= p0:
+            raise RuleViolation("p1 must be above p0", field="p1")
+        return await offload_to_process(simon_designs, p0, p1, alpha, beta, n_max)
+
+
 def _days(times: str | None) -> list[float]:
     return [float(t) for t in times.split(",")] if times else []
 
 
-__all__ = ["StatisticsController"]
+__all__ = ["DesignController", "StatisticsController"]

@@ -1,5 +1,6 @@
 """Response rates and adverse-event incidence per group."""
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import estimands, queries
 from service.analytics.estimands import Scope
+from service.analytics.exact import (
+    binomial_test,
+    fisher_freeman_halton,
+    fisher_odds_ratio,
+    newcombe_difference,
+)
 from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
 from service.analytics.proportions import (
     CI_METHOD_NAMES,
@@ -27,6 +34,7 @@ from service.analytics.schemas import (
     Interval,
     ResponseRateGroup,
     ResponseRates,
+    TargetRateTest,
 )
 
 Denominator = Literal["all", "evaluable"]
@@ -136,6 +144,7 @@ async def response_rates(
     scope: Scope = "study_treatment",
     conf_level: float,
     group_by: GroupBy | None,
+    target_rate: float | None = None,
 ) -> ResponseRates:
     await queries.require_study(session, study_id)
     grouping = group_patients(
@@ -175,6 +184,13 @@ async def response_rates(
                 ci=Interval(lower=interval[0], upper=interval[1]) if interval else None,
                 assessments_without_day=undated[group.key],
                 assessments_excluded=dict(out_of_scope[group.key]),
+                target_test=TargetRateTest(
+                    target_rate=target_rate,
+                    p_value_greater=binomial_test(x, len(base), target_rate, "greater"),
+                    p_value_two_sided=binomial_test(x, len(base), target_rate),
+                )
+                if target_rate is not None and base
+                else None,
             )
         )
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
@@ -190,7 +206,7 @@ async def response_rates(
                 f"group '{r.group.label}': {n} {reason} not counted (treatment_scope=study_treatment)"
             )
     counts = [(r.responders, r.denominator) for r in results if r.denominator > 0]
-    comparison = _compare(counts, warnings)
+    comparison = _compare(counts, warnings, conf_level)
     return ResponseRates(
         study_id=study_id,
         categories=categories,
@@ -229,35 +245,74 @@ async def response_rates(
                 else "patients with at least one counted response assessment in the window"
             ),
             "confidence_interval": CI_METHOD_NAMES[ci] + f", {conf_level:.0%} level",
-            "comparison": "Fisher's exact test, two-sided, with the sample odds ratio (two groups); Pearson chi-square test of independence (three or more)",
+            "comparison": "two groups: Fisher's exact test (two-sided), the sample odds ratio, the conditional maximum-likelihood odds ratio with its exact interval (R fisher.test) and the risk difference (second group minus first) with Newcombe's hybrid score interval; three or more: Pearson chi-square with the Fisher–Freeman–Halton exact p",
+            "target_test": f"exact binomial test of each group's rate against {target_rate:g} (R binom.test): one-sided (rate > target) and two-sided"
+            if target_rate is not None
+            else "not requested (target_rate)",
         },
         warnings=warnings,
     )
 
 
-def _compare(counts: list[tuple[int, int]], warnings: list[str]) -> Comparison | None:
+def _compare(counts: list[tuple[int, int]], warnings: list[str], conf_level: float) -> Comparison | None:
     if len(counts) == 2:
         (x1, n1), (x2, n2) = counts
         p, odds = fisher_two_groups(x1, n1, x2, n2)
         if odds is None:
-            warnings.append("odds ratio undefined (a zero cell)")
+            warnings.append("sample odds ratio undefined (a zero cell)")
+        exact = fisher_odds_ratio([[x1, n1 - x1], [x2, n2 - x2]], conf_level)
+        if math.isinf(exact.estimate) or math.isinf(exact.upper):
+            warnings.append(
+                "the conditional odds ratio or its upper bound is infinite (a zero cell): reported as null"
+            )
+        difference = newcombe_difference(x2, n2, x1, n1, conf_level)
         return Comparison(
-            test="Fisher's exact (two-sided)", statistic=None, df=None, p_value=p, odds_ratio=odds
+            test="Fisher's exact (two-sided)",
+            statistic=None,
+            df=None,
+            p_value=p,
+            odds_ratio=odds,
+            risk_difference=difference[0] if difference else None,
+            risk_difference_ci=Interval(lower=difference[1], upper=difference[2]) if difference else None,
+            conditional_odds_ratio=_finite(exact.estimate),
+            conditional_odds_ratio_ci=Interval(lower=_finite(exact.lower), upper=_finite(exact.upper)),
+            exact_p_value=None,
         )
     if len(counts) > 2:
+        table = [[x, n - x] for x, n in counts]
+        exact_p = fisher_freeman_halton(table)
+        if exact_p is None:
+            warnings.append("Fisher–Freeman–Halton exact p not computed: too many tables to enumerate")
         result = chi_square_independence(counts)
         if result is None:
             warnings.append("chi-square test undefined: no responders or no non-responders in any group")
-            return Comparison(
-                test="Pearson chi-square", statistic=None, df=None, p_value=None, odds_ratio=None
-            )
+            return _k_groups(None, None, None, exact_p)
         statistic, df, p = result
         if _smallest_expected(counts) < 5:
             warnings.append(
-                "chi-square p is unreliable: an expected cell count is below 5 (an exact test is advised)"
+                "chi-square p is unreliable: an expected cell count is below 5; read the Fisher–Freeman–Halton exact p"
             )
-        return Comparison(test="Pearson chi-square", statistic=statistic, df=df, p_value=p, odds_ratio=None)
+        return _k_groups(statistic, df, p, exact_p)
     return None
+
+
+def _k_groups(statistic: float | None, df: int | None, p: float | None, exact_p: float | None) -> Comparison:
+    return Comparison(
+        test="Pearson chi-square",
+        statistic=statistic,
+        df=df,
+        p_value=p,
+        odds_ratio=None,
+        risk_difference=None,
+        risk_difference_ci=None,
+        conditional_odds_ratio=None,
+        conditional_odds_ratio_ci=None,
+        exact_p_value=exact_p,
+    )
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
 
 
 def _smallest_expected(counts: list[tuple[int, int]]) -> float:
@@ -265,6 +320,18 @@ def _smallest_expected(counts: list[tuple[int, int]]) -> float:
     total = sum(n for _, n in counts)
     responders = sum(x for x, _ in counts)
     return min(n * share / total for _, n in counts for share in (responders, total - responders))
+
+
+def _exact_p(counts: list[tuple[int, int]], too_large: list[str]) -> float | None:
+    """Fisher (two groups) or Fisher–Freeman–Halton (more) on (patients with, N) per group."""
+    if len(counts) < 2:
+        return None
+    if len(counts) == 2:
+        return fisher_two_groups(*counts[0], *counts[1])[0]
+    p = fisher_freeman_halton([[x, n - x] for x, n in counts])
+    if p is None:
+        too_large.append("table")
+    return p
 
 
 def _count(n: int, total: int) -> Count:
@@ -297,6 +364,7 @@ async def adverse_event_incidence(
         worst[row.key][key_of_arm[row.arm_id]][row.worst] += row.n
 
     rows: list[IncidenceRow] = []
+    too_large: list[str] = []
     for key, by_group in worst.items():
         cells = []
         for group in groups:
@@ -312,15 +380,21 @@ async def adverse_event_incidence(
                     worst_grade=distribution,
                 )
             )
-        fisher = None
-        populated = [(c.any_grade.n, c.any_grade.N) for c in cells if c.any_grade.N > 0]
-        if len(populated) == 2:
-            fisher = fisher_two_groups(*populated[0], *populated[1])[0]
-        rows.append(IncidenceRow(term=spelling[key], groups=cells, fisher_p=fisher))
+        populated = [c for c in cells if c.any_grade.N > 0]
+        rows.append(
+            IncidenceRow(
+                term=spelling[key],
+                groups=cells,
+                fisher_p=_exact_p([(c.any_grade.n, c.any_grade.N) for c in populated], too_large),
+                fisher_p_severe=_exact_p([(c.severe.n, c.severe.N) for c in populated], too_large),
+            )
+        )
     rows.sort(key=lambda r: (-sum(c.any_grade.n for c in r.groups), r.term))
     warnings = small_sample_warnings(groups, sizes)
     if not rows:
         warnings.append("no adverse events match")
+    if too_large:
+        warnings.append(f"exact p not computed for {len(too_large)} term(s): too many tables to enumerate")
     if any(c.worst_grade["unknown"].n for r in rows for c in r.groups):
         warnings.append(
             "some patients' events carry no single grade (e.g. 'I/II'): counted in any grade and as 'unknown' worst grade, never as severe"
@@ -336,7 +410,7 @@ async def adverse_event_incidence(
             "counting": "a patient counts once per term (terms compared case-insensitively), at their worst grade; N is the number of patients in the group (all enrolled patients, not only the treated)",
             "severe": f"worst grade >= {severe_grade}",
             "ungraded": "events with only a grade range or no grade count toward any grade and the 'unknown' worst grade",
-            "comparison": "Fisher's exact test, two-sided, on any-grade counts (two groups only)",
+            "comparison": f"Fisher's exact test, two-sided, on any-grade counts (fisher_p) and on worst grade >= {severe_grade} (fisher_p_severe); with three or more groups the Fisher–Freeman–Halton test (R fisher.test on the r x 2 table)",
             "order": "by any-grade frequency over all groups, then term",
         },
         warnings=warnings,

@@ -18,6 +18,14 @@ class Interval(Output):
     upper: float | None
 
 
+class TargetRateTest(Output):
+    """Exact binomial test of the group's rate against a target (one-arm phase 2 logic)."""
+
+    target_rate: float
+    p_value_greater: float  # H1: rate > target (the usual one-sided phase 2 question)
+    p_value_two_sided: float  # as R binom.test
+
+
 class ResponseRateGroup(Output):
     group: Group
     patients: int
@@ -29,6 +37,7 @@ class ResponseRateGroup(Output):
     assessments_without_day: int
     # reason -> assessments of this group's patients not counted (outside the study treatment).
     assessments_excluded: dict[str, int]
+    target_test: TargetRateTest | None
 
 
 class Comparison(Output):
@@ -36,7 +45,16 @@ class Comparison(Output):
     statistic: float | None
     df: int | None
     p_value: float | None
-    odds_ratio: float | None
+    odds_ratio: float | None  # the sample (cross-product) odds ratio
+    # Two groups: the second group's rate minus the first's, Newcombe's hybrid score interval.
+    risk_difference: float | None
+    risk_difference_ci: Interval | None
+    # Two groups: conditional maximum-likelihood odds ratio with its exact interval (R
+    # fisher.test); null (with a warning) where it is infinite.
+    conditional_odds_ratio: float | None
+    conditional_odds_ratio_ci: Interval | None
+    # Three or more groups: Fisher–Freeman–Halton exact p (null when the table is too large).
+    exact_p_value: float | None
 
 
 class ResponseRates(Output):
@@ -70,7 +88,10 @@ class IncidenceCell(Output):
 class IncidenceRow(Output):
     term: str
     groups: list[IncidenceCell]
+    # Fisher's exact p across the groups (two groups: Fisher; more: Fisher–Freeman–Halton), on
+    # any grade and on worst grade >= severe_grade.
     fisher_p: float | None
+    fisher_p_severe: float | None
 
 
 class AdverseEventIncidence(Output):
@@ -312,5 +333,30 @@ class CoxModel(Output):
     tests: list[ChiSquareTest]
     # Schoenfeld-residual tests per term and global (R cox.zph, transform "km").
     proportional_hazards: list[ChiSquareTest]
+    method: dict[str, str]
+    warnings: list[str]
+
+
+class TwoStageDesignResult(Output):
+    """Stop after stage 1 with `r1` or fewer responses of `n1`; reject the drug with `r` or fewer of `n`."""
+
+    r1: int
+    n1: int
+    r: int
+    n: int
+    expected_n_p0: float
+    early_stop_p0: float
+    alpha: float
+    power: float
+
+
+class SimonTwoStage(Output):
+    p0: float
+    p1: float
+    alpha: float
+    beta: float
+    n_max: int
+    optimal: TwoStageDesignResult | None
+    minimax: TwoStageDesignResult | None
     method: dict[str, str]
     warnings: list[str]
