@@ -288,7 +288,7 @@ class StatisticsController(Controller):
     @get(
         "/survival/plot",
         operation_id="getSurvivalPlot",
-        summary="Kaplan–Meier plot with censor marks, median lines and number at risk",
+        summary="Kaplan–Meier plot with censor marks, median lines, the test's p and number at risk",
         media_type="image/svg+xml",
     )
     async def get_survival_plot(
@@ -319,12 +319,36 @@ class StatisticsController(Controller):
         return Response(image, media_type=plots.MEDIA_TYPES[format])
 
     @get(
+        "/cumulative-incidence/plot",
+        operation_id="getCumulativeIncidencePlot",
+        summary="Cumulative incidence plot of relapse and non-relapse mortality, with Gray's test",
+        media_type="image/svg+xml",
+    )
+    async def get_cumulative_incidence_plot(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        time_unit: FromQuery[TimeUnit] = "days",
+        group_by: GroupByParam = None,
+        format: FromQuery[plots.ImageFormat] = "svg",
+    ) -> Response[bytes]:
+        result = await relapse_incidence(
+            db_session, study_id, landmark_days=[], conf_level=0.95, time_unit=time_unit, group_by=group_by
+        )
+        image = await offload_to_process(
+            plots.cumulative_incidence_plot, result, "Cumulative incidence (competing risks)", format
+        )
+        return Response(image, media_type=plots.MEDIA_TYPES[format])
+
+    @get(
         "/swimmer-plot",
         operation_id="getSwimmerPlot",
         summary="Swimmer plot: one lane per patient along study days",
         description=(
-            "Treatment lines as bars (by phase); responses, MRD status, HSCT, relapse, death and last follow-up as "
-            "markers. Records without a study day are not drawn. One page of patients per plot (`limit`, at most "
+            "Patients grouped by arm. A grey follow-up lane from day 1 to the last recorded day, ending in an arrow when the "
+            "patient is alive there (ongoing); treatment lines as bars (by phase); responses, MRD status, HSCT, GVHD, "
+            "relapse and death as markers; the legend lists only the symbols drawn. Records without a study day are not "
+            "drawn. One page of patients per plot (`limit`, at most "
             f"{plots.MAX_SWIMMER_LANES}; `offset`), with a `Link` to the next page."
         ),
         media_type="image/svg+xml",
@@ -348,15 +372,19 @@ class StatisticsController(Controller):
             QueryParameter(
                 ge=1,
                 le=plots.MAX_SWIMMER_LANES,
-                description="Patients per plot (one lane each), in creation order.",
+                description="Patients per plot (one lane each), arm by arm, in creation order within an arm.",
             ),
         ] = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000, description="Patients to skip.")] = 0,
     ) -> Response[bytes]:
         await queries.require_study(db_session, study_id)
         page, total = await queries.fetch_patient_page(db_session, study_id, limit, offset)
-        patients = [(row.id, row.subject_code) for row in page]
-        treatments, outcomes = await queries.fetch_swimmer_records(db_session, [pid for pid, _ in patients])
+        labels = {arm.id: arm.label for arm in await queries.fetch_arms(db_session, study_id)}
+        patients = [
+            (row.id, row.subject_code, labels.get(row.arm_id, "No arm"), row.last_recorded_day)
+            for row in page
+        ]
+        treatments, outcomes = await queries.fetch_swimmer_records(db_session, [p[0] for p in patients])
         title = "Swimmer plot" + (
             f": patients {offset + 1}–{offset + len(patients)} of {total}" if len(patients) < total else ""
         )

@@ -1,9 +1,13 @@
-"""Kaplan–Meier and swimmer plots, drawn with matplotlib's non-interactive Agg backend.
+"""Kaplan–Meier, cumulative-incidence, forest and swimmer plots, drawn with matplotlib's
+non-interactive Agg backend, laid out as clinicians read them: the test's p on the figure, the
+legend outside the curves, whole-number time ticks, a coloured number-at-risk table, and a
+message instead of empty axes.
 
 Figures are made with `Figure` directly, never through pyplot's global figure registry, so that
 worker threads can draw at the same time (service.common.heavy)."""
 
 import io
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -12,10 +16,13 @@ from uuid import UUID
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Polygon
+from matplotlib.ticker import MaxNLocator
 
-from service.analytics.schemas import Survival
+from service.analytics.schemas import CumulativeIncidence, Survival
 
 ImageFormat = Literal["svg", "png"]
 # A lane per patient: beyond this a plot is unreadable and slow to draw, so larger studies are
@@ -23,6 +30,7 @@ ImageFormat = Literal["svg", "png"]
 MAX_SWIMMER_LANES = 200
 MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+LABEL_LENGTH = 40
 
 
 def render(figure: Figure, image_format: ImageFormat) -> bytes:
@@ -33,19 +41,58 @@ def render(figure: Figure, image_format: ImageFormat) -> bytes:
     return buffer.getvalue()
 
 
+def message_figure(title: str, message: str) -> Figure:
+    """A figure that says why there is nothing to draw, instead of empty axes."""
+    figure = Figure(figsize=(8, 2.5))
+    axis = figure.subplots()
+    axis.set_axis_off()
+    axis.set_title(title)
+    axis.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, transform=axis.transAxes)
+    return figure
+
+
+def format_p(p: float | None) -> str:
+    if p is None:
+        return "not computable"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_LENGTH else label[: LABEL_LENGTH - 1] + "…"
+
+
+def _whole_number_ticks(axis: Axes) -> None:
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+    axis.set_xlim(left=0)
+
+
+def _legend_outside(axis: Axes, **kwargs: Any) -> None:
+    axis.legend(
+        loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, borderaxespad=0, **kwargs
+    )
+
+
 def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
-    figure = Figure(figsize=(8, 5.5))
+    if not any(group.n for group in result.groups):
+        reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(result.excluded_by_reason.items()))
+        return message_figure(
+            title,
+            f"No patient is in the {result.endpoint} analysis set" + (f":\n{reasons}" if reasons else "."),
+        )
+    figure = Figure(figsize=(9, 5.5 + 0.25 * len(result.groups)))
     curve, table = figure.subplots(
-        2, 1, gridspec_kw={"height_ratios": [4, 1 + 0.25 * len(result.groups)]}, sharex=True
+        2, 1, gridspec_kw={"height_ratios": [4, 0.6 + 0.3 * len(result.groups)]}, sharex=True
     )
     for index, group in enumerate(result.groups):
         color = COLORS[index % len(COLORS)]
         xs = [0.0] + [p.time for p in group.curve]
         ys = [1.0] + [p.survival for p in group.curve]
         excluded = sum(group.excluded.values())
-        label = f"{group.group.label} (n={group.n}, events={group.events}" + (
+        label = f"{_short(group.group.label)} (n={group.n}, events={group.events}" + (
             f", {excluded} excluded)" if excluded else ")"
         )
+        if group.median.time is not None:
+            label += f"\n  median {group.median.time:.3g} {result.time_unit}"
         curve.step(xs, ys, where="post", color=color, label=label)
         censored = [(p.time, p.survival) for p in group.curve if p.n_censor > 0]
         if censored:
@@ -64,24 +111,267 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
         # The estimands rule withholds these groups' estimates: the plot says so, not just the JSON.
         names = ", ".join(g.group.label for g in withheld)
         title += f"\n{names}: median not computable (an event without a study day excluded a patient)"
+    if result.log_rank is not None:
+        name = "Log-rank" if result.log_rank.rho == 0 else f"G-rho (rho = {result.log_rank.rho:g})"
+        strata = f", stratified by {result.log_rank.stratified_by}" if result.log_rank.stratified_by else ""
+        curve.text(
+            1.02,
+            0.0,
+            f"{name}{strata}: {format_p(result.log_rank.p_value)}",
+            transform=curve.transAxes,
+            ha="left",
+            va="bottom",
+            fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "#cccccc", "boxstyle": "round,pad=0.3"},
+        )
+    elif len(result.groups) >= 2:
+        curve.text(
+            1.02,
+            0.0,
+            "Log-rank: not computable\n(no events, or one group with patients)",
+            transform=curve.transAxes,
+            ha="left",
+            va="bottom",
+            fontsize=9,
+        )
     curve.set_ylim(-0.02, 1.02)
     curve.set_ylabel(f"{result.endpoint} probability")
     curve.set_title(title, fontsize=10 if withheld else None)
     curve.grid(alpha=0.3)
-    if result.groups:
-        curve.legend(loc="lower left", fontsize=8)
-    table.set_xlabel(f"Time ({result.time_unit})")
-    table.set_yticks(range(len(result.groups)))
-    table.set_yticklabels([g.group.label[:28] for g in result.groups], fontsize=8)
-    table.set_ylim(-0.6, len(result.groups) - 0.4)
+    _legend_outside(curve)
+    _at_risk_table(table, result.groups, result.time_unit)
+    # the ticks are the at-risk table's times (whole numbers)
+    grid = [point.time for point in result.groups[0].at_risk]
+    curve.set_xticks(grid)
+    curve.set_xlim(
+        left=0,
+        right=max(grid[-1], max((p.time for g in result.groups for p in g.curve), default=0)) * 1.02 or 1,
+    )
+    return figure
+
+
+def _at_risk_table(table: Axes, groups: Sequence[Any], time_unit: str) -> None:
+    table.set_xlabel(f"Time ({time_unit})")
+    table.set_yticks(range(len(groups)))
+    table.set_yticklabels([_short(g.group.label) for g in groups], fontsize=9)
+    for index, label in enumerate(table.get_yticklabels()):
+        label.set_color(COLORS[index % len(COLORS)])
+    table.set_ylim(-0.6, len(groups) - 0.4)
     table.invert_yaxis()
     table.set_title("Number at risk", fontsize=9, loc="left")
-    for index, group in enumerate(result.groups):
+    for index, group in enumerate(groups):
         for point in group.at_risk:
-            table.text(point.time, index, str(point.n_risk), ha="center", va="center", fontsize=8)
+            table.text(
+                point.time,
+                index,
+                str(point.n_risk),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color=COLORS[index % len(COLORS)],
+            )
     for spine in ("top", "right", "left"):
         table.spines[spine].set_visible(False)
-    table.tick_params(axis="y", length=0)
+    table.tick_params(axis="y", length=0, pad=14)
+
+
+def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figure:
+    if not any(group.n for group in result.groups):
+        reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(result.excluded_by_reason.items()))
+        return message_figure(
+            title,
+            "No patient reached CR/CRi/CRh on a dated assessment" + (f":\n{reasons}" if reasons else "."),
+        )
+    figure = Figure(figsize=(9, 5))
+    axis = figure.subplots()
+    styles = {"relapse": "-", "non_relapse_mortality": "--"}
+    names = {"relapse": "relapse", "non_relapse_mortality": "non-relapse mortality"}
+    for index, group in enumerate(result.groups):
+        color = COLORS[index % len(COLORS)]
+        for cause in group.causes:
+            xs = [0.0] + [p.time for p in cause.curve]
+            ys = [0.0] + [p.estimate for p in cause.curve]
+            if cause.curve:
+                axis.step(
+                    xs,
+                    ys,
+                    where="post",
+                    color=color,
+                    linestyle=styles[cause.cause],
+                    label=f"{_short(group.group.label)}: {names[cause.cause]} ({cause.events} of {group.n})",
+                )
+            else:
+                axis.plot(
+                    [],
+                    [],
+                    color=color,
+                    linestyle=styles[cause.cause],
+                    label=f"{_short(group.group.label)}: {names[cause.cause]} (no events)",
+                )
+    lines = [f"Gray's test, {names[t.cause]}: {format_p(t.p_value)}" for t in result.gray_tests]
+    withheld = [g.group.label for g in result.groups if g.not_computable]
+    if withheld:
+        lines.append(f"{', '.join(withheld)}: landmarks not computable (an undated relapse or death)")
+    if lines:
+        axis.text(
+            0.02,
+            0.97,
+            "\n".join(lines),
+            transform=axis.transAxes,
+            ha="left",
+            va="top",
+            fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "#cccccc", "boxstyle": "round,pad=0.3"},
+        )
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_ylabel("Cumulative incidence")
+    axis.set_xlabel(f"Time from first CR/CRi/CRh ({result.time_unit})")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    _legend_outside(axis)
+    _whole_number_ticks(axis)
+    return figure
+
+
+def forest_figure(result: Any) -> Figure:
+    """One row per study (rate and interval, square sized by weight), the pooled random-effects
+    diamond, and the prediction interval as a line through it."""
+    rows = result.rows
+    if not rows:
+        return message_figure(f"Forest plot: {result.outcome}", "No study matches the selection.")
+    pooled = result.pooled
+    height = len(rows) + (3 if pooled else 0)
+    figure = Figure(figsize=(10, 1.6 + 0.38 * height))
+    axis = figure.subplots()
+    for index, row in enumerate(rows):
+        y = index
+        color = "#1f4e79" if row.not_pooled is None else "#aaaaaa"
+        if row.ci_lower is not None and row.ci_upper is not None:
+            axis.plot([row.ci_lower, row.ci_upper], [y, y], color=color, linewidth=1.2)
+        if row.rate is not None:
+            size = 4 + 14 * math.sqrt(row.weight_percent / 100) if row.not_pooled is None else 5
+            axis.plot([row.rate], [y], marker="s", markersize=size, color=color, linestyle="none")
+        note = "" if row.not_pooled is None else "  (not pooled)"
+        axis.text(
+            -0.03,
+            y,
+            _short(row.study_title) + note,
+            ha="right",
+            va="center",
+            fontsize=8,
+            transform=axis.get_yaxis_transform(),
+            color="#000000" if row.not_pooled is None else "#777777",
+        )
+        rate = "—" if row.rate is None else f"{100 * row.rate:.0f}%"
+        interval = "" if row.ci_lower is None else f" [{100 * row.ci_lower:.0f}, {100 * row.ci_upper:.0f}]"
+        weight = f"{row.weight_percent:.1f}%" if row.not_pooled is None else "—"
+        axis.text(
+            1.03,
+            y,
+            f"{row.events}/{row.total}   {rate}{interval}   {weight}",
+            ha="left",
+            va="center",
+            fontsize=8,
+            transform=axis.get_yaxis_transform(),
+        )
+    axis.text(
+        1.03,
+        -1,
+        "events/N   rate [CI]   weight",
+        ha="left",
+        va="center",
+        fontsize=8,
+        fontweight="bold",
+        transform=axis.get_yaxis_transform(),
+    )
+    if pooled:
+        y_pooled = len(rows) + 0.8
+        estimate = pooled.random_effects
+        diamond = Polygon(
+            [
+                (estimate.ci_lower, y_pooled),
+                (estimate.estimate, y_pooled - 0.35),
+                (estimate.ci_upper, y_pooled),
+                (estimate.estimate, y_pooled + 0.35),
+            ],
+            closed=True,
+            color="#c00000",
+        )
+        axis.add_patch(diamond)
+        interval = pooled.prediction_interval
+        axis.plot(
+            [interval.ci_lower, interval.ci_upper],
+            [y_pooled + 0.8, y_pooled + 0.8],
+            color="#c00000",
+            linewidth=1.5,
+        )
+        axis.plot(
+            [interval.ci_lower, interval.ci_lower],
+            [y_pooled + 0.6, y_pooled + 1.0],
+            color="#c00000",
+            linewidth=1.5,
+        )
+        axis.plot(
+            [interval.ci_upper, interval.ci_upper],
+            [y_pooled + 0.6, y_pooled + 1.0],
+            color="#c00000",
+            linewidth=1.5,
+        )
+        method = {"DL": "DerSimonian–Laird", "REML": "REML", "PM": "Paule–Mandel"}[pooled.tau2_method]
+        knha = ", Hartung–Knapp" if pooled.hartung_knapp else ""
+        axis.text(
+            -0.03,
+            y_pooled,
+            f"Random effects, {pooled.studies} stud{'y' if pooled.studies == 1 else 'ies'} ({method}{knha})",
+            ha="right",
+            va="center",
+            fontsize=8,
+            fontweight="bold",
+            transform=axis.get_yaxis_transform(),
+        )
+        axis.text(
+            -0.03,
+            y_pooled + 0.8,
+            "Prediction interval",
+            ha="right",
+            va="center",
+            fontsize=8,
+            transform=axis.get_yaxis_transform(),
+        )
+        axis.text(
+            1.03,
+            y_pooled,
+            f"{100 * estimate.estimate:.0f}% [{100 * estimate.ci_lower:.0f}, {100 * estimate.ci_upper:.0f}]",
+            ha="left",
+            va="center",
+            fontsize=8,
+            fontweight="bold",
+            transform=axis.get_yaxis_transform(),
+        )
+        axis.text(
+            1.03,
+            y_pooled + 0.8,
+            f"[{100 * interval.ci_lower:.0f}, {100 * interval.ci_upper:.0f}]",
+            ha="left",
+            va="center",
+            fontsize=8,
+            transform=axis.get_yaxis_transform(),
+        )
+        heterogeneity = f"I² = {100 * pooled.i2:.0f}%, tau² = {pooled.tau2:.3g}" + (
+            f", heterogeneity {format_p(pooled.p_heterogeneity)}"
+            if pooled.p_heterogeneity is not None
+            else ""
+        )
+        axis.set_xlabel(f"Proportion ({result.outcome})\n{heterogeneity}")
+    else:
+        axis.set_xlabel(f"Proportion ({result.outcome})")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(height - 0.3, -1.5)
+    axis.set_yticks([])
+    for spine in ("left", "right", "top"):
+        axis.spines[spine].set_visible(False)
+    axis.grid(axis="x", alpha=0.3)
+    axis.set_title("Forest plot", loc="left")
     return figure
 
 
@@ -99,9 +389,17 @@ EVENT_MARKERS = {
     "hsct": ("*", "#9467bd"),
     "relapse": ("D", "#d62728"),
     "progression": ("D", "#8c564b"),
+    "gvhd": ("P", "#e377c2"),
     "death": ("X", "#000000"),
-    "last_follow_up": (">", "#7f7f7f"),
 }
+EVENT_LABELS = {
+    "hsct": "HSCT",
+    "relapse": "relapse",
+    "progression": "progression",
+    "gvhd": "GVHD",
+    "death": "death",
+}
+MRD_MARKERS = {"negative": ("^", "#1f77b4"), "positive": ("v", "#ff7f0e")}
 PHASE_COLORS = {
     "induction": "#1f77b4",
     "consolidation": "#aec7e8",
@@ -112,14 +410,58 @@ PHASE_COLORS = {
     "cellular_therapy": "#e377c2",
     "maintenance": "#7f7f7f",
 }
+FOLLOW_UP_COLOR = "#d9d9d9"
 
 
 def swimmer_figure(
-    patients: Sequence[tuple[UUID, str]], treatments: Sequence[Any], outcomes: Sequence[Any], title: str
+    patients: Sequence[tuple[UUID, str, str, int | None]],
+    treatments: Sequence[Any],
+    outcomes: Sequence[Any],
+    title: str,
 ) -> Figure:
-    lanes = {pid: i for i, (pid, _) in enumerate(patients)}
-    figure = Figure(figsize=(9, 1.2 + 0.35 * max(len(patients), 1)))
+    """`patients`: (id, subject code, arm label, last recorded day), arm by arm."""
+    if not patients:
+        return message_figure(title, "The study has no patients on this page.")
+    lanes = {pid: i for i, (pid, _, _, _) in enumerate(patients)}
+    figure = Figure(figsize=(10, 1.4 + 0.35 * len(patients)))
     axis = figure.subplots()
+    used: dict[str, Line2D] = {}
+
+    def use(key: str, handle: Line2D) -> None:
+        used.setdefault(key, handle)
+
+    dead = {row.patient_id for row in outcomes if row.kind == "event" and row.event_type == "death"}
+    # Follow-up lane: day 1 to the end of the last recorded day (a day is the cell [d, d + 1), as
+    # the treatment bars); an arrow there when the patient is alive at it.
+    ongoing: list[tuple[int, int]] = []
+    for pid, _, _, last in patients:
+        if last is None:
+            continue
+        axis.plot(
+            [1, last + 1],
+            [lanes[pid], lanes[pid]],
+            color=FOLLOW_UP_COLOR,
+            linewidth=7,
+            solid_capstyle="butt",
+            zorder=0,
+        )
+        use("follow-up", Line2D([], [], color=FOLLOW_UP_COLOR, linewidth=6, label="follow-up"))
+        if pid not in dead:
+            ongoing.append((last + 1, lanes[pid]))
+    if ongoing:
+        xs, ys = zip(*ongoing, strict=True)
+        axis.plot(xs, ys, marker=">", color="#555555", linestyle="none", markersize=8, zorder=3)
+        use(
+            "ongoing",
+            Line2D(
+                [],
+                [],
+                marker=">",
+                color="#555555",
+                linestyle="none",
+                label="alive at last follow-up (ongoing)",
+            ),
+        )
     # One draw call per phase and per marker style, whatever the number of records.
     bars: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for row in treatments:
@@ -128,60 +470,79 @@ def swimmer_figure(
         end = row.end_day if row.end_day is not None else row.start_day
         bars[row.phase].append((lanes[row.patient_id], max(end - row.start_day, 0) + 1, row.start_day))
     for phase, items in bars.items():
-        ys, widths, lefts = zip(*items, strict=True)
-        axis.barh(
-            ys,
-            widths,
-            left=lefts,
-            height=0.5,
-            color=PHASE_COLORS.get(phase, "#cccccc"),
-            edgecolor="none",
-            alpha=0.8,
-        )
+        ys_, widths, lefts = zip(*items, strict=True)
+        color = PHASE_COLORS.get(phase, "#cccccc")
+        axis.barh(ys_, widths, left=lefts, height=0.45, color=color, edgecolor="none", alpha=0.85, zorder=1)
+        use(f"phase:{phase}", Line2D([], [], color=color, linewidth=6, label=phase.replace("_", " ")))
     points: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
     for row in outcomes:
         if row.patient_id not in lanes:
             continue
         y = lanes[row.patient_id]
         if row.kind == "response":
-            category = row.category or (
-                "/".join(row.possible_categories) if row.possible_categories else None
-            )
-            marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [None])[0] or "")
-            if category and marker:
+            name = row.category or ("/".join(row.possible_categories) if row.possible_categories else None)
+            marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [""])[0] or "")
+            if name and marker:
                 points[(marker[0], marker[1], 7)].append((row.study_day, y))
-            if row.mrd_status == "negative":
-                points[("^", "#1f77b4", 5)].append((row.study_day, y + 0.3))
-            elif row.mrd_status == "positive":
-                points[("v", "#ff7f0e", 5)].append((row.study_day, y + 0.3))
+                use(
+                    f"response:{name}",
+                    Line2D([], [], marker=marker[0], color=marker[1], linestyle="none", label=name),
+                )
+            if row.mrd_status in MRD_MARKERS:
+                symbol, color = MRD_MARKERS[row.mrd_status]
+                points[(symbol, color, 5)].append((row.study_day, y + 0.3))
+                use(
+                    f"mrd:{row.mrd_status}",
+                    Line2D(
+                        [], [], marker=symbol, color=color, linestyle="none", label=f"MRD {row.mrd_status}"
+                    ),
+                )
         elif row.kind == "event" and row.event_type in EVENT_MARKERS:
             symbol, color = EVENT_MARKERS[row.event_type]
             points[(symbol, color, 9)].append((row.study_day, y))
+            handle = Line2D(
+                [], [], marker=symbol, color=color, linestyle="none", label=EVENT_LABELS[row.event_type]
+            )
+            use(f"event:{row.event_type}", handle)
     for (symbol, color, size), xy in points.items():
-        xs, ys_ = zip(*xy, strict=True)
-        axis.plot(xs, ys_, marker=symbol, color=color, linestyle="none", markersize=size)
+        xs_, ys_ = zip(*xy, strict=True)
+        axis.plot(xs_, ys_, marker=symbol, color=color, linestyle="none", markersize=size, zorder=4)
     axis.set_yticks(range(len(patients)))
-    axis.set_yticklabels([code for _, code in patients], fontsize=8)
-    axis.invert_yaxis()
+    axis.set_yticklabels([code for _, code, _, _ in patients], fontsize=8)
+    # Arms: a separator and the arm's name beside its lanes.
+    start = 0
+    for index in range(1, len(patients) + 1):
+        if index == len(patients) or patients[index][2] != patients[start][2]:
+            if index < len(patients):
+                axis.axhline(index - 0.5, color="#666666", linewidth=0.8)
+            axis.text(
+                1.01,
+                (start + index - 1) / 2,
+                _short(patients[start][2]),
+                transform=axis.get_yaxis_transform(),
+                rotation=0,
+                va="center",
+                ha="left",
+                fontsize=8,
+                fontweight="bold",
+            )
+            start = index
+    axis.set_ylim(len(patients) - 0.5, -0.5)
     axis.axvline(1, color="#999999", linewidth=0.8, linestyle="--")
     axis.set_xlabel("Study day (day 1 = first day of study treatment)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
     axis.set_title(title)
     axis.grid(axis="x", alpha=0.3)
-    handles = [
-        Line2D([], [], color=c, linewidth=6, label=p.replace("_", " ")) for p, c in PHASE_COLORS.items()
-    ]
-    handles += [
-        Line2D([], [], marker=m, color=c, linestyle="none", label=k) for k, (m, c) in RESPONSE_MARKERS.items()
-    ]
-    handles += [
-        Line2D([], [], marker="^", color="#1f77b4", linestyle="none", label="MRD negative"),
-        Line2D([], [], marker="v", color="#ff7f0e", linestyle="none", label="MRD positive"),
-    ]
-    handles += [
-        Line2D([], [], marker=m, color=c, linestyle="none", label=k.replace("_", " "))
-        for k, (m, c) in EVENT_MARKERS.items()
-    ]
-    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+    # Only the symbols this page uses.
+    axis.legend(
+        handles=list(used.values()),
+        loc="upper center",
+        # just below the x label: about 0.6 inch, as a fraction of the axes' height
+        bbox_to_anchor=(0.5, -0.6 / (0.77 * (1.4 + 0.35 * len(patients)))),
+        ncol=5,
+        fontsize=8,
+        frameon=False,
+    )
     return figure
 
 
@@ -189,8 +550,16 @@ def kaplan_meier_plot(result: Survival, title: str, ci_bands: bool, image_format
     return render(kaplan_meier_figure(result, title, ci_bands), image_format)
 
 
+def cumulative_incidence_plot(result: CumulativeIncidence, title: str, image_format: ImageFormat) -> bytes:
+    return render(cumulative_incidence_figure(result, title), image_format)
+
+
+def forest_plot(result: Any, image_format: ImageFormat) -> bytes:
+    return render(forest_figure(result), image_format)
+
+
 def swimmer_plot(
-    patients: Sequence[tuple[UUID, str]],
+    patients: Sequence[tuple[UUID, str, str, int | None]],
     treatments: Sequence[Any],
     outcomes: Sequence[Any],
     title: str,

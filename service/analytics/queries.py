@@ -79,14 +79,14 @@ async def fetch_adverse_events(
 async def fetch_patient_page(
     session: AsyncSession, study_id: UUID, limit: int, offset: int
 ) -> tuple[Sequence[Any], int]:
-    """(id, subject_code) of one page of the study's patients in creation order, and how many
-    the study has."""
+    """(id, subject_code, arm_id, last_recorded_day) of one page of the study's patients, arm by
+    arm (arms in creation order, patients without an arm last), and how many the study has."""
     return await fetch_page(
         session,
         Patient.__table__,  # type: ignore[attr-defined]
-        [col(Patient.id), col(Patient.subject_code)],
+        [col(Patient.id), col(Patient.subject_code), col(Patient.arm_id), col(Patient.last_recorded_day)],
         [col(Patient.study_id) == study_id],
-        [col(Patient.id)],
+        [col(Patient.arm_id).is_(None), col(Patient.arm_id), col(Patient.id)],
         limit,
         offset,
     )

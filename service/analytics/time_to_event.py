@@ -132,7 +132,8 @@ def _grid(max_time: float) -> list[float]:
         return [0.0]
     raw = max_time / 6
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    # whole numbers only: the at-risk table is read at the plot's ticks
+    step = max(1.0, next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
     return [i * step for i in range(int(max_time // step) + 1)]
 
 

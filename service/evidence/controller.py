@@ -1,16 +1,19 @@
 """Evidence across studies, reconciliation of reported results, and possible duplicate patients."""
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from service.analytics.meta import Transform
+from service.analytics import plots
+from service.analytics.meta import Tau2Method, Transform
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.proportions import CiMethod
 from service.auth.middleware import requires
+from service.common.heavy import offload_to_process
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
 from service.db.session import DbSession
@@ -22,9 +25,11 @@ from service.evidence.schemas import DuplicateCandidates, Evidence, Reconciliati
 Text = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200)]
 POOLING = (
     "Per-study rows (patient-level where the study has patients, else a reported result whose definition matches), "
-    "pooled by DerSimonian–Laird random effects on the logit scale (0.5 continuity correction for 0% and 100% rows) "
-    "or the Freeman–Tukey double arcsine (`transform=freeman-tukey`), with the fixed-effect estimate, tau² and I². "
-    "Patients linked as the same person are counted once."
+    "pooled by random effects on the logit scale (0.5 continuity correction for 0% and 100% rows) or the Freeman–Tukey "
+    "double arcsine (`transform=freeman-tukey`): tau² by DerSimonian–Laird, REML or Paule–Mandel (`tau2_method`), Wald or "
+    "Hartung–Knapp–Sidik–Jonkman interval (`hartung_knapp`), the prediction interval, the fixed-effect estimate, I² and "
+    "each study's weight, as R metafor. Case reports are shown but not pooled with cohorts unless "
+    "`include_case_reports=true`. Patients linked as the same person are counted once."
 )
 
 
@@ -61,12 +66,52 @@ def selection(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PoolingOptions:
+    ci: CiMethod
+    conf_level: float
+    transform: Transform
+    tau2_method: Tau2Method
+    hartung_knapp: bool
+    include_case_reports: bool
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def pooling_options(
+    ci: FromQuery[CiMethod] = "wilson",
+    conf_level: ConfLevel = 0.95,
+    transform: FromQuery[Transform] = "logit",
+    tau2_method: Annotated[
+        Tau2Method,
+        QueryParameter(
+            description="Between-study variance: DerSimonian–Laird (default), REML or Paule–Mandel."
+        ),
+    ] = "DL",
+    hartung_knapp: Annotated[
+        bool,
+        QueryParameter(
+            description="Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df) for the pooled estimate."
+        ),
+    ] = False,
+    include_case_reports: Annotated[
+        bool,
+        QueryParameter(description="Pool case reports with cohorts (by default they are shown, not pooled)."),
+    ] = False,
+) -> PoolingOptions:
+    return PoolingOptions(ci, conf_level, transform, tau2_method, hartung_knapp, include_case_reports)
+
+
 class EvidenceController(Controller):
     path = "/evidence"
     tags = ["Evidence"]
     guards = [requires("reader")]
-    # Which studies and patients: the same query parameters for every evidence endpoint.
-    dependencies = {"chosen": Provide(selection, sync_to_thread=False)}
+    # Which studies and patients, and how to pool: the same query parameters for every evidence endpoint.
+    dependencies = {
+        "chosen": Provide(selection, sync_to_thread=False),
+        "pooling": Provide(pooling_options, sync_to_thread=False),
+    }
 
     @get(
         "/response-rates",
@@ -80,13 +125,30 @@ class EvidenceController(Controller):
         db_session: DbSession,
         chosen: NamedDependency[Selection],
         response: NamedDependency[ResponseDefinition],
-        ci: FromQuery[CiMethod] = "wilson",
-        conf_level: ConfLevel = 0.95,
-        transform: FromQuery[Transform] = "logit",
+        pooling: NamedDependency[PoolingOptions],
     ) -> Evidence:
-        return await evidence(
-            db_session, chosen, response.as_outcome(), ci=ci, conf_level=conf_level, transform=transform
-        )
+        return await evidence(db_session, chosen, response.as_outcome(), **pooling.as_kwargs())
+
+    @get(
+        "/response-rates/forest-plot",
+        dependencies={"response": Provide(response_definition, sync_to_thread=False)},
+        operation_id="getEvidenceResponseRatesForestPlot",
+        summary="Forest plot of response rates across studies",
+        description="One row per study (rate, interval, weight; rows not pooled greyed), the pooled random-effects diamond and the prediction interval. "
+        + POOLING,
+        media_type="image/svg+xml",
+    )
+    async def response_rates_forest_plot(
+        self,
+        db_session: DbSession,
+        chosen: NamedDependency[Selection],
+        response: NamedDependency[ResponseDefinition],
+        pooling: NamedDependency[PoolingOptions],
+        format: FromQuery[plots.ImageFormat] = "svg",
+    ) -> Response[bytes]:
+        result = await evidence(db_session, chosen, response.as_outcome(), **pooling.as_kwargs())
+        image = await offload_to_process(plots.forest_plot, result, format)
+        return Response(image, media_type=plots.MEDIA_TYPES[format])
 
     @get(
         "/adverse-event-incidence",
@@ -98,6 +160,7 @@ class EvidenceController(Controller):
         self,
         db_session: DbSession,
         chosen: NamedDependency[Selection],
+        pooling: NamedDependency[PoolingOptions],
         term: Annotated[
             str,
             QueryParameter(
@@ -111,9 +174,6 @@ class EvidenceController(Controller):
             int | None, QueryParameter(ge=1, le=5, description="Count only grade >= this; default any grade.")
         ] = None,
         grading_system: FromQuery[GradingSystem | None] = None,
-        ci: FromQuery[CiMethod] = "wilson",
-        conf_level: ConfLevel = 0.95,
-        transform: FromQuery[Transform] = "logit",
     ) -> Evidence:
         outcome = {
             "type": "adverse_event_incidence",
@@ -121,7 +181,7 @@ class EvidenceController(Controller):
             "grade_min": grade_min,
             "grading_system": grading_system,
         }
-        return await evidence(db_session, chosen, outcome, ci=ci, conf_level=conf_level, transform=transform)
+        return await evidence(db_session, chosen, outcome, **pooling.as_kwargs())
 
 
 class ReconciliationController(Controller):

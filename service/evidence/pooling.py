@@ -13,13 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.analytics import queries
-from service.analytics.meta import Transform, pool_proportions
+from service.analytics.meta import Tau2Method, Transform, pool_proportions
 from service.analytics.proportions import CI_METHOD_NAMES, CiMethod, proportion_ci
 from service.analytics.rates import count_outcome
 from service.common.filters import json_list_has
 from service.common.schemas import Provenance
 from service.db import models
 from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling, RowSource
+
+CASE_REPORT_GUARD = "a case report: not pooled with cohorts unless include_case_reports=true"
+TAU2_NAMES = {
+    "DL": "DerSimonian–Laird tau²",
+    "REML": "restricted maximum-likelihood tau²",
+    "PM": "Paule–Mandel tau²",
+}
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,8 @@ def _row(
         ci_upper=interval[1] if interval else None,
         reported_result_id=result.id if result is not None else None,
         provenance=[msgspec.convert(p, Provenance) for p in result.provenance] if result is not None else [],
+        weight_percent=0.0,
+        not_pooled=None,
     )
 
 
@@ -184,6 +193,9 @@ async def evidence(
     ci: CiMethod,
     conf_level: float,
     transform: Transform,
+    tau2_method: Tau2Method = "DL",
+    hartung_knapp: bool = False,
+    include_case_reports: bool = False,
 ) -> Evidence:
     """`outcome` is a reported-result definition (response_rate or adverse_event_incidence)."""
     studies = await _studies(session, selection)
@@ -221,12 +233,36 @@ async def evidence(
                     warnings.append(
                         f"study '{study.title}': aggregate row from a reported result, patient-level filters could not be applied"
                     )
-    pooled = pool_proportions([r.events for r in rows], [r.total for r in rows], transform, conf_level)
-    total = sum(r.total for r in rows)
-    if len(rows) < 2:
+    cohorts = [r for r in rows if r.design != "case_report"]
+    if cohorts and len(cohorts) < len(rows) and not include_case_reports:
+        # A case report is selected for being remarkable: pooled with cohorts it pulls the
+        # estimate towards its outcome with the weight of a study.
+        rows = [
+            r if r.design != "case_report" else msgspec.structs.replace(r, not_pooled=CASE_REPORT_GUARD)
+            for r in rows
+        ]
+        warnings.append(
+            f"{len(rows) - len(cohorts)} case report(s) shown but not pooled with the cohorts (include_case_reports=true to pool them)"
+        )
+    pooled_rows = [r for r in rows if r.not_pooled is None]
+    pooled = pool_proportions(
+        [r.events for r in pooled_rows],
+        [r.total for r in pooled_rows],
+        transform,
+        conf_level,
+        tau2_method,
+        hartung_knapp,
+    )
+    if pooled is not None:
+        weights = iter(pooled.weights)
+        rows = [r if r.not_pooled else msgspec.structs.replace(r, weight_percent=next(weights)) for r in rows]
+    total = sum(r.total for r in pooled_rows)
+    if len(pooled_rows) < 2:
         warnings.append("pooling is not meaningful with fewer than two studies")
     if total < 10:
         warnings.append(f"pooling is not meaningful with {total} patients in all (< 10)")
+    if pooled is not None and hartung_knapp and pooled.df < 2:
+        warnings.append("the Hartung–Knapp interval with one degree of freedom is very wide (t with 1 df)")
     if drop:
         warnings.append(
             f"{len(drop)} patient(s) linked as the same person as another selected patient were counted once"
@@ -236,9 +272,17 @@ async def evidence(
         rows=rows,
         pooled=Pooling(
             transform=transform,
+            tau2_method=tau2_method,
+            hartung_knapp=hartung_knapp,
             random_effects=PooledEstimate(
                 estimate=pooled.random.estimate, ci_lower=pooled.random.lower, ci_upper=pooled.random.upper
             ),
+            prediction_interval=PooledEstimate(
+                estimate=pooled.prediction.estimate,
+                ci_lower=pooled.prediction.lower,
+                ci_upper=pooled.prediction.upper,
+            ),
+            studies=len(pooled_rows),
             fixed_effect=PooledEstimate(
                 estimate=pooled.fixed.estimate, ci_lower=pooled.fixed.lower, ci_upper=pooled.fixed.upper
             ),
@@ -256,13 +300,23 @@ async def evidence(
             "selection": selection.describe(),
             "rows": "patient-level counts where the study has patients (the same responder and incidence rules as the per-study endpoints); otherwise a reported result whose definition matches the outcome",
             "study_ci": CI_METHOD_NAMES[ci],
-            "random_effects": "DerSimonian–Laird on the "
+            "random_effects": TAU2_NAMES[tau2_method]
+            + (
+                ", Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df)"
+                if hartung_knapp
+                else ", Wald (z) interval"
+            )
+            + " on the "
             + (
                 "logit scale, 0.5 added to both cells of 0% and 100% rows"
                 if transform == "logit"
                 else "Freeman–Tukey double-arcsine scale, back-transformed (Miller 1978) at the harmonic mean n"
             ),
             "fixed_effect": "inverse-variance weighted mean on the same scale",
+            "prediction_interval": "mu ± crit·sqrt(tau² + se²) on the same scale, crit as the pooled interval's (metafor predict.rma), back-transformed",
+            "case_reports": "pooled with the cohorts"
+            if include_case_reports
+            else "case reports are not pooled with cohorts unless include_case_reports=true",
             "linked_patients": "patients linked as the same person are counted once",
         },
         warnings=warnings,

@@ -54,6 +54,10 @@ class EvidenceRow(Output):
     ci_upper: float | None
     reported_result_id: UUID | None
     provenance: list[Provenance]
+    # Random-effects weight (percent) in the pooled estimate; 0 when the row is not pooled.
+    weight_percent: float
+    # Why the row is shown but not pooled (null when it is pooled).
+    not_pooled: str | None
 
 
 class PooledEstimate(Output):
@@ -64,8 +68,13 @@ class PooledEstimate(Output):
 
 class Pooling(Output):
     transform: str
+    tau2_method: str
+    hartung_knapp: bool
     random_effects: PooledEstimate
     fixed_effect: PooledEstimate
+    # Where the proportion of a new study would lie (random effects), back-transformed.
+    prediction_interval: PooledEstimate
+    studies: int
     tau2: float
     i2: float
     q: float
