@@ -33,7 +33,12 @@ DESCRIPTIONS = {
     "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
-PLOT_OPERATIONS = {"getSurvivalPlot", "getSwimmerPlot"}
+PLOT_OPERATIONS = {
+    "getSurvivalPlot",
+    "getSwimmerPlot",
+    "getCumulativeIncidencePlot",
+    "getEvidenceResponseRatesForestPlot",
+}
 EXPORT_OPERATION = "exportStudy"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 # Patient-level records: changing or deleting them needs a reason (service/common/controller.py).

@@ -93,8 +93,8 @@ class StatisticsController(Controller):
         target_rate: Annotated[
             float | None,
             QueryParameter(
-                gt=0,
-                lt=1,
+                ge=0.001,
+                le=0.999,
                 description="Test each group's rate against this target with an exact binomial test (one-arm phase 2).",
             ),
         ] = None,
@@ -394,9 +394,6 @@ class StatisticsController(Controller):
         )
 
 
-Probability = Annotated[float, QueryParameter(gt=0, lt=1)]
-
-
 class DesignController(Controller):
     path = "/designs"
     tags = ["Statistics"]
@@ -414,8 +411,12 @@ class DesignController(Controller):
     )
     async def get_simon_two_stage(
         self,
-        p0: Annotated[float, QueryParameter(gt=0, lt=1, description="Response rate not worth pursuing.")],
-        p1: Annotated[float, QueryParameter(gt=0, lt=1, description="Target response rate (above p0).")],
+        p0: Annotated[
+            float, QueryParameter(ge=0.001, le=0.999, description="Response rate not worth pursuing.")
+        ],
+        p1: Annotated[
+            float, QueryParameter(ge=0.001, le=0.999, description="Target response rate (above p0).")
+        ],
         alpha: Annotated[float, QueryParameter(ge=0.001, le=0.5, description="Type I error.")] = 0.05,
         beta: Annotated[
             float, QueryParameter(ge=0.01, le=0.5, description="Type II error (1 − power).")

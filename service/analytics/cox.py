@@ -12,6 +12,7 @@
   per covariate and global."""
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,22 @@ def _prepare(
     return t[order], e[order], x[order] - x.mean(axis=0), s[order], order
 
 
+def _tied_blocks(t: np.ndarray, s: np.ndarray) -> Iterator[tuple[slice, bool]]:
+    """The runs of equal time within a stratum, in the prepared order (risk sets grow along it),
+    and whether each run starts a new stratum (the sums start again there)."""
+    n = len(t)
+    i = 0
+    stratum = None
+    while i < n:
+        starts = s[i] != stratum
+        stratum = s[i]
+        j = i
+        while j < n and t[j] == t[i] and s[j] == stratum:
+            j += 1
+        yield slice(i, j), starts
+        i = j
+
+
 def _efron(
     beta: np.ndarray, t: np.ndarray, e: np.ndarray, x: np.ndarray, s: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
@@ -78,19 +95,10 @@ def _efron(
     loglik = 0.0
     u = np.zeros(p)
     imat = np.zeros((p, p))
-    n = len(t)
-    i = 0
-    denom = 0.0
-    a = np.zeros(p)
-    cmat = np.zeros((p, p))
-    stratum = None
-    while i < n:
-        if s[i] != stratum:
-            stratum, denom, a, cmat = s[i], 0.0, np.zeros(p), np.zeros((p, p))
-        j = i
-        while j < n and t[j] == t[i] and s[j] == stratum:
-            j += 1
-        block = slice(i, j)
+    denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
+    for block, starts in _tied_blocks(t, s):
+        if starts:
+            denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
         r, xb, dead = risk[block], x[block], e[block]
         denom += r.sum()
         a += r @ xb
@@ -110,7 +118,6 @@ def _efron(
                 loglik -= math.log(d)
                 u -= mean
                 imat += (cmat - frac * cmat2) / d - np.outer(mean, mean)
-        i = j
     return loglik, u, imat
 
 
@@ -182,17 +189,10 @@ def cox_zph(
     risk = np.exp(xc @ beta)
     u = np.zeros(2 * p)
     imat = np.zeros((2 * p, 2 * p))
-    n = len(t)
-    i = 0
-    stratum = None
     denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
-    while i < n:
-        if s[i] != stratum:
-            stratum, denom, a, cmat = s[i], 0.0, np.zeros(p), np.zeros((p, p))
-        j = i
-        while j < n and t[j] == t[i] and s[j] == stratum:
-            j += 1
-        block = slice(i, j)
+    for block, starts in _tied_blocks(t, s):
+        if starts:
+            denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
         r, xb, dead = risk[block], xc[block], e[block]
         alive = ~dead
         denom += r[alive].sum()
@@ -200,7 +200,7 @@ def cox_zph(
         cmat += (xb[alive] * r[alive][:, None]).T @ xb[alive]
         nd = int(dead.sum())
         if nd:
-            wt = g[i]
+            wt = g[block.start]
             rd, xd = r[dead], xb[dead]
             u[:p] += xd.sum(axis=0)
             u[p:] += wt * xd.sum(axis=0)
@@ -216,7 +216,6 @@ def cox_zph(
                 imat[:p, :p] += block_info
                 imat[:p, p:] += wt * block_info
                 imat[p:, p:] += wt * wt * block_info
-        i = j
     imat[p:, :p] = imat[:p, p:].T
     tests, dfs = [], []
     for k in range(p):

@@ -307,6 +307,11 @@ async def _survival_check(
         return _not_computable(
             f"{label}: not reached or beyond follow-up in the patient-level data", fmt(result.value)
         )
+    return _recomputed(label, computed, result)
+
+
+def _recomputed(label: str, computed: float, result: Any) -> Check:
+    """The printed figure against the one recomputed from the patient-level data."""
     ok = same_at_precision(computed, result.value)
     return _judged(
         "patient_level",
@@ -345,14 +350,7 @@ async def _incidence_check(
     if estimate is None:
         return _not_computable(f"{label}: beyond the last follow-up", fmt(result.value))
     computed = 100 * estimate
-    ok = same_at_precision(computed, result.value)
-    return _judged(
-        "patient_level",
-        ok,
-        printed=fmt(result.value),
-        computed=f"{computed:g}",
-        detail=label if ok else f"{label} recomputes to {computed:g}",
-    )
+    return _recomputed(label, computed, result)
 
 
 async def _comparison_check(

@@ -205,10 +205,18 @@ def test_evidence_pools_patient_level_rows_and_counts_linked_patients_once(clien
         ("One", 2, 3, "patient_level"),
         ("Two", 1, 1, "patient_level"),
     ]
+    # the case report is shown but not pooled with the case series unless asked
+    assert [r["not_pooled"] is None for r in body["rows"]] == [True, False]
+    assert body["pooled"]["studies"] == 1 and body["rows"][1]["weight_percent"] == 0
+    body = client.get(
+        f"{API}/evidence/response-rates",
+        params={"target": "CD38", "diagnosis": "T-ALL", "mrd": "negative", "include_case_reports": "true"},
+    ).json()
     reference = pool_proportions([2, 1], [3, 1])
     assert reference is not None
     assert body["pooled"]["random_effects"]["estimate"] == pytest.approx(reference.random.estimate)
     assert body["pooled"]["continuity_corrected_rows"] == 1
+    assert [r["weight_percent"] for r in body["rows"]] == pytest.approx(reference.weights)
     assert any("< 10" in w for w in body["warnings"])
     high = client.get(
         f"{API}/evidence/response-rates", params={"agent": "Daratumumab", "marker": "CD38", "marker_min": 80}
