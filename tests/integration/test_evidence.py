@@ -357,3 +357,5 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
     # a cumulative incidence with death competing, and patient 1's relapse has no day
     assert patient_level["verdict"] == "not_computable"
     assert "relapse" in patient_level["detail"] and "undated" in patient_level["detail"]
+    # "median CR or CRi time" read as the duration of CR: patient 1's undated relapse withholds it
+    assert verdicts["Median CR or CRi time"] == "not_computable"
