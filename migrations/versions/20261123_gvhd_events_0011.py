@@ -46,7 +46,9 @@ def _rebuilding_outcomes_on_sqlite() -> bool:
 def upgrade() -> None:
     sqlite = _rebuilding_outcomes_on_sqlite()
     with op.batch_alter_table("outcomes", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("gvhd_kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True))
+        batch_op.add_column(
+            sa.Column("gvhd_kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True)
+        )
         batch_op.add_column(sa.Column("gvhd_grade", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column("gvhd_severity", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True)
@@ -54,11 +56,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("gvhd_systemic_therapy", sa.Boolean(), nullable=True))
         batch_op.drop_constraint(batch_op.f("ck_outcomes_event_type"), type_="check")
         batch_op.create_check_constraint("event_type", f"event_type IS NULL OR event_type IN ({NEW_TYPES})")
-        batch_op.create_check_constraint("gvhd_kind", "gvhd_kind IS NULL OR gvhd_kind IN ('acute', 'chronic')")
+        batch_op.create_check_constraint(
+            "gvhd_kind", "gvhd_kind IS NULL OR gvhd_kind IN ('acute', 'chronic')"
+        )
         batch_op.create_check_constraint(
             "gvhd_severity", "gvhd_severity IS NULL OR gvhd_severity IN ('mild', 'moderate', 'severe')"
         )
-        batch_op.create_check_constraint("gvhd_grade_range", "gvhd_grade IS NULL OR gvhd_grade BETWEEN 1 AND 4")
+        batch_op.create_check_constraint(
+            "gvhd_grade_range", "gvhd_grade IS NULL OR gvhd_grade BETWEEN 1 AND 4"
+        )
         batch_op.create_check_constraint("gvhd_fields_on_gvhd", "event_type = 'gvhd' OR gvhd_kind IS NULL")
     if sqlite:
         _revision_0009()._sqlite_triggers()
