@@ -1,49 +1,35 @@
 """Exact and small-sample inference (pure, no I/O), each as the R function named.
 
-- `binomial_test`: R `binom.test` (two-sided p sums the outcomes no more likely than the one
-  observed, with R's 1 + 1e-7 relative tolerance; one-sided "greater" is P(X ≥ x)).
+- `binomial_test`: R `binom.test` (scipy's `binomtest` computes the same p).
 - `simon_two_stage`: Simon's (1989) optimal and minimax two-stage designs, searched exactly
   (the designs of Simon's Table 1 and R `clinfun::ph2simon`).
 - `newcombe_difference`: Newcombe's (1998) hybrid score interval for p1 − p2 (his method 10),
   from the two Wilson intervals.
 - `fisher_odds_ratio`: the conditional maximum-likelihood odds ratio and its exact interval,
-  R `fisher.test`'s algorithm (noncentral hypergeometric), solved to machine precision.
+  R `fisher.test`'s method (scipy's conditional `odds_ratio`).
 - `fisher_freeman_halton`: Fisher's exact test of an r × c table (R `fisher.test` on r × c)
   by enumerating the tables with the observed margins; None when there are too many."""
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 from scipy.special import gammaln
+from scipy.stats import contingency
 
 from service.analytics.proportions import proportion_ci
 
 RELATIVE = 1 + 1e-7  # R's tolerance when comparing probabilities to the observed one
-EPS = float(np.finfo(float).eps)
 Alternative = Literal["two-sided", "greater", "less"]
 
 
 def binomial_test(x: int, n: int, p: float, alternative: Alternative = "two-sided") -> float:
-    if alternative == "greater":
-        return float(stats.binom.sf(x - 1, n, p))
-    if alternative == "less":
-        return float(stats.binom.cdf(x, n, p))
-    d = stats.binom.pmf(x, n, p)
-    m = n * p
-    if x == m:
-        return 1.0
-    if x < m:
-        i = np.arange(math.ceil(m), n + 1)
-        y = int(np.count_nonzero(stats.binom.pmf(i, n, p) <= d * RELATIVE))
-        return min(1.0, float(stats.binom.cdf(x, n, p) + stats.binom.sf(n - y, n, p)))
-    i = np.arange(0, math.floor(m) + 1)
-    y = int(np.count_nonzero(stats.binom.pmf(i, n, p) <= d * RELATIVE))
-    return min(1.0, float(stats.binom.cdf(y - 1, n, p) + stats.binom.sf(x - 1, n, p)))
+    """scipy's binomtest, whose two-sided p is R's (outcomes no more likely than the observed
+    one, with the same 1 + 1e-7 relative tolerance)."""
+    return float(stats.binomtest(x, n, p, alternative=alternative).pvalue)
 
 
 @dataclass(frozen=True)
@@ -126,78 +112,12 @@ class OddsRatio:
 
 
 def fisher_odds_ratio(table: list[list[int]], conf_level: float = 0.95) -> OddsRatio:
-    """R `fisher.test(matrix(c(a, c, b, d), 2))` for table [[a, b], [c, d]]."""
-    (a, b), (c, d) = table
-    m, n, k, x = a + c, b + d, a + b, a
-    lo, hi = max(0, k - n), min(k, m)
-    support = np.arange(lo, hi + 1)
-    logdc = stats.hypergeom.logpmf(support, m + n, m, k)
-
-    def dnhyper(ncp: float) -> np.ndarray:
-        d_ = logdc + math.log(ncp) * support
-        d_ = np.exp(d_ - d_.max())
-        return np.asarray(d_ / d_.sum())
-
-    def mnhyper(ncp: float) -> float:
-        if ncp == 0:
-            return float(lo)
-        if math.isinf(ncp):
-            return float(hi)
-        return float(np.sum(support * dnhyper(ncp)))
-
-    def pnhyper(q: int, ncp: float, upper: bool = False) -> float:
-        if ncp == 1:
-            return float(
-                stats.hypergeom.sf(q - 1, m + n, m, k) if upper else stats.hypergeom.cdf(q, m + n, m, k)
-            )
-        if ncp == 0:
-            return float(q <= lo) if upper else float(q >= lo)
-        if math.isinf(ncp):
-            return float(q <= hi) if upper else float(q >= hi)
-        dens = dnhyper(ncp)
-        return float(dens[support >= q].sum() if upper else dens[support <= q].sum())
-
-    def root(function: Callable[[float], float], low: float, high: float) -> float:
-        return float(optimize.brentq(function, low, high, xtol=1e-300, rtol=4 * EPS, maxiter=1000))
-
-    def mle() -> float:
-        if x == lo:
-            return 0.0
-        if x == hi:
-            return math.inf
-        mu = mnhyper(1)
-        if mu > x:
-            return root(lambda t: mnhyper(t) - x, 0, 1)
-        if mu < x:
-            return 1 / root(lambda t: mnhyper(1 / t) - x, EPS, 1)
-        return 1.0
-
-    alpha = (1 - conf_level) / 2
-
-    def ncp_upper() -> float:
-        if x == hi:
-            return math.inf
-        p = pnhyper(x, 1)
-        if p < alpha:
-            return root(lambda t: pnhyper(x, t) - alpha, 0, 1)
-        if p > alpha:
-            return 1 / root(lambda t: pnhyper(x, 1 / t) - alpha, EPS, 1)
-        return 1.0
-
-    def ncp_lower() -> float:
-        if x == lo:
-            return 0.0
-        p = pnhyper(x, 1, upper=True)
-        if p > alpha:
-            return root(lambda t: pnhyper(x, t, upper=True) - alpha, 0, 1)
-        if p < alpha:
-            return 1 / root(lambda t: pnhyper(x, 1 / t, upper=True) - alpha, EPS, 1)
-        return 1.0
-
-    relative = 1 + 1e-7
-    dens1 = dnhyper(1)
-    p_value = float(min(1.0, dens1[dens1 <= dens1[x - lo] * relative].sum()))
-    return OddsRatio(mle(), ncp_lower(), ncp_upper(), p_value)
+    """R `fisher.test(matrix(c(a, c, b, d), 2))` for table [[a, b], [c, d]]: scipy's conditional
+    odds ratio (the noncentral hypergeometric MLE and its exact interval, fisher.test's method)."""
+    result = contingency.odds_ratio(table, kind="conditional")
+    interval = result.confidence_interval(conf_level)
+    p_value = float(stats.fisher_exact(np.asarray(table)).pvalue)
+    return OddsRatio(float(result.statistic), float(interval.low), float(interval.high), p_value)
 
 
 MAX_TABLES = 2_000_000

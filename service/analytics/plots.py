@@ -243,120 +243,70 @@ def forest_figure(result: Any) -> Figure:
     height = len(rows) + (3 if pooled else 0)
     figure = Figure(figsize=(10, 1.6 + 0.38 * height))
     axis = figure.subplots()
-    for index, row in enumerate(rows):
-        y = index
-        color = "#1f4e79" if row.not_pooled is None else "#aaaaaa"
+
+    def label(column: Literal["names", "figures"], y: float, text: str, **style: Any) -> None:
+        """A row's text left of the axis (names) or right of it (figures), in row coordinates."""
+        x, align = (-0.03, "right") if column == "names" else (1.03, "left")
+        axis.text(
+            x, y, text, ha=align, va="center", fontsize=8, transform=axis.get_yaxis_transform(), **style
+        )
+
+    def percent(value: float) -> str:
+        return f"{100 * value:.0f}"
+
+    for y, row in enumerate(rows):
+        pooled_row = row.not_pooled is None
+        color = "#1f4e79" if pooled_row else "#aaaaaa"
         if row.ci_lower is not None and row.ci_upper is not None:
             axis.plot([row.ci_lower, row.ci_upper], [y, y], color=color, linewidth=1.2)
         if row.rate is not None:
-            size = 4 + 14 * math.sqrt(row.weight_percent / 100) if row.not_pooled is None else 5
+            size = 4 + 14 * math.sqrt(row.weight_percent / 100) if pooled_row else 5
             axis.plot([row.rate], [y], marker="s", markersize=size, color=color, linestyle="none")
-        note = "" if row.not_pooled is None else "  (not pooled)"
-        axis.text(
-            -0.03,
+        label(
+            "names",
             y,
-            _short(row.study_title) + note,
-            ha="right",
-            va="center",
-            fontsize=8,
-            transform=axis.get_yaxis_transform(),
-            color="#000000" if row.not_pooled is None else "#777777",
+            _short(row.study_title) + ("" if pooled_row else "  (not pooled)"),
+            color="#000000" if pooled_row else "#777777",
         )
-        rate = "—" if row.rate is None else f"{100 * row.rate:.0f}%"
-        interval = "" if row.ci_lower is None else f" [{100 * row.ci_lower:.0f}, {100 * row.ci_upper:.0f}]"
-        weight = f"{row.weight_percent:.1f}%" if row.not_pooled is None else "—"
-        axis.text(
-            1.03,
-            y,
-            f"{row.events}/{row.total}   {rate}{interval}   {weight}",
-            ha="left",
-            va="center",
-            fontsize=8,
-            transform=axis.get_yaxis_transform(),
-        )
-    axis.text(
-        1.03,
-        -1,
-        "events/N   rate [CI]   weight",
-        ha="left",
-        va="center",
-        fontsize=8,
-        fontweight="bold",
-        transform=axis.get_yaxis_transform(),
-    )
+        rate = "—" if row.rate is None else f"{percent(row.rate)}%"
+        interval = "" if row.ci_lower is None else f" [{percent(row.ci_lower)}, {percent(row.ci_upper)}]"
+        weight = f"{row.weight_percent:.1f}%" if pooled_row else "—"
+        label("figures", y, f"{row.events}/{row.total}   {rate}{interval}   {weight}")
+    label("figures", -1, "events/N   rate [CI]   weight", fontweight="bold")
     if pooled:
         y_pooled = len(rows) + 0.8
-        estimate = pooled.random_effects
-        diamond = Polygon(
-            [
-                (estimate.ci_lower, y_pooled),
-                (estimate.estimate, y_pooled - 0.35),
-                (estimate.ci_upper, y_pooled),
-                (estimate.estimate, y_pooled + 0.35),
-            ],
-            closed=True,
-            color="#c00000",
+        estimate, prediction = pooled.random_effects, pooled.prediction_interval
+        axis.add_patch(
+            Polygon(
+                [
+                    (estimate.ci_lower, y_pooled),
+                    (estimate.estimate, y_pooled - 0.35),
+                    (estimate.ci_upper, y_pooled),
+                    (estimate.estimate, y_pooled + 0.35),
+                ],
+                closed=True,
+                color="#c00000",
+            )
         )
-        axis.add_patch(diamond)
-        interval = pooled.prediction_interval
-        axis.plot(
-            [interval.ci_lower, interval.ci_upper],
-            [y_pooled + 0.8, y_pooled + 0.8],
-            color="#c00000",
-            linewidth=1.5,
-        )
-        axis.plot(
-            [interval.ci_lower, interval.ci_lower],
-            [y_pooled + 0.6, y_pooled + 1.0],
-            color="#c00000",
-            linewidth=1.5,
-        )
-        axis.plot(
-            [interval.ci_upper, interval.ci_upper],
-            [y_pooled + 0.6, y_pooled + 1.0],
-            color="#c00000",
-            linewidth=1.5,
-        )
+        # the prediction interval: a line with end ticks, below the diamond
+        for xs, ys in (
+            ([prediction.ci_lower, prediction.ci_upper], [y_pooled + 0.8, y_pooled + 0.8]),
+            ([prediction.ci_lower, prediction.ci_lower], [y_pooled + 0.6, y_pooled + 1.0]),
+            ([prediction.ci_upper, prediction.ci_upper], [y_pooled + 0.6, y_pooled + 1.0]),
+        ):
+            axis.plot(xs, ys, color="#c00000", linewidth=1.5)
         method = {"DL": "DerSimonian–Laird", "REML": "REML", "PM": "Paule–Mandel"}[pooled.tau2_method]
         knha = ", Hartung–Knapp" if pooled.hartung_knapp else ""
-        axis.text(
-            -0.03,
+        studies = f"{pooled.studies} stud{'y_pooled' if pooled.studies == 1 else 'ies'}"
+        label("names", y_pooled, f"Random effects, {studies} ({method}{knha})", fontweight="bold")
+        label("names", y_pooled + 0.8, "Prediction interval")
+        label(
+            "figures",
             y_pooled,
-            f"Random effects, {pooled.studies} stud{'y' if pooled.studies == 1 else 'ies'} ({method}{knha})",
-            ha="right",
-            va="center",
-            fontsize=8,
+            f"{percent(estimate.estimate)}% [{percent(estimate.ci_lower)}, {percent(estimate.ci_upper)}]",
             fontweight="bold",
-            transform=axis.get_yaxis_transform(),
         )
-        axis.text(
-            -0.03,
-            y_pooled + 0.8,
-            "Prediction interval",
-            ha="right",
-            va="center",
-            fontsize=8,
-            transform=axis.get_yaxis_transform(),
-        )
-        axis.text(
-            1.03,
-            y_pooled,
-            f"{100 * estimate.estimate:.0f}% [{100 * estimate.ci_lower:.0f}, {100 * estimate.ci_upper:.0f}]",
-            ha="left",
-            va="center",
-            fontsize=8,
-            fontweight="bold",
-            transform=axis.get_yaxis_transform(),
-        )
-        axis.text(
-            1.03,
-            y_pooled + 0.8,
-            f"[{100 * interval.ci_lower:.0f}, {100 * interval.ci_upper:.0f}]",
-            ha="left",
-            va="center",
-            fontsize=8,
-            transform=axis.get_yaxis_transform(),
-        )
+        label("figures", y_pooled + 0.8, f"[{percent(prediction.ci_lower)}, {percent(prediction.ci_upper)}]")
         heterogeneity = f"I² = {100 * pooled.i2:.0f}%, tau² = {pooled.tau2:.3g}" + (
             f", heterogeneity {format_p(pooled.p_heterogeneity)}"
             if pooled.p_heterogeneity is not None
