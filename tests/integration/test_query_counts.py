@@ -29,10 +29,14 @@ def counted(client: TestClient[Any]) -> Iterator[list[str]]:
 
 
 def _statements_for(client: TestClient[Any], path: str) -> int:
-    client.get(path)  # the token lookup is cached (TOKEN_CACHE_SECONDS): count the request alone
+    client.get(path)  # warm the caches
     with counted(client) as statements:
         assert client.get(path).status_code == 200
-    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+    # The token lookup is cached for TOKEN_CACHE_SECONDS, so on a loaded machine the cache can
+    # expire between the two requests: it is the caller's cost, not the page's, and is not counted.
+    return len(
+        [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM api_tokens" not in s]
+    )
 
 
 @pytest.mark.parametrize(
