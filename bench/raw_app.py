@@ -25,7 +25,7 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.analytics.survival import kaplan_meier, log_rank
+from service.analytics.survival.estimators import kaplan_meier, log_rank
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -8,14 +8,17 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from service.analytics import plots, queries
-from service.analytics.designs import simon_designs
-from service.analytics.groups import GroupBy
-from service.analytics.hazards import Covariate, cox_model
+from service.analytics import queries
+from service.analytics.competing_risks.analysis import relapse_incidence
+from service.analytics.designs.simon import simon_designs
+from service.analytics.estimands.endpoints import Endpoint, Stratum
+from service.analytics.estimands.groups import GroupBy
+from service.analytics.estimands.time_scale import TimeUnit
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
-from service.analytics.proportions import CiMethod
-from service.analytics.rates import adverse_event_incidence, response_rates
-from service.analytics.relapse_incidence import relapse_incidence
+from service.analytics.plots import figures as plots
+from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
+from service.analytics.proportions.intervals import CiMethod
+from service.analytics.regression.analysis import Covariate, cox_model
 from service.analytics.schemas import (
     AdverseEventIncidence,
     CoxModel,
@@ -25,15 +28,8 @@ from service.analytics.schemas import (
     Survival,
     TimeToEvent,
 )
-from service.analytics.survival import ConfType
-from service.analytics.time_to_event import (
-    DEFINITIONS,
-    Endpoint,
-    Stratum,
-    TimeUnit,
-    survival,
-    time_to_event,
-)
+from service.analytics.survival.analysis import DEFINITIONS, survival, time_to_event
+from service.analytics.survival.estimators import ConfType
 from service.auth.middleware import requires
 from service.common.controller import next_link
 from service.common.heavy import offload_to_process

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from litestar.params import FromQuery, QueryParameter
 
-from service.analytics.estimands import Scope
-from service.analytics.rates import Denominator, MrdRequirement
+from service.analytics.estimands.endpoints import Scope
+from service.analytics.proportions.analysis import Denominator, MrdRequirement
 
 CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
 Categories = Annotated[

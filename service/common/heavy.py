@@ -9,7 +9,7 @@ request computes:
 A request waits at most `wait` seconds for a free worker, then gets 503 with Retry-After: a burst
 of heavy requests queues behind a fixed number of workers instead of each starting its own. Work
 already running cannot be interrupted, so its duration is bounded by its input instead (plots
-draw at most a page of patients; see service.analytics.plots)."""
+draw at most a page of patients; see service.analytics.plots.figures)."""
 
 import asyncio
 import multiprocessing

@@ -8,10 +8,10 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from service.analytics import plots
-from service.analytics.meta import Tau2Method, Transform
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
-from service.analytics.proportions import CiMethod
+from service.analytics.plots import figures as plots
+from service.analytics.pooling.meta import Tau2Method, Transform
+from service.analytics.proportions.intervals import CiMethod
 from service.auth.middleware import requires
 from service.common.heavy import offload_to_process
 from service.common.types import NO_NUL

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.analytics import queries
-from service.analytics.meta import Tau2Method, Transform, pool_proportions
-from service.analytics.proportions import CI_METHOD_NAMES, CiMethod, proportion_ci
-from service.analytics.rates import count_outcome
+from service.analytics.pooling.meta import Tau2Method, Transform, pool_proportions
+from service.analytics.proportions.analysis import count_outcome
+from service.analytics.proportions.intervals import CI_METHOD_NAMES, CiMethod, proportion_ci
 from service.common.filters import json_list_has
 from service.common.schemas import Provenance
 from service.db import models

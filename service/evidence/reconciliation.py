@@ -10,11 +10,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from service.analytics import estimands, queries
-from service.analytics.proportions import CiMethod, fisher_two_groups, proportion_ci
-from service.analytics.rates import count_outcome
-from service.analytics.relapse_incidence import relapse_incidence
-from service.analytics.time_to_event import survival
+from service.analytics import queries
+from service.analytics.competing_risks.analysis import relapse_incidence
+from service.analytics.estimands import endpoints as estimands
+from service.analytics.proportions.analysis import count_outcome
+from service.analytics.proportions.intervals import CiMethod, fisher_two_groups, proportion_ci
+from service.analytics.survival.analysis import survival
 from service.db.models import Patient, ReportedResult
 from service.evidence.precision import decimals, fmt, same_at_precision
 from service.evidence.schemas import (

@@ -19,7 +19,7 @@ import msgspec
 from sqlmodel import col, select
 
 from service.analytics.schemas import Exclusion, TimeToEventRow
-from service.analytics.time_to_event import time_to_event
+from service.analytics.survival.analysis import time_to_event
 from service.db import models
 from service.exchange.export_json import consistent_snapshot
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.analytics import estimands
+from service.analytics.estimands import endpoints as estimands
 from tests import factories as f
 
 API = "/api/v1"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.analytics import estimands
+from service.analytics.estimands import endpoints as estimands
 from tests import factories as f
 from tests.integration.test_seed import load, study
 
@@ -289,7 +289,7 @@ def test_seed_003_carries_no_results_of_another_trial(seeded: TestClient[Any]) -
 def test_the_survival_plot_says_when_the_median_is_withheld(client: TestClient[Any]) -> None:
     import msgspec
 
-    from service.analytics.plots import kaplan_meier_figure
+    from service.analytics.plots.figures import kaplan_meier_figure
     from service.analytics.schemas import Survival
 
     s = _relapse_cohort(client, undated_relapse=True)

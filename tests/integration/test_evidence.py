@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.analytics.meta import pool_proportions
+from service.analytics.pooling.meta import pool_proportions
 from tests import factories as f
 from tests.integration.test_seed import load, study
 

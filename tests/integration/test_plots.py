@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from service.analytics import plots
+from service.analytics.plots import figures as plots
 from service.analytics.schemas import CumulativeIncidence, Survival
 from service.evidence.schemas import Evidence
 from tests import factories as f

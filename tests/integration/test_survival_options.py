@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.analytics.time_to_event import LANDMARK_EXCLUSION
+from service.analytics.survival.analysis import LANDMARK_EXCLUSION
 from tests import factories as f
 
 API = "/api/v1"

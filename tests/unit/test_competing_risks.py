@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.analytics.competing_risks import cumulative_incidence, gray_test, log_log_interval
+from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/r/competing_risks.json").read_text())
 CASES = FIXTURE["cases"]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.analytics.cox import cox_fit, cox_zph
+from service.analytics.regression.cox import cox_fit, cox_zph
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/r/cox.json").read_text())
 TOLERANCE = 1e-8

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from service.analytics.exact import (
+from service.analytics.designs.simon import simon_two_stage
+from service.analytics.proportions.exact import (
     binomial_test,
     expected_counts_below_5,
     fisher_freeman_halton,
     fisher_odds_ratio,
     newcombe_difference,
-    simon_two_stage,
 )
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/r/exact.json").read_text())
@@ -68,7 +68,7 @@ def test_fisher_freeman_halton_on_2_by_2_equals_fisher() -> None:
 def test_fisher_freeman_halton_refuses_a_table_too_large_to_enumerate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("service.analytics.exact.MAX_TABLES", 10)
+    monkeypatch.setattr("service.analytics.proportions.exact.MAX_TABLES", 10)
     assert fisher_freeman_halton([[10, 10, 10], [10, 10, 10], [10, 10, 10]]) is None
 
 

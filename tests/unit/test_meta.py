@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.meta_analysis import combine_effects
 
-from service.analytics.meta import back_transform, double_arcsine, pool_proportions, transformed
+from service.analytics.pooling.meta import back_transform, double_arcsine, pool_proportions, transformed
 
 
 @st.composite

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.analytics.meta import random_effects, transformed
+from service.analytics.pooling.meta import random_effects, transformed
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/r/meta_random_effects.json").read_text())
 CASES = FIXTURE["cases"]

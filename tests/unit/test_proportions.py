@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from service.analytics.proportions import chi_square_independence, fisher_two_groups, proportion_ci
+from service.analytics.proportions.intervals import chi_square_independence, fisher_two_groups, proportion_ci
 
 STATSMODELS_NAME = {
     "wilson": "wilson",

@@ -11,7 +11,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from scipy.stats import chi2
 
-from service.analytics.survival import kaplan_meier, log_rank, quantile, survival_at
+from service.analytics.survival.estimators import kaplan_meier, log_rank, quantile, survival_at
 
 # Freireich et al. (1963) 6-MP vs placebo remission durations (weeks), as tabulated by Gehan
 # (1965) and in Kleinbaum & Klein, "Survival Analysis" (3rd ed.), Table 2.1 / §2.

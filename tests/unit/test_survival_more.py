@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.analytics.survival import (
+from service.analytics.survival.estimators import (
     kaplan_meier,
     landmark_sample,
     log_rank,

@@ -1,5 +1,5 @@
 """Cumulative incidence of relapse and of non-relapse mortality (competing risks), per group,
-with Gray's test: the RFS analysis set of service.analytics.estimands, each RFS event split by
+with Gray's test: the RFS analysis set of service.analytics.estimands.endpoints, each RFS event split by
 its kind (relapse or progression = relapse; death first = non-relapse mortality)."""
 
 from collections import Counter
@@ -10,9 +10,11 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import estimands, queries
-from service.analytics.competing_risks import cumulative_incidence, gray_test, log_log_interval
-from service.analytics.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics import queries
+from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
+from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
 from service.analytics.schemas import (
     CauseIncidence,
     CumulativeIncidence,
@@ -21,7 +23,6 @@ from service.analytics.schemas import (
     IncidenceLandmark,
     IncidencePoint,
 )
-from service.analytics.time_to_event import DAYS_PER_UNIT, TimeUnit, elapsed
 from service.common.heavy import offload
 
 CAUSES = {1: "relapse", 2: "non_relapse_mortality"}

@@ -1,5 +1,5 @@
 """Cox proportional-hazards models of a time-to-event endpoint on arm and patient covariates:
-the analysis set of service.analytics.estimands, patients without a covariate value left out
+the analysis set of service.analytics.estimands.endpoints, patients without a covariate value left out
 (counted by covariate), hazard ratios with Wald intervals, the three global tests, and the
 Schoenfeld-residual test of proportional hazards."""
 
@@ -13,10 +13,12 @@ import numpy as np
 from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import estimands, queries
-from service.analytics.cox import cox_fit, cox_zph
+from service.analytics import queries
+from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.endpoints import Endpoint, Stratum
+from service.analytics.estimands.time_scale import elapsed
+from service.analytics.regression.cox import cox_fit, cox_zph
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
-from service.analytics.time_to_event import Endpoint, Stratum, elapsed
 from service.common.heavy import offload
 
 Covariate = Literal[

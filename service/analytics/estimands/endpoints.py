@@ -43,6 +43,9 @@ from service.analytics.queries import _of_study, _rows, raw
 from service.db.models import Outcome, Patient, Treatment
 
 Scope = Literal["study_treatment", "any_treatment"]
+Endpoint = Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
+# Patient attributes a test may be stratified by.
+Stratum = Literal["sex", "diagnosis", "disease_status", "risk_group"]
 REMISSION = ("CR", "CRh", "CRi")
 RFS_EVENTS = ("relapse", "progression", "death")
 # Which event a patient's first event is when several fall on one day: relapse first (a death on

@@ -3,20 +3,23 @@
 Time is the elapsed days from the origin study day to the end study day (day −1 to day 1 is one
 day, since there is no day 0), then converted to `time_unit` (weeks = days/7, months =
 days/30.4375). Who is in the analysis set, and each patient's origin, end and event, is decided
-once, in SQL, by service.analytics.estimands; the survival endpoint reads those rows counted."""
+once, in SQL, by service.analytics.estimands.endpoints; the survival endpoint reads those rows counted."""
 
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import numpy as np
 from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import estimands, queries
-from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics import queries
+from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.endpoints import Endpoint, Stratum
+from service.analytics.estimands.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
 from service.analytics.schemas import (
     AtRisk,
     CurvePoint,
@@ -31,7 +34,7 @@ from service.analytics.schemas import (
     TimeToEvent,
     TimeToEventRow,
 )
-from service.analytics.survival import (
+from service.analytics.survival.estimators import (
     ConfType,
     RestrictedMean,
     at_risk,
@@ -45,10 +48,6 @@ from service.analytics.survival import (
 )
 from service.common.heavy import offload
 
-Endpoint = Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
-TimeUnit = Literal["days", "weeks", "months"]
-DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
-
 DEFINITIONS = {
     "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
     **{name: d.description for name, d in estimands.ENDPOINTS.items()},
@@ -61,12 +60,6 @@ def _warn_exclusions(counts: dict[str, int], endpoint: str) -> list[str]:
     return [
         f"{n} patient(s) not in the {endpoint} analysis set: {reason}" for reason, n in sorted(counts.items())
     ]
-
-
-def elapsed(origin: np.ndarray, end: np.ndarray, unit: TimeUnit) -> np.ndarray:
-    """Elapsed days from origin to end study day in `unit`; crossing from day -1 to day 1 is one day."""
-    crosses_zero = (origin < 0) & (end > 0)
-    return np.asarray((end - origin - crosses_zero) / DAYS_PER_UNIT[unit])
 
 
 async def time_to_event(
@@ -141,7 +134,6 @@ def _none(value: float) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
 
 
-Stratum = Literal["sex", "diagnosis", "disease_status", "risk_group"]
 LANDMARK_EXCLUSION = "event or censoring on or before the landmark day"
 
 

@@ -9,16 +9,17 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.analytics import estimands, queries
-from service.analytics.estimands import Scope
-from service.analytics.exact import (
+from service.analytics import queries
+from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.endpoints import Scope
+from service.analytics.estimands.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics.proportions.exact import (
     binomial_test,
     fisher_freeman_halton,
     fisher_odds_ratio,
     newcombe_difference,
 )
-from service.analytics.groups import GroupBy, define_groups, group_patients, small_sample_warnings
-from service.analytics.proportions import (
+from service.analytics.proportions.intervals import (
     CI_METHOD_NAMES,
     CiMethod,
     chi_square_independence,
