@@ -1,8 +1,9 @@
 """create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
 
 import asyncio
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -21,6 +22,8 @@ from service.auth.rate_limit import STORE, rate_limit, shared_store
 from service.auth.token_cache import TokenCache
 from service.common import heavy
 from service.common.bodies import check_body
+from service.common.strict_query import STATE_KEY as STRICT_QUERY
+from service.common.strict_query import accepted_query_parameters, check_query
 from service.db.migrate import head_revision
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
@@ -118,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # 1 MiB: the largest curated record is a few kB; a bigger body is refused with 413.
         request_max_body_size=1_048_576,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=check_body,
+        before_request=check_request,
         openapi_config=openapi,
         state=State(
             {
@@ -144,5 +147,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def _complete_openapi(app: Litestar) -> None:
-    """Post-process, once at start, the cached schema dict that Litestar serves."""
-    finalize(openapi_document(app))
+    """Post-process, once at start, the cached schema dict that Litestar serves, and hold the
+    query parameters it declares as the ones each operation accepts."""
+    document = openapi_document(app)
+    finalize(document)
+    app.state[STRICT_QUERY] = accepted_query_parameters(document)
+
+
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Before every handler: strict query parameters, then a strict body."""
+    check_query(request)
+    await check_body(request)

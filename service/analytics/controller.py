@@ -14,6 +14,7 @@ from service.analytics.designs.simon import simon_designs
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.groups import GroupBy
 from service.analytics.estimands.time_scale import TimeUnit
+from service.analytics.estimands.undated import UndatedEvents
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.plots import figures as plots
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
@@ -46,7 +47,15 @@ LandmarkDays = Annotated[
 ]
 GroupByParam = Annotated[
     GroupBy | None,
-    QueryParameter(description="`arm`: one group per arm; default: the whole study as one group."),
+    QueryParameter(
+        description="`arm`: one group per arm (patients without an arm are left out of the comparison, counted and named); default: the whole study as one group."
+    ),
+]
+UndatedEventsParam = Annotated[
+    UndatedEvents,
+    QueryParameter(
+        description="Patients whose event (or remission origin) has no study day: `withhold` (default) reports every estimate they could change as not computable, with the count; `exclude` leaves them out, counted and named, with a warning that this can bias."
+    ),
 ]
 StudyId = FromPath[UUID]
 DEFINITION_TEXT = " ".join(f"**{k}**: {v}." for k, v in DEFINITIONS.items())
@@ -181,6 +190,7 @@ class StatisticsController(Controller):
                 description="Landmark analysis: only patients followed event-free beyond this day, time counted from it.",
             ),
         ] = None,
+        undated_events: UndatedEventsParam = "withhold",
     ) -> Survival:
         return await survival(
             db_session,
@@ -195,6 +205,7 @@ class StatisticsController(Controller):
             strata=strata,
             tau_days=tau,
             landmark_day=landmark_day,
+            undated_events=undated_events,
         )
 
     @get(
@@ -215,6 +226,7 @@ class StatisticsController(Controller):
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
         group_by: GroupByParam = None,
+        undated_events: UndatedEventsParam = "withhold",
     ) -> CumulativeIncidence:
         return await relapse_incidence(
             db_session,
@@ -223,6 +235,7 @@ class StatisticsController(Controller):
             conf_level=conf_level,
             time_unit=time_unit,
             group_by=group_by,
+            undated_events=undated_events,
         )
 
     @get(
@@ -252,6 +265,7 @@ class StatisticsController(Controller):
             QueryParameter(description="A separate baseline hazard per value of this attribute."),
         ] = None,
         conf_level: ConfLevel = 0.95,
+        undated_events: UndatedEventsParam = "withhold",
     ) -> CoxModel:
         return await cox_model(
             db_session,
@@ -260,6 +274,7 @@ class StatisticsController(Controller):
             covariates=list(dict.fromkeys(covariates)),
             strata=strata,
             conf_level=conf_level,
+            undated_events=undated_events,
         )
 
     @get(
@@ -276,9 +291,15 @@ class StatisticsController(Controller):
         endpoint: FromQuery[Endpoint] = "OS",
         time_unit: FromQuery[TimeUnit] = "days",
         group_by: GroupByParam = None,
+        undated_events: UndatedEventsParam = "withhold",
     ) -> TimeToEvent:
         return await time_to_event(
-            db_session, study_id, endpoint=endpoint, time_unit=time_unit, group_by=group_by
+            db_session,
+            study_id,
+            endpoint=endpoint,
+            time_unit=time_unit,
+            group_by=group_by,
+            undated_events=undated_events,
         )
 
     @get(
@@ -298,6 +319,7 @@ class StatisticsController(Controller):
         group_by: GroupByParam = None,
         ci_bands: FromQuery[bool] = False,
         format: FromQuery[plots.ImageFormat] = "svg",
+        undated_events: UndatedEventsParam = "withhold",
     ) -> Response[bytes]:
         result = await survival(
             db_session,
@@ -308,6 +330,7 @@ class StatisticsController(Controller):
             conf_level=conf_level,
             time_unit=time_unit,
             group_by=group_by,
+            undated_events=undated_events,
         )
         image = await offload_to_process(
             plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, format
@@ -327,9 +350,16 @@ class StatisticsController(Controller):
         time_unit: FromQuery[TimeUnit] = "days",
         group_by: GroupByParam = None,
         format: FromQuery[plots.ImageFormat] = "svg",
+        undated_events: UndatedEventsParam = "withhold",
     ) -> Response[bytes]:
         result = await relapse_incidence(
-            db_session, study_id, landmark_days=[], conf_level=0.95, time_unit=time_unit, group_by=group_by
+            db_session,
+            study_id,
+            landmark_days=[],
+            conf_level=0.95,
+            time_unit=time_unit,
+            group_by=group_by,
+            undated_events=undated_events,
         )
         image = await offload_to_process(
             plots.cumulative_incidence_plot, result, "Cumulative incidence (competing risks)", format

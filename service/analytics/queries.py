@@ -102,6 +102,18 @@ async def fetch_group_sizes(session: AsyncSession, study_id: UUID) -> Sequence[A
     )
 
 
+async def fetch_subjects_without_arm(session: AsyncSession, study_id: UUID, limit: int = 50) -> list[str]:
+    """Subject codes of the study's patients without an arm (the first `limit`, creation order)."""
+    rows = await _rows(
+        session,
+        select(col(Patient.subject_code))
+        .where(col(Patient.study_id) == study_id, col(Patient.arm_id).is_(None))
+        .order_by(col(Patient.id))
+        .limit(limit),
+    )
+    return [r.subject_code for r in rows]
+
+
 async def fetch_incidence_counts(
     session: AsyncSession, study_id: UUID, grading_system: str | None, term: str | None
 ) -> Sequence[Any]:

@@ -13,6 +13,15 @@ class Group(Output):
     arm_id: UUID | None
 
 
+class UndatedEventHandling(Output):
+    """The undated-event rule a time-to-event analysis applied (see
+    service.analytics.estimands.undated): `withhold` or `exclude`, and the patients it concerned."""
+
+    rule: str
+    patients: int
+    subject_codes: list[str]
+
+
 class Interval(Output):
     lower: float | None
     upper: float | None
@@ -42,11 +51,16 @@ class ResponseRateGroup(Output):
 
 class Comparison(Output):
     test: str
+    # Two groups: which group is compared with which. Every contrast (odds ratios, risk
+    # difference) is the second group against the first, the reference.
+    contrast: str | None
+    group_key: str | None
+    reference_key: str | None
     statistic: float | None
     df: int | None
     p_value: float | None
-    odds_ratio: float | None  # the sample (cross-product) odds ratio
-    # Two groups: the second group's rate minus the first's, Newcombe's hybrid score interval.
+    odds_ratio: float | None  # the sample (cross-product) odds ratio, odds(group) / odds(reference)
+    # Two groups: the group's rate minus the reference's, Newcombe's hybrid score interval.
     risk_difference: float | None
     risk_difference_ci: Interval | None
     # Two groups: conditional maximum-likelihood odds ratio with its exact interval (R
@@ -68,6 +82,8 @@ class ResponseRates(Output):
     conf_level: float
     groups: list[ResponseRateGroup]
     comparison: Comparison | None
+    # Patients left out of every group, by reason (patients without an arm when comparing arms).
+    excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
 
@@ -101,6 +117,8 @@ class AdverseEventIncidence(Output):
     groups: list[Group]
     patients: dict[str, int]
     rows: list[IncidenceRow]
+    # Patients left out of every group, by reason (patients without an arm when comparing arms).
+    excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
 
@@ -164,10 +182,12 @@ class RestrictedMeanComparison(Output):
 
 class SurvivalGroup(Output):
     group: Group
+    # Patients in the analysis set with a known time; with `excluded`, the group's every patient.
     n: int
-    events: int
+    events: int | None  # null when not computable: zero recorded events is not zero events
     excluded: dict[str, int]  # reason -> patients of this group left out of the analysis set
-    # Why the median and landmarks are withheld (null when they are computable).
+    # Why the group's estimates (curve, median, landmarks, follow-up, RMST) are withheld (null
+    # when they are computable); n and events are then 0.
     not_computable: str | None
     curve: list[CurvePoint]
     median: Median
@@ -204,6 +224,9 @@ class Survival(Output):
     landmark_day: float | None
     excluded: int
     excluded_by_reason: dict[str, int]
+    undated_events: UndatedEventHandling
+    # Estimates across groups that cannot be computed (`log_rank`, `rmst_comparisons`), and why.
+    not_computable: dict[str, str]
     method: dict[str, str]
     warnings: list[str]
 
@@ -229,7 +252,7 @@ class Exclusion(Output):
 
     patient_id: UUID
     subject_code: str
-    group_key: str
+    group_key: str | None  # null: in no group (no arm, when comparing arms)
     reason: str
 
 
@@ -240,6 +263,9 @@ class TimeToEvent(Output):
     rows: list[TimeToEventRow]
     excluded: list[Exclusion]
     excluded_by_reason: dict[str, int]
+    undated_events: UndatedEventHandling
+    # Why no estimate can come from these rows (events reported only in aggregate), else null.
+    not_computable: str | None
     method: dict[str, str]
     warnings: list[str]
 
@@ -264,7 +290,7 @@ class IncidenceLandmark(Output):
 
 class CauseIncidence(Output):
     cause: str
-    events: int
+    events: int | None  # null when the group's estimates are not computable
     curve: list[IncidencePoint]
     landmarks: list[IncidenceLandmark]
 
@@ -273,7 +299,7 @@ class IncidenceGroup(Output):
     group: Group
     n: int
     excluded: dict[str, int]
-    # Why the curves' landmarks are withheld (null when computable).
+    # Why the group's curves and landmarks are withheld (null when computable).
     not_computable: str | None
     causes: list[CauseIncidence]
 
@@ -293,6 +319,9 @@ class CumulativeIncidence(Output):
     gray_tests: list[GrayTestResult]
     excluded: int
     excluded_by_reason: dict[str, int]
+    undated_events: UndatedEventHandling
+    # Tests across groups that cannot be computed (`gray_tests`, `gray_test:<cause>`), and why.
+    not_computable: dict[str, str]
     method: dict[str, str]
     warnings: list[str]
 
@@ -333,6 +362,9 @@ class CoxModel(Output):
     tests: list[ChiSquareTest]
     # Schoenfeld-residual tests per term and global (R cox.zph, transform "km").
     proportional_hazards: list[ChiSquareTest]
+    # Why the proportional-hazards tests are not reported (null when they are).
+    proportional_hazards_not_computable: str | None
+    undated_events: UndatedEventHandling
     method: dict[str, str]
     warnings: list[str]
 

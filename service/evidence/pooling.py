@@ -27,6 +27,8 @@ TAU2_NAMES = {
     "REML": "restricted maximum-likelihood tau²",
     "PM": "Paule–Mandel tau²",
 }
+MIN_STUDIES = 2  # a pooled estimate
+MIN_STUDIES_PREDICTION = 3  # a prediction interval
 
 
 @dataclass(frozen=True)
@@ -245,20 +247,39 @@ async def evidence(
             f"{len(rows) - len(cohorts)} case report(s) shown but not pooled with the cohorts (include_case_reports=true to pool them)"
         )
     pooled_rows = [r for r in rows if r.not_pooled is None]
-    pooled = pool_proportions(
-        [r.events for r in pooled_rows],
-        [r.total for r in pooled_rows],
-        transform,
-        conf_level,
-        tau2_method,
-        hartung_knapp,
+    # Pooling needs at least two studies with patients; one study is its own estimate, not a pool
+    # (a random-effects model of one study has no between-study variance to estimate).
+    poolable = [r for r in pooled_rows if r.total > 0]
+    not_computable = (
+        f"{len(poolable)} stud{'y' if len(poolable) == 1 else 'ies'} with patients to pool: a pooled estimate needs at least {MIN_STUDIES}"
+        if len(poolable) < MIN_STUDIES
+        else None
+    )
+    pooled = (
+        None
+        if not_computable
+        else pool_proportions(
+            [r.events for r in pooled_rows],
+            [r.total for r in pooled_rows],
+            transform,
+            conf_level,
+            tau2_method,
+            hartung_knapp,
+        )
     )
     if pooled is not None:
         weights = iter(pooled.weights)
         rows = [r if r.not_pooled else msgspec.structs.replace(r, weight_percent=next(weights)) for r in rows]
     total = sum(r.total for r in pooled_rows)
-    if len(pooled_rows) < 2:
-        warnings.append("pooling is not meaningful with fewer than two studies")
+    if not_computable:
+        warnings.append(f"no pooled estimate: {not_computable}")
+    prediction_reason = (
+        f"a prediction interval needs at least {MIN_STUDIES_PREDICTION} studies ({len(poolable)} pooled): with fewer its t or z spread rests on a between-study variance estimated from one or no degree of freedom"
+        if pooled is not None and len(poolable) < MIN_STUDIES_PREDICTION
+        else None
+    )
+    if prediction_reason:
+        warnings.append(f"no prediction interval: {prediction_reason}")
     if total < 10:
         warnings.append(f"pooling is not meaningful with {total} patients in all (< 10)")
     if pooled is not None and hartung_knapp and pooled.df < 2:
@@ -277,12 +298,15 @@ async def evidence(
             random_effects=PooledEstimate(
                 estimate=pooled.random.estimate, ci_lower=pooled.random.lower, ci_upper=pooled.random.upper
             ),
-            prediction_interval=PooledEstimate(
+            prediction_interval=None
+            if prediction_reason
+            else PooledEstimate(
                 estimate=pooled.prediction.estimate,
                 ci_lower=pooled.prediction.lower,
                 ci_upper=pooled.prediction.upper,
             ),
-            studies=len(pooled_rows),
+            prediction_interval_not_computable=prediction_reason,
+            studies=len(poolable),
             fixed_effect=PooledEstimate(
                 estimate=pooled.fixed.estimate, ci_lower=pooled.fixed.lower, ci_upper=pooled.fixed.upper
             ),
@@ -295,6 +319,7 @@ async def evidence(
         )
         if pooled
         else None,
+        not_computable=not_computable,
         patients_counted_once=len(drop),
         method={
             "selection": selection.describe(),
@@ -310,10 +335,13 @@ async def evidence(
             + (
                 "logit scale, 0.5 added to both cells of 0% and 100% rows"
                 if transform == "logit"
-                else "Freeman–Tukey double-arcsine scale, back-transformed (Miller 1978) at the harmonic mean n"
+                else "Freeman–Tukey double-arcsine scale as metafor's PFT (half the sum of the two arcsines, variance 1/(4n + 2)), back-transformed (Miller 1978) at the harmonic mean n"
             ),
+            "tau2_scale": "tau² is on the analysis scale: "
+            + ("log odds" if transform == "logit" else "metafor's PFT (half the double arcsine)"),
+            "studies": f"a pooled estimate needs at least {MIN_STUDIES} studies with patients, a prediction interval at least {MIN_STUDIES_PREDICTION}",
             "fixed_effect": "inverse-variance weighted mean on the same scale",
-            "prediction_interval": "mu ± crit·sqrt(tau² + se²) on the same scale, crit as the pooled interval's (metafor predict.rma), back-transformed",
+            "prediction_interval": "mu ± crit·sqrt(tau² + se²) on the same scale, crit as the pooled interval's (metafor predict.rma), back-transformed; with 3 or more studies",
             "case_reports": "pooled with the cohorts"
             if include_case_reports
             else "case reports are not pooled with cohorts unless include_case_reports=true",

@@ -46,12 +46,34 @@ def _wald(x: int, n: int, level: float) -> tuple[float, float]:
     return max(0.0, p - half), min(1.0, p + half)
 
 
-def check_percentage(result: Any) -> Check | None:
+def check_percentage(result: Any, at_risk: int | None = None) -> Check | None:
+    """The printed percentage against numerator/denominator. A censoring-aware estimate (a
+    cumulative incidence or a survival landmark) is not a crude proportion of the column's N:
+    "2 (50%)" of a 6-patient table can be 2 of the 4 patients at risk (`at_risk`: those who
+    reached CR, for a relapse incidence), and is checked against that before it is flagged; what
+    matches neither is left to the patient-level estimate."""
     if result.numerator is None or not result.denominator or result.value is None or result.unit != "%":
         return None
     computed = 100 * result.numerator / result.denominator
     places = decimals(result.value)
     ok = same_at_precision(computed, result.value)
+    estimate = (result.definition or {}).get("type") in ("cumulative_incidence", "survival")
+    if not ok and estimate:
+        if at_risk and same_at_precision(100 * result.numerator / at_risk, result.value):
+            return _judged(
+                "percentage",
+                True,
+                printed=f"{fmt(result.value)}%",
+                computed=f"{100 * result.numerator / at_risk:.{places}f}% ({result.numerator}/{at_risk} at risk)",
+                detail=f"the printed percentage is {result.numerator} of the {at_risk} patients at risk (those who reached CR/CRi/CRh), not of the column's N = {result.denominator}",
+            )
+        return Check(
+            check="percentage",
+            verdict="not_computable",
+            printed=f"{fmt(result.value)}%",
+            computed=f"{computed:.{places}f}% ({result.numerator}/{result.denominator})",
+            detail="a censoring-aware estimate (cumulative incidence or survival) is not numerator/denominator: see the patient-level check",
+        )
     return _judged(
         "percentage",
         ok,
@@ -61,6 +83,48 @@ def check_percentage(result: Any) -> Check | None:
         if ok
         else f"{result.numerator}/{result.denominator} is {computed:.{places + 1}f}%, not {fmt(result.value)}%",
     )
+
+
+# Plausible values of a patient attribute in the units a table may print it in: a value outside
+# them shows the unit is wrong (e.g. "Hb 92 g/dL" is impossible; 92 g/L is ordinary).
+PLAUSIBLE_UNITS = {
+    "hemoglobin_g_per_l": {"g/L": (20.0, 250.0), "g/dL": (2.0, 25.0)},
+}
+
+
+def check_unit(result: Any) -> Check | None:
+    """A printed unit that the printed values cannot have for the attribute defined."""
+    definition = result.definition or {}
+    units = (
+        PLAUSIBLE_UNITS.get(definition.get("attribute", ""))
+        if definition.get("type") == "patient_attribute"
+        else None
+    )
+    if not units or not result.unit or result.value is None:
+        return None
+    unit = next((u for u in units if result.unit.split(" ")[0] == u), None)
+    if unit is None:
+        return None
+    values = [v for v in (result.value, result.range_lower, result.range_upper) if v is not None]
+    low, high = units[unit]
+    if all(low <= v <= high for v in values):
+        return None
+    fits = [u for u, (lo, hi) in units.items() if all(lo <= v <= hi for v in values)]
+    return _judged(
+        "unit",
+        False,
+        printed=f"{fmt(result.value)} {result.unit}",
+        computed=None,
+        detail=f"{', '.join(f'{v:g}' for v in values)} cannot be {unit}"
+        + (f": the values fit {' or '.join(fits)}" if fits else ""),
+    )
+
+
+async def _reached_remission(session: AsyncSession, study_id: UUID) -> int:
+    """Patients at risk of relapse: those in the RFS analysis set (reached CR/CRi/CRh on the study
+    treatment), dated or not."""
+    rows = await estimands.fetch_analysis_rows(session, study_id, "RFS")
+    return sum(1 for r in rows if r.reason != estimands.NEVER_IN_REMISSION)
 
 
 def check_interval(result: Any) -> Check | None:
@@ -251,6 +315,18 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
         present = [float(v) for v in values if v is not None]
         if not present or result.value is None:
             return _not_computable("no patient-level values for this attribute", fmt(result.value))
+        if (
+            result.range_lower is not None
+            and result.range_upper is not None
+            and not same_at_precision(min(present), result.range_lower)
+            and not same_at_precision(max(present), result.range_upper)
+        ):
+            return _not_computable(
+                f"the printed range {fmt(result.range_lower)}–{fmt(result.range_upper)} differs at both ends from the "
+                f"patients' {min(present):g}–{max(present):g}: the figure describes other measurements (another time "
+                "point or population), so its median is not comparable",
+                fmt(result.value),
+            )
         median = statistics.median(present)
         ok = same_at_precision(median, result.value)
         return _judged(
@@ -405,11 +481,17 @@ async def reconcile(session: AsyncSession, study_id: UUID) -> Reconciliation:
         )
     ).all()
     data = await _patient_data(session, study_id)
+    at_risk = await _reached_remission(session, study_id)
     out: list[ResultReconciliation] = []
     for result in results:
         checks = [
             c
-            for c in (check_percentage(result), check_interval(result), check_p_value(result))
+            for c in (
+                check_percentage(result, at_risk),
+                check_interval(result),
+                check_p_value(result),
+                check_unit(result),
+            )
             if c is not None
         ]
         if result.definition:

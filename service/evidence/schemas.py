@@ -9,7 +9,7 @@ Verdict = Literal["consistent", "inconsistent", "not_computable"]
 
 
 RowSource = Literal["patient_level", "reported_result"]
-CheckName = Literal["percentage", "confidence_interval", "p_value", "patient_level"]
+CheckName = Literal["percentage", "confidence_interval", "p_value", "unit", "patient_level"]
 
 
 class Check(Output):
@@ -73,7 +73,9 @@ class Pooling(Output):
     random_effects: PooledEstimate
     fixed_effect: PooledEstimate
     # Where the proportion of a new study would lie (random effects), back-transformed.
-    prediction_interval: PooledEstimate
+    # Null with fewer than 3 studies (`prediction_interval_not_computable` says why).
+    prediction_interval: PooledEstimate | None
+    prediction_interval_not_computable: str | None
     studies: int
     tau2: float
     i2: float
@@ -87,6 +89,8 @@ class Evidence(Output):
     outcome: str
     rows: list[EvidenceRow]
     pooled: Pooling | None
+    # Why there is no pooled estimate (fewer than two studies with patients), else null.
+    not_computable: str | None
     patients_counted_once: int
     method: dict[str, str]
     warnings: list[str]

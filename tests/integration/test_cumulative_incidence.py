@@ -75,9 +75,22 @@ def test_an_undated_relapse_withholds_the_landmarks(client: TestClient[Any]) -> 
             f.event(client, p["id"], event_type="relapse", study_day=day, timing_text="within six months")
     body = client.get(f"{API}/studies/{s['id']}/cumulative-incidence", params={"times": "183"}).json()
     [group] = body["groups"]
+    # withheld, not estimated from the two dated patients: B's relapse is an event on an unknown day
     assert group["n"] == 2 and group["excluded"] == {estimands.UNDATED_EVENT: 1}
     assert group["not_computable"] is not None
+    assert all(c["curve"] == [] and c["events"] is None for c in group["causes"])
     assert all(c["landmarks"][0]["estimate"] is None for c in group["causes"])
+    assert body["undated_events"] == {"rule": "withhold", "patients": 1, "subject_codes": ["B"]}
+    excluded = client.get(
+        f"{API}/studies/{s['id']}/cumulative-incidence", params={"times": "183", "undated_events": "exclude"}
+    ).json()
+    [group] = excluded["groups"]
+    assert group["n"] == 2 and group["not_computable"] is None
+    assert [c["events"] for c in group["causes"]] == [1, 0]
+    assert group["causes"][0]["landmarks"][0]["estimate"] == pytest.approx(0.5)
+    assert excluded["undated_events"] == {"rule": "exclude", "patients": 1, "subject_codes": ["B"]}
+    assert any("can bias" in w and "(B)" in w for w in excluded["warnings"])
+    assert "left out" in excluded["method"]["undated_events"]
 
 
 def test_a_printed_cumulative_incidence_is_reconciled(client: TestClient[Any]) -> None:

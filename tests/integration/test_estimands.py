@@ -28,17 +28,33 @@ def _relapse_cohort(client: TestClient[Any], undated_relapse: bool) -> dict[str,
     return s
 
 
-def test_an_undated_relapse_excludes_the_patient_and_withholds_the_estimates(client: TestClient[Any]) -> None:
+def test_an_undated_relapse_withholds_every_estimate_it_could_change(client: TestClient[Any]) -> None:
     s = _relapse_cohort(client, undated_relapse=True)
-    body = client.get(f"{API}/studies/{s['id']}/survival", params={"endpoint": "RFS", "times": "100"}).json()
+    params = {"endpoint": "RFS", "times": "100", "tau": "150"}
+    body = client.get(f"{API}/studies/{s['id']}/survival", params=params).json()
     [group] = body["groups"]
-    assert group["n"] == 3 and group["events"] == 1
+    # the curve from the three dated patients would drop P1's relapse: nothing is estimated
+    assert group["n"] == 3 and group["events"] is None
     assert body["excluded_by_reason"] == {estimands.UNDATED_EVENT: 1}
     assert group["excluded"] == {estimands.UNDATED_EVENT: 1}
     assert group["not_computable"] is not None and "undated" in group["not_computable"]
+    assert group["curve"] == [] and group["at_risk"] == [] and group["rmst"] is None
     assert group["median"]["time"] is None and group["median"]["reached"] is False
+    assert group["follow_up"]["time"] is None
     assert group["landmarks"][0]["survival"] is None
+    assert body["undated_events"] == {"rule": "withhold", "patients": 1, "subject_codes": ["P1"]}
     assert any(estimands.UNDATED_EVENT in w for w in body["warnings"])
+
+    excluded = client.get(
+        f"{API}/studies/{s['id']}/survival", params={**params, "undated_events": "exclude"}
+    ).json()
+    [group] = excluded["groups"]
+    assert (group["n"], group["events"], group["not_computable"]) == (3, 1, None)
+    # P0 relapses 89 days after CR, P2 and P3 are followed 171: S(100) = 2/3 without P1
+    assert group["landmarks"][0]["survival"] == pytest.approx(2 / 3) and group["rmst"] is not None
+    assert excluded["undated_events"] == {"rule": "exclude", "patients": 1, "subject_codes": ["P1"]}
+    assert any("can bias" in w for w in excluded["warnings"])
+    assert excluded["method"]["undated_events"] != body["method"]["undated_events"]
 
     rows = client.get(f"{API}/studies/{s['id']}/time-to-event", params={"endpoint": "RFS"}).json()
     assert [r["subject_code"] for r in rows["rows"]] == ["P0", "P2", "P3"]
@@ -63,7 +79,7 @@ def test_an_undated_death_is_never_an_os_censoring(client: TestClient[Any]) -> N
     body = client.get(f"{API}/studies/{s['id']}/survival").json()
     [group] = body["groups"]
     assert group["n"] == 1 and group["excluded"] == {estimands.UNDATED_EVENT: 1}
-    assert group["not_computable"] is not None
+    assert group["not_computable"] is not None and group["events"] is None
 
 
 def _two_lines(client: TestClient[Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -295,9 +311,10 @@ def test_the_survival_plot_says_when_the_median_is_withheld(client: TestClient[A
     s = _relapse_cohort(client, undated_relapse=True)
     body = client.get(f"{API}/studies/{s['id']}/survival", params={"endpoint": "RFS"}).content
     figure = kaplan_meier_figure(msgspec.json.decode(body, type=Survival), "RFS", ci_bands=False)
-    assert "median not computable" in figure.axes[0].get_title()
-    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
-    assert legend == ["All patients (n=3, events=1, 1 excluded)"]
+    # the only group is withheld: the figure is the reason, no curve of the dated patients
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert any("not computable" in t and "undated" in t for t in texts), texts
+    assert not figure.axes[0].get_lines()
     dated = _relapse_cohort(client, undated_relapse=False)
     body = client.get(f"{API}/studies/{dated['id']}/survival", params={"endpoint": "RFS"}).content
     figure = kaplan_meier_figure(msgspec.json.decode(body, type=Survival), "RFS", ci_bands=False)

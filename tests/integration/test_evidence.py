@@ -207,7 +207,9 @@ def test_evidence_pools_patient_level_rows_and_counts_linked_patients_once(clien
     ]
     # the case report is shown but not pooled with the case series unless asked
     assert [r["not_pooled"] is None for r in body["rows"]] == [True, False]
-    assert body["pooled"]["studies"] == 1 and body["rows"][1]["weight_percent"] == 0
+    # one study left to pool: no pooled estimate, said why
+    assert body["pooled"] is None and "at least 2" in body["not_computable"]
+    assert body["rows"][1]["weight_percent"] == 0
     body = client.get(
         f"{API}/evidence/response-rates",
         params={"target": "CD38", "diagnosis": "T-ALL", "mrd": "negative", "include_case_reports": "true"},
@@ -217,6 +219,9 @@ def test_evidence_pools_patient_level_rows_and_counts_linked_patients_once(clien
     assert body["pooled"]["random_effects"]["estimate"] == pytest.approx(reference.random.estimate)
     assert body["pooled"]["continuity_corrected_rows"] == 1
     assert [r["weight_percent"] for r in body["rows"]] == pytest.approx(reference.weights)
+    # two studies: a pooled estimate, but no prediction interval (that needs three)
+    assert body["pooled"]["prediction_interval"] is None
+    assert "at least 3" in body["pooled"]["prediction_interval_not_computable"]
     assert any("< 10" in w for w in body["warnings"])
     high = client.get(
         f"{API}/evidence/response-rates", params={"agent": "Daratumumab", "marker": "CD38", "marker_min": 80}
@@ -340,6 +345,15 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
         assert measure in inconsistent, measure
     assert "Median age (text)" not in inconsistent and "CRS any grade" not in inconsistent
     assert body["summary"]["inconsistent"] == len(inconsistent)
+    # Table 1's "Hb (g/dL) 92 (63-142)": the unit is demonstrably wrong; the range is not Table 3's
+    # pretreatment range at either end, so the median is not compared with it
+    [hb] = [r for r in body["results"] if r["measure"] == "Median hemoglobin (Table 1)"]
+    checks = {c["check"]: c for c in hb["checks"]}
+    assert checks["unit"]["verdict"] == "inconsistent" and "fit g/L" in checks["unit"]["detail"]
+    assert checks["patient_level"]["verdict"] == "not_computable"
+    assert "differs at both ends" in checks["patient_level"]["detail"]
+    # a median whose range agrees at one end is still compared (and flagged)
+    assert "Median bone marrow blasts (Table 1)" in inconsistent
     cart = study(client, "001_eee766f12762b4c9.txt")
     verdicts = {
         r["measure"]: r["verdict"]
@@ -347,15 +361,20 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
     }
     assert verdicts["CR or CRi 4 weeks after CAR-T-38 infusion (text)"] == "consistent"
     assert verdicts["Median overall survival"] == "not_computable"
-    assert verdicts["6-month cumulative recurrence"] == "inconsistent"  # '2 (50%)' in an N = 6 column
+    # '2 (50%)' in an N = 6 column: 2 of the 4 responders, the patients at risk of relapse
+    assert verdicts["6-month cumulative recurrence"] == "consistent"
     [recurrence] = [
         r
         for r in client.get(f"{API}/studies/{cart['id']}/reconciliation").json()["results"]
         if r["measure"] == "6-month cumulative recurrence"
     ]
     [patient_level] = [c for c in recurrence["checks"] if c["check"] == "patient_level"]
-    # a cumulative incidence with death competing, and patient 1's relapse has no day
+    [percentage] = [c for c in recurrence["checks"] if c["check"] == "percentage"]
+    assert percentage["verdict"] == "consistent" and "4 patients at risk" in percentage["detail"]
+    # a cumulative incidence with death competing: patient 1's relapse has no day, and the
+    # deaths (median OS 7.9 months) are reported only in aggregate
     assert patient_level["verdict"] == "not_computable"
     assert "relapse" in patient_level["detail"] and "undated" in patient_level["detail"]
+    assert "only in aggregate" in patient_level["detail"]
     # "median CR or CRi time" read as the duration of CR: patient 1's undated relapse withholds it
     assert verdicts["Median CR or CRi time"] == "not_computable"

@@ -36,8 +36,13 @@ def test_two_arm_comparison_and_target_test_equal_r(client: TestClient[Any]) -> 
         f"{API}/studies/{study_id}/response-rates", params={"group_by": "arm", "target_rate": 0.2}
     ).json()
     comparison = body["comparison"]
-    fisher = _fixture("fisher", table=[2, 8, 5, 5])
+    # every contrast is the second arm against the first: R's fisher.test on the rows swapped
+    assert comparison["group_key"] == body["groups"][1]["group"]["key"]
+    assert comparison["reference_key"] == body["groups"][0]["group"]["key"]
+    assert comparison["contrast"] == "'Arm 1' vs 'Arm 0' (reference)"
+    fisher = _fixture("fisher", table=[5, 5, 2, 8])
     assert comparison["p_value"] == pytest.approx(fisher["p"], abs=1e-8)
+    assert comparison["odds_ratio"] == pytest.approx((5 * 8) / (5 * 2))
     assert comparison["conditional_odds_ratio"] == pytest.approx(fisher["estimate"], rel=1e-8)
     ci = comparison["conditional_odds_ratio_ci"]
     assert [ci["lower"], ci["upper"]] == pytest.approx([fisher["lower"], fisher["upper"]], rel=1e-8)
@@ -54,12 +59,14 @@ def test_two_arm_comparison_and_target_test_equal_r(client: TestClient[Any]) -> 
 
 
 def test_an_infinite_conditional_odds_ratio_is_null_with_a_warning(client: TestClient[Any]) -> None:
-    study_id = _arms(client, [(4, 4), (1, 4)])
+    study_id = _arms(client, [(1, 4), (4, 4)])
     body = client.get(f"{API}/studies/{study_id}/response-rates", params={"group_by": "arm"}).json()
     assert body["comparison"]["conditional_odds_ratio"] is None
     assert body["comparison"]["conditional_odds_ratio_ci"]["upper"] is None
     assert body["comparison"]["conditional_odds_ratio_ci"]["lower"] > 0
     assert any("infinite" in w for w in body["warnings"])
+    # the odds ratio and the risk difference point the same way: the second arm does better
+    assert body["comparison"]["risk_difference"] == pytest.approx(0.75)
 
 
 def test_three_arms_get_the_fisher_freeman_halton_p(client: TestClient[Any]) -> None:

@@ -93,14 +93,18 @@ def test_the_access_line_names_the_route_template_never_the_query_or_token(
 ) -> None:
     client, lines = served
     patient = f.patient(client, f.study(client)["id"], notes="Relapsed after the third cycle")
-    response = client.get(
+    read = client.get(f"/api/v1/patients/{patient['id']}")
+    assert read.status_code == 200
+    # Parameters the operation does not know are refused (400), and logged no more than others.
+    refused = client.get(
         f"/api/v1/patients/{patient['id']}", params={"access_token": "lor_in-query", "q": "relapsed"}
     )
-    assert response.status_code == 200
+    assert refused.status_code == 400 and "lor_in-query" not in refused.text
     # The test client's own logger (httpx) prints its URLs: only the service's lines count here.
     text = str([r for r in _records(lines) if r["logger"] != "httpx"])
-    line = [r for r in _records(lines) if r.get("route") == PATIENT_ROUTE][-1]
-    assert line["method"] == "GET" and line["status"] == 200 and line["duration_ms"] >= 0
+    routed = [r for r in _records(lines) if r.get("route") == PATIENT_ROUTE]
+    assert [(r["method"], r["status"]) for r in routed[-2:]] == [("GET", 200), ("GET", 400)]
+    assert routed[-1]["duration_ms"] >= 0
     secret = client.headers["Authorization"].removeprefix("Bearer ")
     for private in (patient["id"], "lor_in-query", "relapsed", "Relapsed", secret):
         assert private not in text

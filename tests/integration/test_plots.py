@@ -96,6 +96,7 @@ def test_forest_plot_has_rows_diamond_and_prediction_interval(client: TestClient
     for design, responders in (
         ("single_arm_trial", (6, 10)),
         ("single_arm_trial", (9, 20)),
+        ("single_arm_trial", (3, 8)),
         ("case_report", (1, 1)),
     ):
         s = f.study(client, design=design)
@@ -105,15 +106,28 @@ def test_forest_plot_has_rows_diamond_and_prediction_interval(client: TestClient
     body = client.get(f"{API}/evidence/response-rates").content
     result = msgspec.json.decode(body, type=Evidence)
     assert [r.not_pooled is None for r in result.rows].count(False) == 1  # the case report
-    assert result.pooled is not None and result.pooled.studies == 2
+    assert result.pooled is not None and result.pooled.studies == 3
     figure = plots.forest_figure(result)
     texts = _texts(figure)
     assert sum("(not pooled)" in t for t in texts) == 1
     assert "Prediction interval" in texts
-    assert any(t.startswith("Random effects, 2 studies") for t in texts)
+    assert any(t.startswith("Random effects, 3 studies") for t in texts)
     assert len(figure.axes[0].patches) == 1  # the diamond
     svg = client.get(f"{API}/evidence/response-rates/forest-plot")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_forest_plot_of_one_study_pools_nothing_and_names_the_study_count(client: TestClient[Any]) -> None:
+    s = f.study(client, design="single_arm_trial")
+    for i in range(4):
+        f.response(
+            client, f.patient(client, s["id"], subject_code=f"P{i}")["id"], study_day=28, category="CR"
+        )
+    result = msgspec.json.decode(client.get(f"{API}/evidence/response-rates").content, type=Evidence)
+    assert result.pooled is None and result.not_computable is not None
+    figure = plots.forest_figure(result)
+    assert not any("Random effects" in t or "Prediction interval" in t for t in _texts(figure))
+    assert "No pooled estimate" in figure.axes[0].get_xlabel()
 
 
 Treatment = namedtuple("Treatment", "patient_id phase regimen start_day end_day")

@@ -6,6 +6,7 @@ import pytest
 from litestar.testing import TestClient
 from statsmodels.stats.proportion import proportion_confint
 
+from service.analytics.estimands.groups import NO_ARM
 from tests import factories as f
 from tests.integration.test_seed import load, study
 
@@ -78,9 +79,10 @@ def test_response_rate_by_arm_fisher(client: TestClient[Any]) -> None:
     ]
     from scipy.stats import fisher_exact
 
-    reference = fisher_exact([[3, 1], [1, 2]])
+    reference = fisher_exact([[1, 2], [3, 1]])  # B (second) against A (first, the reference)
     assert body["comparison"]["p_value"] == pytest.approx(float(reference.pvalue), abs=1e-12)
     assert body["comparison"]["odds_ratio"] == pytest.approx(float(reference.statistic))
+    assert body["comparison"]["risk_difference"] == pytest.approx(1 / 3 - 3 / 4)
     empty_arm = f.arm(client, s["id"], label="C")
     with_empty = client.get(f"{API}/studies/{s['id']}/response-rates", params={"group_by": "arm"}).json()
     assert with_empty["comparison"]["test"].startswith("Fisher")  # groups without patients are not compared
@@ -195,7 +197,7 @@ def test_rfs_leaves_out_patients_never_in_remission(client: TestClient[Any]) -> 
     assert [(e["subject_code"], e["reason"]) for e in body["excluded"]] == [
         (
             "N",
-            "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on a dated assessment of the study treatment",
+            "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on an assessment of the study treatment",
         )
     ]
 
@@ -262,3 +264,34 @@ def test_timepoint_keeps_only_assessments_with_that_label(client: TestClient[Any
     labelled = client.get(url, params={"timepoint": "prior to cycle 2"}).json()
     assert labelled["groups"][0]["responders"] == 1 and labelled["timepoint"] == "prior to cycle 2"
     assert "labelled 'prior to cycle 2'" in labelled["method"]["window"]
+
+
+def test_patients_without_an_arm_are_left_out_of_arm_comparisons_never_a_group(
+    client: TestClient[Any],
+) -> None:
+    s, a, b, _ = _cohort(client)
+    loose = f.patient(client, s["id"], subject_code="loose")
+    f.response(client, loose["id"], study_day=28, category="CR")
+    f.event(client, loose["id"], event_type="death", study_day=40)
+    f.adverse_event(client, loose["id"], term="Anemia", grade=3)
+    arms = {str(a["id"]), str(b["id"])}
+    by_arm = {"group_by": "arm"}
+    rates = client.get(f"{API}/studies/{s['id']}/response-rates", params=by_arm).json()
+    assert {g["group"]["key"] for g in rates["groups"]} == arms
+    assert rates["comparison"]["test"].startswith("Fisher")  # still two groups
+    assert rates["excluded_by_reason"] == {NO_ARM: 1}
+    assert any("(loose)" in w for w in rates["warnings"])
+    incidence = client.get(f"{API}/studies/{s['id']}/adverse-event-incidence", params=by_arm).json()
+    assert set(incidence["patients"]) == arms and incidence["excluded_by_reason"] == {NO_ARM: 1}
+    assert any("(loose)" in w for w in incidence["warnings"])
+    for path in ("survival", "cumulative-incidence"):
+        body = client.get(f"{API}/studies/{s['id']}/{path}", params=by_arm).json()
+        assert {g["group"]["key"] for g in body["groups"]} == arms, path
+        assert body["excluded_by_reason"][NO_ARM] == 1, path
+    rows = client.get(f"{API}/studies/{s['id']}/time-to-event", params=by_arm).json()
+    assert [(e["subject_code"], e["group_key"]) for e in rows["excluded"] if e["reason"] == NO_ARM] == [
+        ("loose", None)
+    ]
+    # the whole study as one group keeps them
+    whole = client.get(f"{API}/studies/{s['id']}/response-rates").json()
+    assert whole["groups"][0]["patients"] == 8 and whole["excluded_by_reason"] == {}

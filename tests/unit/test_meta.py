@@ -86,8 +86,8 @@ def test_freeman_tukey_pooling_equals_metafor(case: dict[str, Any]) -> None:
     assert result is not None
     for pooled, expected in ((result.random, case["random"]), (result.fixed, case["fixed"])):
         assert [pooled.estimate, pooled.lower, pooled.upper] == pytest.approx(expected, abs=1e-9)
-    # metafor's double arcsine is half this module's, so its tau² is a quarter of ours.
-    assert result.tau2 / 4 == pytest.approx(case["tau2_halved_scale"], rel=1e-9, abs=1e-15)
+    # tau² on metafor's PFT scale (the audit found it 4 times metafor's on the unhalved sum)
+    assert result.tau2 == pytest.approx(case["tau2_halved_scale"], rel=1e-9, abs=1e-15)
 
 
 def test_freeman_tukey_back_transform_is_clamped_outside_the_attainable_range() -> None:

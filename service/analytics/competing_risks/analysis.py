@@ -13,8 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
 from service.analytics.estimands import endpoints as estimands
-from service.analytics.estimands.groups import GroupBy, group_patients, small_sample_warnings
+from service.analytics.estimands.aggregate_only import aggregate_only
+from service.analytics.estimands.groups import (
+    NO_ARM,
+    GroupBy,
+    Grouping,
+    group_patients,
+    small_sample_warnings,
+)
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
 from service.analytics.schemas import (
     CauseIncidence,
     CumulativeIncidence,
@@ -46,11 +54,18 @@ async def relapse_incidence(
     conf_level: float,
     time_unit: TimeUnit,
     group_by: GroupBy | None,
+    undated_events: UndatedEvents = "withhold",
 ) -> CumulativeIncidence:
     await queries.require_study(session, study_id)
     rows = await estimands.fetch_analysis_rows(session, study_id, "RFS")
-    arms = await queries.fetch_arms(session, study_id)
-    return await offload(_result, study_id, rows, arms, landmark_days, conf_level, time_unit, group_by)
+    grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
+    rule = undated_rule(
+        undated_events,
+        "RFS",
+        ((grouping.group_of[r.id], r.subject_code) for r in rows if r.reason in estimands.UNDATED),
+        await aggregate_only(session, study_id, "RFS"),
+    )
+    return await offload(_result, study_id, rows, grouping, rule, landmark_days, conf_level, time_unit)
 
 
 def cause_of(row: Any) -> int:
@@ -62,26 +77,32 @@ def cause_of(row: Any) -> int:
 def _result(
     study_id: UUID,
     rows: Sequence[Any],
-    arms: Sequence[Any],
+    grouping: Grouping,
+    rule: UndatedRule,
     landmark_days: list[float],
     conf_level: float,
     time_unit: TimeUnit,
-    group_by: GroupBy | None,
 ) -> CumulativeIncidence:
-    grouping = group_patients(rows, arms, group_by)
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
     excluded_in: dict[str, Counter[str]] = {g.key: Counter() for g in grouping.groups}
     kept: dict[str, list[Any]] = {g.key: [] for g in grouping.groups}
+    without_arm = 0
     for row in rows:
         key = grouping.group_of[row.id]
-        if row.reason is None:
+        if key is None:
+            without_arm += 1
+        elif row.reason is None:
             kept[key].append(row)
         else:
             excluded_in[key][row.reason] += 1
     by_reason: Counter[str] = sum(excluded_in.values(), Counter())
+    if without_arm:
+        by_reason[NO_ARM] = without_arm
     warnings += [
         f"{n} patient(s) not in the analysis set: {reason}" for reason, n in sorted(by_reason.items())
     ]
+    warnings += rule.warnings()
+    not_computable: dict[str, str] = {}
     samples: list[tuple[np.ndarray, np.ndarray]] = []
     groups: list[IncidenceGroup] = []
     for group in grouping.groups:
@@ -93,14 +114,37 @@ def _result(
         )
         causes = np.array([cause_of(r) for r in members], int)
         samples.append((times, causes))
-        undated = excluded_in[group.key][estimands.UNDATED_EVENT]
-        not_computable = (
-            f"{undated} patient(s) with an undated relapse or death were excluded: the incidence of the rest would be biased"
-            if undated
-            else None
-        )
-        if not_computable:
-            warnings.append(f"group '{group.label}': landmarks not computable: {not_computable}")
+        withheld = rule.withheld(group.key)
+        if withheld:
+            if rule.by_group.get(group.key) and rule.rule == "withhold":  # aggregate-only is said once
+                warnings.append(f"group '{group.label}': estimates not computable: {withheld}")
+            groups.append(
+                IncidenceGroup(
+                    group=group,
+                    n=len(members),
+                    excluded=dict(excluded_in[group.key]),
+                    not_computable=withheld,
+                    causes=[
+                        CauseIncidence(
+                            cause=name,
+                            events=None,
+                            curve=[],
+                            landmarks=[
+                                IncidenceLandmark(
+                                    day=day,
+                                    time=day / DAYS_PER_UNIT[time_unit],
+                                    estimate=None,
+                                    lower=None,
+                                    upper=None,
+                                )
+                                for day in landmark_days
+                            ],
+                        )
+                        for name in CAUSES.values()
+                    ],
+                )
+            )
+            continue
         curves = []
         for code, name in CAUSES.items():
             estimate = cumulative_incidence(times, causes, code)
@@ -115,8 +159,8 @@ def _result(
             landmarks = []
             for day in landmark_days:
                 t = day / DAYS_PER_UNIT[time_unit]
-                value = None if undated else estimate.at(t)
-                if value is None and len(times) and not undated:
+                value = estimate.at(t)
+                if value is None and len(times):
                     warnings.append(
                         f"group '{group.label}': landmark day {day:g} is beyond the last follow-up"
                     )
@@ -138,26 +182,32 @@ def _result(
                 group=group,
                 n=len(members),
                 excluded=dict(excluded_in[group.key]),
-                not_computable=not_computable,
+                not_computable=None,
                 causes=curves,
             )
         )
     tests = []
     present = [(t, c) for t, c in samples if len(t)]
-    if len(present) >= 2:
+    across = rule.withheld_across(g.key for g in grouping.groups) if len(grouping.groups) >= 2 else None
+    if across:
+        not_computable["gray_tests"] = across
+    elif len(present) >= 2:
         time = np.concatenate([t for t, _ in present])
         cause = np.concatenate([c for _, c in present])
         group_code = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(present)])
         for number, name in CAUSES.items():
             test = gray_test(time, cause, group_code, number) if (cause == number).any() else None
             if test is None:
-                warnings.append(f"Gray's test for {name} undefined: no {name} events, or a singular variance")
+                reason = f"no {name} events, or a singular variance"
+                not_computable[f"gray_test:{name}"] = reason
+                warnings.append(f"Gray's test for {name} not computable: {reason}")
                 continue
             tests.append(
                 GrayTestResult(cause=name, statistic=test.statistic, df=test.df, p_value=test.p_value)
             )
     elif len(grouping.groups) >= 2:
-        warnings.append("Gray's test undefined: fewer than two groups with patients")
+        not_computable["gray_tests"] = "fewer than two groups with patients"
+        warnings.append("Gray's test not computable: fewer than two groups with patients")
     return CumulativeIncidence(
         study_id=study_id,
         time_unit=time_unit,
@@ -166,6 +216,8 @@ def _result(
         gray_tests=tests,
         excluded=sum(by_reason.values()),
         excluded_by_reason=dict(by_reason),
-        method=METHOD,
+        undated_events=rule.handling(),
+        not_computable=not_computable,
+        method={**METHOD, "undated_events": rule.method()},
         warnings=warnings,
     )

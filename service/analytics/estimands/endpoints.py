@@ -9,19 +9,26 @@ reconciliation:
   study day (latest day of any outcome, adverse event or treatment).
 - RFS: origin = the first dated CR/CRi/CRh assessment of the study treatment (see below); event =
   the first dated relapse, progression or death after it; otherwise censored at the last
-  recorded study day.
-- EFS: origin study day 1; events = induction failure (dated response assessments of the study
-  treatment, none of them CR/CRi/CRh: an event on day 1, the ELN convention), relapse,
-  progression or death on or after day 1. A patient with no dated response assessment and no
-  other event is excluded: induction failure can be neither counted nor ruled out.
+  recorded study day. A patient whose only CR/CRi/CRh assessments of the study treatment are
+  undated reached remission on an unknown day: the origin is undated (`UNDATED_ORIGIN`), which
+  follows the undated-event rule below.
+- EFS: origin study day 1; events = induction failure (response assessments of the study
+  treatment, dated or not, none of them CR/CRi/CRh: an event on day 1, the ELN convention),
+  relapse, progression or death on or after day 1. A response assessment is one with a category
+  (or candidate categories): an MRD-only assessment says nothing about remission. A CR whose day
+  is unknown still means the patient reached CR, so it rules out induction failure. A patient
+  with no response assessment and no other event is excluded: induction failure can be neither
+  counted nor ruled out.
 - GRFS: origin study day 1; events = relapse, progression, death, grade 3–4 acute GVHD, or
   chronic GVHD needing systemic therapy, on or after day 1 (Holtan et al. 2015).
 - CRD (duration of CR): origin = the first dated CR/CRi assessment of the study treatment;
   events = relapse or progression after it; a death without relapse is censored (at the last
   recorded day, which is the death's).
-- An event that counts for the endpoint but has no study day is never turned into a censoring:
-  the patient is excluded (`UNDATED_EVENT`), and the group's median and landmark estimates are
-  reported as not computable, because leaving out a patient known to have had the event biases
+- An event that counts for the endpoint but has no study day (and no dated event of the endpoint
+  before it) is never turned into a censoring: the patient is marked `UNDATED_EVENT`, and every
+  method applies one rule to such patients (service.analytics.estimands.undated): by default every
+  estimate they could change is withheld as not computable; on request they are excluded,
+  counted and named, with a warning. Leaving them out silently would drop an event and bias
   S(t) upward by an amount the data cannot bound.
 
 Response assessments (which ones a response rate counts, with `treatment_scope=study_treatment`):
@@ -76,7 +83,7 @@ ENDPOINTS = {
         "day_1",
         RFS_EVENTS,
         induction_failure=True,
-        description="origin study day 1; events = induction failure (dated response assessments of the study treatment, none CR/CRi/CRh: an event on day 1, as ELN), relapse, progression or death on or after day 1; patients with no dated response assessment and no other event are excluded",
+        description="origin study day 1; events = induction failure (response assessments of the study treatment with a category, dated or not, none CR/CRi/CRh: an event on day 1, as ELN; MRD-only assessments are not response assessments, an undated CR rules induction failure out), relapse, progression or death on or after day 1; patients with no response assessment and no other event are excluded",
     ),
     "GRFS": EndpointDefinition(
         "day_1",
@@ -93,12 +100,17 @@ ENDPOINTS = {
 EVENTS_OF = {name: definition.events for name, definition in ENDPOINTS.items()}
 
 # Time-to-event exclusions.
-NEVER_IN_REMISSION = "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on a dated assessment of the study treatment"
+NEVER_IN_REMISSION = "never reached the endpoint's remission (CR/CRi/CRh; CR/CRi for CRD) on an assessment of the study treatment"
 DEATH_BEFORE_DAY_1 = "death recorded before study day 1"
 UNDATED_EVENT = "an event of the endpoint has no study day (it would otherwise be censored)"
 NO_DAY = "no record with a study day"
 NOTHING_AFTER_ORIGIN = "no record on or after the origin day"
-NOT_ASSESSED = "no dated response assessment of the study treatment: induction failure can be neither counted nor ruled out"
+NOT_ASSESSED = (
+    "no response assessment of the study treatment: induction failure can be neither counted nor ruled out"
+)
+UNDATED_ORIGIN = (
+    "reached the endpoint's remission only on assessments without a study day: the origin is undated"
+)
 CENSORED = "censored at last recorded study day"
 
 # Response-assessment exclusions (scope=study_treatment).
@@ -210,7 +222,8 @@ def _first_event(after: Any) -> tuple[Any, Any]:
 
 
 def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
-    """Per patient, the first dated assessment of the study treatment in `categories`."""
+    """Per patient who reached `categories` on an assessment of the study treatment: the first
+    study day of such an assessment (null when every one of them is undated)."""
     off_study = _off_study_starts()
     in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
         None
@@ -220,20 +233,22 @@ def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
         .join(pts, pts.c.id == col(Outcome.patient_id))
         .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
         .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
-        .where(
-            col(Outcome.kind) == "response",
-            col(Outcome.study_day).is_not(None),
-            in_categories(categories),
-            in_scope,
-        )
+        .where(col(Outcome.kind) == "response", in_categories(categories), in_scope)
         .group_by(col(Outcome.patient_id))
         .subquery()
     )
 
 
+def has_category() -> Any:
+    """SQL: the assessment states a response category, definite or uncertain. An assessment with
+    only an MRD result is not a response assessment: it cannot tell remission from failure."""
+    candidates = func.coalesce(cast(col(Outcome.possible_categories), String), literal_column("'[]'"))
+    return or_(col(Outcome.category).is_not(None), candidates != literal_column("'[]'"))
+
+
 def _response_assessed(pts: Any) -> Any:
-    """Per patient with a dated response assessment of the study treatment: whether any of them
-    is CR/CRi/CRh (1) or none (0)."""
+    """Per patient with a response assessment of the study treatment (dated or not: a CR on an
+    unknown day is still a CR): whether any of them is CR/CRi/CRh (1) or none (0)."""
     off_study = _off_study_starts()
     in_scope = assessment_exclusion(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day).is_(
         None
@@ -246,7 +261,7 @@ def _response_assessed(pts: Any) -> Any:
         .join(pts, pts.c.id == col(Outcome.patient_id))
         .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
         .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
-        .where(col(Outcome.kind) == "response", col(Outcome.study_day).is_not(None), in_scope)
+        .where(col(Outcome.kind) == "response", has_category(), in_scope)
         .group_by(col(Outcome.patient_id))
         .subquery()
     )
@@ -297,6 +312,7 @@ def _analysis_statement(
     )
     dated_events = and_(col(Outcome.kind) == "event", col(Outcome.study_day).is_not(None))
     not_assessed: Any = literal(False)
+    never_in_remission: Any = literal(False)
     if endpoint == "OS":
         deaths: Any = select(
             col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("event_day")
@@ -327,6 +343,7 @@ def _analysis_statement(
         )
         first, first_kind = _first_event(after)
         origin = origins.c.origin_day
+        never_in_remission = origins.c.pid.is_(None)
         event_type = first_kind.c.event_type
         joins = [
             (origins, origins.c.pid == pts.c.id),
@@ -364,7 +381,8 @@ def _analysis_statement(
     # Why a patient is left out, as a small number (sorted and grouped cheaply; the text of
     # each is put back by `reason_text`), null when the patient is in.
     reason = case(
-        (origin.is_(None), 0),
+        (never_in_remission, 0),
+        (origin.is_(None), 6),
         (and_(has_event, early), 1),
         (and_(~has_event, undated.c.pid.is_not(None)), 2),
         (and_(~has_event, not_assessed), 5),
@@ -398,7 +416,10 @@ EXCLUSIONS = (
     NO_DAY,
     NOTHING_AFTER_ORIGIN,
     NOT_ASSESSED,
+    UNDATED_ORIGIN,
 )
+# The exclusions of a patient known to be in the analysis set whose time is unknown.
+UNDATED = (UNDATED_EVENT, UNDATED_ORIGIN)
 
 
 def reason_text(code: Any) -> Any:
@@ -436,5 +457,18 @@ async def fetch_analysis_counts(
         reason_text(counted.c.reason_code),
         counted.c.n,
         *([counted.c.stratum] if stratum else []),
+    )
+    return await _rows(session, statement)
+
+
+async def fetch_undated_patients(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
+    """(id, subject_code, arm_id) of the patients whose time on the endpoint is unknown (an
+    undated event or origin), ids raw, in creation order."""
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
+    undated_codes = [EXCLUSIONS.index(reason) for reason in UNDATED]
+    statement = (
+        select(rows.c.id, rows.c.subject_code, rows.c.arm_id)
+        .where(rows.c.reason_code.in_(undated_codes))
+        .order_by(rows.c.id)
     )
     return await _rows(session, statement)

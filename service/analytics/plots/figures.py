@@ -8,6 +8,7 @@ worker threads can draw at the same time (service.common.heavy)."""
 
 import io
 import math
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -51,6 +52,10 @@ def message_figure(title: str, message: str) -> Figure:
     return figure
 
 
+def _wrap(text: str, width: int = 70) -> str:
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def format_p(p: float | None) -> str:
     if p is None:
         return "not computable"
@@ -73,6 +78,11 @@ def _legend_outside(axis: Axes, **kwargs: Any) -> None:
 
 
 def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
+    if all(group.not_computable for group in result.groups):
+        withheld_reasons = sorted({str(g.not_computable) for g in result.groups})
+        return message_figure(
+            title, f"{result.endpoint} not computable:\n" + "\n".join(_wrap(r) for r in withheld_reasons)
+        )
     if not any(group.n for group in result.groups):
         reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(result.excluded_by_reason.items()))
         return message_figure(
@@ -85,6 +95,12 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
     )
     for index, group in enumerate(result.groups):
         color = COLORS[index % len(COLORS)]
+        if group.not_computable:
+            # No curve for a withheld group: drawing the rest of its patients would hide an event.
+            curve.plot(
+                [], [], color=color, label=f"{_short(group.group.label)} (n={group.n}): not computable"
+            )
+            continue
         xs = [0.0] + [p.time for p in group.curve]
         ys = [1.0] + [p.survival for p in group.curve]
         excluded = sum(group.excluded.values())
@@ -108,9 +124,9 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
             )
     withheld = [g for g in result.groups if g.not_computable]
     if withheld:
-        # The estimands rule withholds these groups' estimates: the plot says so, not just the JSON.
+        # The undated-event rule withholds these groups' estimates: the plot says so, not just the JSON.
         names = ", ".join(g.group.label for g in withheld)
-        title += f"\n{names}: median not computable (an event without a study day excluded a patient)"
+        title += f"\n{names}: not computable (a patient's event or origin has no study day)"
     if result.log_rank is not None:
         name = "Log-rank" if result.log_rank.rho == 0 else f"G-rho (rho = {result.log_rank.rho:g})"
         strata = f", stratified by {result.log_rank.stratified_by}" if result.log_rank.stratified_by else ""
@@ -128,7 +144,7 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
         curve.text(
             1.02,
             0.0,
-            "Log-rank: not computable\n(no events, or one group with patients)",
+            "Log-rank: not computable\n" + _wrap(result.not_computable.get("log_rank", ""), 30),
             transform=curve.transAxes,
             ha="left",
             va="bottom",
@@ -176,6 +192,9 @@ def _at_risk_table(table: Axes, groups: Sequence[Any], time_unit: str) -> None:
 
 
 def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figure:
+    if all(group.not_computable for group in result.groups):
+        withheld_reasons = sorted({str(g.not_computable) for g in result.groups})
+        return message_figure(title, "Not computable:\n" + "\n".join(_wrap(r) for r in withheld_reasons))
     if not any(group.n for group in result.groups):
         reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(result.excluded_by_reason.items()))
         return message_figure(
@@ -188,6 +207,9 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
     names = {"relapse": "relapse", "non_relapse_mortality": "non-relapse mortality"}
     for index, group in enumerate(result.groups):
         color = COLORS[index % len(COLORS)]
+        if group.not_computable:
+            axis.plot([], [], color=color, label=f"{_short(group.group.label)}: not computable")
+            continue
         for cause in group.causes:
             xs = [0.0] + [p.time for p in cause.curve]
             ys = [0.0] + [p.estimate for p in cause.curve]
@@ -211,7 +233,9 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
     lines = [f"Gray's test, {names[t.cause]}: {format_p(t.p_value)}" for t in result.gray_tests]
     withheld = [g.group.label for g in result.groups if g.not_computable]
     if withheld:
-        lines.append(f"{', '.join(withheld)}: landmarks not computable (an undated relapse or death)")
+        lines.append(
+            f"{', '.join(withheld)}: not computable (a patient's relapse, death or CR has no study day)"
+        )
     if lines:
         axis.text(
             0.02,
@@ -288,25 +312,35 @@ def forest_figure(result: Any) -> Figure:
                 color="#c00000",
             )
         )
-        # the prediction interval: a line with end ticks, below the diamond
-        for xs, ys in (
-            ([prediction.ci_lower, prediction.ci_upper], [y_pooled + 0.8, y_pooled + 0.8]),
-            ([prediction.ci_lower, prediction.ci_lower], [y_pooled + 0.6, y_pooled + 1.0]),
-            ([prediction.ci_upper, prediction.ci_upper], [y_pooled + 0.6, y_pooled + 1.0]),
-        ):
-            axis.plot(xs, ys, color="#c00000", linewidth=1.5)
+        if prediction is not None:
+            # the prediction interval: a line with end ticks, below the diamond
+            for xs, ys in (
+                ([prediction.ci_lower, prediction.ci_upper], [y_pooled + 0.8, y_pooled + 0.8]),
+                ([prediction.ci_lower, prediction.ci_lower], [y_pooled + 0.6, y_pooled + 1.0]),
+                ([prediction.ci_upper, prediction.ci_upper], [y_pooled + 0.6, y_pooled + 1.0]),
+            ):
+                axis.plot(xs, ys, color="#c00000", linewidth=1.5)
         method = {"DL": "DerSimonian–Laird", "REML": "REML", "PM": "Paule–Mandel"}[pooled.tau2_method]
         knha = ", Hartung–Knapp" if pooled.hartung_knapp else ""
-        studies = f"{pooled.studies} stud{'y_pooled' if pooled.studies == 1 else 'ies'}"
+        studies = f"{pooled.studies} stud{'y' if pooled.studies == 1 else 'ies'}"
         label("names", y_pooled, f"Random effects, {studies} ({method}{knha})", fontweight="bold")
-        label("names", y_pooled + 0.8, "Prediction interval")
+        label(
+            "names",
+            y_pooled + 0.8,
+            "Prediction interval"
+            if prediction is not None
+            else "Prediction interval: needs 3 or more studies",
+        )
         label(
             "figures",
             y_pooled,
             f"{percent(estimate.estimate)}% [{percent(estimate.ci_lower)}, {percent(estimate.ci_upper)}]",
             fontweight="bold",
         )
-        label("figures", y_pooled + 0.8, f"[{percent(prediction.ci_lower)}, {percent(prediction.ci_upper)}]")
+        if prediction is not None:
+            label(
+                "figures", y_pooled + 0.8, f"[{percent(prediction.ci_lower)}, {percent(prediction.ci_upper)}]"
+            )
         heterogeneity = f"I² = {100 * pooled.i2:.0f}%, tau² = {pooled.tau2:.3g}" + (
             f", heterogeneity {format_p(pooled.p_heterogeneity)}"
             if pooled.p_heterogeneity is not None
@@ -314,7 +348,8 @@ def forest_figure(result: Any) -> Figure:
         )
         axis.set_xlabel(f"Proportion ({result.outcome})\n{heterogeneity}")
     else:
-        axis.set_xlabel(f"Proportion ({result.outcome})")
+        reason = f"\nNo pooled estimate: {result.not_computable}" if result.not_computable else ""
+        axis.set_xlabel(f"Proportion ({result.outcome}){_wrap(reason, 110)}")
     axis.set_xlim(0, 1)
     axis.set_ylim(height - 0.3, -1.5)
     axis.set_yticks([])

@@ -1,6 +1,7 @@
 """Meta-analysis of proportions (pure, no I/O), as R `metafor::rma`: fixed effect (inverse
 variance) and random effects on the logit scale, or on the Freeman–Tukey double-arcsine scale
-back-transformed with Miller's (1978) inversion at the harmonic mean sample size.
+(metafor's PFT: half the sum of the two arcsines, so tau² is on metafor's scale) back-transformed
+with Miller's (1978) inversion at the harmonic mean sample size.
 
 Between-study variance tau²: DerSimonian–Laird (method of moments), REML (the root of the
 restricted likelihood's score, truncated at 0) or Paule–Mandel (generalised Q = k − 1), each as
@@ -156,13 +157,15 @@ def transformed(
         x = np.where(edge, events + CONTINUITY, events).astype(float)
         y = np.where(edge, totals - events + CONTINUITY, totals - events).astype(float)
         return np.log(x / y), 1 / x + 1 / y, int(edge.sum())
-    t = np.arcsin(np.sqrt(events / (totals + 1))) + np.arcsin(np.sqrt((events + 1) / (totals + 1)))
-    return t, 1 / (totals + 0.5), 0
+    # metafor's PFT scale: half the sum of the two arcsines, variance 1 / (4n + 2), so tau² is
+    # reported on the scale metafor reports it on (the unhalved sum would make it 4 times larger).
+    t = 0.5 * (np.arcsin(np.sqrt(events / (totals + 1))) + np.arcsin(np.sqrt((events + 1) / (totals + 1))))
+    return t, 1 / (4 * totals + 2), 0
 
 
 def double_arcsine(events: float, n: float) -> float:
-    """Freeman–Tukey double arcsine of `events` of `n` (this module's unhalved scale)."""
-    return math.asin(math.sqrt(events / (n + 1))) + math.asin(math.sqrt((events + 1) / (n + 1)))
+    """Freeman–Tukey double arcsine of `events` of `n` on metafor's PFT scale (half the sum)."""
+    return 0.5 * (math.asin(math.sqrt(events / (n + 1))) + math.asin(math.sqrt((events + 1) / (n + 1))))
 
 
 def back_transform(value: float, transform: Transform, harmonic_n: float) -> float:
@@ -175,9 +178,9 @@ def back_transform(value: float, transform: Transform, harmonic_n: float) -> flo
         return 0.0
     if value > double_arcsine(harmonic_n, harmonic_n):
         return 1.0
-    s = math.sin(value)
+    s = math.sin(2 * value)  # Miller's formula is written for the unhalved sum
     inner = 1 - (s + (s - 1 / s) / harmonic_n) ** 2
-    return 0.5 * (1 - math.copysign(1.0, math.cos(value)) * math.sqrt(max(inner, 0.0)))
+    return 0.5 * (1 - math.copysign(1.0, math.cos(2 * value)) * math.sqrt(max(inner, 0.0)))
 
 
 def pool_proportions(

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.endpoints import Scope
-from service.analytics.estimands.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics.estimands.groups import (
+    NO_ARM,
+    GroupBy,
+    define_groups,
+    group_patients,
+    no_arm_warning,
+    small_sample_warnings,
+)
+from service.analytics.estimands.undated import MAX_NAMED
 from service.analytics.proportions.exact import (
     binomial_test,
     fisher_freeman_halton,
@@ -30,6 +38,7 @@ from service.analytics.schemas import (
     AdverseEventIncidence,
     Comparison,
     Count,
+    Group,
     IncidenceCell,
     IncidenceRow,
     Interval,
@@ -39,6 +48,7 @@ from service.analytics.schemas import (
 )
 
 Denominator = Literal["all", "evaluable"]
+CONTRAST_DIRECTION = "every two-group contrast is the second group against the first (the reference): odds ratios are odds(second) / odds(first), the risk difference is rate(second) − rate(first), as hazard ratios and RMST differences elsewhere"
 MrdRequirement = Literal["any", "negative"]
 
 
@@ -162,10 +172,13 @@ async def response_rates(
     evaluable, responders = tally.evaluable, tally.responders
     undated: dict[str, int] = defaultdict(int)
     for patient_id, n in tally.undated.items():
-        undated[grouping.group_of[patient_id]] += n
+        if (key := grouping.group_of[patient_id]) is not None:
+            undated[key] += n
     out_of_scope: dict[str, Counter[str]] = defaultdict(Counter)
     for patient_id, reasons in tally.out_of_scope.items():
-        out_of_scope[grouping.group_of[patient_id]].update(reasons)
+        if (key := grouping.group_of[patient_id]) is not None:
+            out_of_scope[key].update(reasons)
+    without_arm = grouping.without_group()
 
     results = []
     for group in grouping.groups:
@@ -195,7 +208,8 @@ async def response_rates(
             )
         )
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
-    if not responders & set(grouping.group_of):
+    warnings += no_arm_warning(len(without_arm), without_arm[:MAX_NAMED])
+    if not responders & {pid for pid, key in grouping.group_of.items() if key is not None}:
         warnings.append("no patient meets the response definition")
     for r in results:
         if r.assessments_without_day:
@@ -206,7 +220,7 @@ async def response_rates(
             warnings.append(
                 f"group '{r.group.label}': {n} {reason} not counted (treatment_scope=study_treatment)"
             )
-    counts = [(r.responders, r.denominator) for r in results if r.denominator > 0]
+    counts = [(r.group, r.responders, r.denominator) for r in results if r.denominator > 0]
     comparison = _compare(counts, warnings, conf_level)
     return ResponseRates(
         study_id=study_id,
@@ -219,6 +233,7 @@ async def response_rates(
         conf_level=conf_level,
         groups=results,
         comparison=comparison,
+        excluded_by_reason={NO_ARM: len(without_arm)} if without_arm else {},
         method={
             "responder": (
                 "at least one response assessment in the window whose category is in `categories` "
@@ -246,7 +261,8 @@ async def response_rates(
                 else "patients with at least one counted response assessment in the window"
             ),
             "confidence_interval": CI_METHOD_NAMES[ci] + f", {conf_level:.0%} level",
-            "comparison": "two groups: Fisher's exact test (two-sided), the sample odds ratio, the conditional maximum-likelihood odds ratio with its exact interval (R fisher.test) and the risk difference (second group minus first) with Newcombe's hybrid score interval; three or more: Pearson chi-square with the Fisher–Freeman–Halton exact p",
+            "comparison": "two groups: Fisher's exact test (two-sided), the sample odds ratio, the conditional maximum-likelihood odds ratio with its exact interval (R fisher.test) and the risk difference with Newcombe's hybrid score interval; three or more: Pearson chi-square with the Fisher–Freeman–Halton exact p",
+            "contrasts": CONTRAST_DIRECTION,
             "target_test": f"exact binomial test of each group's rate against {target_rate:g} (R binom.test): one-sided (rate > target) and two-sided"
             if target_rate is not None
             else "not requested (target_rate)",
@@ -255,13 +271,17 @@ async def response_rates(
     )
 
 
-def _compare(counts: list[tuple[int, int]], warnings: list[str], conf_level: float) -> Comparison | None:
+def _compare(
+    counts: list[tuple[Group, int, int]], warnings: list[str], conf_level: float
+) -> Comparison | None:
     if len(counts) == 2:
-        (x1, n1), (x2, n2) = counts
-        p, odds = fisher_two_groups(x1, n1, x2, n2)
+        (reference, x1, n1), (group, x2, n2) = counts
+        # Every contrast is the second group against the first (the reference), as hazard
+        # ratios and RMST differences are: odds ratios, risk difference alike.
+        p, odds = fisher_two_groups(x2, n2, x1, n1)
         if odds is None:
             warnings.append("sample odds ratio undefined (a zero cell)")
-        exact = fisher_odds_ratio([[x1, n1 - x1], [x2, n2 - x2]], conf_level)
+        exact = fisher_odds_ratio([[x2, n2 - x2], [x1, n1 - x1]], conf_level)
         if math.isinf(exact.estimate) or math.isinf(exact.upper):
             warnings.append(
                 "the conditional odds ratio or its upper bound is infinite (a zero cell): reported as null"
@@ -269,6 +289,9 @@ def _compare(counts: list[tuple[int, int]], warnings: list[str], conf_level: flo
         difference = newcombe_difference(x2, n2, x1, n1, conf_level)
         return Comparison(
             test="Fisher's exact (two-sided)",
+            contrast=f"'{group.label}' vs '{reference.label}' (reference)",
+            group_key=group.key,
+            reference_key=reference.key,
             statistic=None,
             df=None,
             p_value=p,
@@ -280,16 +303,17 @@ def _compare(counts: list[tuple[int, int]], warnings: list[str], conf_level: flo
             exact_p_value=None,
         )
     if len(counts) > 2:
-        table = [[x, n - x] for x, n in counts]
+        pairs = [(x, n) for _, x, n in counts]
+        table = [[x, n - x] for x, n in pairs]
         exact_p = fisher_freeman_halton(table)
         if exact_p is None:
             warnings.append("Fisher–Freeman–Halton exact p not computed: too many tables to enumerate")
-        result = chi_square_independence(counts)
+        result = chi_square_independence(pairs)
         if result is None:
             warnings.append("chi-square test undefined: no responders or no non-responders in any group")
             return _k_groups(None, None, None, exact_p)
         statistic, df, p = result
-        if _smallest_expected(counts) < 5:
+        if _smallest_expected(pairs) < 5:
             warnings.append(
                 "chi-square p is unreliable: an expected cell count is below 5; read the Fisher–Freeman–Halton exact p"
             )
@@ -300,6 +324,9 @@ def _compare(counts: list[tuple[int, int]], warnings: list[str], conf_level: flo
 def _k_groups(statistic: float | None, df: int | None, p: float | None, exact_p: float | None) -> Comparison:
     return Comparison(
         test="Pearson chi-square",
+        contrast=None,
+        group_key=None,
+        reference_key=None,
         statistic=statistic,
         df=df,
         p_value=p,
@@ -351,18 +378,23 @@ async def adverse_event_incidence(
     await queries.require_study(session, study_id)
     # Counted in the database: one row per (term, arm, worst grade), never one per event.
     arm_sizes = await queries.fetch_group_sizes(session, study_id)
-    groups, key_of_arm = define_groups(
-        await queries.fetch_arms(session, study_id), group_by, (row.arm_id for row in arm_sizes)
-    )
+    groups, key_of_arm = define_groups(await queries.fetch_arms(session, study_id), group_by)
     sizes = {g.key: 0 for g in groups}
+    without_arm = 0
     for row in arm_sizes:
-        sizes[key_of_arm[row.arm_id]] += row.n
+        key = key_of_arm[row.arm_id]
+        if key is None:
+            without_arm += row.n
+        else:
+            sizes[key] += row.n
     # worst[term key][group key][worst grade] = patients
     worst: dict[str, dict[str, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
     spelling: dict[str, str] = {}
     for row in await queries.fetch_incidence_counts(session, study_id, grading_system, term):
         spelling[row.key] = min(spelling.get(row.key, row.term), row.term)
-        worst[row.key][key_of_arm[row.arm_id]][row.worst] += row.n
+        key = key_of_arm[row.arm_id]
+        if key is not None:
+            worst[row.key][key][row.worst] += row.n
 
     rows: list[IncidenceRow] = []
     too_large: list[str] = []
@@ -392,6 +424,8 @@ async def adverse_event_incidence(
         )
     rows.sort(key=lambda r: (-sum(c.any_grade.n for c in r.groups), r.term))
     warnings = small_sample_warnings(groups, sizes)
+    if without_arm:
+        warnings += no_arm_warning(without_arm, await queries.fetch_subjects_without_arm(session, study_id))
     if not rows:
         warnings.append("no adverse events match")
     if too_large:
@@ -407,6 +441,7 @@ async def adverse_event_incidence(
         groups=groups,
         patients=sizes,
         rows=rows,
+        excluded_by_reason={NO_ARM: without_arm} if without_arm else {},
         method={
             "counting": "a patient counts once per term (terms compared case-insensitively), at their worst grade; N is the number of patients in the group (all enrolled patients, not only the treated)",
             "severe": f"worst grade >= {severe_grade}",

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.aggregate_only import aggregate_only
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.time_scale import elapsed
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
 from service.analytics.regression.cox import cox_fit, cox_zph
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
 from service.common.heavy import offload
@@ -51,18 +53,31 @@ async def cox_model(
     covariates: list[Covariate],
     strata: Stratum | None,
     conf_level: float,
+    undated_events: UndatedEvents = "withhold",
 ) -> CoxModel:
     await queries.require_study(session, study_id)
     attributes = tuple(dict.fromkeys([*(c for c in covariates if c != "arm"), *([strata] if strata else [])]))
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, attributes)
     arms = await queries.fetch_arms(session, study_id)
-    return await offload(_model, study_id, rows, arms, endpoint, covariates, strata, conf_level)
+    # An undated patient who lacks a covariate would be left out anyway: they change nothing.
+    rule = undated_rule(
+        undated_events,
+        endpoint,
+        (
+            (None if _missing(r, covariates, strata) else "all", r.subject_code)
+            for r in rows
+            if r.reason in estimands.UNDATED
+        ),
+        await aggregate_only(session, study_id, endpoint),
+    )
+    return await offload(_model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level)
 
 
 def _model(
     study_id: UUID,
     rows: Sequence[Any],
     arms: Sequence[Any],
+    rule: UndatedRule,
     endpoint: Endpoint,
     covariates: list[Covariate],
     strata: Stratum | None,
@@ -79,6 +94,7 @@ def _model(
         else:
             kept.append(row)
     warnings = [f"{n} patient(s) not in the model: {reason}" for reason, n in sorted(excluded.items())]
+    warnings += rule.warnings()
     columns, names = _design(kept, arms, covariates)
     times = elapsed(
         np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), "days"
@@ -90,7 +106,11 @@ def _model(
         layers = np.array([values.index(str(getattr(r, strata))) for r in kept], int)
 
     def result(
-        reason: str | None, terms: list[CoxTerm], tests: list[ChiSquareTest], ph: list[ChiSquareTest]
+        reason: str | None,
+        terms: list[CoxTerm],
+        tests: list[ChiSquareTest],
+        ph: list[ChiSquareTest],
+        ph_reason: str | None = None,
     ) -> CoxModel:
         return CoxModel(
             study_id=study_id,
@@ -106,11 +126,21 @@ def _model(
             terms=terms,
             tests=tests,
             proportional_hazards=ph,
-            method={**METHOD, "endpoint": estimands.ENDPOINTS[endpoint].description},
-            warnings=warnings + ([f"model not computable: {reason}"] if reason else []),
+            proportional_hazards_not_computable=reason or ph_reason,
+            undated_events=rule.handling(),
+            method={
+                **METHOD,
+                "endpoint": estimands.ENDPOINTS[endpoint].description,
+                "undated_events": rule.method(),
+            },
+            warnings=warnings
+            + ([f"model not computable: {reason}"] if reason else [])
+            + (
+                [f"proportional-hazards test not computable: {ph_reason}"] if ph_reason and not reason else []
+            ),
         )
 
-    reason = _not_estimable(columns, names, events)
+    reason = rule.withheld_across(["all"]) or _not_estimable(columns, names, events)
     if reason:
         return result(reason, [], [], [])
     x = np.column_stack(columns)
@@ -118,13 +148,31 @@ def _model(
         warnings.append(
             f"{int(events.sum())} events for {x.shape[1]} coefficient(s): fewer than {EVENTS_PER_VARIABLE} events per coefficient, the estimates may be biased and the intervals too narrow"
         )
+    singular = "the information matrix is singular (a covariate is collinear with others)"
     try:
-        fit = cox_fit(times, events, x, layers)
-    except np.linalg.LinAlgError:
-        return result("the information matrix is singular (a covariate is collinear with others)", [], [], [])
+        with np.errstate(all="ignore"):
+            fit = cox_fit(times, events, x, layers)
+    except (np.linalg.LinAlgError, ValueError):
+        return result(singular, [], [], [])
     if not fit.converged or not np.all(np.isfinite(fit.coef)):
         return result(
             "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite",
+            [],
+            [],
+            [],
+        )
+    try:
+        with np.errstate(all="ignore"):
+            wald = fit.wald
+            se = fit.se
+            ratios = np.exp(np.concatenate((fit.coef, fit.coef - 40 * se, fit.coef + 40 * se)))
+    except np.linalg.LinAlgError:
+        return result(singular, [], [], [])
+    if not (np.all(np.isfinite(se)) and np.all(se > 0) and math.isfinite(wald) and math.isfinite(fit.score)):
+        return result(singular, [], [], [])
+    if not np.all(np.isfinite(ratios)):
+        return result(
+            "a hazard ratio or its interval is beyond floating-point range (a coefficient near separation)",
             [],
             [],
             [],
@@ -149,11 +197,20 @@ def _model(
         ChiSquareTest(test=name, chi_square=value, df=fit.df, p_value=fit.p(value))
         for name, value in (
             ("likelihood_ratio", fit.likelihood_ratio),
-            ("wald", fit.wald),
+            ("wald", wald),
             ("score", fit.score),
         )
     ]
-    zph = cox_zph(fit, times, events, x, layers)
+    with np.errstate(all="ignore"):
+        zph = cox_zph(fit, times, events, x, layers)
+    if zph is None or not np.all(np.isfinite(zph.chi_square)):
+        return result(
+            None,
+            terms,
+            tests,
+            [],
+            "the information matrix of the time-varying terms is singular (e.g. a single event time, or every event tied), where R cox.zph stops",
+        )
     ph = [
         ChiSquareTest(test=name, chi_square=float(c), df=int(d), p_value=float(p))
         for name, c, d, p in zip([*names, "GLOBAL"], zph.chi_square, zph.df, zph.p_value, strict=True)

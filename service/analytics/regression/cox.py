@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 MAX_ITER = 50
+ROUNDING = 1e-11  # relative size of a log-likelihood change that is only rounding
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,24 @@ def _efron(
     return loglik, u, imat
 
 
+def _efron_or_nothing(
+    beta: np.ndarray, t: np.ndarray, e: np.ndarray, x: np.ndarray, s: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """`_efron`, with a log-likelihood of -inf where beta is so large that the sums overflow (a
+    step that far is then halved back, as any step that lowers the likelihood)."""
+    with np.errstate(all="ignore"):
+        try:
+            result = _efron(beta, t, e, x, s)
+        except (ValueError, OverflowError):  # log of a risk sum that overflowed or cancelled
+            return -math.inf, np.full(len(beta), np.nan), np.full((len(beta), len(beta)), np.nan)
+    if not (math.isfinite(result[0]) and np.all(np.isfinite(result[1])) and np.all(np.isfinite(result[2]))):
+        return -math.inf, result[1], result[2]
+    return result
+
+
 def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None) -> CoxFit:
+    """Raises LinAlgError where the information at beta = 0 is singular; `converged` is False
+    where the likelihood has no finite maximum (a coefficient runs off to infinity)."""
     t, e, xc, s, _ = _prepare(times, events, x, strata)
     beta = np.zeros(xc.shape[1])
     loglik0, u0, i0 = _efron(beta, t, e, xc, s)
@@ -135,15 +153,25 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
             step = np.linalg.solve(imat, u)
         except np.linalg.LinAlgError:
             break  # the information vanishes as a coefficient runs off to infinity
+        if not np.all(np.isfinite(step)):
+            break
         candidate = beta + step
-        new = _efron(candidate, t, e, xc, s)
+        new = _efron_or_nothing(candidate, t, e, xc, s)
         halvings = 0
-        while (not math.isfinite(new[0]) or new[0] < loglik) and halvings < 30:
-            step /= 2  # R halves the step when the likelihood falls
+        # R halves the step when the likelihood falls. Near the maximum a Newton step changes the
+        # log-likelihood by less than its rounding, so only a fall beyond rounding counts: halving
+        # on noise would stop short of the maximum.
+        while (
+            not math.isfinite(new[0]) or new[0] < loglik - ROUNDING * max(1.0, abs(loglik))
+        ) and halvings < 30:
+            step /= 2
             candidate = beta + step
-            new = _efron(candidate, t, e, xc, s)
+            new = _efron_or_nothing(candidate, t, e, xc, s)
             halvings += 1
-        done = abs(new[0] - loglik) <= 1e-12 * abs(new[0]) and np.max(np.abs(step)) < 1e-10
+        if not math.isfinite(new[0]) or new[0] < loglik - ROUNDING * max(1.0, abs(loglik)):
+            break  # no step along Newton's direction raises the likelihood: no finite maximum found
+        # converged on a full Newton step only: a step halved to nothing proves nothing
+        done = halvings == 0 and abs(new[0] - loglik) <= 1e-12 * abs(new[0]) and np.max(np.abs(step)) < 1e-10
         beta, (loglik, u, imat) = candidate, new
         if done:
             converged = True
@@ -170,8 +198,9 @@ class ZphTest:
 
 def cox_zph(
     fit: CoxFit, times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None
-) -> ZphTest:
-    """R `cox.zph(fit, transform = "km")` for a fit without penalties."""
+) -> ZphTest | None:
+    """R `cox.zph(fit, transform = "km")` for a fit without penalties; None where its information
+    matrix is singular (one event time, every event tied), where R stops with an error."""
     t0 = np.asarray(times, float)
     e0 = np.asarray(events, bool)
     # 1 − S(t−) of the Kaplan–Meier of all patients (strata ignored, as R)
@@ -218,15 +247,27 @@ def cox_zph(
                 imat[p:, p:] += wt * wt * block_info
     imat[p:, :p] = imat[:p, p:].T
     tests, dfs = [], []
-    for k in range(p):
-        keep = [*range(p), p + k]
-        vector = np.zeros(p + 1)
-        vector[p] = u[p + k]
-        tests.append(float(vector @ np.linalg.solve(imat[np.ix_(keep, keep)], vector)))
-        dfs.append(1)
-    vector = np.concatenate((np.zeros(p), u[p:]))
-    tests.append(float(vector @ np.linalg.solve(imat, vector)))
-    dfs.append(p)
+    try:
+        for k in range(p):
+            keep = [*range(p), p + k]
+            vector = np.zeros(p + 1)
+            vector[p] = u[p + k]
+            tests.append(float(vector @ _solve(imat[np.ix_(keep, keep)], vector)))
+            dfs.append(1)
+        vector = np.concatenate((np.zeros(p), u[p:]))
+        tests.append(float(vector @ _solve(imat, vector)))
+        dfs.append(p)
+    except np.linalg.LinAlgError:
+        return None
     chi = np.array(tests)
     df = np.array(dfs)
     return ZphTest(chi, df, np.asarray(stats.chi2.sf(chi, df), float))
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """R's `solve`: an error (here LinAlgError) when the matrix is singular to machine precision."""
+    with np.errstate(divide="ignore"):
+        rcond = 1 / np.linalg.cond(a, 1) if np.any(a) else 0.0
+    if not np.isfinite(rcond) or rcond < np.finfo(float).eps:
+        raise np.linalg.LinAlgError("singular matrix")
+    return np.linalg.solve(a, b)

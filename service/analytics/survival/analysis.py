@@ -17,13 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.aggregate_only import aggregate_only
 from service.analytics.estimands.endpoints import Endpoint, Stratum
-from service.analytics.estimands.groups import GroupBy, define_groups, group_patients, small_sample_warnings
+from service.analytics.estimands.groups import (
+    NO_ARM,
+    GroupBy,
+    define_groups,
+    group_patients,
+    small_sample_warnings,
+)
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
 from service.analytics.schemas import (
     AtRisk,
     CurvePoint,
     Exclusion,
+    Group,
     Landmark,
     LogRankTest,
     Median,
@@ -39,7 +48,7 @@ from service.analytics.survival.estimators import (
     RestrictedMean,
     at_risk,
     kaplan_meier,
-    log_rank,
+    log_rank_test,
     quantile,
     restricted_mean,
     restricted_mean_difference,
@@ -52,7 +61,8 @@ DEFINITIONS = {
     "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
     **{name: d.description for name, d in estimands.ENDPOINTS.items()},
     "censoring": "a patient without an event is censored at the last recorded study day (latest day of any outcome, adverse event or treatment); patients never in remission are left out of RFS and CRD",
-    "undated_events": "a patient whose endpoint event has no study day is excluded, never censored, and the group's median and landmarks are then not computable",
+    "undated_events": "a patient whose endpoint event (or remission origin) has no study day is never censored and never silently left out: by default every estimate the patient could change is not computable (undated_events=withhold); undated_events=exclude leaves them out, counted and named, with a warning",
+    "aggregate_only": "an endpoint whose events the study reports only in aggregate (a printed median or landmark implying events, none recorded per patient) is not computable from the patient rows",
 }
 
 
@@ -69,12 +79,19 @@ async def time_to_event(
     endpoint: Endpoint,
     time_unit: TimeUnit,
     group_by: GroupBy | None,
+    undated_events: UndatedEvents = "withhold",
 ) -> TimeToEvent:
     await queries.require_study(session, study_id)
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint)
     grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
     labels = {g.key: g.label for g in grouping.groups}
-    kept = [r for r in rows if r.reason is None]
+    rule = undated_rule(
+        undated_events,
+        endpoint,
+        ((grouping.group_of[r.id], r.subject_code) for r in rows if r.reason in estimands.UNDATED),
+        await aggregate_only(session, study_id, endpoint),
+    )
+    kept = [r for r in rows if r.reason is None and grouping.group_of[r.id] is not None]
     times = elapsed(
         np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), time_unit
     )
@@ -82,8 +99,8 @@ async def time_to_event(
         TimeToEventRow(
             patient_id=queries.as_uuid(r.id),
             subject_code=r.subject_code,
-            group_key=grouping.group_of[r.id],
-            group_label=labels[grouping.group_of[r.id]],
+            group_key=key,
+            group_label=labels[key],
             param=endpoint,
             origin_day=int(r.origin_day),
             end_day=int(r.end_day),
@@ -93,16 +110,18 @@ async def time_to_event(
             event_or_censoring=r.event_type if r.event else estimands.CENSORED,
         )
         for r, t in zip(kept, times, strict=True)
+        if (key := grouping.group_of[r.id]) is not None
     ]
     excluded = [
         Exclusion(
             patient_id=queries.as_uuid(r.id),
             subject_code=r.subject_code,
             group_key=grouping.group_of[r.id],
-            reason=r.reason,
+            # in no group comes first, as every analysis counts it: the other reason is moot
+            reason=NO_ARM if grouping.group_of[r.id] is None else r.reason,
         )
         for r in rows
-        if r.reason is not None
+        if r.reason is not None or grouping.group_of[r.id] is None
     ]
     by_reason = dict(Counter(e.reason for e in excluded))
     return TimeToEvent(
@@ -112,11 +131,14 @@ async def time_to_event(
         rows=out,
         excluded=excluded,
         excluded_by_reason=by_reason,
+        undated_events=rule.handling(),
+        not_computable=rule.aggregate_only,
         method={
             **DEFINITIONS,
+            "undated_events": rule.method(),
             "columns": "time = AVAL, cnsr = CNSR (1 censored, 0 event), event_or_censoring = EVNTDESC/CNSDTDSC",
         },
-        warnings=_warn_exclusions(by_reason, endpoint),
+        warnings=_warn_exclusions(by_reason, endpoint) + rule.warnings(),
     )
 
 
@@ -148,22 +170,59 @@ class SurvivalOptions(TypedDict, total=False):
     strata: Stratum | None
     tau_days: float | None
     landmark_day: float | None
+    undated_events: UndatedEvents
 
 
 async def survival(session: AsyncSession, study_id: UUID, **options: Unpack[SurvivalOptions]) -> Survival:
     await queries.require_study(session, study_id)
-    counts = await estimands.fetch_analysis_counts(
-        session, study_id, options["endpoint"], options.get("strata")
-    )
+    endpoint = options["endpoint"]
+    counts = await estimands.fetch_analysis_counts(session, study_id, endpoint, options.get("strata"))
     arms = await queries.fetch_arms(session, study_id)
+    groups, key_of_arm = define_groups(arms, options.get("group_by"))
+    undated = (
+        await estimands.fetch_undated_patients(session, study_id, endpoint)
+        if any(r.reason in estimands.UNDATED for r in counts)
+        else []
+    )
+    rule = undated_rule(
+        options.get("undated_events", "withhold"),
+        endpoint,
+        ((key_of_arm[r.arm_id], r.subject_code) for r in undated),
+        await aggregate_only(session, study_id, endpoint),
+    )
     # The estimates, tests and curve points are CPU work: off the event loop.
-    return await offload(_survival_result, study_id, counts, arms, **options)
+    return await offload(_survival_result, study_id, counts, groups, key_of_arm, rule, **options)
+
+
+def _withheld_group(
+    group: Group, n: int, excluded: dict[str, int], reason: str, landmark_days: list[float], unit: float
+) -> SurvivalGroup:
+    """A group whose estimates cannot be computed: sizes and exclusions, no curve or summaries."""
+    nothing = Median(time=None, lower=None, upper=None, reached=False)
+    return SurvivalGroup(
+        group=group,
+        n=n,
+        events=None,
+        excluded=excluded,
+        not_computable=reason,
+        curve=[],
+        median=nothing,
+        landmarks=[
+            Landmark(day=day, time=day / unit, survival=None, lower=None, upper=None, n_risk=0)
+            for day in landmark_days
+        ],
+        at_risk=[],
+        follow_up=nothing,
+        rmst=None,
+    )
 
 
 def _survival_result(
     study_id: UUID,
     counts: Sequence[Any],
-    arms: Sequence[Any],
+    groups: list[Group],
+    key_of_arm: dict[Any, str | None],
+    rule: UndatedRule,
     *,
     endpoint: Endpoint,
     landmark_days: list[float],
@@ -175,14 +234,18 @@ def _survival_result(
     strata: Stratum | None = None,
     tau_days: float | None = None,
     landmark_day: float | None = None,
+    undated_events: UndatedEvents = "withhold",
 ) -> Survival:
-    groups, key_of_arm = define_groups(arms, group_by, (r.arm_id for r in counts))
     sizes: dict[str, int] = defaultdict(int)
     cells: dict[str, list[tuple[float, float, bool, int, Any]]] = defaultdict(list)
     excluded_in: dict[str, Counter[str]] = defaultdict(Counter)
+    without_arm = 0
     landmark = None if landmark_day is None else landmark_day / DAYS_PER_UNIT[time_unit]
     for row in counts:
         key = key_of_arm[row.arm_id]
+        if key is None:
+            without_arm += row.n
+            continue
         sizes[key] += row.n
         if row.reason is not None:
             excluded_in[key][row.reason] += row.n
@@ -198,9 +261,12 @@ def _survival_result(
             (row.origin_day, row.end_day, bool(row.event), row.n, row.stratum if strata else None)
         )
     by_reason: Counter[str] = sum(excluded_in.values(), Counter())
+    if without_arm:
+        by_reason[NO_ARM] = without_arm
 
     warnings = small_sample_warnings(groups, sizes)
     warnings.extend(_warn_exclusions(dict(by_reason), endpoint))
+    warnings.extend(rule.warnings())
     samples: list[tuple[np.ndarray, np.ndarray]] = []
     stratum_codes: list[np.ndarray] = []
     stratum_values = sorted({str(c[4]) for cell in cells.values() for c in cell if c[4] is not None})
@@ -226,25 +292,32 @@ def _survival_result(
     tau = None if tau_days is None else tau_days / DAYS_PER_UNIT[time_unit]
     means: dict[str, RestrictedMean] = {}
     for group, (times, events) in zip(groups, samples, strict=True):
+        withheld = rule.withheld(group.key)
+        if withheld:
+            if rule.by_group.get(group.key) and rule.rule == "withhold":  # aggregate-only is said once
+                warnings.append(f"group '{group.label}': estimates not computable: {withheld}")
+            results.append(
+                _withheld_group(
+                    group,
+                    len(times),
+                    dict(excluded_in[group.key]),
+                    withheld,
+                    landmark_days,
+                    DAYS_PER_UNIT[time_unit],
+                )
+            )
+            continue
         km = kaplan_meier(times, events, conf_type, conf_level)
-        undated = excluded_in[group.key][estimands.UNDATED_EVENT]
-        not_computable = (
-            f"{undated} patient(s) with an undated {endpoint} event were excluded: the estimate from the rest would be biased upward"
-            if undated
-            else None
-        )
-        median, low, high = quantile(km, 0.5) if len(times) and not undated else (None, None, None)
-        if not_computable:
-            warnings.append(f"group '{group.label}': median and landmarks not computable: {not_computable}")
+        median, low, high = quantile(km, 0.5) if len(times) else (None, None, None)
         if len(times) and not km.events:
             warnings.append(f"group '{group.label}': no events, every time is censored")
-        if len(times) and median is None and not undated:
+        if len(times) and median is None:
             warnings.append(f"group '{group.label}': median not reached")
         landmarks = []
         for day in landmark_days:
             t = day / DAYS_PER_UNIT[time_unit]
-            value = None if undated else survival_at(km, t)
-            if value is None and len(times) and not undated:
+            value = survival_at(km, t)
+            if value is None and len(times):
                 warnings.append(f"group '{group.label}': landmark day {day:g} is beyond the last follow-up")
             landmarks.append(
                 Landmark(
@@ -284,7 +357,7 @@ def _survival_result(
                 n=len(times),
                 events=km.events,
                 excluded=dict(excluded_in[group.key]),
-                not_computable=not_computable,
+                not_computable=None,
                 curve=[
                     CurvePoint(
                         time=float(km.time[i]),
@@ -298,7 +371,7 @@ def _survival_result(
                     )
                     for i in range(len(km.time))
                 ],
-                median=Median(time=median, lower=low, upper=high, reached=median is not None and not undated),
+                median=Median(time=median, lower=low, upper=high, reached=median is not None),
                 landmarks=landmarks,
                 at_risk=[AtRisk(time=t, n_risk=at_risk(times, t)) for t in grid],
                 follow_up=Median(
@@ -310,24 +383,33 @@ def _survival_result(
                 rmst=rmst,
             )
         )
+    not_computable: dict[str, str] = {}
     test = None
     if len(groups) >= 2:
-        tested = samples
-        codes = None
-        if strata:
-            # patients without the stratifying attribute cannot be placed in a stratum
-            missing = sum(int((c < 0).sum()) for c in stratum_codes)
-            if missing:
-                warnings.append(f"{missing} patient(s) without {strata} left out of the stratified test")
-            tested = [(t[c >= 0], e[c >= 0]) for (t, e), c in zip(samples, stratum_codes, strict=True)]
-            codes = [c[c >= 0] for c in stratum_codes]
-        test = log_rank(tested, codes, rho)
-        if test is None:
-            warnings.append("log-rank test undefined: fewer than two groups with patients, or no events")
+        across = rule.withheld_across(g.key for g in groups)
+        if across:
+            not_computable["log_rank"] = across
+        else:
+            tested = samples
+            codes = None
+            if strata:
+                # patients without the stratifying attribute cannot be placed in a stratum
+                missing = sum(int((c < 0).sum()) for c in stratum_codes)
+                if missing:
+                    warnings.append(f"{missing} patient(s) without {strata} left out of the stratified test")
+                tested = [(t[c >= 0], e[c >= 0]) for (t, e), c in zip(samples, stratum_codes, strict=True)]
+                codes = [c[c >= 0] for c in stratum_codes]
+            test, reason = log_rank_test(tested, codes, rho)
+            if test is None:
+                not_computable["log_rank"] = reason
+                warnings.append(f"log-rank test not computable: {reason}")
     comparisons = []
     reference = groups[0].key if groups else None
     for group in groups[1:]:
-        if reference in means and group.key in means:
+        across = rule.withheld_across([group.key, reference or ""])
+        if across:
+            not_computable["rmst_comparisons"] = across
+        elif reference in means and group.key in means:
             difference, ratio = restricted_mean_difference(means[group.key], means[reference], conf_level)
             comparisons.append(
                 RestrictedMeanComparison(
@@ -365,8 +447,12 @@ def _survival_result(
         landmark_day=landmark_day,
         excluded=sum(by_reason.values()),
         excluded_by_reason=dict(by_reason),
+        undated_events=rule.handling(),
+        not_computable=not_computable,
         method={
             **DEFINITIONS,
+            "undated_events": rule.method(),
+            "contrasts": "every contrast is a later group against the first group (the reference): RMST difference and ratio",
             "estimator": "Kaplan–Meier product-limit; Greenwood variance; std_err is the standard error of log S(t)",
             "confidence_interval": f"pointwise {conf_type} interval at {conf_level:.0%}, as R survfit(conf.type='{conf_type}'); null where R gives NA",
             "median": "smallest time with S(t) <= 0.5, midpoint of a flat exactly at 0.5 (R quantile.survfit); its interval is read from the pointwise band",

@@ -131,7 +131,7 @@ def survival_at(km: KaplanMeier, t: float) -> tuple[float, float | None, float |
         return None
     index = int(np.searchsorted(km.time, t, side="right")) - 1
     if index < 0:
-        return 1.0, None, None
+        return 1.0, 1.0, 1.0  # before the first time nothing is uncertain: R's summary gives [1, 1]
     lower, upper = km.lower[index], km.upper[index]
     return float(km.surv[index]), _nan_to_none(lower), _nan_to_none(upper)
 
@@ -158,11 +158,21 @@ def log_rank(
     strata: list[np.ndarray] | None = None,
     rho: float = 0.0,
 ) -> LogRank | None:
+    """The test of `log_rank_test`, None where it is undefined."""
+    return log_rank_test(groups, strata, rho)[0]
+
+
+def log_rank_test(
+    groups: list[tuple[np.ndarray, np.ndarray]],
+    strata: list[np.ndarray] | None = None,
+    rho: float = 0.0,
+) -> tuple[LogRank | None, str]:
     """k-sample G-rho test as R `survdiff(rho = rho)`: log-rank at rho = 0, Peto–Peto
     (Fleming–Harrington G(rho, 0)) weights S(t−)^rho with S the Kaplan–Meier of the pooled
     stratum. With `strata` (one code per patient of each group) the observed, expected and
-    variance are summed over strata, as `survdiff(... + strata(s))`. None when fewer than two
-    groups have patients or there are no events."""
+    variance are summed over strata, as `survdiff(... + strata(s))`. (None, why) when it is
+    undefined: fewer than two groups with patients, no events, or a singular variance (every
+    event on one time with everyone at risk dying, say), where R's survdiff stops too."""
     codes = (
         [np.zeros(len(t), int) for t, _ in groups] if strata is None else [np.asarray(s, int) for s in strata]
     )
@@ -171,8 +181,10 @@ def log_rank(
         for (t, e), c in zip(groups, codes, strict=True)
         if len(t)
     ]
-    if len(kept) < 2 or not any(e.any() for _, e, _ in kept):
-        return None
+    if len(kept) < 2:
+        return None, "fewer than two groups with patients"
+    if not any(e.any() for _, e, _ in kept):
+        return None, "no events"
     k = len(kept)
     observed = np.zeros(k)
     expected = np.zeros(k)
@@ -186,11 +198,20 @@ def log_rank(
     keep = expected > 0
     df = int(np.count_nonzero(keep)) - 1
     if df < 1:
-        return None
+        return None, "fewer than two groups with patients at risk at an event time"
     diff = (observed - expected)[keep][:-1]
     reduced = variance[np.ix_(keep, keep)][:-1, :-1]
-    chi_square = float(diff @ np.linalg.pinv(reduced) @ diff)
-    return LogRank(chi_square, df, float(stats.chi2.sf(chi_square, df)), observed.tolist(), expected.tolist())
+    # R solves with LAPACK and stops when the reciprocal condition number is below machine epsilon
+    with np.errstate(divide="ignore"):
+        rcond = 1 / np.linalg.cond(reduced, 1) if np.any(reduced) else 0.0
+    if not np.isfinite(rcond) or rcond < np.finfo(float).eps:
+        return (
+            None,
+            "the variance matrix is singular (e.g. every event on one time with no one else at risk), as R survdiff",
+        )
+    chi_square = float(diff @ np.linalg.solve(reduced, diff))
+    test = LogRank(chi_square, df, float(stats.chi2.sf(chi_square, df)), observed.tolist(), expected.tolist())
+    return test, ""
 
 
 def _stratum_test(
