@@ -10,7 +10,7 @@ RUNTIME := $(VENV)/.runtime
 LINT_TOOLS := openapi/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
+.PHONY: help install run test oracle bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ $(LINT_TOOLS): openapi/package-lock.json
 
 test: $(SYNCED) $(LINT_TOOLS) ## Run every test (also on Postgres when TEST_POSTGRES_URL is set), on 2 workers
 	$(PY) -m pytest -n 2 --dist worksteal
+
+oracle: $(SYNCED) ## The generative oracle, long: ORACLE_EXAMPLES (default 2500) random messy studies per database, statistics printed
+	ORACLE_EXAMPLES=$${ORACLE_EXAMPLES:-2500} ORACLE_SEED= $(PY) -m pytest tests/oracle -p no:cacheprovider -q --hypothesis-show-statistics
 
 bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }

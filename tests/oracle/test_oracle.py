@@ -289,3 +289,20 @@ def _check_rates(body: dict[str, Any], spec: StudySpec, group_of: Any) -> None:
         if members:
             low, high = proportion_confint(x, len(members), method="wilson")
             assert [group["ci"]["lower"], group["ci"]["upper"]] == pytest.approx([low, high], abs=1e-12)
+
+
+def test_the_reference_is_written_apart_from_the_service() -> None:
+    """The oracle's derivation and generators import nothing of the service: a rule copied from
+    service/analytics would agree with itself however wrong it was."""
+    import ast
+    from pathlib import Path
+
+    for name in ("reference.py", "studies.py"):
+        tree = ast.parse((Path(__file__).parent / name).read_text())
+        imported = [
+            n.module if isinstance(n, ast.ImportFrom) else a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in n.names
+        ]
+        assert not [m for m in imported if m and m.startswith("service")], name
