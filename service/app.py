@@ -30,6 +30,7 @@ from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.exchange.controller import ExchangeController
+from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
 from service.observability.logs import attach_root_handler, structlog_plugin
 from service.observability.telemetry import telemetry
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
+                "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
+                "export_slots": ExportSlots(settings.export_builds),
                 "schema_head": head_revision(),
                 "ready_timeout": settings.db_connect_timeout_s,
             }

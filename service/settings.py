@@ -46,6 +46,9 @@ class Settings:
     heavy_wait_seconds: float = 30.0
     # Plots render in this many worker processes (each holds matplotlib, about 100 MB).
     plot_workers: int = 1
+    # Exports built at once by each process (each holds one connection while it builds; the
+    # client then reads a file): more are refused with 429 and Retry-After.
+    export_builds: int = 2
     # Server processes of `serve` (uvicorn workers). SQLite is served by one: its writers take
     # turns inside a process.
     web_concurrency: int = 1
@@ -75,6 +78,7 @@ class Settings:
             heavy_workers=int(os.environ.get("HEAVY_WORKERS", "2")),
             heavy_wait_seconds=float(os.environ.get("HEAVY_WAIT_SECONDS", "30")),
             plot_workers=int(os.environ.get("PLOT_WORKERS", "1")),
+            export_builds=int(os.environ.get("EXPORT_BUILDS", "2")),
             rate_limit_store_url=os.environ.get("RATE_LIMIT_STORE_URL") or None,
             web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "1")),
             db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),

@@ -27,6 +27,9 @@ class AdverseEventRepository(Repository[models.AdverseEvent]):
         if existing is None:
             await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
         await check_own_treatment(session, values)
+        self.rules(values)
+
+    def rules(self, values: dict[str, Any]) -> None:
         if values.get("grade") is None and values.get("grade_text") is None:
             raise RuleViolation(
                 "give `grade`, or `grade_text` when the source prints no single grade", field="grade"

@@ -89,32 +89,58 @@ def changes_between(before: dict[str, Any] | None, after: dict[str, Any] | None)
 async def record(
     session: AsyncSession, action: str, resource_type: str, resource_id: UUID, changes: dict[str, list[Any]]
 ) -> None:
+    """Queue an audit record: it is chained and written when the transaction commits."""
     actor, role = session.info.get("actor", SYSTEM)
+    session.info.setdefault(_PENDING, []).append(
+        {
+            "actor": actor,
+            "actor_role": role,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "changes": json.loads(json.dumps(changes, default=str)),
+            "reason": session.info.get("reason"),
+        }
+    )
+
+
+# The lock order, fixed so that writers cannot deadlock: a transaction takes its row locks
+# (its own writes, and the foreign-key checks they make) as it goes, then, at commit, after a
+# last flush, the chain lock, and holds it only while its audit records are chained and written.
+# The chain lock is thus always the last lock taken and is never held while waiting for a row:
+# a cascade delete and a concurrent child create can wait for each other's rows, never deadlock
+# through the chain; and a long transaction (a bulk import) holds it for a moment at its end.
+@event.listens_for(Session, "before_commit")
+def _chain_at_commit(session: Session) -> None:
+    queued: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if not queued:
+        return
+    session.flush()
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     # The previous hash and the database clock in one statement (on Postgres after the lock, in
     # a statement of its own, so that its snapshot sees the chain's last committed record).
     last = select(AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1).scalar_subquery()
-    previous, clock = (await session.execute(core_select(last, func.current_timestamp()))).one()
+    previous, clock = session.execute(core_select(last, func.current_timestamp())).one()
+    from service.db.session import AUDIT_KEY_OPTION
+
+    configured = session.connection().get_execution_options().get(AUDIT_KEY_OPTION)
+    key = str(configured) if configured else None
+    previous = previous or GENESIS
     now = _utc(clock)
-    entry = AuditRecord(
-        recorded_at=now,
-        actor=actor,
-        actor_role=role,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        changes=json.loads(json.dumps(changes, default=str)),
-        reason=session.info.get("reason"),
-        prev_hash=previous or GENESIS,
-        hash="",
-    )
-    key = await hmac_key(session)
-    entry.hash_alg = KEYED if key else PLAIN
-    entry.hash = digest(entry, key)
-    session.add(entry)
-    await session.flush()
-    session.info[_WRITTEN] = session.info.get(_WRITTEN, 0) + 1
+    entries = []
+    for fields in queued:
+        entry = AuditRecord(**fields, recorded_at=now, prev_hash=previous, hash="")
+        entry.hash_alg = KEYED if key else PLAIN
+        entry.hash = digest(entry, key)
+        previous = entry.hash
+        entries.append(entry)
+    session.add_all(entries)
+    session.flush()
+    session.info[_WRITTEN] = session.info.get(_WRITTEN, 0) + len(entries)
+
+
+_PENDING = "audit_records_pending"
 
 
 # Audit records count for /metrics once their transaction commits.
@@ -131,6 +157,7 @@ def _count_committed(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
     session.info.pop(_WRITTEN, None)
+    session.info.pop(_PENDING, None)
 
 
 async def head(session: AsyncSession) -> tuple[int, str]:

@@ -120,7 +120,13 @@ class Repository(Generic[M]):
         return await self.to_read(session, rows), count
 
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
-        """Raise a DomainError when `values` (the full record after the write) breaks a rule."""
+        """Raise a DomainError when `values` (the full record after the write) breaks a rule:
+        the rules of the record itself (`rules`) and those that read other rows."""
+        self.rules(values)
+
+    def rules(self, values: dict[str, Any]) -> None:
+        """The rules a record obeys on its own (no other row read): the bulk import applies
+        these to every record before it writes anything."""
 
     async def save_children(self, session: AsyncSession, row: Any, data: msgspec.Struct) -> None:
         """Write rows owned by `row` that the body carries (e.g. treatment components)."""

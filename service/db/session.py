@@ -1,7 +1,8 @@
 """The async engine and the one-transaction-per-request session dependency."""
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import await_only
 
 from service.common.deidentification import check_free_text
+from service.errors import Busy
 from service.settings import Settings
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
@@ -45,10 +47,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # fails its request once (503, see service.errors) and is discarded with the pool's
         # other connections of that generation; connections are renewed after 30 minutes.
         kwargs["pool_recycle"] = 1800
-        kwargs["pool_timeout"] = settings.db_pool_timeout_s
     if file_backed or url.get_backend_name() == "postgresql":
         kwargs["pool_size"] = settings.db_pool_size
         kwargs["max_overflow"] = settings.db_pool_size // 2
+        # A request waiting longer than this for a pooled connection gets 503, on both databases.
+        kwargs["pool_timeout"] = settings.db_pool_timeout_s
     if settings.audit_hmac_key:
         # Read by the audit trail from its connection (service.audit.trail.hmac_key).
         kwargs["execution_options"] = {AUDIT_KEY_OPTION: settings.audit_hmac_key}
@@ -100,7 +103,11 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
     # SQLite has a single writer: this process's writers take turns here, in order, instead of
     # all polling SQLite's lock through its busy-wait backoff (sleeps of up to 100 ms each).
     # Other processes (the CLI, a second server) still wait on the busy timeout.
-    turn = state.sqlite_writers if writing and state.sqlite_writers is not None else nullcontext()
+    turn = (
+        writer_turn(state.sqlite_writers, state.sqlite_write_wait_s)
+        if writing and state.sqlite_writers is not None
+        else nullcontext()
+    )
     async with turn, factory() as session, session.begin():
         if writing:
             await begin_write(session)
@@ -110,6 +117,27 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
         if reason:
             session.info["reason"] = reason
         yield session
+
+
+class WriterBusy(Busy):
+    """SQLite: this process's writers stayed ahead of the request for longer than the wait allowed."""
+
+    title = "Other writes hold the database"
+
+
+@asynccontextmanager
+async def writer_turn(lock: asyncio.Lock, wait_s: float) -> AsyncIterator[None]:
+    """This process's turn to write (SQLite has one writer), waited for at most `wait_s`: a
+    request that cannot get its turn answers 503 instead of waiting past its client, whose
+    write would otherwise be committed after the client had given up."""
+    try:
+        await asyncio.wait_for(lock.acquire(), wait_s)
+    except TimeoutError:
+        raise WriterBusy(f"other writes held the database for {wait_s:g} s; try again shortly") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from service.common.idempotency import IdempotencyKeyHeader, remember, replay_or
 from service.db import models
 from service.db.session import DbSession
 from service.errors import Conflict, DomainError, FieldError, NotFound
-from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json
+from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json, snapshot
 from service.exchange.clinicaltrials_gov import CtgovStudy
 from service.exchange.schemas import ImportResult, StudyDocument
 from service.exchange.study_document import StudyDocumentLoader
@@ -66,35 +66,53 @@ class ExchangeController(Controller):
         "Patient, AdverseEvent, Observation, Procedure for treatments, Provenance). `ndjson`: the "
         "same resources one per line, as FHIR bulk data. `csv`: a zip with one CSV per table and the "
         "time-to-event rows. `ctgov`: the study as a ClinicalTrials.gov API v2 record (`protocolSection`), "
-        "which `POST /studies/import/clinicaltrials-gov` takes back. Streamed: memory stays bounded whatever "
-        "the study's size.",
+        "which `POST /studies/import/clinicaltrials-gov` takes back. The export is taken as a snapshot (one read "
+        "transaction into a temporary file), then sent: the body is complete before the status line, carries "
+        "`Content-Length` and `Repr-Digest: sha-256=:<base64>:` (RFC 9530) to verify it, and a slow reader holds no "
+        "database connection. At most `EXPORT_BUILDS` exports build at once per process (429 with `Retry-After` "
+        "beyond).",
+        response_headers=[
+            ResponseHeader(
+                name="Repr-Digest",
+                description="`sha-256=:<base64>:` of the body (RFC 9530): a client verifies the export is complete",
+                documentation_only=True,
+            ),
+            ResponseHeader(
+                name="Content-Length", description="the body's length in bytes", documentation_only=True
+            ),
+        ],
     )
     async def export_study(
         self,
         state: State,
-        db_session: DbSession,
         id: FromPath[UUID],
         format: Annotated[
             ExportFormat, QueryParameter(description="json (default), fhir, ndjson, csv or ctgov")
         ] = "json",
     ) -> Stream:
-        if await db_session.get(models.Study, id) is None:
-            raise NotFound(f"no study with id {id}")
         open_session = state.session_factory
+        with state.export_slots:
+            async with open_session() as session:
+                if await session.get(models.Study, id) is None:
+                    raise NotFound(f"no study with id {id}")
+            content: Any
+            if format == "ctgov":
+                content = _one_chunk(open_session, id)
+            elif format == "json":
+                content = export_json.stream_json(open_session, id)
+            elif format == "csv":
+                content = export_csv.stream_zip(open_session, id)
+            else:
+                content = export_fhir.stream(open_session, id, bundle=format == "fhir")
+            taken = await snapshot.take(content)
         media_type, suffix = MEDIA_TYPES[format]
-        content: Any
-        if format == "ctgov":
-            content = _one_chunk(open_session, id)
-        elif format == "json":
-            content = export_json.stream_json(open_session, id)
-        elif format == "csv":
-            content = export_csv.stream_zip(open_session, id)
-        else:
-            content = export_fhir.stream(open_session, id, bundle=format == "fhir")
         return Stream(
-            content,
+            taken.chunks(),
             media_type=media_type,
-            headers={"Content-Disposition": f'attachment; filename="study-{id}.{suffix}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="study-{id}.{suffix}"',
+                **taken.headers(),
+            },
         )
 
     @post(

@@ -26,6 +26,10 @@ class OutcomeRepository(Repository[models.Outcome]):
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         if existing is None:
             await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
+        self.rules(values)
+        await check_own_treatment(session, values)
+
+    def rules(self, values: dict[str, Any]) -> None:
         kind = values["kind"]
         allowed = FIELDS_BY_KIND[kind]
         for field in set().union(*FIELDS_BY_KIND.values()) - allowed:
@@ -54,7 +58,6 @@ class OutcomeRepository(Repository[models.Outcome]):
                 "a response assessment needs a result: `category`, `possible_categories` or `mrd_status`",
                 field="category",
             )
-        await check_own_treatment(session, values)
 
     async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
         return [msgspec.convert(row_values(row), Outcome) for row in rows]

@@ -26,8 +26,7 @@ class ReportedResultRepository(Repository[models.ReportedResult]):
             arm = await require(session, models.Arm, values["arm_id"], "arm_id", "arm")
             if arm.study_id != values["study_id"]:
                 raise RuleViolation("the arm belongs to another study", field="arm_id")
-        if not values.get("provenance"):
-            raise RuleViolation("a reported result needs its source location and quote", field="provenance")
+        self.rules(values)
         definition = values.get("definition") or {}
         if definition.get("type") == "comparison":
             for arm_id in definition["arm_ids"]:
@@ -40,6 +39,10 @@ class ReportedResultRepository(Repository[models.ReportedResult]):
                 )
                 if arm.study_id != values["study_id"]:
                     raise RuleViolation("a compared arm belongs to another study", field="definition.arm_ids")
+
+    def rules(self, values: dict[str, Any]) -> None:
+        if not values.get("provenance"):
+            raise RuleViolation("a reported result needs its source location and quote", field="provenance")
         _ordered(values, "numerator", "denominator")
         _ordered(values, "ci_lower", "ci_upper")
         _ordered(values, "range_lower", "range_upper")

@@ -18,7 +18,7 @@ class StudyRepository(Repository[models.Study]):
         "reported results": (models.ReportedResult, models.ReportedResult.study_id),
     }
 
-    async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
+    def rules(self, values: dict[str, Any]) -> None:
         check_partial_date(values.get("start_date"), "start_date")
         check_partial_date(values.get("end_date"), "end_date")
         check_date_order(values.get("start_date"), values.get("end_date"), "end_date")

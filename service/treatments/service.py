@@ -35,6 +35,9 @@ class TreatmentRepository(Repository[models.Treatment]):
     async def check(self, session: AsyncSession, values: dict[str, Any], existing: Any | None) -> None:
         if existing is None:
             await require(session, models.Patient, values["patient_id"], "patient_id", "patient")
+        self.rules(values)
+
+    def rules(self, values: dict[str, Any]) -> None:
         check_study_days(values, "start_day", "end_day")
         check_day_order(values, "start_day", "end_day")
         check_partial_date(values.get("start_date"), "start_date")
