@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -124,6 +125,19 @@ def prepare(settings: Settings) -> str | None:
         return asyncio.run(_local_admin_token(settings))
 
 
+def pg_environment(url: Any) -> dict[str, str]:
+    """libpq's environment for `url`: the password goes to pg_dump through PGPASSWORD, never on
+    its command line, where any local user could read it in /proc/<pid>/cmdline."""
+    values = {
+        "PGHOST": url.host,
+        "PGPORT": str(url.port) if url.port else None,
+        "PGUSER": url.username,
+        "PGPASSWORD": url.password,
+        "PGDATABASE": url.database,
+    }
+    return {**os.environ, **{k: v for k, v in values.items() if v}}
+
+
 def backup(settings: Settings, destination: str) -> int:
     """SQLite: an online, consistent copy (sqlite3 backup API) while the service runs.
     Postgres: pg_dump in its custom format (restore with pg_restore)."""
@@ -148,9 +162,9 @@ def backup(settings: Settings, destination: str) -> int:
             source.close()
         print(f"backup written: {destination} (SQLite online backup)")
         return 0
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     done = subprocess.run(  # noqa: S603 - arguments are ours, no shell
-        ["pg_dump", "--format=custom", "--no-owner", f"--file={destination}", dsn],  # noqa: S607
+        ["pg_dump", "--format=custom", "--no-owner", f"--file={destination}"],  # noqa: S607
+        env=pg_environment(url),
         check=False,
     )
     if done.returncode == 0:

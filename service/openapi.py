@@ -40,6 +40,7 @@ PLOT_OPERATIONS = {
     "getEvidenceResponseRatesForestPlot",
 }
 EXPORT_OPERATION = "exportStudy"
+IMPORT_BODIES = {"importStudy": "StudyDocument", "importClinicalTrialsGovStudy": "CtgovStudy"}
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 # Patient-level records: changing or deleting them needs a reason (service/common/controller.py).
 REASON_REQUIRED = re.compile(r"^/api/v1/(patients|treatments|adverse-events|outcomes)/\{id\}$")
@@ -186,7 +187,15 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                         "Content-Disposition": {
                             "schema": {"type": "string"},
                             "description": 'attachment; filename="study-{id}.{json|fhir.json|ndjson|csv.zip|ctgov.json}"',
-                        }
+                        },
+                        "Content-Length": {
+                            "schema": {"type": "integer"},
+                            "description": "The body's length in bytes",
+                        },
+                        "Repr-Digest": {
+                            "schema": {"type": "string"},
+                            "description": "`sha-256=:<base64>:` of the body (RFC 9530): a client verifies the export is complete",
+                        },
                     },
                     "content": {
                         "application/json": {
@@ -200,6 +209,19 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                         "application/fhir+json": {"schema": {"type": "object"}},
                         "application/fhir+ndjson": {"schema": {"type": "string"}},
                         "application/zip": BINARY,
+                    },
+                }
+            if operation["operationId"] in IMPORT_BODIES:
+                # The import reads its body itself (decoded off the event loop, record by record):
+                # the contract still says what it takes.
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": f"#/components/schemas/{IMPORT_BODIES[operation['operationId']]}"
+                            }
+                        }
                     },
                 }
             statuses = _error_statuses(path, method, operation)

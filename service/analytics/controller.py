@@ -33,7 +33,7 @@ from service.analytics.survival.analysis import DEFINITIONS, survival, time_to_e
 from service.analytics.survival.estimators import ConfType
 from service.auth.middleware import requires
 from service.common.controller import next_link
-from service.common.heavy import offload_to_process
+from service.common.heavy import offload, offload_to_process
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 from service.errors import RuleViolation
@@ -453,7 +453,8 @@ class DesignController(Controller):
     ) -> SimonTwoStage:
         if p1 <= p0:
             raise RuleViolation("p1 must be above p0", field="p1")
-        return await offload_to_process(simon_designs, p0, p1, alpha, beta, n_max)
+        # A few milliseconds of numpy since the search was vectorised: a thread, not a process.
+        return await offload(simon_designs, p0, p1, alpha, beta, n_max)
 
 
 def _days(times: str | None) -> list[float]:

@@ -85,6 +85,8 @@ class Agent(Record, table=True):
 class Study(Record, table=True):
     __tablename__ = "studies"
     __table_args__ = (
+        # One study per source document (and so per ClinicalTrials.gov record): migration 0012.
+        Index("uq_studies_source_document", "source_document", unique=True),
         one_of("design", vocab.Design),
         one_of("overall_status", vocab.OverallStatus),
         CheckConstraint("target_enrollment IS NULL OR target_enrollment >= 0", name="target_enrollment"),

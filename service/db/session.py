@@ -94,12 +94,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back if it raises.
-    The session knows who is acting and why, for the audit trail."""
+@asynccontextmanager
+async def request_session(
+    state: State, request: Request[Any, Any, Any], writing: bool
+) -> AsyncIterator[AsyncSession]:
+    """A transaction for `request`: committed when the block ends, rolled back if it raises; a
+    writer's takes its turn first. The session knows who is acting and why, for the audit trail."""
     factory: async_sessionmaker[AsyncSession] = state.session_factory
     reason = change_reason(request)
-    writing = request.method not in SAFE_METHODS
     # SQLite has a single writer: this process's writers take turns here, in order, instead of
     # all polling SQLite's lock through its busy-wait backoff (sleeps of up to 100 ms each).
     # Other processes (the CLI, a second server) still wait on the busy timeout.
@@ -116,6 +118,12 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
             session.info["actor"] = (identity.name, identity.role)
         if reason:
             session.info["reason"] = reason
+        yield session
+
+
+async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """One transaction per request (a writer's for every method but GET, HEAD and OPTIONS)."""
+    async with request_session(state, request, request.method not in SAFE_METHODS) as session:
         yield session
 
 

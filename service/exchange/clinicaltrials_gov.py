@@ -16,10 +16,12 @@ import msgspec
 from msgspec import Meta
 
 from service.common.vocab import OverallStatus
+from service.errors import RuleViolation
 from service.exchange.export_json import StudyTree, without_empty
 
 SOURCE = "ClinicalTrials.gov"
 DRUG_TYPES = ("DRUG", "BIOLOGICAL", "GENETIC")
+MAX_AGENTS = 50  # drug and biological interventions one record may add to the catalogue
 OVERALL_STATUSES = set(get_args(OverallStatus))
 
 
@@ -223,6 +225,13 @@ def to_document(record: CtgovStudy) -> dict[str, Any]:
     study["provenance"] = provenance
 
     drugs = {i.name: i for i in interventions if (i.type or "DRUG") in DRUG_TYPES}
+    if len(drugs) > MAX_AGENTS:
+        # A registry record of a leukemia study names a handful of drugs: thousands would flood
+        # the shared agent catalogue from one request.
+        raise RuleViolation(
+            f"the record lists {len(drugs)} drug or biological interventions; a record may add at most {MAX_AGENTS} agents",
+            field="protocolSection.armsInterventionsModule.interventions",
+        )
     agents = [
         {
             "name": _intervention_agent(i.name),

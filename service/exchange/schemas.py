@@ -1,29 +1,40 @@
-"""The study document's envelope (its records are validated one by one on import, so that every
-problem is reported with its JSON pointer) and the import's answer."""
+"""The study document as the contract describes it (export's `json` format, import's body), and
+the import's answer. The import decodes the envelope first and each record on its own
+(service.exchange.study_document), so that every problem is reported with its JSON pointer."""
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import msgspec
 from msgspec import Meta
 
 from service.common.schemas import Input, Output
 from service.common.types import NO_NUL, Name
+from service.exchange import records as r
 
-Record = dict[str, Any]
+
+def _list(item: Any) -> Any:
+    return list[item]
 
 
-class StudyDocument(Input):
-    """A whole study, as `GET /studies/{id}/export?format=json` writes it."""
-
-    format: Literal["leukemia-registry/study"]
-    format_version: Literal[1]
-    study: Record
-    exported_at: Annotated[str, Meta(max_length=40, pattern=NO_NUL)] | None = None
-    document: Name | None = None
-    agents: list[Record] = []
-    arms: list[Record] = []
-    patients: list[Record] = []
-    reported_results: list[Record] = []
+StudyDocument: Any = msgspec.defstruct(
+    "StudyDocument",
+    [
+        ("format", Literal["leukemia-registry/study"]),
+        ("format_version", Literal[1]),
+        ("study", r.StudyRecord),
+        ("exported_at", Annotated[str, Meta(max_length=40, pattern=NO_NUL)] | None, None),
+        ("document", Name | None, None),
+        ("agents", _list(r.AgentRecord), []),
+        ("arms", _list(r.ArmRecord), []),
+        ("patients", _list(r.PatientRecord), []),
+        ("reported_results", _list(r.ReportedResultRecord), []),
+    ],
+    bases=(Input,),
+    kw_only=True,
+    module=__name__,
+)
+StudyDocument.__doc__ = "A whole study, as `GET /studies/{id}/export?format=json` writes it."
 
 
 class ImportResult(Output):

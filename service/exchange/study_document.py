@@ -1,4 +1,4 @@
-"""A whole study as one document, and loading it: the seed files and the import endpoint share
+"""A whole study as one document, and loading it: the seed files and the import endpoints share
 this format and this loader, so both obey every rule an API client does.
 
 The document nests what belongs together and names references by keys local to it:
@@ -11,26 +11,45 @@ The document nests what belongs together and names references by keys local to i
                 adverse_events: [{treatment: treatment key, …}], outcomes: [{treatment: key, …}]}]
     reported_results: [{arm: arm key, definition: {arms: [arm keys], …}, …}]
 
-Each record is validated with the same create struct and stored with the same repository as
-the API's. Loading goes on after a record is refused, so that one pass reports every problem,
-each with the JSON pointer of its record (and field): the caller then rolls the whole document
-back. A record whose parent was refused is not attempted (its problem is the parent's)."""
+Loading is in two steps, so that a large document is fast and holds nothing while it is checked:
+1. `plan` (pure, no I/O; the import runs it in a worker thread): every record is decoded into
+   its typed record (service.exchange.records), converted to its create struct, and checked
+   with the rules a create checks (service/*/service.py `rules`, de-identification), the keys
+   resolved within the document, duplicates refused naming both pointers. Every problem is
+   reported with the JSON pointer of its record (and field); a record whose parent was refused
+   is not attempted (its problem is the parent's). The plan holds the rows to insert.
+2. `write`: when the plan has no problem, its rows are inserted with one multi-row statement per
+   table and batch, and one audit record stands for the whole load (`import`: the document's
+   SHA-256 and the counts), chained at commit (service.audit.trail)."""
 
+import copy
+import hashlib
 import re
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
-from sqlalchemy.exc import DBAPIError
+from msgspec import Meta
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.adverse_events.schemas import AdverseEventCreate
 from service.adverse_events.service import AdverseEventRepository
 from service.agents.schemas import AgentCreate
-from service.agents.service import AgentRepository, agent_ids_by_name
+from service.agents.service import AgentRepository
 from service.arms.schemas import ArmCreate
 from service.arms.service import ArmRepository
+from service.audit import trail
+from service.common.deidentification import check_free_text
+from service.common.repository import Repository
+from service.common.types import NO_NUL, Name
+from service.db import models
+from service.db.ids import uuid7
 from service.errors import DomainError
-from service.outcomes.schemas import OutcomeCreate
+from service.exchange import records as r
+from service.outcomes.schemas import VARIANTS
 from service.outcomes.service import OutcomeRepository
 from service.patients.schemas import PatientCreate
 from service.patients.service import PatientRepository
@@ -41,8 +60,10 @@ from service.studies.service import StudyRepository
 from service.treatments.schemas import TreatmentCreate
 from service.treatments.service import TreatmentRepository
 
+OUTCOME_CREATES = {variant.__struct_config__.tag: variant for variant in VARIANTS}
 KINDS = ("arms", "patients", "treatments", "adverse_events", "outcomes", "reported_results")
-_MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
+# Rows per INSERT statement: within SQLite's and asyncpg's limits on bound parameters.
+BATCH_ROWS = 500
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -50,210 +71,447 @@ class Problem(msgspec.Struct, frozen=True):
     message: str
 
 
-class _DatabaseRefused(Exception):
-    """The database refused a write: the transaction cannot go on, loading stops here."""
+class JsonDocument(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The import body's envelope; its records stay raw JSON until `plan` decodes each one, so
+    that a problem in one is reported with its pointer and the others are still checked."""
+
+    format: Literal["leukemia-registry/study"]
+    format_version: Literal[1]
+    study: msgspec.Raw
+    exported_at: Annotated[str, Meta(max_length=40, pattern=NO_NUL)] | None = None
+    document: Name | None = None
+    agents: list[msgspec.Raw] = []
+    arms: list[msgspec.Raw] = []
+    patients: list[msgspec.Raw] = []
+    reported_results: list[msgspec.Raw] = []
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document's records, each raw JSON (a request body) or builtins (YAML, a registry record)."""
+
+    source_document: str | None
+    study: Any
+    agents: list[Any] = field(default_factory=list)
+    arms: list[Any] = field(default_factory=list)
+    patients: list[Any] = field(default_factory=list)
+    reported_results: list[Any] = field(default_factory=list)
+    digest: str = ""  # SHA-256 of the document as received
+
+    @classmethod
+    def from_json(cls, body: bytes) -> "Document":
+        """Raises msgspec.ValidationError or DecodeError for a malformed envelope."""
+        envelope = msgspec.json.decode(body, type=JsonDocument)
+        return cls(
+            envelope.document,
+            envelope.study,
+            envelope.agents,
+            envelope.arms,
+            envelope.patients,
+            envelope.reported_results,
+            hashlib.sha256(body).hexdigest(),
+        )
+
+    @classmethod
+    def from_builtins(cls, data: dict[str, Any]) -> "Document":
+        encoded = msgspec.json.encode(data)
+        return cls(
+            data.get("document"),
+            data.get("study", {}),
+            list(data.get("agents", [])),
+            list(data.get("arms", [])),
+            list(data.get("patients", [])),
+            list(data.get("reported_results", [])),
+            hashlib.sha256(encoded).hexdigest(),
+        )
+
+
+@dataclass
+class Plan:
+    """What `write` inserts, table by table in the order of their foreign keys."""
+
+    problems: list[Problem] = field(default_factory=list)
+    rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    agents_added: int = 0
+    study_id: Any = None
+    digest: str = ""
+    source_document: str | None = None
+
+    def add(self, model: Any, values: dict[str, Any]) -> None:
+        self.rows.setdefault(model, []).append(values)
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in self.counts.items())
 
 
 def _pointer_of(path: str) -> str:
     """msgspec's `$.a[0].b` as a JSON pointer suffix `/a/0/b`."""
-    return "".join(f"/{part}" for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path) for part in part if part)
+    out = []
+    for name, index in _PATH.findall(path):
+        out.append(f"/{name or index}")
+    return "".join(out)
 
 
-class StudyDocumentLoader:
-    """Stores one document's records in `session`; `problems` lists what was refused."""
+_PATH = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_AT = " - at `$"
 
-    def __init__(
-        self, session: AsyncSession, *, source_document: str | None, require_provenance: bool
-    ) -> None:
-        self.session = session
-        self.source_document = source_document
+
+class _Refused(Exception):
+    """A record was refused; its problem is in the plan."""
+
+
+class _Planner:
+    def __init__(self, document: Document, agents: dict[str, Any], now: datetime, require_provenance: bool):
+        self.document = document
+        self.agents = dict(agents)  # lower-case name -> id
+        self.now = now
         self.require_provenance = require_provenance
-        self.problems: list[Problem] = []
-        self.counts = dict.fromkeys(KINDS, 0)
-        self.agents: dict[str, Any] = {}
+        self.plan = Plan(digest=document.digest, source_document=document.source_document)
         self.arms: dict[str, Any] = {}
-        self.treatments: dict[str, Any] = {}
-        # Keys of refused records: what refers to them is skipped, its problem is the parent's.
+        self.arm_pointer: dict[str, str] = {}
         self.refused: set[tuple[str, Any]] = set()
 
     def refuse(self, pointer: str, message: str) -> None:
-        self.problems.append(Problem(pointer, message))
+        self.plan.problems.append(Problem(pointer, message))
+        raise _Refused
 
-    def _struct(self, record: dict[str, Any], type_: Any, pointer: str) -> Any:
-        if self.require_provenance and not record.get("provenance"):
-            self.refuse(f"{pointer}/provenance", "every curated record needs provenance")
-            return None
-        record = dict(record)
-        if self.source_document and record.get("provenance"):
-            record["provenance"] = [
-                {"source_document": self.source_document, **entry} if isinstance(entry, dict) else entry
-                for entry in record["provenance"]
-            ]
+    def decode(self, item: Any, kind: Any, pointer: str) -> Any:
+        """A typed record from raw JSON or builtins; a type error is refused with its pointer."""
         try:
-            return msgspec.convert(record, type_)
+            if isinstance(item, msgspec.Raw):
+                return msgspec.json.decode(item, type=kind)
+            return msgspec.convert(item, kind)
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            at = _MSGSPEC_PATH.search(message)
-            self.refuse(pointer + (_pointer_of(at.group(1)) if at else ""), _MSGSPEC_PATH.sub("", message))
-            return None
+            message, _, where = str(exc).partition(_AT)
+            self.refuse(pointer + _pointer_of("$" + where.rstrip("`")), message)
+        except msgspec.DecodeError as exc:
+            self.refuse(pointer, f"not valid JSON: {exc}")
 
-    async def create(self, repository: Any, record: dict[str, Any], type_: Any, pointer: str) -> Any:
-        """The stored record (as the API reads it), or None when it was refused."""
-        data = self._struct(record, type_, pointer)
-        if data is None:
-            return None
+    def provenance(self, entries: list[Any], pointer: str) -> list[dict[str, Any]]:
+        if self.require_provenance and not entries:
+            self.refuse(f"{pointer}/provenance", "every curated record needs provenance")
+        out = []
+        for i, entry in enumerate(entries):
+            values = {k: v for k, v in msgspec.structs.asdict(entry).items() if v is not None}
+            values = msgspec.to_builtins(values)
+            values.setdefault("source_document", self.document.source_document)
+            if values["source_document"] is None:
+                self.refuse(
+                    f"{pointer}/provenance/{i}/source_document", "provenance needs its source document"
+                )
+            out.append(values)
+        return out
+
+    def row(
+        self,
+        repository: Repository[Any],
+        create: Any,
+        record: Any,
+        pointer: str,
+        links: dict[str, Any],
+        leave_out: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """The row a create with these values would store, checked by the create's own rules."""
+        values = {
+            k: v
+            for k, v in msgspec.structs.asdict(record).items()
+            if k not in leave_out and k != "provenance"
+        }
+        values = {**msgspec.to_builtins(values), **links}
+        values["provenance"] = self.provenance(record.provenance, pointer)
         try:
-            return await repository.create(self.session, data)
+            data = msgspec.convert(values, create)
+        except msgspec.ValidationError as exc:
+            message, _, where = str(exc).partition(_AT)
+            self.refuse(pointer + _pointer_of("$" + where.rstrip("`")), message)
+        columns = repository.columns(data)
+        try:
+            check_free_text(columns)
+            repository.rules(columns)
         except DomainError as exc:
-            field = f"/{exc.field.replace('.', '/')}" if exc.field else ""
-            self.refuse(pointer + field, exc.detail)
+            self.refuse(pointer + (f"/{exc.field.replace('.', '/')}" if exc.field else ""), exc.detail)
+        return {**columns, "id": uuid7(), "version": 1, "created_at": self.now, "updated_at": self.now}
+
+    def attempt(self, step: Any, *args: Any) -> Any:
+        try:
+            return step(*args)
+        except _Refused:
             return None
-        except DBAPIError as exc:
-            self.refuse(pointer, f"the database refused the record ({type(exc.orig).__name__})")
-            raise _DatabaseRefused from exc
 
-    def local(self, table: dict[str, Any], key: Any, kind: str, pointer: str) -> Any:
-        if key in table:
-            return table[key]
-        if (kind, key) not in self.refused:
-            self.refuse(pointer, f"no {kind} with key {key!r} in this document")
-        return None
+    def run(self) -> Plan:
+        for i, item in enumerate(self.document.agents):
+            self.attempt(self.agent, item, f"/agents/{i}")
+        study = self.attempt(self.study)
+        if study is None:
+            return self.plan
+        for i, item in enumerate(self.document.arms):
+            self.attempt(self.arm, item, f"/arms/{i}")
+        codes: dict[str, str] = {}
+        for i, item in enumerate(self.document.patients):
+            self.attempt(self.patient, item, f"/patients/{i}", codes)
+        for i, item in enumerate(self.document.reported_results):
+            self.attempt(self.reported_result, item, f"/reported_results/{i}")
+        return self.plan
 
-    def agent_id(self, name: Any, pointer: str) -> Any:
-        found = self.agents.get(str(name).lower())
+    def agent(self, item: Any, pointer: str) -> None:
+        record = self.decode(item, r.AgentRecord, pointer)
+        name = record.name.lower()
+        if name in self.agents:
+            return  # matched by name: the catalogue's agent is used
+        values = self.row(AgentRepository(), AgentCreate, record, pointer, {})
+        self.agents[name] = values["id"]
+        self.plan.add(models.Agent, values)
+        self.plan.agents_added += 1
+
+    def study(self) -> Any:
+        record = self.decode(self.document.study, r.StudyRecord, "/study")
+        values = self.row(
+            StudyRepository(),
+            StudyCreate,
+            record,
+            "/study",
+            {"source_document": self.document.source_document},
+        )
+        self.plan.add(models.Study, values)
+        self.plan.study_id = values["id"]
+        return values
+
+    def agent_id(self, name: str, pointer: str) -> Any:
+        found = self.agents.get(name.lower())
         if found is None:
             self.refuse(pointer, f"agent {name!r} is neither stored nor listed in the document's agents")
         return found
 
-    async def load_agents(self, records: list[dict[str, Any]]) -> int:
-        """Agents the document lists and the database lacks (matched by name) are created."""
-        self.agents = await agent_ids_by_name(self.session)
-        added = 0
-        for i, record in enumerate(records):
-            name = str(record.get("name", "")).lower()
-            if name and name in self.agents:
-                continue
-            try:
-                created = await self.create(AgentRepository(), record, AgentCreate, f"/agents/{i}")
-            except _DatabaseRefused:
-                return added
-            if created is not None:
-                self.agents[name] = created.id
-                added += 1
-        return added
+    def local(self, table: dict[str, Any], key: str, kind: str, pointer: str) -> Any:
+        if key in table:
+            return table[key]
+        if (kind, key) in self.refused:
+            raise _Refused  # its problem is the parent's
+        self.refuse(pointer, f"no {kind} with key {key!r} in this document")
 
-    async def load(self, data: dict[str, Any]) -> Any:
-        """Store the study and everything under it; the study as read, or None if refused. After
-        a refusal by the database itself loading stops (the transaction is lost)."""
-        try:
-            return await self._load(data)
-        except _DatabaseRefused:
-            return None
-
-    async def _load(self, data: dict[str, Any]) -> Any:
-        if not self.agents:
-            self.agents = await agent_ids_by_name(self.session)
-        study_record = {**data.get("study", {}), "source_document": self.source_document}
-        study = await self.create(StudyRepository(), study_record, StudyCreate, "/study")
-        if study is None:
-            return None
-        for i, arm in enumerate(data.get("arms", [])):
-            await self._arm(study.id, dict(arm), f"/arms/{i}")
-        for i, patient in enumerate(data.get("patients", [])):
-            await self._patient(study.id, dict(patient), f"/patients/{i}")
-        for i, result in enumerate(data.get("reported_results", [])):
-            await self._reported_result(study.id, dict(result), f"/reported_results/{i}")
-        return study
-
-    async def _arm(self, study_id: Any, arm: dict[str, Any], pointer: str) -> None:
-        key = arm.pop("key", None)
-        names = arm.pop("agents", [])
-        arm["agent_ids"] = [self.agent_id(name, f"{pointer}/agents/{j}") for j, name in enumerate(names)]
-        created = None
-        if None not in arm["agent_ids"]:
-            created = await self.create(ArmRepository(), {**arm, "study_id": study_id}, ArmCreate, pointer)
-        if created is None:
-            self.refused.add(("arm", key))
-            return
-        self.arms[key] = created.id
-        self.counts["arms"] += 1
-
-    async def _patient(self, study_id: Any, patient: dict[str, Any], pointer: str) -> None:
-        treatments = patient.pop("treatments", [])
-        adverse_events = patient.pop("adverse_events", [])
-        outcomes = patient.pop("outcomes", [])
-        if "arm" in patient:
-            patient["arm_id"] = self.local(self.arms, patient.pop("arm"), "arm", f"{pointer}/arm")
-            if patient["arm_id"] is None:
-                return
-        created = await self.create(
-            PatientRepository(), {**patient, "study_id": study_id}, PatientCreate, pointer
-        )
-        if created is None:
-            return
-        self.counts["patients"] += 1
-        subject = patient.get("subject_code")
-        for j, treatment in enumerate(treatments):
-            await self._treatment(created.id, subject, dict(treatment), f"{pointer}/treatments/{j}")
-        for kind, records, type_, repository in (
-            ("adverse_events", adverse_events, AdverseEventCreate, AdverseEventRepository()),
-            ("outcomes", outcomes, OutcomeCreate, OutcomeRepository()),
-        ):
-            for j, record in enumerate(records):
-                where = f"{pointer}/{kind}/{j}"
-                record = dict(record)
-                if "treatment" in record:
-                    key = f"{subject}/{record.pop('treatment')}"
-                    record["treatment_id"] = self.local(
-                        self.treatments, key, "treatment", f"{where}/treatment"
-                    )
-                    if record["treatment_id"] is None:
-                        continue
-                if await self.create(repository, {**record, "patient_id": created.id}, type_, where):
-                    self.counts[kind] += 1
-
-    async def _treatment(
-        self, patient_id: Any, subject: Any, treatment: dict[str, Any], pointer: str
-    ) -> None:
-        key = f"{subject}/{treatment.pop('key', None)}"
-        components = []
-        for k, component in enumerate(treatment.get("components", [])):
-            agent = self.agent_id(component.get("agent"), f"{pointer}/components/{k}/agent")
-            components.append({**{f: v for f, v in component.items() if f != "agent"}, "agent_id": agent})
-        treatment["components"] = components
-        created = None
-        if all(c["agent_id"] is not None for c in components):
-            created = await self.create(
-                TreatmentRepository(), {**treatment, "patient_id": patient_id}, TreatmentCreate, pointer
+    def arm(self, item: Any, pointer: str) -> None:
+        record = self.decode(item, r.ArmRecord, pointer)
+        if record.key in self.arm_pointer:
+            self.refuse(
+                f"{pointer}/key",
+                f"arm key {record.key!r} is already used by {self.arm_pointer[record.key]}/key",
             )
-        if created is None:
-            self.refused.add(("treatment", key))
-            return
-        self.treatments[key] = created.id
-        self.counts["treatments"] += 1
+        self.arm_pointer[record.key] = pointer
+        try:
+            ids = [self.agent_id(name, f"{pointer}/agents/{j}") for j, name in enumerate(record.agents)]
+            values = self.row(
+                ArmRepository(),
+                ArmCreate,
+                record,
+                pointer,
+                {"study_id": self.plan.study_id, "agent_ids": list(dict.fromkeys(ids))},
+                leave_out=("key", "agents"),
+            )
+        except _Refused:
+            self.refused.add(("arm", record.key))
+            raise
+        labels = {a["label"] for a in self.plan.rows.get(models.Arm, [])}
+        if values["label"] in labels:
+            self.refused.add(("arm", record.key))
+            self.refuse(f"{pointer}/label", f"the study already has an arm labelled {values['label']!r}")
+        self.plan.add(models.Arm, values)
+        for agent in dict.fromkeys(ids):
+            self.plan.add(models.ArmAgent, {"arm_id": values["id"], "agent_id": agent})
+        self.arms[record.key] = values["id"]
+        self.plan.counts["arms"] += 1
 
-    async def _reported_result(self, study_id: Any, result: dict[str, Any], pointer: str) -> None:
-        if "arm" in result:
-            result["arm_id"] = self.local(self.arms, result.pop("arm"), "arm", f"{pointer}/arm")
-            if result["arm_id"] is None:
-                return
-        definition = result.get("definition")
+    def patient(self, item: Any, pointer: str, codes: dict[str, str]) -> None:
+        record = self.decode(item, r.PatientRecord, pointer)
+        arm_id = (
+            self.local(self.arms, record.arm, "arm", f"{pointer}/arm") if record.arm is not None else None
+        )
+        values = self.row(
+            PatientRepository(),
+            PatientCreate,
+            record,
+            pointer,
+            {"study_id": self.plan.study_id, "arm_id": arm_id},
+            leave_out=("arm", "treatments", "adverse_events", "outcomes"),
+        )
+        code = values["subject_code"]
+        if code in codes:
+            self.refuse(f"{pointer}/subject_code", f"subject code {code!r} is already used by {codes[code]}")
+        codes[code] = pointer
+        self.plan.add(models.Patient, values)
+        self.plan.counts["patients"] += 1
+        treatments: dict[str, Any] = {}
+        treatment_pointer: dict[str, str] = {}
+        refused: set[str] = set()
+        for j, treatment in enumerate(record.treatments):
+            where = f"{pointer}/treatments/{j}"
+            if treatment.key is not None and treatment.key in treatment_pointer:
+                self.attempt(
+                    self.refuse,
+                    f"{where}/key",
+                    f"treatment key {treatment.key!r} is already used by {treatment_pointer[treatment.key]}/key",
+                )
+                continue
+            if treatment.key is not None:
+                treatment_pointer[treatment.key] = where
+            made = self.attempt(self.treatment, values["id"], treatment, where)
+            if treatment.key is not None:
+                if made is None:
+                    refused.add(treatment.key)
+                else:
+                    treatments[treatment.key] = made
+        for kind, items in (("adverse_events", record.adverse_events), ("outcomes", record.outcomes)):
+            for j, child in enumerate(items):
+                where = f"{pointer}/{kind}/{j}"
+                self.attempt(self.child, kind, values["id"], child, where, treatments, refused)
+
+    def treatment(self, patient_id: Any, record: Any, pointer: str) -> Any:
+        components = [
+            {
+                **{k: v for k, v in msgspec.structs.asdict(c).items() if k != "agent" and v is not None},
+                "agent_id": self.agent_id(c.agent, f"{pointer}/components/{k}/agent"),
+            }
+            for k, c in enumerate(record.components)
+        ]
+        values = self.row(
+            TreatmentRepository(),
+            TreatmentCreate,
+            record,
+            pointer,
+            {"patient_id": patient_id, "components": msgspec.to_builtins(components)},
+            leave_out=("key", "components"),
+        )
+        self.plan.add(models.Treatment, values)
+        for position, component in enumerate(components):
+            self.plan.add(
+                models.TreatmentComponent,
+                {"id": uuid7(), "treatment_id": values["id"], "position": position, **component},
+            )
+        self.plan.counts["treatments"] += 1
+        return values["id"]
+
+    def child(
+        self,
+        kind: str,
+        patient_id: Any,
+        record: Any,
+        pointer: str,
+        treatments: dict[str, Any],
+        refused: set[str],
+    ) -> None:
+        links: dict[str, Any] = {"patient_id": patient_id}
+        key = getattr(record, "treatment", None)
+        if key is not None:
+            if key in refused:
+                raise _Refused  # its problem is the treatment's
+            if key not in treatments:
+                self.refuse(f"{pointer}/treatment", f"no treatment with key {key!r} in this document")
+            links["treatment_id"] = treatments[key]
+        repository: Repository[Any]
+        create: Any
+        if kind == "outcomes":
+            repository, create = OutcomeRepository(), OUTCOME_CREATES[type(record).__struct_config__.tag]
+        else:
+            repository, create = AdverseEventRepository(), AdverseEventCreate
+        values = self.row(repository, create, record, pointer, links, leave_out=("treatment",))
+        self.plan.add(models.AdverseEvent if kind == "adverse_events" else models.Outcome, values)
+        self.plan.counts[kind] += 1
+
+    def reported_result(self, item: Any, pointer: str) -> None:
+        record = self.decode(item, r.ReportedResultRecord, pointer)
+        links: dict[str, Any] = {"study_id": self.plan.study_id}
+        links["arm_id"] = self.local(self.arms, record.arm, "arm", f"{pointer}/arm") if record.arm else None
+        definition = record.definition
         if isinstance(definition, dict) and "arms" in definition:
             # Comparisons name their arms by this document's keys.
-            definition = dict(definition)
-            keys = definition.pop("arms")
+            keys = definition["arms"]
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                self.refuse(
+                    f"{pointer}/definition/arms", "a comparison names its arms by their keys (strings)"
+                )
             ids = [
                 self.local(self.arms, key, "arm", f"{pointer}/definition/arms/{j}")
                 for j, key in enumerate(keys)
             ]
-            if None in ids:
-                return
-            result["definition"] = {**definition, "arm_ids": ids}
-        created = await self.create(
-            ReportedResultRepository(), {**result, "study_id": study_id}, ReportedResultCreate, pointer
+            definition = {
+                **{k: v for k, v in definition.items() if k != "arms"},
+                "arm_ids": [str(i) for i in ids],
+            }
+        links["definition"] = definition
+        values = self.row(
+            ReportedResultRepository(), ReportedResultCreate, record, pointer, links, leave_out=("arm",)
         )
-        if created is not None:
-            self.counts["reported_results"] += 1
+        self.plan.add(models.ReportedResult, values)
+        self.plan.counts["reported_results"] += 1
 
-    def summary(self) -> str:
-        return ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in self.counts.items())
+
+def plan(
+    document: Document, agents: dict[str, Any], now: datetime, *, require_provenance: bool = False
+) -> Plan:
+    """Check every record of `document` and lay out its rows (pure: no I/O). `agents` maps the
+    catalogue's lower-case names to ids."""
+    return _Planner(document, agents, now, require_provenance).run()
+
+
+# Tables in the order their foreign keys need.
+ORDER = (
+    models.Agent,
+    models.Study,
+    models.Arm,
+    models.ArmAgent,
+    models.Patient,
+    models.Treatment,
+    models.TreatmentComponent,
+    models.AdverseEvent,
+    models.Outcome,
+    models.ReportedResult,
+)
+
+
+def _defaults(model: Any, keys: Iterable[str]) -> dict[str, Any]:
+    """Per column, a function giving the model's default value (None where it has none)."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        info = model.model_fields.get(key)
+        if info is not None and info.default_factory is not None:
+            out[key] = info.default_factory
+        else:
+            default = None if info is None or info.is_required() else info.default
+            out[key] = lambda value=default: copy.deepcopy(value)
+    return out
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def write(session: AsyncSession, plan: Plan) -> None:
+    """Insert the plan's rows (several rows per statement), then queue the one audit record of
+    the load: the study's `create`, with the document's SHA-256 and the counts of what came with
+    it. A unique constraint (the study's source document already stored) surfaces as
+    IntegrityError to the caller."""
+    connection = await session.connection()
+    for model in ORDER:
+        rows = plan.rows.get(model, [])
+        if not rows:
+            continue
+        table: Any = getattr(model, "__table__")  # noqa: B009 - SQLModel declares no __table__
+        # Every row of a table gets the same columns (multi-row VALUES need one shape): a column
+        # a row leaves out (a field of another outcome kind) takes the model's default.
+        keys = {key for row in rows for key in row}
+        defaults = _defaults(model, keys)
+        shaped = [{key: row[key] if key in row else defaults[key]() for key in keys} for row in rows]
+        for batch in _batches(shaped, BATCH_ROWS):
+            await connection.execute(insert(table), batch)
+    await trail.record(
+        session,
+        "create",
+        "study",
+        plan.study_id,
+        {
+            "source_document": [None, plan.source_document],
+            "document_sha256": [None, plan.digest],
+            "records": [None, {**plan.counts, "agents": plan.agents_added}],
+        },
+    )

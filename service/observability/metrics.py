@@ -45,7 +45,13 @@ AUDIT_RECORDS = Counter("registry_audit_records_written", "Audit records committ
 _children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
 
+# HTTP methods get a label of their own; any other (a client can send any token) is `other`,
+# so that odd requests cannot add series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "other"
     key = (method, route, status)
     children = _children.get(key)
     if children is None:

@@ -8,14 +8,19 @@ message naming the file and the record. A document whose study is already presen
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from service.agents.schemas import AgentCreate
+from service.agents.service import AgentRepository, agent_ids_by_name
 from service.db import models
+from service.db.models import utcnow
 from service.db.session import create_engine, session_factory
-from service.exchange.study_document import StudyDocumentLoader
+from service.errors import DomainError
+from service.exchange import study_document
 from service.settings import Settings
 from service.studies.service import StudyRepository
 
@@ -28,9 +33,9 @@ class SeedError(Exception):
     """A data file could not be loaded; the message names the file and the record."""
 
 
-def _raise_problems(name: str, loader: StudyDocumentLoader) -> None:
-    if loader.problems:
-        listed = "; ".join(f"{p.pointer}: {p.message}" for p in loader.problems)
+def _raise_problems(name: str, plan: study_document.Plan) -> None:
+    if plan.problems:
+        listed = "; ".join(f"{p.pointer}: {p.message}" for p in plan.problems)
         raise SeedError(f"{name}: {listed}")
 
 
@@ -41,16 +46,31 @@ async def _load_document(session: AsyncSession, name: str, data: dict[str, Any],
         if not replace:
             return f"{name}: already loaded, unchanged"
         await StudyRepository().delete(session, existing, True)
-    loader = StudyDocumentLoader(session, source_document=source, require_provenance=True)
-    await loader.load(data)
-    _raise_problems(name, loader)
-    return f"{name}: loaded 1 study, {loader.summary()}"
+        await session.flush()
+    plan = study_document.plan(
+        study_document.Document.from_builtins(data),
+        await agent_ids_by_name(session),
+        utcnow(),
+        require_provenance=True,
+    )
+    _raise_problems(name, plan)
+    await study_document.write(session, plan)
+    return f"{name}: loaded 1 study, {plan.summary()}"
 
 
 async def _load_agents(session: AsyncSession, records: list[dict[str, Any]]) -> int:
-    loader = StudyDocumentLoader(session, source_document=None, require_provenance=False)
-    added = await loader.load_agents(records)
-    _raise_problems(AGENTS_FILE, loader)
+    """The agent catalogue: the agents a file lists and the database lacks."""
+    known = await agent_ids_by_name(session)
+    added = 0
+    for i, record in enumerate(records):
+        if str(record.get("name", "")).lower() in known:
+            continue
+        try:
+            created = await AgentRepository().create(session, msgspec.convert(record, AgentCreate))
+        except (msgspec.ValidationError, DomainError) as exc:
+            raise SeedError(f"{AGENTS_FILE}: /agents/{i}: {exc}") from exc
+        known[created.name.lower()] = created.id
+        added += 1
     return added
 
 

@@ -4,6 +4,7 @@ fhir.resources (R4B models) and its references resolve, NDJSON and CSV carry the
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -150,16 +151,25 @@ def test_an_import_honours_idempotency_and_refuses_a_document_already_stored(
     assert len(get_all(empty_target, "studies")) == 1
 
 
-def test_an_import_is_audited_record_by_record(
+def test_an_import_is_audited_by_one_record_holding_the_documents_digest(
     seeded_source: TestClient[Any], empty_target: TestClient[Any]
 ) -> None:
     document = _seed_document(seeded_source, "000_e26ba34dc317a2d3.txt")
-    imported = empty_target.post(f"{API}/studies/import", json=document).json()
-    counts = imported["counts"]
-    created = sum(counts.values()) + 1 + imported["agents_added"]  # + the study
+    body = json.dumps(document).encode()
+    response = empty_target.post(
+        f"{API}/studies/import", content=body, headers={"Content-Type": "application/json"}
+    )
+    imported = response.json()
     trail = empty_target.get(f"{API}/audit", params={"limit": 500}).json()
-    assert trail["total"] == created and {r["action"] for r in trail["items"]} == {"create"}
-    assert {r["resource_type"] for r in trail["items"]} >= {"study", "patient", "treatment", "adverse_event"}
+    [entry] = trail["items"]
+    assert (entry["action"], entry["resource_type"], entry["resource_id"]) == (
+        "create",
+        "study",
+        imported["study_id"],
+    )
+    assert entry["changes"]["document_sha256"] == [None, hashlib.sha256(body).hexdigest()]
+    assert entry["changes"]["records"][1] == {**imported["counts"], "agents": imported["agents_added"]}
+    assert entry["changes"]["source_document"] == [None, document["document"]]
 
 
 def _resolves(reference: str, ids: set[str]) -> bool:

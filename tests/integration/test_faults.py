@@ -135,7 +135,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(url: str, port: int, log: Path, seed: bool = False) -> subprocess.Popen[bytes]:
+def _serve(
+    url: str, port: int, log: Path, seed: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -143,6 +145,7 @@ def _serve(url: str, port: int, log: Path, seed: bool = False) -> subprocess.Pop
         "RATE_LIMIT_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",
         "SEED_ON_START": "1" if seed else "0",
+        **(env or {}),
     }
     with log.open("ab") as out:
         return subprocess.Popen(

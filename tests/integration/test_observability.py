@@ -187,3 +187,20 @@ def test_connections_in_use_is_what_the_pool_has_checked_out(database_url: str) 
             await engine.dispose()
 
     assert asyncio.run(held_then_released()) == (2.0, 0.0)
+
+
+def test_odd_methods_share_one_metrics_label(client: TestClient[Any]) -> None:
+    for method in ("BREW", "PROPFIND", "X-ODD-1", "X-ODD-2"):
+        client.request(method, "/api/v1/studies")
+    series = {labels for (name, labels) in _scrape(client) if name == "registry_http_requests_total"}
+    methods = {dict(labels)["method"] for labels in series}
+    assert "other" in methods and methods <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "other",
+    }

@@ -184,3 +184,29 @@ def test_backup_and_restore_keep_data_and_chain(
         assert code == 0 and "2 records" in out
         [[names]] = _execute(restored, "SELECT count(*) FROM api_tokens")
         assert names[0] == 2
+
+
+def test_backup_gives_pg_dump_the_password_through_its_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from service.__main__ import backup
+    from service.settings import Settings
+
+    seen: dict[str, Any] = {}
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        seen["argv"], seen["env"] = argv, kwargs.get("env", {})
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    url = "postgresql+asyncpg://registry:s3cret-pw@db.example:5433/registry"
+    assert backup(Settings(database_url=url), str(tmp_path / "never-written.dump")) == 0
+    assert not any("s3cret-pw" in part for part in seen["argv"])
+    assert seen["env"]["PGPASSWORD"] == "s3cret-pw" and seen["env"]["PGHOST"] == "db.example"
+    assert (seen["env"]["PGPORT"], seen["env"]["PGUSER"], seen["env"]["PGDATABASE"]) == (
+        "5433",
+        "registry",
+        "registry",
+    )

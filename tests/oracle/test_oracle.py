@@ -265,8 +265,13 @@ def _check_cox(body: dict[str, Any], expected: list[reference.Row], arm_ids: lis
             fitted = CoxPHFitter().fit(frame, "T", "E", fit_options={"precision": 1e-12, "max_steps": 500})
         except Exception:  # lifelines refuses what the service fitted (e.g. its convergence check)
             return
+    # lifelines stops once its Newton steps are small, sometimes 1e-6 short of the maximum on a
+    # flat likelihood (found by this oracle): the service's maximum is at least as high, and the
+    # coefficients agree to lifelines' precision.
     ours = [t["coef"] for t in body["terms"]]
-    assert ours == pytest.approx(fitted.params_.to_numpy().tolist(), abs=1e-6, rel=1e-6)
+    assert ours == pytest.approx(fitted.params_.to_numpy().tolist(), abs=1e-4, rel=1e-4)
+    tests = {t["test"]: t["chi_square"] for t in body["tests"]}
+    assert tests["likelihood_ratio"] >= fitted.log_likelihood_ratio_test().test_statistic - 1e-8
 
 
 def _check_rates(body: dict[str, Any], spec: StudySpec, group_of: Any) -> None:

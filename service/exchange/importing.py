@@ -1,0 +1,104 @@
+"""The import of a whole study, in three steps that hold shared resources only briefly:
+1. read the agent catalogue (a read transaction);
+2. decode and check every record and lay out the rows, in a worker thread (no transaction,
+   the event loop free: a 36 MB body does not stall other requests);
+3. write the rows with multi-row statements in one write transaction (SQLite: this process's
+   writer turn only now), the audit record chained at commit.
+All or nothing: any problem is a 422 listing every refused record with its JSON pointer, and
+nothing is stored. One study per source document: a unique index makes concurrent imports of
+one document give one 201 and 409s."""
+
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from service.agents.service import agent_ids_by_name
+from service.common.idempotency import remember, replay_or_claim
+from service.db import models
+from service.db.models import utcnow
+from service.db.session import request_session
+from service.errors import Conflict, DomainError, FieldError
+from service.exchange import study_document
+from service.exchange.schemas import ImportResult
+from service.exchange.study_document import Document
+
+MAX_LISTED_PROBLEMS = 1000
+
+
+class ImportRejected(DomainError):
+    slug = "import-rejected"
+    title = "The study document breaks data rules; nothing was stored"
+
+
+class AlreadyImported(Conflict):
+    slug = "already-imported"
+
+
+async def decode(body: bytes, decoder: Any) -> Any:
+    """`decoder(body)` in a worker thread; a malformed envelope is a 400 naming the field."""
+    try:
+        return await anyio.to_thread.run_sync(decoder, body)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        _, _, where = message.rpartition(" - at `$")
+        field = where.rstrip("`").lstrip(".") or None
+        raise ValidationException(
+            f"Invalid body: {message}", extra=[{"message": message, "key": field, "source": "body"}]
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationException(f"The body is not valid JSON: {exc}") from None
+
+
+def _plan(document: Document, agents: dict[str, Any], now: datetime) -> study_document.Plan:
+    return study_document.plan(document, agents, now)
+
+
+async def import_document(
+    request: Request[Any, Any, Any], state: State, document: Document, idempotency_key: str | None
+) -> Response[ImportResult]:
+    async with request_session(state, request, writing=False) as session:
+        agents = await agent_ids_by_name(session)
+    plan = await anyio.to_thread.run_sync(_plan, document, agents, utcnow())
+    if plan.problems:
+        shown = [FieldError(message=p.message, pointer=p.pointer, source="body") for p in plan.problems]
+        more = len(shown) - MAX_LISTED_PROBLEMS
+        raise ImportRejected(
+            f"{len(shown)} record(s) refused; nothing was stored"
+            + (f" (the first {MAX_LISTED_PROBLEMS} are listed)" if more > 0 else ""),
+            errors=shown[:MAX_LISTED_PROBLEMS],
+        )
+    source = document.source_document
+    async with request_session(state, request, writing=True) as session:
+        replay = await replay_or_claim(request, session, idempotency_key)
+        if replay is not None:
+            return replay
+        if source:
+            stored = await session.scalar(
+                select(models.Study.id).where(col(models.Study.source_document) == source)
+            )
+            if stored is not None:
+                raise AlreadyImported(
+                    f"a study from source document {source!r} is already stored ({stored})", field="document"
+                )
+        try:
+            await study_document.write(session, plan)
+        except IntegrityError:
+            # Another import of the same document committed first (the unique source document),
+            # or added an agent of the same name meanwhile: nothing of this one is stored.
+            if source:
+                raise AlreadyImported(
+                    f"a study from source document {source!r} was stored meanwhile", field="document"
+                ) from None
+            raise Conflict("the document conflicts with data stored meanwhile; retry") from None
+        result = ImportResult(study_id=plan.study_id, agents_added=plan.agents_added, counts=plan.counts)
+        response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{plan.study_id}"})
+        if idempotency_key:
+            await remember(session, request.scope["user"].name, idempotency_key, response)
+    return response
