@@ -18,7 +18,7 @@ from service.arms.controller import ArmController
 from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
-from service.auth.rate_limit import STORE, rate_limit, shared_store
+from service.auth.rate_limit import SharedCounter, counter, rate_limit
 from service.auth.token_cache import TokenCache
 from service.common import heavy
 from service.common.bodies import check_body
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Authentication comes before the rate limit, which counts per token.
     middleware: list[Middleware] = [authentication()]
+    rate_counter = counter(settings.rate_limit_store_url if settings.rate_limit_per_minute > 0 else None)
     if settings.rate_limit_per_minute > 0:
         middleware.append(rate_limit(settings.rate_limit_per_minute))
     app = Litestar(
@@ -134,12 +135,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "export_slots": ExportSlots(settings.export_builds),
                 "schema_head": head_revision(),
                 "ready_timeout": settings.db_connect_timeout_s,
+                "rate_counter": rate_counter,
+                "auth_failure_limit": settings.auth_failures_per_minute
+                if settings.rate_limit_per_minute > 0
+                else 0,
             }
         ),
-        on_shutdown=[dispose_engine],
-        stores={STORE: shared_store(settings.rate_limit_store_url)}
-        if settings.rate_limit_store_url
-        else None,
+        on_shutdown=[
+            dispose_engine,
+            *([rate_counter.close] if isinstance(rate_counter, SharedCounter) else []),
+        ],
         plugins=[structlog_plugin(settings.log_level)],
     )
     attach_root_handler(settings.log_level)

@@ -19,6 +19,9 @@ class Settings:
     # unless rate_limit_store_url names a Redis/Valkey server that every replica shares.
     rate_limit_per_minute: int = 600
     rate_limit_store_url: str | None = None
+    # With the limit on: failed authentications (a wrong, revoked or expired token) allowed per
+    # client address and minute before that address gets 429 (token guessing).
+    auth_failures_per_minute: int = 30
     # Client-side bounds, so that a refused, frozen or overloaded database is a 503 within a
     # known time instead of a request that never ends: connecting, one command (Postgres), and
     # waiting for a pooled connection.
@@ -80,6 +83,7 @@ class Settings:
             plot_workers=int(os.environ.get("PLOT_WORKERS", "1")),
             export_builds=int(os.environ.get("EXPORT_BUILDS", "2")),
             rate_limit_store_url=os.environ.get("RATE_LIMIT_STORE_URL") or None,
+            auth_failures_per_minute=int(os.environ.get("AUTH_FAILURES_PER_MINUTE", "30")),
             web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "1")),
             db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),
             shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),

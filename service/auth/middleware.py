@@ -4,24 +4,20 @@ role guards the handlers declare."""
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from sqlmodel import select
 
+from service.auth.identity import Identity
+from service.auth.rate_limit import count_failure, refuse_if_guessing
 from service.auth.token_cache import TokenCache, TokenRow
 from service.auth.tokens import RANK, digest
 from service.db.models import ApiToken, as_utc
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="registry"'}
 OPEN_PATHS = ["^/health(/live|/ready)?$", "^/metrics$", "^/docs"]
-
-
-class Identity(msgspec.Struct, frozen=True):
-    name: str
-    role: str
 
 
 def _refuse(detail: str) -> NotAuthorizedException:
@@ -35,23 +31,36 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
         header = connection.headers.get("authorization")
         if not header:
             raise _refuse("A bearer token is required: send 'Authorization: Bearer <token>'.")
-        scheme, _, secret = header.partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret or " " in secret:
-            raise _refuse("Malformed Authorization header: expected 'Bearer <token>'.")
-        key = digest(secret)
-        cache: TokenCache = connection.app.state.token_cache
-        row = cache.get(key)
-        if row is None:
-            row = await _lookup(connection, key)
-            if row is None:
-                raise _refuse("Unknown token.")
-            cache.put(key, row)
-        if row.revoked_at is not None:
-            raise _refuse("This token has been revoked.")
-        if row.expires_at is not None and as_utc(row.expires_at) <= datetime.now(UTC):
-            raise _refuse("This token has expired.")
+        await refuse_if_guessing(connection)
+        try:
+            row = await _token(connection, header)
+        except NotAuthorizedException:
+            await count_failure(connection)
+            raise
         return AuthenticationResult(user=Identity(row.name, row.role), auth=None)
+
+
+async def _token(connection: ASGIConnection[Any, Any, Any, Any], header: str) -> TokenRow:
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or " " in secret:
+        raise _refuse("Malformed Authorization header: expected 'Bearer <token>'.")
+    key = digest(secret)
+    cache: TokenCache = connection.app.state.token_cache
+    row = cache.get(key)
+    if row is None:
+        if cache.known_unknown(key):
+            raise _refuse("Unknown token.")
+        row = await _lookup(connection, key)
+        if row is None:
+            cache.put_unknown(key)
+            raise _refuse("Unknown token.")
+        cache.put(key, row)
+    if row.revoked_at is not None:
+        raise _refuse("This token has been revoked.")
+    if row.expires_at is not None and as_utc(row.expires_at) <= datetime.now(UTC):
+        raise _refuse("This token has expired.")
+    return row
 
 
 async def _lookup(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> TokenRow | None:

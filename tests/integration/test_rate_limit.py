@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import litestar.middleware.rate_limit
 import pytest
 from litestar.testing import TestClient
 
 from service.app import create_app
+from service.auth import middleware, rate_limit
 from service.settings import Settings
 from tests.databases import issue_token
 
@@ -65,7 +65,7 @@ def test_the_window_resets(
         assert client.get(STUDIES, headers=first).status_code == 200
     assert client.get(STUDIES, headers=first).status_code == 429
     later = time.time() + 61
-    monkeypatch.setattr(litestar.middleware.rate_limit, "time", lambda: later)
+    monkeypatch.setattr(rate_limit, "clock", lambda: later)
     assert client.get(STUDIES, headers=first).status_code == 200
 
 
@@ -81,3 +81,40 @@ def test_settings_read_the_limit_from_the_environment(monkeypatch: pytest.Monkey
     assert Settings.from_env().rate_limit_per_minute == 42
     monkeypatch.delenv("RATE_LIMIT_PER_MINUTE")
     assert Settings.from_env().rate_limit_per_minute == 600
+
+
+def test_guessing_tokens_from_one_address_is_refused_after_the_failure_limit(
+    client: TestClient[Any], database_url: str
+) -> None:
+    settings = Settings(database_url=database_url, rate_limit_per_minute=LIMIT, auth_failures_per_minute=5)
+    with TestClient(create_app(settings)) as limited:
+        statuses = [
+            limited.get(STUDIES, headers={"Authorization": f"Bearer lor_guess{i}"}).status_code
+            for i in range(8)
+        ]
+        assert statuses == [401] * 5 + [429] * 3
+        refused = limited.get(STUDIES, headers={"Authorization": "Bearer lor_guess-more"})
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert (
+            "failed authentications" in refused.json()["detail"] and int(refused.headers["Retry-After"]) >= 1
+        )
+        # without a token at all nothing is guessed: still 401
+        assert limited.get(STUDIES).status_code == 401
+
+
+def test_an_unknown_token_is_looked_up_once_in_a_while_not_on_every_request(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    real = middleware._lookup
+
+    async def counted(connection: Any, key: str) -> Any:
+        lookups.append(key)
+        return await real(connection, key)
+
+    monkeypatch.setattr(middleware, "_lookup", counted)
+    statuses = {
+        client.get(STUDIES, headers={"Authorization": "Bearer lor_never-issued"}).status_code
+        for _ in range(5)
+    }
+    assert statuses == {401} and len(lookups) == 1

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
-from service.auth.rate_limit import SharedCountStore
+from service.auth.rate_limit import SharedCounter
 from service.settings import Settings
 from tests.databases import POSTGRES_URL, REQUIRE_POSTGRES, fresh_database, issue_token
 from tests.faults import FaultyProxy
@@ -184,6 +184,9 @@ def test_two_workers_serve_and_their_metrics_add_up(backend: str, tmp_path: Path
             _stop(server)
 
 
+REDIS_PIDS: dict[str, int] = {}
+
+
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis (or Valkey) server of the test's own, on a free port, without persistence."""
@@ -217,7 +220,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        url = f"redis://127.0.0.1:{port}/0"
+        REDIS_PIDS[url] = server.pid
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -279,7 +284,7 @@ def test_an_unreachable_store_leaves_requests_unlimited_and_says_so(
     secret = issue_token(database_url, f"limit-{uuid.uuid4().hex[:6]}", "reader")
     down = f"redis://127.0.0.1:{_free_port()}/0"
     app = create_app(Settings(database_url=database_url, rate_limit_per_minute=2, rate_limit_store_url=down))
-    SharedCountStore._warned_at = 0.0
+    SharedCounter.warned_at = 0.0
     with TestClient(app) as client:
         statuses = [
             client.get("/api/v1/studies", headers={"Authorization": f"Bearer {secret}"}).status_code
@@ -290,3 +295,64 @@ def test_an_unreachable_store_leaves_requests_unlimited_and_says_so(
     assert (
         len(warnings) == 1 and warnings[0].getMessage() == "rate-limit store unreachable: limit not applied"
     )
+
+
+def test_two_processes_sharing_a_store_allow_exactly_the_limit_under_a_burst(
+    database_url: str, redis_url: str
+) -> None:
+    """240 requests at once through two apps (each its own Redis client), limit 60: exactly 60
+    pass. A get-then-set count lets more through (63-81 were measured before INCR)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    secret = issue_token(database_url, f"burst-{uuid.uuid4().hex[:6]}", "reader")
+    shared = Settings(database_url=database_url, rate_limit_per_minute=60, rate_limit_store_url=redis_url)
+    clients = [TestClient(create_app(shared)) for _ in range(2)]
+    for c in clients:
+        c.__enter__()
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            statuses = list(
+                pool.map(
+                    lambda i: (
+                        clients[i % 2]
+                        .get(
+                            "/api/v1/studies",
+                            params={"limit": 1},
+                            headers={"Authorization": f"Bearer {secret}"},
+                        )
+                        .status_code
+                    ),
+                    range(240),
+                )
+            )
+    finally:
+        for c in clients:
+            c.__exit__(None, None, None)
+    assert statuses.count(200) == 60 and statuses.count(429) == 180
+
+
+def test_a_frozen_store_fails_open_for_every_request(database_url: str, redis_url: str) -> None:
+    """SIGSTOP on the store: requests go through unlimited (each waited at most the client's
+    short socket timeout, then the store is left alone for a few seconds), then counting resumes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = REDIS_PIDS[redis_url]
+    secret = issue_token(database_url, f"frozen-{uuid.uuid4().hex[:6]}", "reader")
+    settings = Settings(database_url=database_url, rate_limit_per_minute=2, rate_limit_store_url=redis_url)
+    with TestClient(create_app(settings)) as client:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(
+                    pool.map(
+                        lambda _: (
+                            client.get(
+                                "/api/v1/studies", headers={"Authorization": f"Bearer {secret}"}
+                            ).status_code
+                        ),
+                        range(8),
+                    )
+                )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert statuses == [200] * 8  # over the limit of 2, but the count could not be kept
