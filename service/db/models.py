@@ -73,9 +73,14 @@ class Record(SQLModel):
 
 class Agent(Record, table=True):
     __tablename__ = "agents"
-    __table_args__ = (UniqueConstraint("name"),)
+    __table_args__ = (
+        UniqueConstraint("name"),
+        # What the name looks like (service.common.lookalikes): migration 0013.
+        Index("uq_agents_name_key", "name_key", unique=True),
+    )
 
     name: str = Field(max_length=200)
+    name_key: str | None = Field(default=None, max_length=400)
     agent_class: str | None = Field(default=None, max_length=200)
     targets: list[str] = json_column()
     description: str | None = None
@@ -142,6 +147,7 @@ class Patient(Record, table=True):
     __tablename__ = "patients"
     __table_args__ = (
         UniqueConstraint("study_id", "subject_code"),
+        Index("uq_patients_study_id_subject_key", "study_id", "subject_key", unique=True),
         ForeignKeyConstraint(["arm_id", "study_id"], ["arms.id", "arms.study_id"]),
         one_of("sex", vocab.Sex),
         one_of("diagnosis", vocab.Diagnosis),
@@ -158,6 +164,7 @@ class Patient(Record, table=True):
     study_id: UUID = Field(foreign_key="studies.id", index=True)
     arm_id: UUID | None = Field(default=None, index=True)
     subject_code: str = Field(max_length=100)
+    subject_key: str | None = Field(default=None, max_length=400)  # service.common.lookalikes
     age_years: float | None = None
     sex: str | None = Field(default=None, max_length=10)
     diagnosis: str = Field(max_length=10)

@@ -25,7 +25,7 @@ from service.exchange.export_json import consistent_snapshot
 
 BATCH = 2000
 # Kept by the database for the analyses, not data anyone entered.
-INTERNAL = {"last_recorded_day"}
+INTERNAL = {"last_recorded_day", "subject_key", "name_key"}
 
 
 class _Sink(io.RawIOBase):

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.adverse_events.schemas import AdverseEventCreate
 from service.adverse_events.service import AdverseEventRepository
 from service.agents.schemas import AgentCreate
-from service.agents.service import AgentRepository
+from service.agents.service import AgentRepository, name_key
 from service.arms.schemas import ArmCreate
 from service.arms.service import ArmRepository
 from service.audit import trail
@@ -165,6 +165,7 @@ class _Planner:
     def __init__(self, document: Document, agents: dict[str, Any], now: datetime, require_provenance: bool):
         self.document = document
         self.agents = dict(agents)  # lower-case name -> id
+        self.agent_keys = {name_key(name): name for name in agents}
         self.now = now
         self.require_provenance = require_provenance
         self.plan = Plan(digest=document.digest, source_document=document.source_document)
@@ -260,6 +261,10 @@ class _Planner:
         if name in self.agents:
             return  # matched by name: the catalogue's agent is used
         values = self.row(AgentRepository(), AgentCreate, record, pointer, {})
+        twin = self.agent_keys.get(values["name_key"])
+        if twin is not None:
+            self.refuse(f"{pointer}/name", f"agent {record.name!r} looks the same as agent {twin!r}")
+        self.agent_keys[values["name_key"]] = record.name
         self.agents[name] = values["id"]
         self.plan.add(models.Agent, values)
         self.plan.agents_added += 1
@@ -334,9 +339,12 @@ class _Planner:
             {"study_id": self.plan.study_id, "arm_id": arm_id},
             leave_out=("arm", "treatments", "adverse_events", "outcomes"),
         )
-        code = values["subject_code"]
+        code = values["subject_key"]
         if code in codes:
-            self.refuse(f"{pointer}/subject_code", f"subject code {code!r} is already used by {codes[code]}")
+            self.refuse(
+                f"{pointer}/subject_code",
+                f"subject code {values['subject_code']!r} is already used (or looks the same as one used) by {codes[code]}",
+            )
         codes[code] = pointer
         self.plan.add(models.Patient, values)
         self.plan.counts["patients"] += 1

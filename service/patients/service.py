@@ -4,6 +4,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from service.common.lookalikes import check_visible, skeleton
 from service.common.repository import Repository, require
 from service.db import cascade, models
 from service.errors import Conflict, RuleViolation
@@ -26,6 +27,8 @@ class PatientRepository(Repository[models.Patient]):
 
     def columns(self, data: msgspec.Struct) -> dict[str, Any]:
         values = super().columns(data)
+        if values.get("subject_code") is not None:
+            values["subject_key"] = skeleton(values["subject_code"])
         if values.get("age_years") is not None:
             values["age_capped"] = values["age_years"] >= SAFE_HARBOR_AGE
             values["age_years"] = min(values["age_years"], SAFE_HARBOR_AGE)
@@ -40,17 +43,23 @@ class PatientRepository(Repository[models.Patient]):
                 raise RuleViolation(
                     f"arm {arm.id} belongs to another study than the patient's", field="arm_id"
                 )
-        same_code = select(models.Patient.id).where(
+        self.rules(values)
+        same_code = select(models.Patient.subject_code).where(
             models.Patient.study_id == values["study_id"],
-            models.Patient.subject_code == values["subject_code"],
+            models.Patient.subject_key == skeleton(values["subject_code"]),
         )
         if existing is not None:
             same_code = same_code.where(models.Patient.id != existing.id)
-        if await session.scalar(same_code) is not None:
+        found = await session.scalar(same_code)
+        if found is not None:
             raise Conflict(
-                f"subject code {values['subject_code']!r} is already used in this study",
+                f"subject code {values['subject_code']!r} is already used in this study"
+                + (f" (as {found!r}, which looks the same)" if found != values["subject_code"] else ""),
                 field="subject_code",
             )
+
+    def rules(self, values: dict[str, Any]) -> None:
+        check_visible(values["subject_code"], "subject_code")
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
         await cascade.delete_patient_records(
