@@ -46,6 +46,7 @@ oracle: $(SYNCED) ## The generative oracle, long: ORACLE_EXAMPLES (default 2500)
 bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py
+	$(PY) bench/bulk_paths.py
 
 bench-quick: $(SYNCED) ## Smoke test of the benchmark harness (1k patients, short runs, no timing asserted)
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }

@@ -422,10 +422,13 @@ def _partial_pages(schema: dict[str, Any]) -> None:
         page_name = page_ref.rsplit("/", 1)[-1]
         items = components[page_name]["properties"]["items"]["items"]
         refs = [items] if "$ref" in items else items.get("anyOf") or items.get("oneOf") or []
-        properties: dict[str, Any] = {}
+        variants: dict[str, list[Any]] = {}
         for ref in refs:  # a tagged union (outcomes): the fields of every kind
             for name, value in components[ref["$ref"].rsplit("/", 1)[-1]]["properties"].items():
-                properties.setdefault(name, value)
+                if value not in variants.setdefault(name, []):
+                    variants[name].append(value)
+        # A field whose schema differs between kinds (the tag `kind` itself) takes any of them.
+        properties = {name: kinds[0] if len(kinds) == 1 else {"anyOf": kinds} for name, kinds in variants.items()}
         base = page_name.removesuffix("Page")
         partial_item, partial_page = f"{base}Fields", f"{base}FieldsPage"
         components[partial_item] = {

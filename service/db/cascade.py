@@ -69,6 +69,12 @@ async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> Non
 
 
 async def delete_patients(session: AsyncSession, patient_ids: Any) -> None:
+    # The parents are locked before their children are deleted: a record created meanwhile for
+    # one of them (whose foreign-key check takes a share lock on the patient) then waits for this
+    # delete and finds its patient gone, instead of slipping in between the children's delete
+    # and the patients' and failing this one. Parents before children is the order every write
+    # takes; the audit chain's lock comes last, at commit (service.audit.trail).
+    await session.execute(select(Patient.id).where(col(Patient.id).in_(patient_ids)).with_for_update())
     await delete_patient_records(session, patient_ids)
     await _audited_delete(session, Patient, col(Patient.id).in_(patient_ids))
 

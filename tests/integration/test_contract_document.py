@@ -95,3 +95,19 @@ def test_numeric_query_parameters_state_both_bounds() -> None:
                 schema = parameter["schema"]
                 if "maximum" in schema:
                     assert "minimum" in schema or "exclusiveMinimum" in schema, (path, parameter["name"])
+
+
+def test_a_fields_page_of_mixed_outcome_kinds_is_valid_against_the_contract(client: TestClient[Any]) -> None:
+    import jsonschema
+
+    from tests import factories as f
+
+    study = f.study(client)
+    patient = f.patient(client, study["id"])
+    f.response(client, patient["id"])
+    f.event(client, patient["id"])
+    body = client.get("/api/v1/outcomes", params={"fields": "kind"}).json()
+    assert sorted(item["kind"] for item in body["items"]) == ["event", "response"]
+    contract = json.loads(CONTRACT.read_text())
+    root = {"$ref": "#/components/schemas/OutcomeFieldsPage", "components": contract["components"]}
+    jsonschema.Draft202012Validator(root).validate(body)
