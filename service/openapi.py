@@ -428,7 +428,9 @@ def _partial_pages(schema: dict[str, Any]) -> None:
                 if value not in variants.setdefault(name, []):
                     variants[name].append(value)
         # A field whose schema differs between kinds (the tag `kind` itself) takes any of them.
-        properties = {name: kinds[0] if len(kinds) == 1 else {"anyOf": kinds} for name, kinds in variants.items()}
+        properties = {
+            name: kinds[0] if len(kinds) == 1 else {"anyOf": kinds} for name, kinds in variants.items()
+        }
         base = page_name.removesuffix("Page")
         partial_item, partial_page = f"{base}Fields", f"{base}FieldsPage"
         components[partial_item] = {
