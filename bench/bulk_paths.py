@@ -262,7 +262,7 @@ def simon(report: dict[str, Any]) -> None:
     )
 
 
-def run(backend: str, work: Path) -> dict[str, Any]:
+def run(backend: str, work: Path, only: set[str]) -> dict[str, Any]:
     report: dict[str, Any] = {}
     work.mkdir(parents=True, exist_ok=True)
     with fresh_database(backend, work) as url:
@@ -270,21 +270,26 @@ def run(backend: str, work: Path) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"}
         with server(url, work / f"{backend}.log", DB_POOL_SIZE="5", DB_POOL_TIMEOUT_S="5") as (base, process):
             print(f"{backend}:")
-            study = import_scenario(base, headers, report)
-            slow_exports(base, headers, study, report)
-            large_bodies(base, headers, process.pid, report)
+            if only & {"import", "exports"}:
+                study = import_scenario(base, headers, report)
+                if "exports" in only:
+                    slow_exports(base, headers, study, report)
+            if "large_bodies" in only:
+                large_bodies(base, headers, process.pid, report)
     return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "bench" / "bulk_paths.json"))
+    parser.add_argument("--only", default="import,exports,large_bodies,simon", help="scenarios to run")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
         for backend in ["sqlite", *(["postgres"] if POSTGRES_URL else [])]:
-            results[backend] = run(backend, Path(directory) / backend)
-    simon(results)
+            results[backend] = run(backend, Path(directory) / backend, set(args.only.split(",")))
+    if "simon" in args.only:
+        simon(results)
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {args.output}")
     return 0

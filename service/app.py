@@ -3,6 +3,7 @@
 import asyncio
 from typing import Any
 
+import anyio
 from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
                 "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
                 "export_slots": ExportSlots(settings.export_builds),
+                # Import documents are decoded and checked one at a time (service.exchange.importing).
+                "import_planning": anyio.CapacityLimiter(1),
                 "schema_head": head_revision(),
                 "ready_timeout": settings.db_connect_timeout_s,
                 "rate_counter": rate_counter,

@@ -128,7 +128,7 @@ class ExchangeController(Controller):
     async def import_study(
         self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
     ) -> Response[ImportResult]:
-        document = await decode(await request.body(), Document.from_json)
+        document = await decode(await request.body(), Document.from_json, state.import_planning)
         return await import_document(request, state, document, idempotency_key)
 
     @post(
@@ -148,7 +148,7 @@ class ExchangeController(Controller):
     async def import_clinicaltrials_gov(
         self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
     ) -> Response[ImportResult]:
-        document = await decode(await request.body(), _registry_document)
+        document = await decode(await request.body(), _registry_document, state.import_planning)
         return await import_document(request, state, document, idempotency_key)
 
 

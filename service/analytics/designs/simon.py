@@ -74,13 +74,20 @@ def simon_two_stage(
         keep = valid.any(axis=1)
         n1, valid = n1[keep], valid[keep]
         r = np.arange(r_max + 1)
-        accept0, accept1 = accept(p0, n, n1, x1, r), accept(p1, n, n1, x1, r)
+        accept0 = accept(p0, n, n1, x1, r)
         # the smallest r >= r1 whose type I error is within alpha
         r1 = x1
         meets = (1 - accept0 <= alpha) & (r[None, None, :] >= r1[None, :, None])
         has = meets.any(axis=2) & valid
         r_best = np.argmax(meets, axis=2)
-        power = 1 - np.take_along_axis(accept1, r_best[:, :, None], axis=2)[:, :, 0]
+        # the power at that r only: P(X1 <= r1) + Σ_{r1 < x1 <= r} P(X1 = x1) P(X2 <= r − x1)
+        gaps = r_best[:, :, None] - x1[None, None, :]
+        above = (x1[None, None, :] > r1[None, :, None]) & (gaps >= 0)
+        second = np.where(above, cdf[p1][(n - n1)[:, None, None], np.clip(gaps, 0, None)], 0.0)
+        accept1 = cdf[p1][n1[:, None], r1[None, :]] + (
+            pmf[p1][n1[:, None], x1[None, :]][:, None, :] * second
+        ).sum(axis=2)
+        power = 1 - accept1
         feasible = has & (power >= 1 - beta)
         if not feasible.any():
             continue
