@@ -18,11 +18,11 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import State
-from litestar.exceptions import ValidationException
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from service.agents.service import agent_ids_by_name
+from service.common.bodies import invalid_body
 from service.common.idempotency import remember, replay_or_claim
 from service.db import models
 from service.db.models import utcnow
@@ -48,15 +48,8 @@ async def decode(body: bytes, decoder: Any, limiter: anyio.CapacityLimiter) -> A
     """`decoder(body)` in a worker thread; a malformed envelope is a 400 naming the field."""
     try:
         return await anyio.to_thread.run_sync(decoder, body, limiter=limiter)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        _, _, where = message.rpartition(" - at `$")
-        field = where.rstrip("`").lstrip(".") or None
-        raise ValidationException(
-            f"Invalid body: {message}", extra=[{"message": message, "key": field, "source": "body"}]
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise ValidationException(f"The body is not valid JSON: {exc}") from None
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise invalid_body(exc) from None
 
 
 def _plan(document: Document, agents: dict[str, Any], now: datetime) -> study_document.Plan:

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
 from service.analytics.estimands import endpoints as estimands
-from service.analytics.estimands.aggregate_only import aggregate_only
 from service.analytics.estimands.groups import (
     NO_ARM,
     GroupBy,
@@ -22,7 +21,7 @@ from service.analytics.estimands.groups import (
     small_sample_warnings,
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
-from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
 from service.analytics.schemas import (
     CauseIncidence,
     CumulativeIncidence,
@@ -59,11 +58,8 @@ async def relapse_incidence(
     await queries.require_study(session, study_id)
     rows = await estimands.fetch_analysis_rows(session, study_id, "RFS")
     grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
-    rule = undated_rule(
-        undated_events,
-        "RFS",
-        ((grouping.group_of[r.id], r.subject_code) for r in rows if r.reason in estimands.UNDATED),
-        await aggregate_only(session, study_id, "RFS"),
+    rule = await rule_for_rows(
+        session, study_id, "RFS", undated_events, rows, lambda r: grouping.group_of[r.id]
     )
     return await offload(_result, study_id, rows, grouping, rule, landmark_days, conf_level, time_unit)
 

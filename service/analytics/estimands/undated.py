@@ -15,10 +15,15 @@ An endpoint whose events the study reports only in aggregate (see `aggregate_onl
 computable from the patient rows whatever the rule: zero recorded events is not zero events."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.analytics.estimands.aggregate_only import aggregate_only
+from service.analytics.estimands.endpoints import UNDATED
 from service.analytics.schemas import UndatedEventHandling
 
 UndatedEvents = Literal["withhold", "exclude"]
@@ -105,3 +110,21 @@ def undated_rule(
         if len(codes) < MAX_NAMED:
             codes.append(code)
     return UndatedRule(rule, endpoint, by_group, tuple(codes), aggregate_only)
+
+
+async def rule_for_rows(
+    session: AsyncSession,
+    study_id: UUID,
+    endpoint: str,
+    rule: UndatedEvents,
+    rows: Iterable[Any],
+    group_of: Callable[[Any], str | None],
+) -> UndatedRule:
+    """The rule with its findings for an analysis of these per-patient rows
+    (estimands.endpoints.fetch_analysis_rows), each undated patient in its group."""
+    return undated_rule(
+        rule,
+        endpoint,
+        ((group_of(r), r.subject_code) for r in rows if r.reason in UNDATED),
+        await aggregate_only(session, study_id, endpoint),
+    )

@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
-from service.analytics.estimands.aggregate_only import aggregate_only
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.time_scale import elapsed
-from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
 from service.analytics.regression.cox import cox_fit, cox_zph
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
 from service.common.heavy import offload
@@ -60,15 +59,13 @@ async def cox_model(
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, attributes)
     arms = await queries.fetch_arms(session, study_id)
     # An undated patient who lacks a covariate would be left out anyway: they change nothing.
-    rule = undated_rule(
-        undated_events,
+    rule = await rule_for_rows(
+        session,
+        study_id,
         endpoint,
-        (
-            (None if _missing(r, covariates, strata) else "all", r.subject_code)
-            for r in rows
-            if r.reason in estimands.UNDATED
-        ),
-        await aggregate_only(session, study_id, endpoint),
+        undated_events,
+        rows,
+        lambda r: None if _missing(r, covariates, strata) else "all",
     )
     return await offload(_model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level)
 

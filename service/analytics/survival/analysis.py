@@ -27,7 +27,7 @@ from service.analytics.estimands.groups import (
     small_sample_warnings,
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
-from service.analytics.estimands.undated import UndatedEvents, UndatedRule, undated_rule
+from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows, undated_rule
 from service.analytics.schemas import (
     AtRisk,
     CurvePoint,
@@ -85,11 +85,8 @@ async def time_to_event(
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint)
     grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
     labels = {g.key: g.label for g in grouping.groups}
-    rule = undated_rule(
-        undated_events,
-        endpoint,
-        ((grouping.group_of[r.id], r.subject_code) for r in rows if r.reason in estimands.UNDATED),
-        await aggregate_only(session, study_id, endpoint),
+    rule = await rule_for_rows(
+        session, study_id, endpoint, undated_events, rows, lambda r: grouping.group_of[r.id]
     )
     kept = [r for r in rows if r.reason is None and grouping.group_of[r.id] is not None]
     times = elapsed(
