@@ -16,10 +16,12 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import msgspec
 from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.settings import Settings
 
@@ -120,5 +122,30 @@ def serve(settings: Settings, prepare: Callable[[Settings], str | None]) -> int:
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         server_header=False,
+        http=ProblemDetailsHttp,
     )
     return 0
+
+
+class ProblemDetailsHttp(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, whose own 400 — for a request its parser refuses before the app
+    sees it (a NUL or a bare CR in a header, a malformed request line) — is problem+json like
+    every other error of the service, not text/plain."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = msgspec.json.encode(
+            {
+                "type": "/problems/invalid-request",
+                "title": "The request is malformed or fails validation",
+                "status": 400,
+                "detail": f"The HTTP request could not be parsed: {msg}",
+            }
+        )
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\n"
+            + b"content-length: "
+            + str(len(body)).encode("ascii")
+            + b"\r\nconnection: close\r\n\r\n"
+            + body
+        )
+        self.transport.close()

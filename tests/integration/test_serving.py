@@ -356,3 +356,20 @@ def test_a_frozen_store_fails_open_for_every_request(database_url: str, redis_ur
         finally:
             os.kill(pid, signal.SIGCONT)
     assert statuses == [200] * 8  # over the limit of 2, but the count could not be kept
+
+
+@pytest.mark.parametrize("header", [b"X-Odd: a\x00b", b"X-Odd: a\rb"])
+def test_a_request_the_http_parser_refuses_is_a_problem_json_400(tmp_path: Path, header: bytes) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        port, log = _free_port(), tmp_path / "serve.log"
+        server = _start(url, port, log)
+        try:
+            _wait_healthy(port, server, log)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                connection.sendall(b"GET /health/live HTTP/1.1\r\nHost: registry\r\n" + header + b"\r\n\r\n")
+                answer = connection.recv(65536)
+        finally:
+            _stop(server)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["type"] == "/problems/invalid-request"
