@@ -190,3 +190,39 @@ def test_freeman_tukey_tau2_through_the_api_is_on_metafors_scale(client: TestCli
         case["random"], abs=1e-9
     )
     assert math.isfinite(body["pooled"]["i2"])
+
+
+def test_regression_a_runaway_cox_coefficient_is_not_computable_never_500(client: TestClient[Any]) -> None:
+    """Shrunk from the oracle: the likelihood keeps rising as arm B's coefficient runs off; the
+    fit once 'converged' after halving its step 30 times and exp() of it overflowed (500)."""
+    data = {
+        "time": [2, 1, 10, 20, 20, 3],
+        "status": [1, 0, 1, 0, 0, 0],
+        "arm": [1, 2, 2, 2, 2, 1],
+    }
+    study_id = _cohort(client, data, arm_column="arm")
+    response = client.get(f"{API}/studies/{study_id}/cox", params={"covariates": "arm"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["terms"] == [] and "no finite maximum" in body["not_computable"]
+
+
+def test_regression_a_patient_without_an_arm_is_excluded_as_such_whatever_else(
+    client: TestClient[Any],
+) -> None:
+    """Shrunk from the oracle: a patient with neither an arm nor a dated record was listed by
+    the rows under 'no record with a study day' but counted by the survival under 'no arm'."""
+    s = f.study(client)
+    arm = f.arm(client, s["id"], label="A")
+    f.event(
+        client,
+        f.patient(client, s["id"], subject_code="in", arm_id=arm["id"])["id"],
+        event_type="death",
+        study_day=9,
+    )
+    f.patient(client, s["id"], subject_code="loose")  # no arm, no record
+    rows = client.get(f"{API}/studies/{s['id']}/time-to-event", params={"group_by": "arm"}).json()
+    survival = client.get(f"{API}/studies/{s['id']}/survival", params={"group_by": "arm"}).json()
+    [(code, reason)] = [(e["subject_code"], e["reason"]) for e in rows["excluded"]]
+    assert code == "loose" and reason.startswith("no arm")
+    assert survival["excluded_by_reason"] == {reason: 1}

@@ -32,6 +32,7 @@ Covariate = Literal[
     "marrow_blasts_pct",
 ]
 EVENTS_PER_VARIABLE = 10
+MONOTONE = "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite"
 
 METHOD = {
     "model": "Cox proportional hazards, Efron's approximation for ties, Newton–Raphson to full convergence, as R coxph(ties = 'efron')",
@@ -152,12 +153,7 @@ def _model(
     except (np.linalg.LinAlgError, ValueError):
         return result(singular, [], [], [])
     if not fit.converged or not np.all(np.isfinite(fit.coef)):
-        return result(
-            "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite",
-            [],
-            [],
-            [],
-        )
+        return result(MONOTONE, [], [], [])
     try:
         with np.errstate(all="ignore"):
             wald = fit.wald
@@ -168,12 +164,9 @@ def _model(
     if not (np.all(np.isfinite(se)) and np.all(se > 0) and math.isfinite(wald) and math.isfinite(fit.score)):
         return result(singular, [], [], [])
     if not np.all(np.isfinite(ratios)):
-        return result(
-            "a hazard ratio or its interval is beyond floating-point range (a coefficient near separation)",
-            [],
-            [],
-            [],
-        )
+        # R's "beta may be infinite": the log-likelihood levelled off with a standard error so
+        # large that the interval leaves floating-point range
+        return result(MONOTONE, [], [], [])
     z = float(stats.norm.isf((1 - conf_level) / 2))
     terms = []
     for name, coef, se in zip(names, fit.coef, fit.se, strict=True):
