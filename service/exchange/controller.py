@@ -17,9 +17,8 @@ from service.db import models
 from service.errors import NotFound
 from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json, snapshot
 from service.exchange.clinicaltrials_gov import CtgovStudy
-from service.exchange.importing import decode, import_document
+from service.exchange.importing import import_document, registry_json, study_json
 from service.exchange.schemas import ImportResult, StudyDocument
-from service.exchange.study_document import Document
 
 READ, WRITE = requires("reader"), requires("curator")
 # A whole study in one body: far above the 1 MiB of a single record.
@@ -128,8 +127,7 @@ class ExchangeController(Controller):
     async def import_study(
         self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
     ) -> Response[ImportResult]:
-        document = await decode(await request.body(), Document.from_json, state.import_planning)
-        return await import_document(request, state, document, idempotency_key)
+        return await import_document(request, state, await request.body(), study_json, idempotency_key)
 
     @post(
         "/studies/import/clinicaltrials-gov",
@@ -148,10 +146,4 @@ class ExchangeController(Controller):
     async def import_clinicaltrials_gov(
         self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
     ) -> Response[ImportResult]:
-        document = await decode(await request.body(), _registry_document, state.import_planning)
-        return await import_document(request, state, document, idempotency_key)
-
-
-def _registry_document(body: bytes) -> Document:
-    record = msgspec.json.decode(body, type=CtgovStudy)
-    return Document.from_builtins(clinicaltrials_gov.to_document(record))
+        return await import_document(request, state, await request.body(), registry_json, idempotency_key)

@@ -1,9 +1,10 @@
-"""The import of a whole study, in three steps that hold shared resources only briefly:
+"""The import of a whole study, in steps that hold shared resources only briefly:
 1. read the agent catalogue (a read transaction);
-2. decode and check every record and lay out the rows, in a worker thread (no transaction,
-   the event loop free: a 36 MB body does not stall other requests);
-3. write the rows with multi-row statements in one write transaction (SQLite: this process's
-   writer turn only now), the audit record chained at commit.
+2. decode and check every record in a worker process (no transaction, and not this process's
+   interpreter lock: a 36 MB body does not slow the event loop; a refused one ends here);
+3. an accepted document's rows are laid out in a worker thread, one document at a time;
+4. the rows are written with multi-row statements in one write transaction (SQLite: this
+   process's writer turn only now), the audit record chained at commit.
 All or nothing: any problem is a 422 listing every refused record with its JSON pointer, and
 nothing is stored. One study per source document: a unique index makes concurrent imports of
 one document give one 201 and 409s."""
@@ -11,6 +12,7 @@ one document give one 201 and 409s."""
 import contextlib
 import ctypes
 import gc
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +25,14 @@ from sqlmodel import col, select
 
 from service.agents.service import agent_ids_by_name
 from service.common.bodies import invalid_body
+from service.common.heavy import offload_to_process
 from service.common.idempotency import remember, replay_or_claim
 from service.db import models
 from service.db.models import utcnow
 from service.db.session import request_session
-from service.errors import Conflict, DomainError, FieldError
-from service.exchange import study_document
+from service.errors import Conflict, DomainError, FieldError, RuleViolation
+from service.exchange import clinicaltrials_gov, study_document
+from service.exchange.clinicaltrials_gov import CtgovStudy
 from service.exchange.schemas import ImportResult
 from service.exchange.study_document import Document
 
@@ -85,22 +89,72 @@ def _drop(plan: study_document.Plan) -> None:
     release_memory()
 
 
-async def import_document(
-    request: Request[Any, Any, Any], state: State, document: Document, idempotency_key: str | None
-) -> Response[ImportResult]:
-    async with request_session(state, request, writing=False) as session:
-        agents = await agent_ids_by_name(session)
-    # Documents are checked one at a time per process: four 36 MB bodies at once would otherwise
-    # hold four sets of rows in memory, and four threads would take turns with the event loop.
-    plan = await anyio.to_thread.run_sync(_plan, document, agents, utcnow(), limiter=state.import_planning)
-    if plan.problems:
-        shown = [FieldError(message=p.message, pointer=p.pointer, source="body") for p in plan.problems]
+def study_json(body: bytes) -> Document:
+    """A `POST /studies/import` body."""
+    return Document.from_json(body)
+
+
+def registry_json(body: bytes) -> Document:
+    """A `POST /studies/import/clinicaltrials-gov` body: an API v2 study record."""
+    record = msgspec.json.decode(body, type=CtgovStudy)
+    return Document.from_builtins(clinicaltrials_gov.to_document(record))
+
+
+Verdict = tuple[str, Any]
+
+
+def check(
+    decoder: Callable[[bytes], Document], body: bytes, agents: dict[str, Any], now: datetime
+) -> Verdict:
+    """Decode and check a whole document, in a worker process (module-level, picklable in and
+    out): a 36 MB document takes seconds of pure Python, which in this process would share the
+    interpreter lock with the event loop. ("ok", None), or what refuses it."""
+    try:
+        document = decoder(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return "body", (type(exc) is msgspec.DecodeError, str(exc))
+    except DomainError as exc:
+        return "rule", (exc.detail, exc.field)
+    plan = _plan(document, agents, now)
+    problems = [(p.pointer, p.message) for p in plan.problems]
+    _drop(plan)
+    return ("problems", problems) if problems else ("ok", None)
+
+
+def _refuse(verdict: Verdict) -> None:
+    kind, detail = verdict
+    if kind == "body":
+        not_json, message = detail
+        raise invalid_body(msgspec.DecodeError(message) if not_json else msgspec.ValidationError(message))
+    if kind == "rule":
+        raise RuleViolation(detail[0], field=detail[1])
+    if kind == "problems":
+        shown = [FieldError(message=message, pointer=pointer, source="body") for pointer, message in detail]
         more = len(shown) - MAX_LISTED_PROBLEMS
         raise ImportRejected(
             f"{len(shown)} record(s) refused; nothing was stored"
             + (f" (the first {MAX_LISTED_PROBLEMS} are listed)" if more > 0 else ""),
             errors=shown[:MAX_LISTED_PROBLEMS],
         )
+
+
+async def import_document(
+    request: Request[Any, Any, Any],
+    state: State,
+    body: bytes,
+    decoder: Callable[[bytes], Document],
+    idempotency_key: str | None,
+) -> Response[ImportResult]:
+    async with request_session(state, request, writing=False) as session:
+        agents = await agent_ids_by_name(session)
+    # Checked first in a worker process, where a large document cannot slow the event loop; a
+    # refused one (the usual large body) never makes its rows here.
+    _refuse(await offload_to_process(check, decoder, body, agents, utcnow()))
+    # Accepted: its rows are laid out again here, in a thread (one document at a time per
+    # process), to be written.
+    document = await decode(body, decoder, state.import_planning)
+    plan = await anyio.to_thread.run_sync(_plan, document, agents, utcnow(), limiter=state.import_planning)
+    _refuse(("problems", [(p.pointer, p.message) for p in plan.problems]) if plan.problems else ("ok", None))
     source = document.source_document
     async with request_session(state, request, writing=True) as session:
         replay = await replay_or_claim(request, session, idempotency_key)
