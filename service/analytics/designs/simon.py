@@ -67,6 +67,11 @@ def simon_two_stage(
         n1 = np.arange(1, limit + 1)  # first-stage sizes
         x1 = np.arange(min(limit, r_max) + 1)  # first-stage responses (and r1)
         valid = (x1[None, :] < n1[:, None]) & (1 - cdf[p1][n1[:, None], x1[None, :]] >= 1 - beta)
+        if optimal is not None and minimax is not None:
+            # Once both are known only a smaller expected size matters, and for a given (n1, r1)
+            # the expected size n1 + P0(go on)·(n − n1) only grows with n.
+            expected = n1[:, None] + (1 - cdf[p0][n1[:, None], x1[None, :]]) * (n - n1)[:, None]
+            valid &= expected < optimal.expected_n0 - 1e-12
         # the type I error at the largest r power allows: the least any r can give
         valid &= 1 - accept(p0, n, n1, x1, np.array([r_max]))[:, :, 0] <= alpha
         if not valid.any():
