@@ -37,6 +37,7 @@ from service.exchange.schemas import ImportResult
 from service.exchange.study_document import Document
 
 MAX_LISTED_PROBLEMS = 1000
+CHECK_IN_PROCESS_BYTES = 1024 * 1024
 
 
 class ImportRejected(DomainError):
@@ -147,14 +148,17 @@ async def import_document(
 ) -> Response[ImportResult]:
     async with request_session(state, request, writing=False) as session:
         agents = await agent_ids_by_name(session)
-    # Checked first in a worker process, where a large document cannot slow the event loop; a
-    # refused one (the usual large body) never makes its rows here.
-    _refuse(await offload_to_process(check, decoder, body, agents, utcnow()))
+    if len(body) > CHECK_IN_PROCESS_BYTES:
+        # A large document is checked first in a worker process, where it cannot slow the event
+        # loop; a refused one (the usual large body) never makes its rows here. A small one is
+        # checked as it is laid out below: a few milliseconds, not worth a process hop.
+        _refuse(await offload_to_process(check, decoder, body, agents, utcnow()))
     # Accepted: its rows are laid out again here, in a thread (one document at a time per
     # process), to be written.
     document = await decode(body, decoder, state.import_planning)
     plan = await anyio.to_thread.run_sync(_plan, document, agents, utcnow(), limiter=state.import_planning)
-    _refuse(("problems", [(p.pointer, p.message) for p in plan.problems]) if plan.problems else ("ok", None))
+    if plan.problems:
+        _refuse(("problems", [(p.pointer, p.message) for p in plan.problems]))
     source = document.source_document
     async with request_session(state, request, writing=True) as session:
         replay = await replay_or_claim(request, session, idempotency_key)

@@ -234,3 +234,36 @@ def test_malformed_documents_never_500_and_store_nothing_unless_valid(
             ).status_code
             == 204
         )
+
+
+def test_a_large_document_is_checked_in_a_worker_process_first(
+    target: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every body goes through the worker process's check here (the threshold set to 0): its
+    verdicts are the same as the in-process ones — refused records with pointers, a malformed
+    envelope, a rule of the registry import — and an accepted document is stored once."""
+    from service.exchange import importing
+
+    monkeypatch.setattr(importing, "CHECK_IN_PROCESS_BYTES", 0)
+    bad = document()
+    bad["patients"][1]["age_years"] = -1
+    refused = target.post(f"{API}/studies/import", json=bad)
+    assert refused.status_code == 422 and "/patients/1/age_years" in [
+        e["pointer"] for e in refused.json()["errors"]
+    ]
+    envelope = target.post(
+        f"{API}/studies/import", json={"format": "other", "format_version": 1, "study": {}}
+    )
+    assert envelope.status_code == 400
+    record = {
+        "protocolSection": {
+            "identificationModule": {"nctId": "NCT09999998", "briefTitle": "Many drugs"},
+            "armsInterventionsModule": {
+                "interventions": [{"type": "DRUG", "name": f"d{i}"} for i in range(60)]
+            },
+        }
+    }
+    rule = target.post(f"{API}/studies/import/clinicaltrials-gov", json=record)
+    assert rule.status_code == 422 and "at most 50 agents" in rule.json()["detail"]
+    accepted = target.post(f"{API}/studies/import", json=document(patients=4))
+    assert accepted.status_code == 201 and _count(target, "studies") == 1
