@@ -1,8 +1,10 @@
 """The import of a whole study, in steps that hold shared resources only briefly:
 1. read the agent catalogue (a read transaction);
-2. decode and check every record in a worker process (no transaction, and not this process's
-   interpreter lock: a 36 MB body does not slow the event loop; a refused one ends here);
-3. an accepted document's rows are laid out in a worker thread, one document at a time;
+2. a document over 1 MiB is decoded and checked in a worker process first (no transaction, and
+   not this process's interpreter lock: a 36 MB body does not slow the event loop; a refused one
+   ends there);
+3. the document's records are decoded, checked and laid out as rows in a worker thread, one
+   document at a time;
 4. the rows are written with multi-row statements in one write transaction (SQLite: this
    process's writer turn only now), the audit record chained at commit.
 All or nothing: any problem is a 422 listing every refused record with its JSON pointer, and
