@@ -42,6 +42,7 @@ from service.patient_links.controller import PatientLinkController
 from service.patients.controller import PatientController
 from service.reported_results.controller import ReportedResultController
 from service.settings import Settings
+from service.sites.controller import SiteController
 from service.studies.controller import StudyController
 from service.treatments.controller import TreatmentController
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DuplicatesController,
             StudyController,
             ArmController,
+            SiteController,
             PatientController,
             AgentController,
             TreatmentController,

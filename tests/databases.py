@@ -28,6 +28,7 @@ TABLES = (
     "outcomes",
     "treatments",
     "patients",
+    "sites",
     "reported_results",
     "arm_agents",
     "arms",

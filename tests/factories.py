@@ -55,3 +55,7 @@ def event(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[str, 
         "outcomes",
         {"kind": "event", "patient_id": patient_id, "study_day": 100, "event_type": "relapse", **fields},
     )
+
+
+def site(client: TestClient[Any], study_id: str, **fields: Any) -> dict[str, Any]:
+    return create(client, "sites", {"study_id": study_id, "code": "A1", "institution": "Centre A", **fields})

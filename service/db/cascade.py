@@ -15,6 +15,7 @@ from service.db.models import (
     Patient,
     PatientLink,
     ReportedResult,
+    Site,
     Treatment,
     TreatmentComponent,
 )
@@ -26,6 +27,7 @@ RESOURCE_TYPES = {
     "outcomes": "outcome",
     "reported_results": "reported_result",
     "arms": "arm",
+    "sites": "site",
     "patient_links": "patient_link",
 }
 
@@ -91,6 +93,7 @@ async def delete_study_contents(session: AsyncSession, study_id: Any) -> None:
     await _audited_delete(session, ReportedResult, ReportedResult.study_id == study_id)
     await delete_arm_contents(session, select(Arm.id).where(Arm.study_id == study_id))
     await _audited_delete(session, Arm, Arm.study_id == study_id)
+    await _audited_delete(session, Site, Site.study_id == study_id)
 
 
 async def unlink_treatment(session: AsyncSession, treatment_id: Any) -> None:

@@ -136,6 +136,20 @@ class Arm(Record, table=True):
     planned_size: int | None = None
 
 
+class Site(Record, table=True):
+    """A centre enrolling patients into a study (migration 0014)."""
+
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("study_id", "code"),)
+
+    study_id: UUID = Field(foreign_key="studies.id", index=True)
+    code: str = Field(max_length=40)
+    institution: str = Field(max_length=200)
+    city: str | None = Field(default=None, max_length=200)
+    country: str | None = Field(default=None, max_length=200)
+    ctgov_facility_id: str | None = Field(default=None, max_length=100)
+
+
 class ArmAgent(SQLModel, table=True):
     __tablename__ = "arm_agents"
 
@@ -163,6 +177,9 @@ class Patient(Record, table=True):
 
     study_id: UUID = Field(foreign_key="studies.id", index=True)
     arm_id: UUID | None = Field(default=None, index=True)
+    # Same study as the patient: checked by the service (SQLite cannot add a composite key to
+    # an existing table without rebuilding it).
+    site_id: UUID | None = Field(default=None, foreign_key="sites.id", index=True)
     subject_code: str = Field(max_length=100)
     subject_key: str | None = Field(default=None, max_length=400)  # service.common.lookalikes
     age_years: float | None = None

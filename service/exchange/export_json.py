@@ -27,6 +27,7 @@ from service.db import models
 from service.outcomes.schemas import VARIANTS
 from service.patients.schemas import PatientCreate
 from service.reported_results.schemas import ReportedResultCreate
+from service.sites.schemas import SiteCreate
 from service.studies.schemas import StudyCreate
 from service.treatments.schemas import Component, TreatmentCreate
 
@@ -42,7 +43,8 @@ def _fields(struct: Any, *leave_out: str) -> tuple[str, ...]:
 STUDY = _fields(StudyCreate, "source_document")
 AGENT = _fields(AgentCreate)
 ARM = _fields(ArmCreate, "study_id", "agent_ids")
-PATIENT = _fields(PatientCreate, "study_id", "arm_id")
+PATIENT = _fields(PatientCreate, "study_id", "arm_id", "site_id")
+SITE = _fields(SiteCreate, "study_id")
 TREATMENT = _fields(TreatmentCreate, "patient_id", "components")
 COMPONENT = _fields(Component, "agent_id")
 ADVERSE_EVENT = _fields(AdverseEventCreate, "patient_id", "treatment_id")
@@ -78,9 +80,16 @@ class StudyTree:
     """What a study's export needs besides its patients: the study, arms, agents, keys."""
 
     def __init__(
-        self, study: Any, arms: list[Any], arm_agents: dict[UUID, list[str]], agents: list[Any]
+        self,
+        study: Any,
+        arms: list[Any],
+        arm_agents: dict[UUID, list[str]],
+        agents: list[Any],
+        sites: list[Any] | None = None,
     ) -> None:
         self.study = study
+        self.sites = sites or []
+        self.site_codes = {site.id: site.code for site in self.sites}
         self.arms = arms
         self.arm_keys = {arm.id: f"arm-{i}" for i, arm in enumerate(arms, start=1)}
         self.arm_agents = arm_agents
@@ -121,7 +130,12 @@ async def read_tree(session: AsyncSession, study_id: UUID) -> StudyTree | None:
             .order_by(col(models.Agent.name))
         )
     )
-    return StudyTree(study, arms, arm_agents, agents)
+    sites = list(
+        await session.scalars(
+            select(models.Site).where(models.Site.study_id == study_id).order_by(col(models.Site.id))
+        )
+    )
+    return StudyTree(study, arms, arm_agents, agents, sites)
 
 
 def study_section(tree: StudyTree) -> dict[str, Any]:
@@ -224,6 +238,8 @@ def _patient(
     record = values(patient, PATIENT)
     if patient.arm_id is not None:
         record["arm"] = tree.arm_keys[patient.arm_id]
+    if patient.site_id is not None:
+        record["site"] = tree.site_codes[patient.site_id]
     keys = {t.id: f"t{i}" for i, t in enumerate(treatments, start=1)}
 
     def linked(row: Any, fields: Iterable[str]) -> dict[str, Any]:
@@ -264,6 +280,8 @@ def header(tree: StudyTree) -> dict[str, Any]:
         "agents": [row_values(agent, AGENT) for agent in tree.agents],
         "study": study_section(tree),
         "arms": arm_section(tree),
+        # Left out when the study has none, so that a document without sites exports as it came.
+        **({"sites": [row_values(site, SITE) for site in tree.sites]} if tree.sites else {}),
     }
 
 

@@ -22,6 +22,7 @@ from service.common.types import NO_NUL, Name
 from service.outcomes.schemas import VARIANTS
 from service.patients.schemas import PatientCreate
 from service.reported_results.schemas import ReportedResultCreate
+from service.sites.schemas import SiteCreate
 from service.studies.schemas import StudyCreate
 from service.treatments.schemas import Component, TreatmentCreate
 
@@ -87,6 +88,8 @@ ArmRecord = record(
     drop=("study_id", "agent_ids"),
     extra=[("key", Key), ("agents", _list(Name, 100), [])],
 )
+# A site is named by its code, unique in the study; patients name their site by it (`site`).
+SiteRecord = record(SiteCreate, "SiteRecord", drop=("study_id",))
 ComponentRecord = record(Component, "ComponentRecord", drop=("agent_id",), extra=[("agent", Name)])
 TreatmentRecord = record(
     TreatmentCreate,
@@ -115,9 +118,10 @@ OutcomeRecord = functools.reduce(operator.or_, OutcomeRecords)
 PatientRecord = record(
     PatientCreate,
     "PatientRecord",
-    drop=("study_id", "arm_id"),
+    drop=("study_id", "arm_id", "site_id"),
     extra=[
         ("arm", _optional(Key), None),
+        ("site", _optional(Key), None),
         ("treatments", _list(TreatmentRecord, 1000), []),
         ("adverse_events", _list(AdverseEventRecord, 10_000), []),
         ("outcomes", _list(OutcomeRecord, 10_000), []),

@@ -6,7 +6,8 @@ The document nests what belongs together and names references by keys local to i
     document: source file name (optional)        agents: [{name, targets, …}] (import only)
     study: {title, design, …}
     arms: [{key, label, agents: [agent names], …}]
-    patients: [{subject_code, arm: arm key, …,
+    sites: [{code, institution, …}]
+    patients: [{subject_code, arm: arm key, site: site code, …,
                 treatments: [{key, components: [{agent: name, …}], …}],
                 adverse_events: [{treatment: treatment key, …}], outcomes: [{treatment: key, …}]}]
     reported_results: [{arm: arm key, definition: {arms: [arm keys], …}, …}]
@@ -55,13 +56,15 @@ from service.patients.schemas import PatientCreate
 from service.patients.service import PatientRepository
 from service.reported_results.schemas import ReportedResultCreate
 from service.reported_results.service import ReportedResultRepository
+from service.sites.schemas import SiteCreate
+from service.sites.service import SiteRepository
 from service.studies.schemas import StudyCreate
 from service.studies.service import StudyRepository
 from service.treatments.schemas import TreatmentCreate
 from service.treatments.service import TreatmentRepository
 
 OUTCOME_CREATES = {variant.__struct_config__.tag: variant for variant in VARIANTS}
-KINDS = ("arms", "patients", "treatments", "adverse_events", "outcomes", "reported_results")
+KINDS = ("arms", "sites", "patients", "treatments", "adverse_events", "outcomes", "reported_results")
 # Rows per INSERT statement: within SQLite's and asyncpg's limits on bound parameters.
 BATCH_ROWS = 500
 
@@ -82,6 +85,7 @@ class JsonDocument(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     document: Name | None = None
     agents: list[msgspec.Raw] = []
     arms: list[msgspec.Raw] = []
+    sites: list[msgspec.Raw] = []
     patients: list[msgspec.Raw] = []
     reported_results: list[msgspec.Raw] = []
 
@@ -96,6 +100,7 @@ class Document:
     arms: list[Any] = field(default_factory=list)
     patients: list[Any] = field(default_factory=list)
     reported_results: list[Any] = field(default_factory=list)
+    sites: list[Any] = field(default_factory=list)
     digest: str = ""  # SHA-256 of the document as received
 
     @classmethod
@@ -109,6 +114,7 @@ class Document:
             envelope.arms,
             envelope.patients,
             envelope.reported_results,
+            envelope.sites,
             hashlib.sha256(body).hexdigest(),
         )
 
@@ -122,6 +128,7 @@ class Document:
             list(data.get("arms", [])),
             list(data.get("patients", [])),
             list(data.get("reported_results", [])),
+            list(data.get("sites", [])),
             hashlib.sha256(encoded).hexdigest(),
         )
 
@@ -171,6 +178,8 @@ class _Planner:
         self.plan = Plan(digest=document.digest, source_document=document.source_document)
         self.arms: dict[str, Any] = {}
         self.arm_pointer: dict[str, str] = {}
+        self.sites: dict[str, Any] = {}  # lower-case code -> id
+        self.site_pointer: dict[str, str] = {}
         self.refused: set[tuple[str, Any]] = set()
 
     def refuse(self, pointer: str, message: str) -> None:
@@ -248,6 +257,8 @@ class _Planner:
             return self.plan
         for i, item in enumerate(self.document.arms):
             self.attempt(self.arm, item, f"/arms/{i}")
+        for i, item in enumerate(self.document.sites):
+            self.attempt(self.site, item, f"/sites/{i}")
         codes: dict[str, str] = {}
         for i, item in enumerate(self.document.patients):
             self.attempt(self.patient, item, f"/patients/{i}", codes)
@@ -326,18 +337,42 @@ class _Planner:
         self.arms[record.key] = values["id"]
         self.plan.counts["arms"] += 1
 
+    def site(self, item: Any, pointer: str) -> None:
+        record = self.decode(item, r.SiteRecord, pointer)
+        code = record.code.lower()  # codes are compared without case, as the API does
+        if code in self.site_pointer:
+            self.refused.add(("site", code))
+            self.refuse(
+                f"{pointer}/code",
+                f"site code {record.code!r} is already used by {self.site_pointer[code]}/code",
+            )
+        self.site_pointer[code] = pointer
+        try:
+            values = self.row(SiteRepository(), SiteCreate, record, pointer, {"study_id": self.plan.study_id})
+        except _Refused:
+            self.refused.add(("site", code))
+            raise
+        self.plan.add(models.Site, values)
+        self.sites[code] = values["id"]
+        self.plan.counts["sites"] += 1
+
     def patient(self, item: Any, pointer: str, codes: dict[str, str]) -> None:
         record = self.decode(item, r.PatientRecord, pointer)
         arm_id = (
             self.local(self.arms, record.arm, "arm", f"{pointer}/arm") if record.arm is not None else None
+        )
+        site_id = (
+            self.local(self.sites, record.site.lower(), "site", f"{pointer}/site")
+            if record.site is not None
+            else None
         )
         values = self.row(
             PatientRepository(),
             PatientCreate,
             record,
             pointer,
-            {"study_id": self.plan.study_id, "arm_id": arm_id},
-            leave_out=("arm", "treatments", "adverse_events", "outcomes"),
+            {"study_id": self.plan.study_id, "arm_id": arm_id, "site_id": site_id},
+            leave_out=("arm", "site", "treatments", "adverse_events", "outcomes"),
         )
         code = values["subject_key"]
         if code in codes:
@@ -467,6 +502,7 @@ ORDER = (
     models.Study,
     models.Arm,
     models.ArmAgent,
+    models.Site,
     models.Patient,
     models.Treatment,
     models.TreatmentComponent,

@@ -21,6 +21,7 @@ from service.treatments.service import TreatmentRepository
 def patient_filters(
     study_id: FromQuery[UUID | None] = None,
     arm_id: FromQuery[UUID | None] = None,
+    site_id: FromQuery[UUID | None] = None,
     diagnosis: FromQuery[Diagnosis | None] = None,
     disease_status: FromQuery[DiseaseStatus | None] = None,
     sex: FromQuery[Sex | None] = None,
@@ -48,6 +49,8 @@ def patient_filters(
         where.append(col(p.study_id) == study_id)
     if arm_id:
         where.append(col(p.arm_id) == arm_id)
+    if site_id:
+        where.append(col(p.site_id) == site_id)
     if diagnosis:
         where.append(col(p.diagnosis) == diagnosis)
     if disease_status:

@@ -34,6 +34,9 @@ class PatientCreate(Input):
     ]
     diagnosis: Diagnosis
     arm_id: UUID | None = None
+    site_id: (
+        Annotated[UUID, Meta(description="The site (of the same study) that enrolled the patient.")] | None
+    ) = None
     age_years: Age | None = None
     sex: Sex | None = None
     diagnosis_subtype: ShortText | None = None

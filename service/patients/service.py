@@ -43,6 +43,12 @@ class PatientRepository(Repository[models.Patient]):
                 raise RuleViolation(
                     f"arm {arm.id} belongs to another study than the patient's", field="arm_id"
                 )
+        if values.get("site_id") is not None:
+            site = await require(session, models.Site, values["site_id"], "site_id", "site")
+            if site.study_id != values["study_id"]:
+                raise RuleViolation(
+                    f"site {site.id} belongs to another study than the patient's", field="site_id"
+                )
         self.rules(values)
         same_code = select(models.Patient.subject_code).where(
             models.Patient.study_id == values["study_id"],

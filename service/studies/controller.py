@@ -77,6 +77,6 @@ StudyController = build_controller(
         filters=study_filters,
         sort_columns={"title": models.Study.title, "start_date": models.Study.start_date},
         default_id_column=models.Study.id,
-        delete_note="With `cascade=true`, its arms, patients (with all their records) and reported results go too.",
+        delete_note="With `cascade=true`, its arms, sites, patients (with all their records) and reported results go too.",
     )
 )

@@ -14,6 +14,7 @@ class StudyRepository(Repository[models.Study]):
     label = "study"
     children = {
         "arms": (models.Arm, models.Arm.study_id),
+        "sites": (models.Site, models.Site.study_id),
         "patients": (models.Patient, models.Patient.study_id),
         "reported results": (models.ReportedResult, models.ReportedResult.study_id),
     }

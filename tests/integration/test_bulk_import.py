@@ -34,10 +34,15 @@ def document(patients: int = 3, records: int = 2, source: str | None = None) -> 
         "agents": [{"name": "venetoclax", "targets": ["BCL-2"]}],
         "study": {"title": "Generated study", "design": "case_series"},
         "arms": [{"key": "arm-1", "label": "A", "agents": ["venetoclax"]}, {"key": "arm-2", "label": "B"}],
+        "sites": [
+            {"code": "A1", "institution": "Centre A", "city": "Lyon", "country": "France"},
+            {"code": "B1", "institution": "Centre B", "country": "Spain"},
+        ],
         "patients": [
             {
                 "subject_code": f"P{i}",
                 "arm": "arm-1" if i % 2 else "arm-2",
+                "site": "A1" if i % 3 else "b1",  # codes are matched without case
                 "diagnosis": "AML",
                 "age_years": 20 + i % 60,
                 "treatments": [
@@ -86,6 +91,7 @@ def test_a_generated_document_imports_with_every_record(target: TestClient[Any])
     assert response.status_code == 201, response.text
     assert response.json()["counts"] == {
         "arms": 2,
+        "sites": 2,
         "patients": 40,
         "treatments": 40,
         "adverse_events": 120,
@@ -102,6 +108,14 @@ def test_a_generated_document_imports_with_every_record(target: TestClient[Any])
     assert event["term"] == "Anemia" and event["meddra_code"]
     [treatment] = target.get(f"{API}/treatments", params={"limit": 1}).json()["items"]
     assert [c["dose"] for c in treatment["components"]] == [400]
+    sites = {s["code"]: s["id"] for s in target.get(f"{API}/sites", params={"study_id": study_id}).json()["items"]}
+    assert sorted(sites) == ["A1", "B1"]
+    at_b1 = target.get(f"{API}/patients", params={"site_id": sites["B1"], "limit": 1}).json()["total"]
+    assert at_b1 == len([i for i in range(40) if i % 3 == 0])
+    # the export names each patient's site by its code, and carries the sites
+    exported = target.get(f"{API}/studies/{study_id}/export").json()
+    assert [s["code"] for s in exported["sites"]] == ["A1", "B1"]
+    assert [p.get("site") for p in exported["patients"][:3]] == ["B1", "A1", "A1"]
 
 
 def test_concurrent_imports_of_one_document_store_one_study(target: TestClient[Any]) -> None:
@@ -152,12 +166,16 @@ def test_repeated_keys_are_refused_naming_both_records(target: TestClient[Any]) 
     body["arms"].append({"key": "arm-1", "label": "C"})
     body["patients"][0]["treatments"].append(copy.deepcopy(body["patients"][0]["treatments"][0]))
     body["patients"][2]["subject_code"] = "P0"
+    body["sites"].append({"code": "a1", "institution": "Same code, other case"})
+    body["patients"][1]["site"] = "Z9"
     problems = {
         e["pointer"]: e["message"] for e in target.post(f"{API}/studies/import", json=body).json()["errors"]
     }
     assert "/arms/0/key" in problems["/arms/2/key"]
     assert "/patients/0/treatments/0/key" in problems["/patients/0/treatments/1/key"]
     assert "/patients/0" in problems["/patients/2/subject_code"]
+    assert "/sites/0/code" in problems["/sites/2/code"]
+    assert "no site with key 'z9'" in problems["/patients/1/site"]
     assert _count(target, "studies") == 0
 
 
