@@ -108,7 +108,9 @@ def test_a_generated_document_imports_with_every_record(target: TestClient[Any])
     assert event["term"] == "Anemia" and event["meddra_code"]
     [treatment] = target.get(f"{API}/treatments", params={"limit": 1}).json()["items"]
     assert [c["dose"] for c in treatment["components"]] == [400]
-    sites = {s["code"]: s["id"] for s in target.get(f"{API}/sites", params={"study_id": study_id}).json()["items"]}
+    sites = {
+        s["code"]: s["id"] for s in target.get(f"{API}/sites", params={"study_id": study_id}).json()["items"]
+    }
     assert sorted(sites) == ["A1", "B1"]
     at_b1 = target.get(f"{API}/patients", params={"site_id": sites["B1"], "limit": 1}).json()["total"]
     assert at_b1 == len([i for i in range(40) if i % 3 == 0])
