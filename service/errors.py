@@ -56,6 +56,14 @@ class NotFound(DomainError):
     title = "Resource not found"
 
 
+class Forbidden(DomainError):
+    """The identity can see the record but may not do this to it (its grants are narrower)."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
 class Busy(DomainError):
     """Every worker for statistics and plots stayed busy for longer than the wait allowed."""
 

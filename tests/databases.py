@@ -87,7 +87,9 @@ def empty_tables(url: str) -> None:
     asyncio.run(_truncate(url))
 
 
-async def _issue(url: str, name: str, role: str, secret: str | None, expires_at: Any, revoked: bool) -> str:
+async def _issue(
+    url: str, name: str, role: str | None, secret: str | None, expires_at: Any, revoked: bool, grants: Any
+) -> str:
     from datetime import UTC, datetime
 
     from service.auth.tokens import digest, new_secret
@@ -101,6 +103,7 @@ async def _issue(url: str, name: str, role: str, secret: str | None, expires_at:
                 ApiToken(
                     name=name,
                     role=role,
+                    grants=grants,
                     token_hash=digest(secret),
                     expires_at=expires_at,
                     revoked_at=datetime.now(UTC) if revoked else None,
@@ -114,11 +117,12 @@ async def _issue(url: str, name: str, role: str, secret: str | None, expires_at:
 def issue_token(
     url: str,
     name: str,
-    role: str,
+    role: str | None,
     *,
     secret: str | None = None,
     expires_at: Any = None,
     revoked: bool = False,
+    grants: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Store a token directly (tests only) and return its secret."""
-    return asyncio.run(_issue(url, name, role, secret, expires_at, revoked))
+    """Store a token directly (tests only: grants are not checked) and return its secret."""
+    return asyncio.run(_issue(url, name, role, secret, expires_at, revoked, grants))

@@ -62,6 +62,7 @@ AdverseEventController = build_controller(
             "term": models.AdverseEvent.term,
         },
         reason_required=True,
+        patient_level=True,
         default_id_column=models.AdverseEvent.id,
         cascade=False,
     )

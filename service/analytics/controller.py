@@ -279,6 +279,7 @@ class StatisticsController(Controller):
 
     @get(
         "/time-to-event",
+        guards=[requires("rows")],  # one row per patient: patient-level
         operation_id="getTimeToEvent",
         summary="Time-to-event analysis rows (ADaM ADTTE shape)",
         description="One row per patient in the analysis set, with the reasons others are left out. "
@@ -368,6 +369,7 @@ class StatisticsController(Controller):
 
     @get(
         "/swimmer-plot",
+        guards=[requires("rows")],  # one lane per patient: patient-level
         operation_id="getSwimmerPlot",
         summary="Swimmer plot: one lane per patient along study days",
         description=(

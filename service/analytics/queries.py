@@ -14,7 +14,8 @@ from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.common.repository import fetch_page
+from service.access.scope import current_scope
+from service.common.repository import fetch_page, get_visible
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
 
@@ -34,15 +35,21 @@ async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:
-    if await session.get(Study, study_id) is None:
+    if await get_visible(session, Study, study_id) is None:
         raise NotFound(f"study {study_id} does not exist")
+
+
+def study_patients(study_id: UUID) -> Any:
+    """SQL: the study's patients this request may analyse (all of them for a global role; a
+    site grant's sites otherwise: service.access.scope)."""
+    return current_scope().study_patients(study_id)
 
 
 async def fetch_patients(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
     """(id, subject_code, arm_id) of the study's patients in creation order; raw ids."""
     statement = (
         select(raw(col(Patient.id)), col(Patient.subject_code), raw(col(Patient.arm_id)))
-        .where(col(Patient.study_id) == study_id)
+        .where(study_patients(study_id))
         .order_by(col(Patient.id))
     )
     return await _rows(session, statement)
@@ -59,7 +66,7 @@ async def fetch_arms(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
 
 
 def _of_study(column: Any, study_id: UUID) -> Any:
-    return column.in_(select(col(Patient.id)).where(col(Patient.study_id) == study_id))
+    return column.in_(select(col(Patient.id)).where(study_patients(study_id)))
 
 
 async def fetch_adverse_events(
@@ -85,7 +92,7 @@ async def fetch_patient_page(
         session,
         Patient.__table__,  # type: ignore[attr-defined]
         [col(Patient.id), col(Patient.subject_code), col(Patient.arm_id), col(Patient.last_recorded_day)],
-        [col(Patient.study_id) == study_id],
+        [study_patients(study_id)],
         [col(Patient.arm_id).is_(None), col(Patient.arm_id), col(Patient.id)],
         limit,
         offset,
@@ -97,7 +104,7 @@ async def fetch_group_sizes(session: AsyncSession, study_id: UUID) -> Sequence[A
     return await _rows(
         session,
         select(raw(col(Patient.arm_id)), func.count().label("n"))
-        .where(col(Patient.study_id) == study_id)
+        .where(study_patients(study_id))
         .group_by(col(Patient.arm_id)),
     )
 
@@ -107,7 +114,7 @@ async def fetch_subjects_without_arm(session: AsyncSession, study_id: UUID, limi
     rows = await _rows(
         session,
         select(col(Patient.subject_code))
-        .where(col(Patient.study_id) == study_id, col(Patient.arm_id).is_(None))
+        .where(study_patients(study_id), col(Patient.arm_id).is_(None))
         .order_by(col(Patient.id))
         .limit(limit),
     )

@@ -4,12 +4,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 from sqlmodel import col, func, select
 
+from service.access.grants import Grant, GrantList
 from service.auth.middleware import requires
 from service.auth.tokens import Role, issue, revoke
 from service.common.controller import Limit, Offset, next_link
@@ -24,8 +26,11 @@ TokenName = Annotated[
 
 
 class TokenCreate(Input):
+    """A global `role`, or `grants` on studies (and their sites): exactly one of the two."""
+
     name: TokenName
-    role: Role
+    role: Role | None = None
+    grants: GrantList | None = None
     expires_in_days: (
         Annotated[int, Meta(ge=1, le=3650, description="Omit for a token that does not expire.")] | None
     ) = None
@@ -34,7 +39,8 @@ class TokenCreate(Input):
 class Token(Output):
     id: UUID
     name: str
-    role: str
+    role: str | None
+    grants: list[Grant] | None
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -55,6 +61,7 @@ def _view(row: ApiToken, cls: type[T], **extra: str) -> T:
         id=row.id,
         name=row.name,
         role=row.role,
+        grants=None if row.grants is None else msgspec.convert(row.grants, list[Grant]),
         created_at=as_utc(row.created_at),
         expires_at=None if row.expires_at is None else as_utc(row.expires_at),
         revoked_at=None if row.revoked_at is None else as_utc(row.revoked_at),
@@ -79,7 +86,7 @@ class TokenController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[TokenCreate]
     ) -> Response[IssuedToken]:
         expires = datetime.now(UTC) + timedelta(days=data.expires_in_days) if data.expires_in_days else None
-        row, secret = await issue(db_session, data.name, data.role, expires)
+        row, secret = await issue(db_session, data.name, data.role, expires, data.grants)
         return Response(
             _view(row, IssuedToken, token=secret),
             status_code=201,

@@ -1,15 +1,20 @@
 """Bearer-token authentication for everything but the health check and the API docs, and the
 role guards the handlers declare."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
-from sqlmodel import select
+from sqlalchemy import select as sql_select
+from sqlmodel import col
 
+from service.access.grants import Grant
+from service.access.scope import ROLES, Scope, current_scope, enter
 from service.auth.identity import Identity
 from service.auth.rate_limit import count_failure, refuse_if_guessing
 from service.auth.token_cache import TokenCache, TokenRow
@@ -37,7 +42,9 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
         except NotAuthorizedException:
             await count_failure(connection)
             raise
-        return AuthenticationResult(user=Identity(row.name, row.role), auth=None)
+        # Every query this request makes runs under the identity's scope (service.access.scope).
+        enter(Scope(row.role, row.grants))
+        return AuthenticationResult(user=Identity(row.name, row.role, row.grants), auth=None)
 
 
 async def _token(connection: ASGIConnection[Any, Any, Any, Any], header: str) -> TokenRow:
@@ -63,26 +70,61 @@ async def _token(connection: ASGIConnection[Any, Any, Any, Any], header: str) ->
     return row
 
 
+LOOKUP = (
+    col(ApiToken.name),
+    col(ApiToken.role),
+    col(ApiToken.expires_at),
+    col(ApiToken.revoked_at),
+    col(ApiToken.grants),
+)
+
+
 async def _lookup(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> TokenRow | None:
     # Its own short transaction: the request's session does not exist yet (dependencies are
     # resolved after authentication), and a cache hit needs none.
     async with connection.app.state.session_factory() as session:
-        found = (
-            await session.execute(
-                select(ApiToken.name, ApiToken.role, ApiToken.expires_at, ApiToken.revoked_at).where(
-                    ApiToken.token_hash == key
-                )
-            )
-        ).first()
-    return None if found is None else TokenRow(*found)
+        found = (await session.execute(sql_select(*LOOKUP).where(col(ApiToken.token_hash) == key))).first()
+    if found is None:
+        return None
+    grants = tuple(msgspec.convert(found.grants, list[Grant])) if found.grants else ()
+    return TokenRow(found.name, found.role, found.expires_at, found.revoked_at, grants)
 
 
 def authentication() -> DefineMiddleware:
     return DefineMiddleware(TokenAuthentication, exclude=OPEN_PATHS)
 
 
-def requires(role: str) -> Any:
-    """A guard letting through `role` and the roles above it."""
+# What each guard admits besides the global roles of its rank: the grant roles that serve it
+# (service.access.scope.ROLES). `admin` and `global curator` admit no grant.
+GRANTS_FOR = {
+    "reader": ROLES["analysis"],  # study-level records and analyses: every grant
+    "rows": ROLES["rows"],  # patient-level rows: reader and curator grants, never aggregate
+    "curator": ROLES["write"],
+    "global curator": frozenset[str](),
+    "admin": frozenset[str](),
+}
+GLOBAL_RANK = {
+    "reader": "reader",
+    "rows": "reader",
+    "curator": "curator",
+    "global curator": "curator",
+    "admin": "admin",
+}
+WHY = {
+    "reader": "a role or a grant is needed",
+    "rows": "patient-level rows need a global role or a reader or curator grant (an aggregate grant sees analyses only)",
+    "curator": "curator or above, or a curator grant, is needed",
+    "global curator": "a global curator or admin is needed (grants hold existing studies)",
+    "admin": "the admin role is needed",
+}
+
+
+def requires(level: str) -> Any:
+    """A guard letting through the global roles of `level` and above, and the grants serving it.
+    Which records an identity with grants then sees or changes is the scope's business
+    (service.access.scope), applied by the queries themselves."""
+    needed = GLOBAL_RANK[level]
+    grant_roles = GRANTS_FOR[level]
 
     # Async: Litestar runs a synchronous guard in a worker thread, a thread hop per request.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -91,10 +133,17 @@ def requires(role: str) -> Any:
         identity: Identity | None = connection.scope.get("user")
         if identity is None:
             raise _refuse("A bearer token is required: send 'Authorization: Bearer <token>'.")
-        if RANK[identity.role] < RANK[role]:
-            raise PermissionDeniedException(
-                detail=f"The {identity.role} role may not do this: {role} or above is needed."
-            )
+        if identity.role is not None:
+            if RANK[identity.role] < RANK[needed]:
+                raise PermissionDeniedException(
+                    detail=f"The {identity.role} role may not do this: {WHY[level]}."
+                )
+        elif not any(g.role in grant_roles for g in identity.grants):
+            raise PermissionDeniedException(detail=f"The token's grants do not allow this: {WHY[level]}.")
+        if level == "rows":
+            # A route returning patient-level rows computes them on the patients the identity
+            # may read, not on those an aggregate grant may only count.
+            enter(replace(current_scope(), purpose="rows"))
 
-    guard.__name__ = f"requires_{role}"
+    guard.__name__ = f"requires_{level.replace(' ', '_')}"
     return guard

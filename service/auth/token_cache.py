@@ -8,7 +8,7 @@ looked up before it exists)."""
 
 import time
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 MAX_ENTRIES = 10_000
 UNKNOWN_TTL = 2.0
@@ -16,9 +16,10 @@ UNKNOWN_TTL = 2.0
 
 class TokenRow(NamedTuple):
     name: str
-    role: str
+    role: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    grants: tuple[Any, ...] = ()
 
 
 class TokenCache:

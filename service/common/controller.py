@@ -19,6 +19,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from service.access.scope import current_scope
 from service.audit.queries import audit_filters, list_entries
 from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
@@ -39,7 +40,7 @@ from service.db.session import DbSession
 from service.errors import NotFound
 
 MAX_OFFSET = 1_000_000_000
-READ, WRITE = requires("reader"), requires("curator")
+READ, ROWS, WRITE = requires("reader"), requires("rows"), requires("curator")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500).")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip.")]
@@ -73,6 +74,11 @@ class Resource:
     default_id_column: Any
     cascade: bool = True  # whether DELETE offers ?cascade=true
     reason_required: bool = False  # patient-level records: PATCH and DELETE need X-Change-Reason
+    patient_level: bool = False  # rows about patients: never shown to an aggregate grant
+    # Who creates, and who changes or deletes: "curator" admits curator grants (the scope then
+    # decides which records); "global curator" does not (new studies, the shared catalogues).
+    create_level: str = "curator"
+    change_level: str = "curator"
     delete_note: str = ""
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -168,6 +174,8 @@ def build_controller(res: Resource) -> type[Controller]:
             for i in items
         ]
 
+    read_guard = ROWS if res.patient_level else READ
+    create_guard, change_guard = requires(res.create_level), requires(res.change_level)
     label = " ".join(res.repository.label.split("_"))
     a = "an" if label[:1] in "aeiou" else "a"  # "an arm", "an adverse event"
 
@@ -213,7 +221,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         list_route = get(
             "/",
-            guards=[READ],
+            guards=[read_guard],
             operation_id=f"list{res.plural}",
             summary=f"List {res.plural.lower()}",
             description=f"Pages of {res.plural.lower()} in creation order unless `sort` says otherwise. {res.description}",
@@ -232,7 +240,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         @post(
             "/",
-            guards=[WRITE],
+            guards=[create_guard],
             operation_id=f"create{res.singular}",
             summary=f"Create {a} {label}",
             response_headers=[
@@ -266,7 +274,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         @get(
             "/{id:uuid}",
-            guards=[READ],
+            guards=[read_guard],
             operation_id=f"get{res.singular}",
             summary=f"Read {a} {label}",
             response_headers=[
@@ -287,7 +295,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
         @patch(
             "/{id:uuid}",
-            guards=[WRITE],
+            guards=[change_guard],
             operation_id=f"update{res.singular}",
             summary=f"Change some fields of {a} {label}",
             description="Fields left out are unchanged; `null` clears an optional field. If-Match must carry the current ETag (428 without it, 412 when stale).",
@@ -315,7 +323,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
             @delete(
                 "/{id:uuid}",
-                guards=[WRITE],
+                guards=[change_guard],
                 operation_id=f"delete{res.singular}",
                 summary=f"Delete {a} {label}",
                 description=f"Refused with 409 while other records depend on it, unless `cascade=true`. {res.delete_note}",
@@ -337,7 +345,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
             @delete(
                 "/{id:uuid}",
-                guards=[WRITE],
+                guards=[change_guard],
                 operation_id=f"delete{res.singular}",
                 summary=f"Delete {a} {label}",
                 description=f"Refused with 409 while other records refer to it. {res.delete_note}",
@@ -366,6 +374,9 @@ def build_controller(res: Resource) -> type[Controller]:
             limit: Limit = 50,
             offset: Offset = 0,
         ) -> Response[AuditPage]:  # type: ignore[valid-type]
+            if not current_scope().everything:
+                # An identity with grants sees the history of the records it can see now.
+                await res.repository.read(db_session, id)
             items, total = await list_entries(
                 db_session, audit_filters(res.repository.label, id, None, None, None), limit, offset
             )

@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, select
 
+from service.access.scope import scope_of
+from service.access.writes import authorize_write
 from service.audit import trail
 from service.common.deidentification import check_free_text_async
 from service.common.filters import Condition
@@ -58,7 +60,11 @@ async def fetch_page(
 ) -> tuple[Sequence[Row[Any]], int]:
     """One page of `columns` and the total matching `where`, in one statement: the count is a
     scalar subquery, which the database answers from an index where it can. A second statement
-    only for a page past the end, which has no row to carry the total."""
+    only for a page past the end, which has no row to carry the total. Only the rows in the
+    request's scope (service.access.scope) are counted and listed."""
+    visible = scope_of(session).table_condition(table)
+    if visible is not None:
+        where = [*where, visible]
     total = core_select(func.count()).select_from(table).where(*where).scalar_subquery()
     statement: Select[Any] = (
         core_select(*columns, total.label("_total"))
@@ -83,6 +89,11 @@ class Repository(Generic[M]):
     children: ClassVar[dict[str, Any]] = {}
 
     @cached_property
+    def table_name(self) -> str:
+        name: str = self.model.__table__.name  # type: ignore[attr-defined]
+        return name
+
+    @cached_property
     def _by_id(self) -> Select[Any]:
         table = self.model.__table__  # type: ignore[attr-defined]
         return core_select(*table.columns).where(table.c.id == bindparam("id"))
@@ -90,7 +101,7 @@ class Repository(Generic[M]):
     async def fetch(self, session: AsyncSession, id: UUID, for_update: bool = False) -> Any:
         # FOR UPDATE (Postgres) serialises writers of one record, so of N concurrent PATCHes with
         # the same If-Match exactly one sees its version still current.
-        row = await session.get(self.model, id, with_for_update=for_update or None)
+        row = await get_visible(session, self.model, id, for_update)
         if row is None:
             raise NotFound(f"{self.label} {id} does not exist")
         return row
@@ -102,7 +113,11 @@ class Repository(Generic[M]):
         # Reads go from result rows to response structs: no ORM objects, no identity map, and
         # one statement object per repository (its compiled form and cache key are reused).
         connection = await session.connection()
-        row = (await connection.execute(self._by_id, {"id": id})).first()
+        statement = self._by_id
+        visible = scope_of(session).table_condition(self.model.__table__)  # type: ignore[attr-defined]
+        if visible is not None:
+            statement = statement.where(visible)
+        row = (await connection.execute(statement, {"id": id})).first()
         if row is None:
             raise NotFound(f"{self.label} {id} does not exist")
         return (await self.to_read(session, [row]))[0]
@@ -138,6 +153,7 @@ class Repository(Generic[M]):
         values = self.columns(data)
         await check_free_text_async(values)
         await self.check(session, values, None)
+        await authorize_write(session, self.table_name, values, None)
         row = self.model(**values)
         session.add(row)
         await flush(session)
@@ -157,7 +173,9 @@ class Repository(Generic[M]):
         before = msgspec.to_builtins((await self.to_read(session, [row]))[0])
         changes = self.columns(patch)
         await check_free_text_async(changes)
-        await self.check(session, {**row_values(row), **changes}, row)
+        after = {**row_values(row), **changes}
+        await self.check(session, after, row)
+        await authorize_write(session, self.table_name, after, row_values(row))
         for key, value in changes.items():
             setattr(row, key, value)
         row.version += 1
@@ -188,6 +206,7 @@ class Repository(Generic[M]):
         self, session: AsyncSession, id: UUID, cascade: bool, if_match: str | None = "*"
     ) -> None:
         row = await self.fetch(session, id, for_update=True)
+        await authorize_write(session, self.table_name, None, row_values(row))
         check_if_match(if_match, row.version)
         counts = await self.dependants(session, row)
         if counts and not cascade:
@@ -202,9 +221,21 @@ class Repository(Generic[M]):
         await trail.record(session, "delete", self.label, row.id, trail.changes_between(before, None))
 
 
+async def get_visible(session: AsyncSession, model: Any, id: Any, for_update: bool = False) -> Any:
+    """The ORM row `id` of `model` if it is in the request's scope, else None."""
+    visible = scope_of(session).table_condition(model.__table__)
+    if visible is None:
+        return await session.get(model, id, with_for_update=for_update or None)
+    statement = select(model).where(model.id == id, visible)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalars().first()
+
+
 async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field: str, label: str) -> Any:
-    """The referenced row, or a 422 naming the body field that referenced it."""
-    row = await session.get(model, id)
+    """The referenced row, or a 422 naming the body field that referenced it (a row outside the
+    request's scope does not exist for it)."""
+    row = await get_visible(session, model, id)
     if row is None:
         raise UnknownReference(f"{label} {id} (given in `{field}`) does not exist", field=field)
     return row

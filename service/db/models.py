@@ -407,7 +407,9 @@ class ApiToken(Record, table=True):
     )
 
     name: str = Field(max_length=100)
-    role: str = Field(max_length=10)
+    # A global role, or (role null) the grants: [{study_id, role, sites}] (service.access.grants).
+    role: str | None = Field(default=None, max_length=10)
+    grants: list[dict[str, Any]] | None = json_column(nullable=True)
     token_hash: str = Field(max_length=64)
     expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

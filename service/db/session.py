@@ -115,7 +115,7 @@ async def request_session(
             await begin_write(session)
         identity = request.scope.get("user")
         if identity is not None:
-            session.info["actor"] = (identity.name, identity.role)
+            session.info["actor"] = (identity.name, identity.actor_role)
         if reason:
             session.info["reason"] = reason
         yield session

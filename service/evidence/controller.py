@@ -207,7 +207,7 @@ class ReconciliationController(Controller):
 class DuplicatesController(Controller):
     path = "/patients/possible-duplicates"
     tags = ["Evidence"]
-    guards = [requires("reader")]
+    guards = [requires("rows")]
 
     @get(
         "/",

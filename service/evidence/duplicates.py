@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from service.access.scope import current_scope
 from service.db import models
 from service.evidence.schemas import DuplicateCandidate, DuplicateCandidates, FieldMatch
 
@@ -82,7 +83,12 @@ def compare(a: Any, b: Any, agents: dict[Any, set[str]]) -> tuple[list[FieldMatc
 async def possible_duplicates(session: AsyncSession, min_score: float) -> DuplicateCandidates:
     p, s = models.Patient, models.Study
     rows = (
-        await session.execute(select(p, s).join(s, col(s.id) == col(p.study_id)).order_by(col(p.id)))
+        await session.execute(
+            select(p, s)
+            .join(s, col(s.id) == col(p.study_id))
+            .where(current_scope().patient_condition("rows"))
+            .order_by(col(p.id))
+        )
     ).all()
     agent_rows = (
         await session.execute(

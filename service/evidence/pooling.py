@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, exists, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from service.access.scope import current_scope
 from service.analytics import queries
 from service.analytics.pooling.meta import Tau2Method, Transform, pool_proportions
 from service.analytics.proportions.analysis import count_outcome
@@ -83,7 +84,10 @@ class _Echo(msgspec.Struct):
 
 async def _studies(session: AsyncSession, selection: Selection) -> Sequence[Any]:
     s = models.Study
-    statement = select(s.id, s.title, s.design).order_by(col(s.id))
+    # Only the studies the request may see are pooled (service.access.scope).
+    statement = (
+        select(s.id, s.title, s.design).where(current_scope().study_condition(s.id)).order_by(col(s.id))
+    )
     if selection.design:
         statement = statement.where(s.design == selection.design)
     if selection.study_ids:
@@ -98,7 +102,7 @@ async def _selected_patients(
     p = models.Patient
     statement = (
         select(queries.raw(p.id), p.study_id, p.markers)
-        .where(col(p.study_id).in_(study_ids))
+        .where(col(p.study_id).in_(study_ids), current_scope().patient_condition("analysis"))
         .order_by(col(p.id))
     )
     if selection.diagnosis:
@@ -147,7 +151,13 @@ async def _same_person_duplicates(session: AsyncSession, selected: set[Any]) -> 
 async def _studies_with_patients(session: AsyncSession, study_ids: list[UUID]) -> set[UUID]:
     p = models.Patient
     return set(
-        (await session.execute(select(p.study_id).where(col(p.study_id).in_(study_ids)).distinct())).scalars()
+        (
+            await session.execute(
+                select(p.study_id)
+                .where(col(p.study_id).in_(study_ids), current_scope().patient_condition("analysis"))
+                .distinct()
+            )
+        ).scalars()
     )
 
 

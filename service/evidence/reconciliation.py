@@ -246,7 +246,7 @@ async def _patient_data(session: AsyncSession, study_id: UUID) -> PatientData:
     ]
     rows = (
         await (await session.connection()).execute(
-            select(queries.raw(Patient.id), *columns).where(Patient.study_id == study_id)
+            select(queries.raw(Patient.id), *columns).where(queries.study_patients(study_id))
         )
     ).all()
     return PatientData(

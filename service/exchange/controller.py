@@ -13,6 +13,7 @@ from litestar.response import Stream
 
 from service.auth.middleware import requires
 from service.common.idempotency import IdempotencyKeyHeader
+from service.common.repository import get_visible
 from service.db import models
 from service.errors import NotFound
 from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json, snapshot
@@ -20,7 +21,8 @@ from service.exchange.clinicaltrials_gov import CtgovStudy
 from service.exchange.importing import import_document, registry_json, study_json
 from service.exchange.schemas import ImportResult, StudyDocument
 
-READ, WRITE = requires("reader"), requires("curator")
+# An export holds patient-level rows; an import creates a study, which grants cannot.
+READ, WRITE = requires("rows"), requires("global curator")
 # A whole study in one body: far above the 1 MiB of a single record.
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
@@ -88,7 +90,7 @@ class ExchangeController(Controller):
         open_session = state.session_factory
         with state.export_slots:
             async with open_session() as session:
-                if await session.get(models.Study, id) is None:
+                if await get_visible(session, models.Study, id) is None:
                     raise NotFound(f"no study with id {id}")
             content: Any
             if format == "ctgov":

@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 from sqlmodel import col, select
 
+from service.access.scope import current_scope
 from service.analytics.schemas import Exclusion, TimeToEventRow
 from service.analytics.survival.analysis import time_to_event
 from service.db import models
@@ -63,7 +64,8 @@ def _columns(model: Any) -> list[str]:
 
 def _tables(study_id: UUID) -> list[tuple[str, Any, Any]]:
     """(file, model, query) for each table, rows of this study only, in creation order."""
-    patients = select(models.Patient.id).where(models.Patient.study_id == study_id)
+    # The patients the request may read (a site grant's sites: service.access.scope).
+    patients = select(models.Patient.id).where(current_scope().study_patients(study_id))
     treatments = select(models.Treatment.id).where(col(models.Treatment.patient_id).in_(patients))
     arms = select(models.Arm.id).where(models.Arm.study_id == study_id)
 
@@ -78,7 +80,8 @@ def _tables(study_id: UUID) -> list[tuple[str, Any, Any]]:
             models.ArmAgent,
             rows_of(models.ArmAgent).where(col(models.ArmAgent.arm_id).in_(arms)),
         ),
-        ("patients.csv", models.Patient, rows_of(models.Patient).where(models.Patient.study_id == study_id)),
+        ("sites.csv", models.Site, rows_of(models.Site).where(models.Site.study_id == study_id)),
+        ("patients.csv", models.Patient, rows_of(models.Patient).where(col(models.Patient.id).in_(patients))),
         (
             "treatments.csv",
             models.Treatment,

@@ -25,8 +25,8 @@ from uuid import UUID
 
 import msgspec
 from sqlalchemy import func, select
-from sqlmodel import col
 
+from service.access.scope import current_scope
 from service.db import models
 from service.db.models import as_utc
 from service.exchange.export_json import (
@@ -307,7 +307,7 @@ async def resources(
             return
         recorded = as_utc(tree.study.created_at).isoformat()
         patients = await session.scalar(
-            select(func.count()).select_from(models.Patient).where(col(models.Patient.study_id) == study_id)
+            select(func.count()).select_from(models.Patient).where(current_scope().study_patients(study_id))
         )
         for resource in _study(tree, ref, int(patients or 0)):
             entries = tree.study.provenance if resource["resourceType"] == "ResearchStudy" else []

@@ -20,9 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from service.access.scope import current_scope
 from service.adverse_events.schemas import AdverseEventCreate
 from service.agents.schemas import AgentCreate
 from service.arms.schemas import ArmCreate
+from service.common.repository import get_visible
 from service.db import models
 from service.outcomes.schemas import VARIANTS
 from service.patients.schemas import PatientCreate
@@ -98,7 +100,7 @@ class StudyTree:
 
 
 async def read_tree(session: AsyncSession, study_id: UUID) -> StudyTree | None:
-    study = await session.get(models.Study, study_id)
+    study = await get_visible(session, models.Study, study_id)
     if study is None:
         return None
     arms = list(
@@ -121,7 +123,7 @@ async def read_tree(session: AsyncSession, study_id: UUID) -> StudyTree | None:
         select(models.TreatmentComponent.agent_id)
         .join(models.Treatment, col(models.Treatment.id) == col(models.TreatmentComponent.treatment_id))
         .join(models.Patient, col(models.Patient.id) == col(models.Treatment.patient_id))
-        .where(models.Patient.study_id == study_id)
+        .where(current_scope().study_patients(study_id))
     ).union(select(models.ArmAgent.agent_id).where(col(models.ArmAgent.arm_id).in_([arm.id for arm in arms])))
     agents = list(
         await session.scalars(
@@ -193,7 +195,7 @@ async def patient_batches(
     after: UUID | None = None
     while True:
         columns = models.Patient.__table__.columns  # type: ignore[attr-defined]
-        query = select(*columns).where(col(models.Patient.study_id) == tree.study.id)
+        query = select(*columns).where(current_scope().study_patients(tree.study.id))
         if after is not None:
             query = query.where(col(models.Patient.id) > after)
         patients = await _rows(session, query.order_by(col(models.Patient.id)).limit(batch))

@@ -57,6 +57,7 @@ OutcomeController = build_controller(
         filters=outcome_filters,
         sort_columns={"study_day": models.Outcome.study_day},
         reason_required=True,
+        patient_level=True,
         default_id_column=models.Outcome.id,
         cascade=False,
         description="`kind` tells a response assessment, an event and an observation apart.",

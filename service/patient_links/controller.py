@@ -32,6 +32,7 @@ PatientLinkController = build_controller(
         repository=PatientLinkRepository(),
         filters=patient_link_filters,
         sort_columns={},
+        patient_level=True,
         default_id_column=models.PatientLink.id,
         cascade=False,
         description="Evidence queries count patients linked as `same` once.",

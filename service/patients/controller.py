@@ -81,6 +81,7 @@ PatientController = build_controller(
         filters=patient_filters,
         sort_columns={"subject_code": models.Patient.subject_code, "age_years": models.Patient.age_years},
         reason_required=True,
+        patient_level=True,
         default_id_column=models.Patient.id,
         delete_note="With `cascade=true`, the patient's treatments, adverse events and outcomes go too.",
         includes={

@@ -77,6 +77,7 @@ StudyController = build_controller(
         filters=study_filters,
         sort_columns={"title": models.Study.title, "start_date": models.Study.start_date},
         default_id_column=models.Study.id,
+        create_level="global curator",
         delete_note="With `cascade=true`, its arms, sites, patients (with all their records) and reported results go too.",
     )
 )

@@ -56,6 +56,7 @@ TreatmentController = build_controller(
         filters=treatment_filters,
         sort_columns={"start_day": models.Treatment.start_day},
         reason_required=True,
+        patient_level=True,
         default_id_column=models.Treatment.id,
         delete_note="With `cascade=true`, adverse events attributed to it are kept but unlinked from it.",
     )

@@ -46,7 +46,7 @@ from sqlalchemy import String, and_, case, cast, func, literal, literal_column, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.analytics.queries import _of_study, _rows, raw
+from service.analytics.queries import _of_study, _rows, raw, study_patients
 from service.db.models import Outcome, Patient, Treatment
 
 Scope = Literal["study_treatment", "any_treatment"]
@@ -298,7 +298,7 @@ def _analysis_statement(
             col(Patient.last_recorded_day),
             *(col(PATIENT_COLUMNS[a]) for a in attributes),
         )
-        .where(col(Patient.study_id) == study_id)
+        .where(study_patients(study_id))
         .subquery()
     )
     last_day = pts.c.last_recorded_day

@@ -1,0 +1,77 @@
+"""Whether the request's identity may make one write: checked by the repositories for every
+create, update and delete (service.common.repository), after the record itself was found in the
+identity's scope (404 otherwise), so that a refusal here is a 403 on a record it can see."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from service.access.scope import scope_of
+from service.db import models
+from service.errors import Forbidden
+
+STUDY_LEVEL = ("arms", "sites", "reported_results")
+PATIENT_RECORDS = ("treatments", "adverse_events", "outcomes")
+
+
+async def _patient(session: AsyncSession, patient_id: Any) -> tuple[UUID, UUID | None] | None:
+    row = (
+        await session.execute(
+            select(col(models.Patient.study_id), col(models.Patient.site_id)).where(
+                col(models.Patient.id) == patient_id
+            )
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def authorize_write(
+    session: AsyncSession, table: str, new: dict[str, Any] | None, old: dict[str, Any] | None
+) -> None:
+    """Raise Forbidden unless the identity may turn `old` into `new` (None: created/deleted)."""
+    scope = scope_of(session)
+    if scope.everything:
+        return  # a global curator or admin (the guards let no global reader write)
+    for values in (v for v in (old, new) if v is not None):
+        await _check(session, scope, table, values, creating=old is None)
+
+
+async def _check(
+    session: AsyncSession, scope: Any, table: str, values: dict[str, Any], creating: bool
+) -> None:
+    if table == "studies":
+        if creating:
+            raise Forbidden("Only a global curator creates studies: grants hold existing studies.")
+        if not scope.may_write_study_level(values["id"]):
+            raise Forbidden("This study is open to the token for reading only.")
+    elif table in STUDY_LEVEL:
+        if not scope.may_write_study_level(values["study_id"]):
+            raise Forbidden(
+                "A study's arms, sites and reported results are changed by a curator of the whole study."
+            )
+    elif table == "patients":
+        if not scope.may_write_patient(values["study_id"], values.get("site_id")):
+            raise Forbidden(
+                "The token may not write patients of this study or site"
+                + (
+                    " (a site-limited curator's patients name one of its sites)."
+                    if values.get("site_id") is None
+                    else "."
+                )
+            )
+    elif table in PATIENT_RECORDS:
+        await _check_patients(session, scope, [values["patient_id"]])
+    elif table == "patient_links":
+        await _check_patients(session, scope, [values["patient_a_id"], values["patient_b_id"]])
+    else:
+        # The shared catalogues (agents) belong to every group: global curators change them.
+        raise Forbidden("Only a global curator changes the shared catalogues.")
+
+
+async def _check_patients(session: AsyncSession, scope: Any, patient_ids: list[Any]) -> None:
+    for patient_id in patient_ids:
+        found = await _patient(session, patient_id)
+        if found is None or not scope.may_write_patient(*found):
+            raise Forbidden("The token may not write records of this patient.")
