@@ -19,6 +19,7 @@ from service.arms.controller import ArmController
 from service.audit.controller import AuditController
 from service.auth.controller import TokenController
 from service.auth.middleware import authentication
+from service.auth.oidc import oidc_verifier
 from service.auth.rate_limit import SharedCounter, counter, rate_limit
 from service.auth.token_cache import TokenCache
 from service.common import heavy
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "session_factory": session_factory(engine),
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
+                "oidc": oidc_verifier(settings),
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
                 "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
                 "export_slots": ExportSlots(settings.export_builds),

@@ -59,6 +59,13 @@ class Settings:
     db_wait_seconds: float = 60.0
     # After SIGTERM, requests in flight get this long to finish before the server stops.
     shutdown_grace_seconds: int = 30
+    # OpenID Connect sign-in (service.auth.oidc), on when issuer, audience and JWKS are all set:
+    # the JWKS is a URL (fetched, cached 5 minutes) or a file path (offline use).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks: str | None = None
+    oidc_claim: str = "registry_access"
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -87,6 +94,13 @@ class Settings:
             web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "1")),
             db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),
             shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),
+            oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
+            oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
+            oidc_jwks=os.environ.get("OIDC_JWKS") or None,
+            oidc_claim=os.environ.get("OIDC_CLAIM") or "registry_access",
+            oidc_algorithms=tuple(
+                a.strip() for a in os.environ.get("OIDC_ALGORITHMS", "RS256,ES256").split(",") if a.strip()
+            ),
         )
 
     @property

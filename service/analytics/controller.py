@@ -8,6 +8,8 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from service.access.statement import DOCUMENTED as scope_header
+from service.access.statement import state_scope
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.designs.simon import simon_designs
@@ -65,6 +67,8 @@ class StatisticsController(Controller):
     path = "/studies/{study_id:uuid}"
     tags = ["Statistics"]
     guards = [requires("reader")]
+    after_request = state_scope  # type: ignore[assignment]
+    response_headers = [scope_header]
 
     @get(
         "/response-rates",

@@ -16,6 +16,7 @@ from sqlmodel import col
 from service.access.grants import Grant
 from service.access.scope import ROLES, Scope, current_scope, enter
 from service.auth.identity import Identity
+from service.auth.oidc import OidcVerifier, Refused, looks_like_jwt
 from service.auth.rate_limit import count_failure, refuse_if_guessing
 from service.auth.token_cache import TokenCache, TokenRow
 from service.auth.tokens import RANK, digest
@@ -38,13 +39,27 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
             raise _refuse("A bearer token is required: send 'Authorization: Bearer <token>'.")
         await refuse_if_guessing(connection)
         try:
-            row = await _token(connection, header)
+            row = await _oidc(connection, header) or await _token(connection, header)
         except NotAuthorizedException:
             await count_failure(connection)
             raise
         # Every query this request makes runs under the identity's scope (service.access.scope).
         enter(Scope(row.role, row.grants))
         return AuthenticationResult(user=Identity(row.name, row.role, row.grants), auth=None)
+
+
+async def _oidc(connection: ASGIConnection[Any, Any, Any, Any], header: str) -> TokenRow | None:
+    """The principal of an OpenID Connect token, when OIDC is configured and this is a JWT."""
+    verifier: OidcVerifier | None = connection.app.state.oidc
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if verifier is None or scheme.lower() != "bearer" or not looks_like_jwt(secret):
+        return None
+    try:
+        principal = await verifier.principal(secret)
+    except Refused as exc:
+        raise _refuse(str(exc)) from exc
+    return TokenRow(principal.name, principal.role, None, None, principal.grants)
 
 
 async def _token(connection: ASGIConnection[Any, Any, Any, Any], header: str) -> TokenRow:

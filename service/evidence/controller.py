@@ -8,6 +8,8 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from service.access.statement import DOCUMENTED as scope_header
+from service.access.statement import state_scope
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.plots import figures as plots
 from service.analytics.pooling.meta import Tau2Method, Transform
@@ -107,6 +109,8 @@ class EvidenceController(Controller):
     path = "/evidence"
     tags = ["Evidence"]
     guards = [requires("reader")]
+    after_request = state_scope  # type: ignore[assignment]
+    response_headers = [scope_header]
     # Which studies and patients, and how to pool: the same query parameters for every evidence endpoint.
     dependencies = {
         "chosen": Provide(selection, sync_to_thread=False),
@@ -188,6 +192,8 @@ class ReconciliationController(Controller):
     path = "/studies/{study_id:uuid}/reconciliation"
     tags = ["Evidence"]
     guards = [requires("reader")]
+    after_request = state_scope  # type: ignore[assignment]
+    response_headers = [scope_header]
 
     @get(
         "/",

@@ -1,10 +1,13 @@
 """Grants: a token limited to studies (and sites) sees nothing else anywhere, writes only inside
 its curator grants, and an aggregate grant reads analyses but never a patient-level row."""
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from tests import factories as f
@@ -20,7 +23,9 @@ def _data(client: TestClient[Any]) -> dict[str, Any]:
     a, b = f.study(client, title="Study A"), f.study(client, title="Study B")
     a1, a2 = f.site(client, a["id"], code="A1"), f.site(client, a["id"], code="A2")
     b1 = f.site(client, b["id"], code="B1", institution="Centre B")
+    b2 = f.site(client, b["id"], code="B2", institution="Centre B2")  # no patients
     patients: dict[str, list[str]] = {"A1": [], "A2": [], "B1": []}
+    codes: dict[str, str] = {}
     for site, study, n in ((a1, a, 3), (a2, a, 2), (b1, b, 2)):
         for i in range(n):
             p = f.patient(client, study["id"], subject_code=f"{site['code']}-{i}", site_id=site["id"])
@@ -28,12 +33,13 @@ def _data(client: TestClient[Any]) -> dict[str, Any]:
             f.adverse_event(client, p["id"])
             f.event(client, p["id"], event_type="last_follow_up", study_day=200 + i)
             patients[site["code"]].append(p["id"])
+            codes[p["id"]] = p["subject_code"]
     f.create(
         client,
         "reported-results",
         {"study_id": b["id"], "measure": "CR rate", "value": 50, "unit": "%", "provenance": QUOTE},
     )
-    return {"A": a, "B": b, "A1": a1, "A2": a2, "B1": b1, "patients": patients}
+    return {"A": a, "B": b, "A1": a1, "A2": a2, "B1": b1, "B2": b2, "patients": patients, "codes": codes}
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def world(client: TestClient[Any], database_url: str) -> Any:
             }
             for s, r, sites in grants
         ]
-        secret = issue_token(database_url, f"t-{len(body)}-{id(body)}", role, grants=body or None)
+        secret = issue_token(database_url, f"t-{uuid.uuid4().hex[:12]}", role, grants=body or None)
 
         def call(method: str, url: str, **kwargs: Any) -> Any:
             headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {secret}"}
@@ -113,8 +119,12 @@ def test_a_site_reader_sees_its_sites_patients_only(world: Any) -> None:
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
     assert {r["subject_code"] for r in rows} == {"A1-0", "A1-1", "A1-2"}
-    survival = get("GET", f"/studies/{a}/survival", params={"endpoint": "OS"}).json()
-    assert sum(g["n"] for g in survival["groups"]) == 3
+    survival = get("GET", f"/studies/{a}/survival", params={"endpoint": "OS"})
+    assert sum(g["n"] for g in survival.json()["groups"]) == 3
+    # the analysis says what it was computed on
+    assert survival.headers["analysis-scope"] == f"{a}=sites:{world['A1']['id']}"
+    admin = world["as"]("admin")
+    assert admin("GET", f"/studies/{a}/survival").headers["analysis-scope"] == "all"
     exported = get("GET", f"/studies/{a}/export").json()
     assert sorted(p["subject_code"] for p in exported["patients"]) == ["A1-0", "A1-1", "A1-2"]
 
@@ -232,3 +242,60 @@ def test_tokens_with_grants_through_the_api(world: Any, client: TestClient[Any])
         f"{API}/tokens", json={"name": "w", "grants": [{"study_id": world["B1"]["id"], "role": "curator"}]}
     )
     assert unknown.status_code == 422
+
+
+GRANT = st.tuples(
+    st.sampled_from(["A", "B"]),
+    st.sampled_from(["curator", "reader", "aggregate"]),
+    st.one_of(st.none(), st.sets(st.sampled_from(["1", "2"]), min_size=1).map(sorted)),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grants=st.lists(GRANT, min_size=1, max_size=3))
+def test_nothing_outside_random_grants_appears_anywhere(world: Any, grants: list[Any]) -> None:
+    """For random grants over study A (sites A1, A2) and B (sites B1, and B2 without patients):
+    every list, total, analysis, evidence pool and export shows exactly what the grants open."""
+    studies = {"A": world["A"]["id"], "B": world["B"]["id"]}
+    patients_at = world["patients"]
+
+    def open_patients(roles: set[str], study: str | None = None) -> set[str]:
+        out: set[str] = set()
+        for s, role, sites in grants:
+            if role in roles and (study is None or s == study):
+                for code in [f"{s}{n}" for n in (sites or ["1", "2"])]:
+                    out |= set(patients_at.get(code, []))
+        return out
+
+    call = world["as"](
+        None, *((s, role, [f"{s}{n}" for n in sites] if sites else None) for s, role, sites in grants)
+    )
+    granted = {studies[s] for s, _, _ in grants}
+    readable = open_patients({"reader", "curator"})
+    assert _ids(call("GET", "/studies")) == granted
+    assert {s["study_id"] for s in call("GET", "/sites").json()["items"]} <= granted
+    assert call("GET", "/reported-results").json()["total"] == (1 if studies["B"] in granted else 0)
+    patients = call("GET", "/patients", params={"limit": 500})
+    outcomes = call("GET", "/outcomes", params={"limit": 1})
+    if any(role != "aggregate" for _, role, _ in grants):
+        assert _ids(patients) == readable
+        assert outcomes.json()["total"] == 2 * len(readable)
+    else:
+        assert patients.status_code == 403 and outcomes.status_code == 403
+    evidence = call("GET", "/evidence/response-rates").json()
+    assert {row["study_id"] for row in evidence["rows"]} <= granted
+    reads_rows = any(role != "aggregate" for _, role, _ in grants)
+    for name, study_id in studies.items():
+        survival = call("GET", f"/studies/{study_id}/survival", params={"endpoint": "OS"})
+        export = call("GET", f"/studies/{study_id}/export")
+        # an identity reading no rows anywhere is refused an export before any study is looked at
+        assert export.status_code != 403 if reads_rows else export.status_code == 403
+        if study_id not in granted:
+            assert survival.status_code == 404 and export.status_code in (403, 404)
+            continue
+        analysed = open_patients({"reader", "curator", "aggregate"}, name)
+        assert sum(g["n"] for g in survival.json()["groups"]) == len(analysed)
+        rows = open_patients({"reader", "curator"}, name)
+        if reads_rows:
+            exported = {p["subject_code"] for p in export.json()["patients"]}
+            assert exported == {world["codes"][i] for i in rows}
