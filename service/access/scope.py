@@ -138,6 +138,19 @@ class Scope:
             return RANK[self.role or "reader"] >= RANK["curator"]
         return study_id in self.sites("write") and self.sites("write")[study_id] is None
 
+    def writing_grant(self, study_id: UUID | None, site_id: UUID | None) -> dict[str, Any] | None:
+        """The curator grant that allows a write on `study_id` (at `site_id`), as recorded."""
+        for grant in self.grants:
+            if grant.role != "curator" or grant.study_id != study_id:
+                continue
+            if grant.sites is None or (site_id is not None and site_id in grant.sites):
+                return {
+                    "study_id": str(grant.study_id),
+                    "role": grant.role,
+                    "sites": grant.sites and [str(s) for s in grant.sites],
+                }
+        return None
+
     def may_write_patient(self, study_id: UUID, site_id: UUID | None) -> bool:
         if self.everything:
             return RANK[self.role or "reader"] >= RANK["curator"]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.access.scope import scope_of
+from service.audit.trail import WRITE_CONTEXT
 from service.db import models
 from service.errors import Forbidden
 
@@ -30,12 +31,34 @@ async def _patient(session: AsyncSession, patient_id: Any) -> tuple[UUID, UUID |
 async def authorize_write(
     session: AsyncSession, table: str, new: dict[str, Any] | None, old: dict[str, Any] | None
 ) -> None:
-    """Raise Forbidden unless the identity may turn `old` into `new` (None: created/deleted)."""
+    """Raise Forbidden unless the identity may turn `old` into `new` (None: created/deleted).
+    Leaves the write's study and the grant that allowed it for the audit records that follow."""
     scope = scope_of(session)
-    if scope.everything:
-        return  # a global curator or admin (the guards let no global reader write)
-    for values in (v for v in (old, new) if v is not None):
-        await _check(session, scope, table, values, creating=old is None)
+    values = new if new is not None else old
+    assert values is not None
+    study_id, site_id = await _place(session, table, values)
+    grant = None
+    if not scope.everything:  # a global curator or admin may (the guards let no global reader write)
+        for each in (v for v in (old, new) if v is not None):
+            await _check(session, scope, table, each, creating=old is None)
+        grant = scope.writing_grant(study_id, None if table in (*STUDY_LEVEL, "studies") else site_id)
+    session.info[WRITE_CONTEXT] = (study_id, grant)
+
+
+async def _place(session: AsyncSession, table: str, values: dict[str, Any]) -> tuple[Any, Any]:
+    """The (study, site) a record belongs to; (None, None) for the shared catalogues."""
+    if table == "studies":
+        return values.get("id"), None
+    if table in STUDY_LEVEL:
+        return values["study_id"], None
+    if table == "patients":
+        return values["study_id"], values.get("site_id")
+    patient_id = values.get("patient_id", values.get("patient_a_id"))
+    if patient_id is None:
+        return None, None
+    # Usually in the identity map already: the write's checks loaded the patient.
+    patient = await session.get(models.Patient, patient_id)
+    return (None, None) if patient is None else (patient.study_id, patient.site_id)
 
 
 async def _check(

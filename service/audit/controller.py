@@ -1,13 +1,15 @@
 """The audit trail, read-only: GET /api/v1/audit (admin). Nothing in the API writes or deletes it."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
+from litestar.response import Stream
 
-from service.audit.queries import audit_filters, list_entries
+from service.audit.queries import audit_filters, list_entries, stream_entries
 from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
 from service.common.controller import Limit, Offset, next_link
@@ -45,6 +47,24 @@ def _moment(value: str | None, field: str) -> datetime | None:
         ) from exc
 
 
+Actor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=NO_NUL, max_length=100, description="The principal: a token name or `oidc:<sub>`."
+    ),
+]
+StudyFilter = Annotated[
+    UUID | None, QueryParameter(description="Records of this study (its own, its arms', sites', patients'…).")
+]
+ActionFilter = Annotated[
+    Literal["create", "update", "delete"] | None, QueryParameter(description="The operation.")
+]
+ResourceType = Annotated[
+    str | None,
+    QueryParameter(pattern=NO_NUL, max_length=40, description="e.g. patient, adverse_event"),
+]
+
+
 class AuditController(Controller):
     path = "/audit"
     tags = ["Audit"]
@@ -60,14 +80,11 @@ class AuditController(Controller):
         self,
         request: Request,  # type: ignore[type-arg]
         db_session: DbSession,
-        resource_type: Annotated[
-            str | None,
-            QueryParameter(pattern=NO_NUL, max_length=40, description="e.g. patient, adverse_event"),
-        ] = None,
+        resource_type: ResourceType = None,
         resource_id: FromQuery[UUID | None] = None,
-        actor: Annotated[
-            str | None, QueryParameter(pattern=NO_NUL, max_length=100, description="Token name.")
-        ] = None,
+        actor: Actor = None,
+        study_id: StudyFilter = None,
+        action: ActionFilter = None,
         since: Moment = None,
         until: Moment = None,
         limit: Limit = 50,
@@ -76,7 +93,13 @@ class AuditController(Controller):
         items, total = await list_entries(
             db_session,
             audit_filters(
-                resource_type, resource_id, actor, _moment(since, "since"), _moment(until, "until")
+                resource_type,
+                resource_id,
+                actor,
+                _moment(since, "since"),
+                _moment(until, "until"),
+                study_id,
+                action,
             ),
             limit,
             offset,
@@ -85,3 +108,33 @@ class AuditController(Controller):
             AuditPage(items=items, total=total, limit=limit, offset=offset),
             headers=next_link(request, limit, offset, total),
         )
+
+    @get(
+        "/stream",
+        operation_id="streamAuditRecords",
+        summary="The whole (filtered) audit trail as NDJSON, oldest first",
+        description="The same filters as the paged list, every matching record, one JSON object per line; read in "
+        "batches, so a long log streams without holding the database for the reader.",
+        media_type="application/x-ndjson",
+    )
+    async def stream_audit_records(
+        self,
+        state: State,
+        resource_type: ResourceType = None,
+        resource_id: FromQuery[UUID | None] = None,
+        actor: Actor = None,
+        study_id: StudyFilter = None,
+        action: ActionFilter = None,
+        since: Moment = None,
+        until: Moment = None,
+    ) -> Stream:
+        where: Any = audit_filters(
+            resource_type,
+            resource_id,
+            actor,
+            _moment(since, "since"),
+            _moment(until, "until"),
+            study_id,
+            action,
+        )
+        return Stream(stream_entries(state.session_factory, where), media_type="application/x-ndjson")

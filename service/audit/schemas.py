@@ -15,6 +15,8 @@ class AuditEntry(Output):
     resource_id: UUID
     changes: dict[str, Any]
     reason: str | None
+    study_id: UUID | None
+    access_grant: dict[str, Any] | None
     prev_hash: str
     hash: str
 

@@ -27,6 +27,7 @@ from service.db.models import AuditRecord, as_utc
 from service.observability import metrics
 
 GENESIS = "0" * 64
+WRITE_CONTEXT = "audit_write_context"
 SYSTEM = ("system", "system")
 # Postgres: one writer of the chain at a time, across replicas (transaction-scoped lock).
 CHAIN_LOCK = 7_300_421
@@ -44,6 +45,10 @@ def canonical(record: AuditRecord) -> bytes:
         "reason": record.reason,
         "prev_hash": record.prev_hash,
     }
+    if record.study_id is not None:
+        content["study_id"] = str(record.study_id)
+    if record.access_grant is not None:
+        content["access_grant"] = record.access_grant
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode(
         "utf-8"
     )
@@ -91,10 +96,17 @@ async def record(
 ) -> None:
     """Queue an audit record: it is chained and written when the transaction commits."""
     actor, role = session.info.get("actor", SYSTEM)
+    # Which study and grant the write was authorized under (service.access.writes), for this
+    # record and the records a cascade writes after it.
+    study_id, grant = session.info.get(WRITE_CONTEXT, (None, None))
+    if study_id is None and resource_type == "study":
+        study_id = resource_id  # a study's own records (its creation, an import)
     session.info.setdefault(_PENDING, []).append(
         {
             "actor": actor,
             "actor_role": role,
+            "study_id": study_id,
+            "access_grant": grant,
             "action": action,
             "resource_type": resource_type,
             "resource_id": resource_id,

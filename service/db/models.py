@@ -436,6 +436,10 @@ class AuditRecord(SQLModel, table=True):
     resource_id: UUID = Field(index=True)
     changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     reason: str | None = Field(default=None, max_length=500)
+    # The study the record belongs to, and the grant that allowed the write (null for a global
+    # role): migration 0016. Hashed only when present, so older records verify as they were.
+    study_id: UUID | None = Field(default=None, index=True)
+    access_grant: dict[str, Any] | None = json_column(nullable=True)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
     # "sha256", or "hmac-sha256" when written with AUDIT_HMAC_KEY set.

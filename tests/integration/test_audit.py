@@ -99,6 +99,43 @@ def test_admin_lists_the_trail_with_filters(client: TestClient[Any], database_ur
     )
 
 
+def test_the_trail_filters_by_study_and_operation_and_streams_as_ndjson(
+    client: TestClient[Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    first, second = f.study(client), f.study(client)
+    patient = f.patient(client, first["id"])
+    f.adverse_event(client, patient["id"])
+    f.arm(client, second["id"])
+    gone = client.delete(
+        f"{API}/patients/{patient['id']}",
+        params={"cascade": "true"},
+        headers={"If-Match": '"1"', "X-Change-Reason": "entered twice"},
+    )
+    assert gone.status_code == 204
+    of_first = client.get(f"{API}/audit", params={"study_id": first["id"], "limit": 500}).json()["items"]
+    # the study, its patient and adverse event created, then both deleted by the cascade
+    assert sorted((e["resource_type"], e["action"]) for e in of_first) == [
+        ("adverse_event", "create"),
+        ("adverse_event", "delete"),
+        ("patient", "create"),
+        ("patient", "delete"),
+        ("study", "create"),
+    ]
+    deletes = client.get(f"{API}/audit", params={"study_id": first["id"], "action": "delete"}).json()
+    assert deletes["total"] == 2
+    streamed = client.get(f"{API}/audit/stream", params={"study_id": first["id"]})
+    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in streamed.text.splitlines()]
+    assert [e["seq"] for e in lines] == [e["seq"] for e in of_first]
+    everything = client.get(f"{API}/audit/stream").text.splitlines()
+    assert len(everything) == client.get(f"{API}/audit", params={"limit": 1}).json()["total"]
+    # the records that name their study still verify
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["audit", "verify"]) == 0
+
+
 def _execute(url: str, statement: str) -> None:
     async def run() -> None:
         engine = create_async_engine(url, poolclass=NullPool)

@@ -85,7 +85,10 @@ ACCESS: dict[str, str] = {
         op: "rows"
         for op in ("getTimeToEvent", "getSwimmerPlot", "exportStudy", "listPossibleDuplicatePatients")
     },
-    **{op: "admin" for op in ("createToken", "listTokens", "revokeToken", "listAuditRecords")},
+    **{
+        op: "admin"
+        for op in ("createToken", "listTokens", "revokeToken", "listAuditRecords", "streamAuditRecords")
+    },
 }
 # Which identities each level admits.
 ADMITS = {
