@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
                 "oidc": oidc_verifier(settings),
+                "aggregate_min_count": settings.aggregate_min_count,
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
                 "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
                 "export_slots": ExportSlots(settings.export_builds),

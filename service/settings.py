@@ -66,6 +66,8 @@ class Settings:
     oidc_jwks: str | None = None
     oidc_claim: str = "registry_access"
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # Counts below this are withheld from an aggregate grant's analyses (0: shown).
+    aggregate_min_count: int = 5
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -94,6 +96,7 @@ class Settings:
             web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "1")),
             db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),
             shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),
+            aggregate_min_count=int(os.environ.get("AGGREGATE_MIN_COUNT", "5")),
             oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
             oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
             oidc_jwks=os.environ.get("OIDC_JWKS") or None,

@@ -41,6 +41,11 @@ class Scope:
     # What the request's analyses read: "analysis" (every grant of the study, aggregate too),
     # or "rows" on the routes that return patient-level rows (service.auth.middleware).
     purpose: Purpose = "analysis"
+    # Counts below this are withheld from analyses of patients the identity cannot read one by
+    # one (service.access.disclosure); 0: never.
+    min_count: int = 0
+    # The studies whose patients this request's analyses counted (filled as they are queried).
+    analysed: set[UUID] = field(default_factory=set)
 
     @property
     def everything(self) -> bool:
@@ -88,12 +93,27 @@ class Scope:
 
     def study_patients(self, study_id: UUID) -> Any:
         """The patients of `study_id` the request's analyses are computed on."""
+        self.analysed.add(study_id)
         return self.patient_condition(self.purpose, study_id)
+
+    def withholds_counts(self) -> bool:
+        """Whether this request's analyses counted patients the identity cannot read one by one
+        (an aggregate grant, or one wider than the reader grant's sites)."""
+        if self.everything or self.min_count <= 0 or self.purpose == "rows":
+            return False
+        analysis, rows = self.sites("analysis"), self.sites("rows")
+        # absent from `rows` (no reader grant) differs from None (the whole study)
+        return any(
+            study in analysis and (study not in rows or analysis[study] != rows[study])
+            for study in self.analysed
+        )
 
     def patient_condition(self, purpose: Purpose = "rows", study_id: UUID | None = None) -> Any:
         """Patients open for `purpose` (of `study_id` only, when given)."""
         if self.everything:
             return true() if study_id is None else col(models.Patient.study_id) == study_id
+        if purpose == "analysis" and study_id is None:
+            self.analysed.update(self.sites("analysis"))  # an evidence pool over every study
         parts = []
         for study, sites in self.sites(purpose).items():
             if study_id is not None and study != study_id:

@@ -8,7 +8,9 @@ from typing import Any
 from litestar import Response
 from litestar.datastructures import ResponseHeader
 
+from service.access.disclosure import withhold
 from service.access.scope import current_scope
+from service.errors import Forbidden
 
 HEADER = "Analysis-Scope"
 DOCUMENTED = ResponseHeader(
@@ -34,6 +36,17 @@ def describe() -> str:
 
 
 async def state_scope(response: Response[Any]) -> Response[Any]:
-    """after_request hook: the header on every answer of the controller."""
+    """after_request hook of every analysis: the header, and small counts withheld where the
+    identity may not see the patients behind them (service.access.disclosure)."""
+    scope = current_scope()
     response.headers[HEADER] = describe()
+    if (response.status_code or 200) < 300 and scope.withholds_counts():
+        if isinstance(response.content, bytes):
+            # A figure draws each event's step and each patient's lane: not one to withhold from.
+            raise Forbidden(
+                "Figures are not drawn for an aggregate grant: they show every event. The analysis itself "
+                f"is available, with counts below {scope.min_count} withheld."
+            )
+        if hasattr(response.content, "disclosure"):
+            response.content = withhold(response.content, scope.min_count)
     return response

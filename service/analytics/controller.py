@@ -309,6 +309,7 @@ class StatisticsController(Controller):
 
     @get(
         "/survival/plot",
+        guards=[requires("figure")],  # draws every event (service.access.statement)
         operation_id="getSurvivalPlot",
         summary="Kaplan–Meier plot with censor marks, median lines, the test's p and number at risk",
         media_type="image/svg+xml",
@@ -344,6 +345,7 @@ class StatisticsController(Controller):
 
     @get(
         "/cumulative-incidence/plot",
+        guards=[requires("figure")],  # draws every event (service.access.statement)
         operation_id="getCumulativeIncidencePlot",
         summary="Cumulative incidence plot of relapse and non-relapse mortality, with Gray's test",
         media_type="image/svg+xml",

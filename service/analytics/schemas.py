@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+from service.access.disclosure import Disclosure
 from service.common.schemas import Output
 
 
@@ -18,7 +19,7 @@ class UndatedEventHandling(Output):
     service.analytics.estimands.undated): `withhold` or `exclude`, and the patients it concerned."""
 
     rule: str
-    patients: int
+    patients: int | None  # null when withheld from an aggregate grant (service.access.disclosure)
     subject_codes: list[str]
 
 
@@ -86,6 +87,8 @@ class ResponseRates(Output):
     excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class Count(Output):
@@ -121,6 +124,8 @@ class AdverseEventIncidence(Output):
     excluded_by_reason: dict[str, int]
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class CurvePoint(Output):
@@ -222,13 +227,15 @@ class Survival(Output):
     rmst_comparisons: list[RestrictedMeanComparison]
     # Landmark analysis: only patients followed event-free beyond this day, time reset there.
     landmark_day: float | None
-    excluded: int
+    excluded: int | None  # null when withheld from an aggregate grant (service.access.disclosure)
     excluded_by_reason: dict[str, int]
     undated_events: UndatedEventHandling
     # Estimates across groups that cannot be computed (`log_rank`, `rmst_comparisons`), and why.
     not_computable: dict[str, str]
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class TimeToEventRow(Output):
@@ -317,13 +324,15 @@ class CumulativeIncidence(Output):
     conf_level: float
     groups: list[IncidenceGroup]
     gray_tests: list[GrayTestResult]
-    excluded: int
+    excluded: int | None  # null when withheld from an aggregate grant (service.access.disclosure)
     excluded_by_reason: dict[str, int]
     undated_events: UndatedEventHandling
     # Tests across groups that cannot be computed (`gray_tests`, `gray_test:<cause>`), and why.
     not_computable: dict[str, str]
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class CoxTerm(Output):
@@ -352,9 +361,10 @@ class CoxModel(Output):
     covariates: list[str]
     strata: str | None
     conf_level: float
-    n: int
-    events: int
-    excluded: int
+    # null when withheld from an aggregate grant (service.access.disclosure)
+    n: int | None
+    events: int | None
+    excluded: int | None
     excluded_by_reason: dict[str, int]
     # Why no model is reported (null when it is).
     not_computable: str | None
@@ -367,6 +377,8 @@ class CoxModel(Output):
     undated_events: UndatedEventHandling
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class TwoStageDesignResult(Output):

@@ -44,7 +44,7 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
             await count_failure(connection)
             raise
         # Every query this request makes runs under the identity's scope (service.access.scope).
-        enter(Scope(row.role, row.grants))
+        enter(Scope(row.role, row.grants, min_count=connection.app.state.aggregate_min_count))
         return AuthenticationResult(user=Identity(row.name, row.role, row.grants), auth=None)
 
 
@@ -114,6 +114,9 @@ def authentication() -> DefineMiddleware:
 GRANTS_FOR = {
     "reader": ROLES["analysis"],  # study-level records and analyses: every grant
     "rows": ROLES["rows"],  # patient-level rows: reader and curator grants, never aggregate
+    # figures draw every event: reader and curator grants; aggregate ones only with the
+    # small-count minimum off (AGGREGATE_MIN_COUNT=0; service.access.statement)
+    "figure": ROLES["rows"],
     "curator": ROLES["write"],
     "global curator": frozenset[str](),
     "admin": frozenset[str](),
@@ -121,12 +124,14 @@ GRANTS_FOR = {
 GLOBAL_RANK = {
     "reader": "reader",
     "rows": "reader",
+    "figure": "reader",
     "curator": "curator",
     "global curator": "curator",
     "admin": "admin",
 }
 WHY = {
     "reader": "a role or a grant is needed",
+    "figure": "figures show every event: a global role or a reader or curator grant is needed (or the small-count minimum off)",
     "rows": "patient-level rows need a global role or a reader or curator grant (an aggregate grant sees analyses only)",
     "curator": "curator or above, or a curator grant, is needed",
     "global curator": "a global curator or admin is needed (grants hold existing studies)",
@@ -153,7 +158,11 @@ def requires(level: str) -> Any:
                 raise PermissionDeniedException(
                     detail=f"The {identity.role} role may not do this: {WHY[level]}."
                 )
-        elif not any(g.role in grant_roles for g in identity.grants):
+        elif not any(
+            g.role in grant_roles
+            or (level == "figure" and g.role == "aggregate" and connection.app.state.aggregate_min_count <= 0)
+            for g in identity.grants
+        ):
             raise PermissionDeniedException(detail=f"The token's grants do not allow this: {WHY[level]}.")
         if level == "rows":
             # A route returning patient-level rows computes them on the patients the identity

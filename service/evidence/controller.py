@@ -135,6 +135,7 @@ class EvidenceController(Controller):
 
     @get(
         "/response-rates/forest-plot",
+        guards=[requires("figure")],  # draws every event (service.access.statement)
         dependencies={"response": Provide(response_definition, sync_to_thread=False)},
         operation_id="getEvidenceResponseRatesForestPlot",
         summary="Forest plot of response rates across studies",

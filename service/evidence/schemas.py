@@ -3,6 +3,7 @@
 from typing import Literal
 from uuid import UUID
 
+from service.access.disclosure import Disclosure
 from service.common.schemas import Output, Provenance
 
 Verdict = Literal["consistent", "inconsistent", "not_computable"]
@@ -40,6 +41,8 @@ class Reconciliation(Output):
     has_patient_level_data: bool
     summary: ReconciliationSummary
     results: list[ResultReconciliation]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class EvidenceRow(Output):
@@ -91,9 +94,13 @@ class Evidence(Output):
     pooled: Pooling | None
     # Why there is no pooled estimate (fewer than two studies with patients), else null.
     not_computable: str | None
-    patients_counted_once: int
+    patients_counted_once: (
+        int | None
+    )  # null when withheld from an aggregate grant (service.access.disclosure)
     method: dict[str, str]
     warnings: list[str]
+    # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
+    disclosure: Disclosure | None = None
 
 
 class FieldMatch(Output):

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from service.access.disclosure import COUNT_KEYS, COUNT_MAPS
 from tests import factories as f
 from tests.databases import issue_token
 
@@ -294,8 +295,101 @@ def test_nothing_outside_random_grants_appears_anywhere(world: Any, grants: list
             assert survival.status_code == 404 and export.status_code in (403, 404)
             continue
         analysed = open_patients({"reader", "curator", "aggregate"}, name)
-        assert sum(g["n"] for g in survival.json()["groups"]) == len(analysed)
         rows = open_patients({"reader", "curator"}, name)
+        body = survival.json()
+        shown = sum(g["n"] for g in body["groups"])
+        if body["disclosure"] is None:
+            # every count shown without a disclosure is of patients the identity can read
+            assert shown == len(analysed) and analysed == rows
+        else:
+            assert shown <= len(analysed)
+            assert all(g["n"] == 0 or g["n"] >= 5 for g in body["groups"])
         if reads_rows:
             exported = {p["subject_code"] for p in export.json()["patients"]}
             assert exported == {world["codes"][i] for i in rows}
+
+
+def test_an_aggregate_grant_sees_no_count_below_the_minimum(world: Any, client: TestClient[Any]) -> None:
+    """Study A: arm X holds the 3 patients of A1, arm Y the 2 of A2 (groups below 5); each patient
+    one response (CR) and an adverse event; 5 patients in all."""
+    a = world["A"]["id"]
+    arms = {code: f.arm(client, a, label=code)["id"] for code in ("X", "Y")}
+    for code, arm in (("A1", "X"), ("A2", "Y")):
+        for pid in world["patients"][code]:
+            changed = client.patch(
+                f"{API}/patients/{pid}",
+                json={"arm_id": arms[arm]},
+                headers={"If-Match": '"1"', "X-Change-Reason": "arm assigned"},
+            )
+            assert changed.status_code == 200, changed.text
+    for pid in world["patients"]["A1"][:2]:
+        f.event(client, pid, event_type="death", study_day=150)
+    f.event(client, world["patients"]["A2"][0], event_type="relapse", study_day=None, timing_text="2024")
+    aggregate = world["as"](None, ("A", "aggregate", None))
+    reader = world["as"](None, ("A", "reader", None))
+    for url, params in (
+        (f"/studies/{a}/response-rates", {"group_by": "arm"}),
+        (f"/studies/{a}/survival", {"endpoint": "OS", "group_by": "arm"}),
+        (f"/studies/{a}/survival", {"endpoint": "RFS"}),
+        (f"/studies/{a}/adverse-event-incidence", {}),
+        (f"/studies/{a}/adverse-event-incidence", {"group_by": "arm"}),
+        (f"/studies/{a}/cumulative-incidence", {}),
+        (f"/studies/{a}/cumulative-incidence", {"group_by": "arm"}),
+        (f"/studies/{a}/reconciliation", {}),
+        (f"/studies/{a}/cox", {"endpoint": "OS", "covariates": "arm"}),
+        ("/evidence/response-rates", {}),
+        ("/evidence/adverse-event-incidence", {"term": "Neutropenia"}),
+    ):
+        shown = reader("GET", url, params=params)
+        withheld = aggregate("GET", url, params=params)
+        assert shown.status_code == withheld.status_code == 200, (url, withheld.text)
+        assert shown.json().get("disclosure") is None  # a reader of every patient sees every count
+        body = withheld.json()
+        assert body["disclosure"]["minimum"] == 5, url
+
+        def counts(node: Any) -> list[int]:
+            found: list[int] = []
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key in COUNT_KEYS and type(value) is int:
+                        found.append(value)
+                    if key in COUNT_MAPS and isinstance(value, dict):
+                        found += [v for v in value.values() if type(v) is int]
+                    found += counts(value)
+            elif isinstance(node, list):
+                for item in node:
+                    found += counts(item)
+            return found
+
+        assert all(v == 0 or v >= 5 for v in counts(body)), (url, body)
+        if any(0 < v < 5 for v in counts(shown.json())):
+            assert body["disclosure"]["withheld"], url
+    groups = aggregate("GET", f"/studies/{a}/response-rates", params={"group_by": "arm"}).json()
+    withheld_labels = {w["label"] for w in groups["disclosure"]["withheld"]}
+    assert {"X", "Y"} <= withheld_labels and groups["groups"] == []
+    assert groups["comparison"] is None and "/comparison" in {
+        w["pointer"] for w in groups["disclosure"]["withheld"]
+    }
+    # a figure shows every event: refused to an aggregate grant, drawn for a reader
+    assert aggregate("GET", f"/studies/{a}/survival/plot").status_code == 403
+    assert reader("GET", f"/studies/{a}/survival/plot").status_code == 200
+
+
+def test_the_minimum_can_be_turned_off(world: Any, database_url: str) -> None:
+    from service.app import create_app
+    from service.settings import Settings
+
+    a = world["A"]["id"]
+    secret = issue_token(
+        database_url, f"agg-{uuid.uuid4().hex[:8]}", None, grants=[{"study_id": a, "role": "aggregate"}]
+    )
+    app = create_app(Settings(database_url=database_url, rate_limit_per_minute=0, aggregate_min_count=0))
+    with TestClient(app) as plain:
+        body = plain.get(
+            f"{API}/studies/{a}/response-rates", headers={"Authorization": f"Bearer {secret}"}
+        ).json()
+    assert body["disclosure"] is None and body["groups"][0]["patients"] == 5
+    # with the minimum off, an aggregate grant gets the figures too
+    with TestClient(app) as plain:
+        plot = plain.get(f"{API}/studies/{a}/survival/plot", headers={"Authorization": f"Bearer {secret}"})
+    assert plot.status_code == 200 and plot.headers["content-type"].startswith("image/svg")
