@@ -42,9 +42,10 @@ async def _session(
 async def _create_token(
     settings: Settings,
     name: str,
-    role: str,
+    role: str | None,
     expires_in_days: int | None,
     actor: tuple[str, str] = COMMAND_LINE,
+    grants: list[Any] | None = None,
 ) -> str:
     from datetime import UTC, datetime, timedelta
 
@@ -52,8 +53,26 @@ async def _create_token(
 
     async with _session(settings, actor, "token issued from the command line") as session:
         expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-        _, secret = await issue(session, name, role, expires)
+        _, secret = await issue(session, name, role, expires, grants)
         return secret
+
+
+def parse_grant(text: str) -> Any:
+    """`STUDY_ID:ROLE` or `STUDY_ID:ROLE:SITE_ID,SITE_ID` as a Grant (ValueError otherwise)."""
+    import msgspec
+
+    from service.access.grants import Grant
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"{text!r}: expected STUDY_ID:ROLE or STUDY_ID:ROLE:SITE_ID,SITE_ID")
+    fields: dict[str, Any] = {"study_id": parts[0], "role": parts[1]}
+    if len(parts) == 3:
+        fields["sites"] = [s for s in parts[2].split(",") if s]
+    try:
+        return msgspec.convert(fields, Grant)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{text!r}: {exc}") from exc
 
 
 def _token_state(row: Any) -> str:
@@ -69,7 +88,10 @@ async def _list_tokens(settings: Settings) -> list[str]:
 
     async with _session(settings) as session:
         rows = (await session.scalars(select(ApiToken).order_by(col(ApiToken.id)))).all()
-        return [f"{row.name}\t{row.role}\t{_token_state(row)}" for row in rows]
+        return [
+            f"{row.name}\t{row.role or f'grants({len(row.grants or [])})'}\t{_token_state(row)}"
+            for row in rows
+        ]
 
 
 async def _revoke_token(settings: Settings, name: str) -> bool | None:
@@ -218,7 +240,12 @@ def tokens(settings: Settings, args: argparse.Namespace) -> int:
         print("revoked" if revoked else "already revoked")
         return 0
     try:
-        print(asyncio.run(_create_token(settings, args.name, args.role, args.expires_in_days)))
+        grants = [parse_grant(text) for text in args.grant] if args.grant else None
+    except ValueError as exc:
+        print(f"--grant {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(asyncio.run(_create_token(settings, args.name, args.role, args.expires_in_days, grants=grants)))
     except DomainError as exc:
         print(f"tokens create failed: {exc.detail}", file=sys.stderr)
         return 1
@@ -273,7 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     tokens_parser = commands.add_parser("tokens", help="manage API tokens")
     token_commands = tokens_parser.add_subparsers(dest="token_command", required=True)
     create_parser = token_commands.add_parser("create", help="issue a token and print its secret once")
-    create_parser.add_argument("--role", choices=["reader", "curator", "admin"], required=True)
+    access = create_parser.add_mutually_exclusive_group(required=True)
+    access.add_argument("--role", choices=["reader", "curator", "admin"])
+    access.add_argument(
+        "--grant",
+        action="append",
+        metavar="STUDY_ID:ROLE[:SITE_ID,…]",
+        help="a grant (role curator, reader or aggregate), repeatable, instead of a global role",
+    )
     create_parser.add_argument("--name", required=True)
     create_parser.add_argument("--expires-in-days", type=int, default=None)
     token_commands.add_parser("list", help="list tokens (names, roles, state; never secrets)")

@@ -24,7 +24,7 @@ DESCRIPTIONS = {
     "404": "The record named in the path does not exist.",
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
     "401": "Missing, malformed, unknown, expired or revoked bearer token (`WWW-Authenticate: Bearer`).",
-    "403": "The token's role may not do this (reader < curator < admin).",
+    "403": "The token's role or grants may not do this (reader < curator < admin; an aggregate grant reads no patient-level row; a grant writes only inside its studies and sites).",
     "413": "The body is larger than 1 MiB.",
     "412": "If-Match does not match the current ETag: the record changed since it was read.",
     "428": "If-Match is required on PATCH and DELETE.",

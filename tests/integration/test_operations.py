@@ -82,6 +82,25 @@ def test_tokens_from_the_command_line_are_audited(
     assert "command line" in rows[0][2]
 
 
+def test_a_token_with_grants_from_the_command_line(
+    own_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    base = ("tokens", "create", "--name", "centre")
+    assert _cli(monkeypatch, own_database, capsys, *base, "--grant", "not-a-study:reader")[0] == 2
+    unknown = str(uuid.uuid4())
+    code, out = _cli(monkeypatch, own_database, capsys, *base, "--grant", f"{unknown}:reader")
+    assert code == 1 and "does not exist" in out
+    assert _cli(monkeypatch, own_database, capsys, "seed")[0] == 0
+    [rows] = _execute(own_database, "SELECT id FROM studies ORDER BY id LIMIT 1")
+    study = str(uuid.UUID(str(rows[0][0])))
+    code, out = _cli(monkeypatch, own_database, capsys, *base, "--grant", f"{study}:aggregate")
+    assert code == 0 and out.startswith("lor_")
+    code, listing = _cli(monkeypatch, own_database, capsys, "tokens", "list")
+    assert "centre\tgrants(1)\tactive" in listing
+
+
 def test_the_anchored_head_detects_truncation_and_rewriting(
     own_database: str, backend: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
