@@ -150,3 +150,48 @@ def test_symmetric_algorithms_cannot_be_configured(tmp_path: Path) -> None:
     (tmp_path / "jwks.json").write_text('{"keys": []}')
     with pytest.raises(ValueError, match="asymmetric"):
         OidcVerifier(ISSUER, AUDIENCE, str(tmp_path / "jwks.json"), "registry_access", ("RS256", "HS256"))
+
+
+def test_the_jwks_can_be_fetched_from_a_url(
+    database_url: str, client: TestClient[Any], keys: dict[str, Any]
+) -> None:
+    """The provider's JWKS endpoint (a local HTTP server here): fetched in a worker thread and
+    cached; a token signed by its key is accepted, one signed by another key is not."""
+    import http.server
+    import threading
+
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys["good"].public_key()))
+    body = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+    fetched: list[str] = []
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(
+            database_url=database_url,
+            rate_limit_per_minute=0,
+            oidc_issuer=ISSUER,
+            oidc_audience=AUDIENCE,
+            oidc_jwks=f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json",
+        )
+        with TestClient(create_app(settings)) as oidc:
+            assert _get(oidc, _sign(keys["good"], _claims())).status_code == 200
+            assert _get(oidc, _sign(keys["good"], _claims(sub="user-18"))).status_code == 200
+            assert _get(oidc, _sign(keys["other"], _claims())).status_code == 401
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert fetched and fetched[0] == "/.well-known/jwks.json"
+    assert len(fetched) == 1  # the keys are cached, not fetched per request
