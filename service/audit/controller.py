@@ -1,11 +1,12 @@
 """The audit trail, read-only: GET /api/v1/audit (admin). Nothing in the API writes or deletes it."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
@@ -13,6 +14,7 @@ from service.audit.queries import audit_filters, list_entries, stream_entries
 from service.audit.schemas import AuditPage
 from service.auth.middleware import requires
 from service.common.controller import Limit, Offset, next_link
+from service.common.filters import Condition
 from service.common.types import NO_NUL
 from service.db.models import as_utc
 from service.db.session import DbSession
@@ -65,10 +67,26 @@ ResourceType = Annotated[
 ]
 
 
+def selection(
+    resource_type: ResourceType = None,
+    resource_id: FromQuery[UUID | None] = None,
+    actor: Actor = None,
+    study_id: StudyFilter = None,
+    action: ActionFilter = None,
+    since: Moment = None,
+    until: Moment = None,
+) -> list[Condition]:
+    """The records asked for: the same query parameters for the page and the stream."""
+    return audit_filters(
+        resource_type, resource_id, actor, _moment(since, "since"), _moment(until, "until"), study_id, action
+    )
+
+
 class AuditController(Controller):
     path = "/audit"
     tags = ["Audit"]
     guards = [requires("admin")]
+    dependencies = {"selection": Provide(selection, sync_to_thread=False)}
 
     @get(
         "/",
@@ -80,30 +98,11 @@ class AuditController(Controller):
         self,
         request: Request,  # type: ignore[type-arg]
         db_session: DbSession,
-        resource_type: ResourceType = None,
-        resource_id: FromQuery[UUID | None] = None,
-        actor: Actor = None,
-        study_id: StudyFilter = None,
-        action: ActionFilter = None,
-        since: Moment = None,
-        until: Moment = None,
+        selection: NamedDependency[list[Condition]],
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Response[AuditPage]:  # type: ignore[valid-type]
-        items, total = await list_entries(
-            db_session,
-            audit_filters(
-                resource_type,
-                resource_id,
-                actor,
-                _moment(since, "since"),
-                _moment(until, "until"),
-                study_id,
-                action,
-            ),
-            limit,
-            offset,
-        )
+        items, total = await list_entries(db_session, selection, limit, offset)
         return Response(
             AuditPage(items=items, total=total, limit=limit, offset=offset),
             headers=next_link(request, limit, offset, total),
@@ -117,24 +116,5 @@ class AuditController(Controller):
         "batches, so a long log streams without holding the database for the reader.",
         media_type="application/x-ndjson",
     )
-    async def stream_audit_records(
-        self,
-        state: State,
-        resource_type: ResourceType = None,
-        resource_id: FromQuery[UUID | None] = None,
-        actor: Actor = None,
-        study_id: StudyFilter = None,
-        action: ActionFilter = None,
-        since: Moment = None,
-        until: Moment = None,
-    ) -> Stream:
-        where: Any = audit_filters(
-            resource_type,
-            resource_id,
-            actor,
-            _moment(since, "since"),
-            _moment(until, "until"),
-            study_id,
-            action,
-        )
-        return Stream(stream_entries(state.session_factory, where), media_type="application/x-ndjson")
+    async def stream_audit_records(self, state: State, selection: NamedDependency[list[Condition]]) -> Stream:
+        return Stream(stream_entries(state.session_factory, selection), media_type="application/x-ndjson")
