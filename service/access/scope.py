@@ -10,7 +10,6 @@ request (service.auth.middleware) and so seen by every query the request makes, 
 session or in the sessions a streamed export opens later in the same task; code that runs
 outside a request (the command line, the seed loader, migrations) sees everything."""
 
-from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,10 +17,10 @@ from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import and_, false, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.access.grants import Grant
+from service.auth.tokens import RANK
 from service.db import models
 
 Purpose = Literal["rows", "analysis", "write"]
@@ -31,7 +30,6 @@ ROLES: dict[str, frozenset[str]] = {
     "analysis": frozenset({"reader", "curator", "aggregate"}),
     "write": frozenset({"curator"}),
 }
-RANK = {"reader": 0, "curator": 1, "admin": 2}
 
 
 @dataclass(frozen=True)
@@ -50,12 +48,6 @@ class Scope:
     @property
     def everything(self) -> bool:
         return self.role is not None
-
-    def may(self, purpose: Purpose) -> bool:
-        """Whether anything at all is open to this identity for `purpose`."""
-        if self.role is not None:
-            return purpose != "write" or RANK[self.role] >= RANK["curator"]
-        return any(g.role in ROLES[purpose] for g in self.grants)
 
     def sites(self, purpose: Purpose) -> dict[UUID, frozenset[UUID] | None]:
         """Study -> the sites open for `purpose` (None: the whole study)."""
@@ -191,12 +183,3 @@ def enter(scope: Scope) -> None:
 
 def current_scope() -> Scope:
     return _CURRENT.get()
-
-
-def scope_of(session: AsyncSession) -> Scope:
-    """The scope the queries of `session` run under: the current request's."""
-    return _CURRENT.get()
-
-
-def study_ids(grants: Iterable[Grant]) -> list[UUID]:
-    return list(dict.fromkeys(g.study_id for g in grants))

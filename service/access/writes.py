@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from service.access.scope import scope_of
+from service.access.scope import current_scope
 from service.audit.trail import WRITE_CONTEXT
 from service.db import models
 from service.errors import Forbidden
@@ -33,7 +33,7 @@ async def authorize_write(
 ) -> None:
     """Raise Forbidden unless the identity may turn `old` into `new` (None: created/deleted).
     Leaves the write's study and the grant that allowed it for the audit records that follow."""
-    scope = scope_of(session)
+    scope = current_scope()
     values = new if new is not None else old
     assert values is not None
     study_id, site_id = await _place(session, table, values)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, select
 
-from service.access.scope import scope_of
+from service.access.scope import current_scope
 from service.access.writes import authorize_write
 from service.audit import trail
 from service.common.deidentification import check_free_text_async
@@ -62,7 +62,7 @@ async def fetch_page(
     scalar subquery, which the database answers from an index where it can. A second statement
     only for a page past the end, which has no row to carry the total. Only the rows in the
     request's scope (service.access.scope) are counted and listed."""
-    visible = scope_of(session).table_condition(table)
+    visible = current_scope().table_condition(table)
     if visible is not None:
         where = [*where, visible]
     total = core_select(func.count()).select_from(table).where(*where).scalar_subquery()
@@ -114,7 +114,7 @@ class Repository(Generic[M]):
         # one statement object per repository (its compiled form and cache key are reused).
         connection = await session.connection()
         statement = self._by_id
-        visible = scope_of(session).table_condition(self.model.__table__)  # type: ignore[attr-defined]
+        visible = current_scope().table_condition(self.model.__table__)  # type: ignore[attr-defined]
         if visible is not None:
             statement = statement.where(visible)
         row = (await connection.execute(statement, {"id": id})).first()
@@ -223,7 +223,7 @@ class Repository(Generic[M]):
 
 async def get_visible(session: AsyncSession, model: Any, id: Any, for_update: bool = False) -> Any:
     """The ORM row `id` of `model` if it is in the request's scope, else None."""
-    visible = scope_of(session).table_condition(model.__table__)
+    visible = current_scope().table_condition(model.__table__)
     if visible is None:
         return await session.get(model, id, with_for_update=for_update or None)
     statement = select(model).where(model.id == id, visible)
