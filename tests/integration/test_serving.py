@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
+from service.auth import rate_limit
 from service.auth.rate_limit import SharedCounter
 from service.settings import Settings
 from tests.databases import POSTGRES_URL, REQUIRE_POSTGRES, fresh_database, issue_token
@@ -268,8 +269,9 @@ def _alternate(apps: list[Any], secret: str, requests: int) -> list[int]:
 
 
 def test_without_a_store_each_process_counts_alone_and_with_one_they_share(
-    database_url: str, redis_url: str
+    database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(rate_limit, "clock", lambda: 1_800_000_000.0)  # one window throughout
     secret = issue_token(database_url, f"limit-{uuid.uuid4().hex[:6]}", "reader")
     alone = [create_app(Settings(database_url=database_url, rate_limit_per_minute=3)) for _ in range(2)]
     assert _alternate(alone, secret, 6) == [200] * 6  # three each
@@ -298,12 +300,18 @@ def test_an_unreachable_store_leaves_requests_unlimited_and_says_so(
 
 
 def test_two_processes_sharing_a_store_allow_exactly_the_limit_under_a_burst(
-    database_url: str, redis_url: str
+    database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """240 requests at once through two apps (each its own Redis client), limit 60: exactly 60
-    pass. A get-then-set count lets more through (63-81 were measured before INCR)."""
+    pass. A get-then-set count lets more through (63-81 were measured before INCR).
+
+    What is under test is the atomic count, not timing: the window is held still (a burst must
+    not straddle a minute boundary) and the store's socket timeout is lifted, so that a loaded
+    machine cannot make the store look frozen and the limiter fail open (CI saw 180 pass)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(rate_limit, "clock", lambda: 1_800_000_000.0)
+    monkeypatch.setattr(rate_limit, "_SOCKET_TIMEOUT_S", 60.0)
     secret = issue_token(database_url, f"burst-{uuid.uuid4().hex[:6]}", "reader")
     shared = Settings(database_url=database_url, rate_limit_per_minute=60, rate_limit_store_url=redis_url)
     clients = [TestClient(create_app(shared)) for _ in range(2)]
