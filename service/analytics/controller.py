@@ -1,5 +1,6 @@
 """Statistics endpoints under /api/v1/studies/{study_id}/: thin handlers over the analytics services."""
 
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,10 +15,10 @@ from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.designs.simon import simon_designs
 from service.analytics.estimands.endpoints import Endpoint, Stratum
-from service.analytics.estimands.groups import GroupBy
+from service.analytics.estimands.groups import GroupSpec
 from service.analytics.estimands.time_scale import TimeUnit
 from service.analytics.estimands.undated import UndatedEvents
-from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
+from service.analytics.parameters import ConfLevel, ResponseDefinition, group_spec, response_definition
 from service.analytics.plots import figures as plots
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
 from service.analytics.proportions.intervals import CiMethod
@@ -31,7 +32,7 @@ from service.analytics.schemas import (
     Survival,
     TimeToEvent,
 )
-from service.analytics.survival.analysis import DEFINITIONS, survival, time_to_event
+from service.analytics.survival.analysis import DEFINITIONS, LandmarkTime, survival, time_to_event
 from service.analytics.survival.estimators import ConfType
 from service.auth.middleware import requires
 from service.common.controller import next_link
@@ -47,16 +48,24 @@ LandmarkDays = Annotated[
         description="Comma-separated landmark study days, e.g. 180,365.",
     ),
 ]
-GroupByParam = Annotated[
-    GroupBy | None,
-    QueryParameter(
-        description="`arm`: one group per arm (patients without an arm are left out of the comparison, counted and named); default: the whole study as one group."
-    ),
-]
 UndatedEventsParam = Annotated[
     UndatedEvents,
     QueryParameter(
         description="Patients whose event (or remission origin) has no study day: `withhold` (default) reports every estimate they could change as not computable, with the count; `exclude` leaves them out, counted and named, with a warning that this can bias."
+    ),
+]
+LandmarkDay = Annotated[
+    int | None,
+    QueryParameter(
+        ge=1,
+        le=36500,
+        description="Landmark analysis: only patients followed event-free beyond this many days from the origin; with group_by=response_at_landmark or mrd_at_landmark, each grouped by their status then.",
+    ),
+]
+LandmarkTimeParam = Annotated[
+    LandmarkTime,
+    QueryParameter(
+        description="With landmark_day: `from_landmark` (default) restarts time at the landmark; `from_origin` keeps the origin's time scale with entry at the landmark (delayed entry)."
     ),
 ]
 StudyId = FromPath[UUID]
@@ -69,6 +78,7 @@ class StatisticsController(Controller):
     guards = [requires("reader")]
     after_request = state_scope  # type: ignore[assignment]
     response_headers = [scope_header]
+    dependencies = {"groups": Provide(group_spec, sync_to_thread=False)}
 
     @get(
         "/response-rates",
@@ -87,10 +97,10 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         response: NamedDependency[ResponseDefinition],
         ci: FromQuery[CiMethod] = "wilson",
         conf_level: ConfLevel = 0.95,
-        group_by: GroupByParam = None,
         timepoint: Annotated[
             str | None,
             QueryParameter(
@@ -119,7 +129,7 @@ class StatisticsController(Controller):
             scope=response.scope,
             ci=ci,
             conf_level=conf_level,
-            group_by=group_by,
+            group_by=groups,
             target_rate=target_rate,
         )
 
@@ -133,10 +143,10 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         severe_grade: Annotated[int, QueryParameter(ge=1, le=5)] = 3,
         grading_system: FromQuery[GradingSystem | None] = None,
         term: Annotated[str | None, QueryParameter(pattern=r"^[^\x00]*$", max_length=200)] = None,
-        group_by: GroupByParam = None,
     ) -> AdverseEventIncidence:
         return await adverse_event_incidence(
             db_session,
@@ -144,7 +154,7 @@ class StatisticsController(Controller):
             severe_grade=severe_grade,
             grading_system=grading_system,
             term=term,
-            group_by=group_by,
+            group_by=groups,
         )
 
     @get(
@@ -161,12 +171,12 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         endpoint: FromQuery[Endpoint] = "OS",
         times: LandmarkDays = None,
         conf_type: FromQuery[ConfType] = "log-log",
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
-        group_by: GroupByParam = None,
         rho: Annotated[
             float,
             QueryParameter(
@@ -186,14 +196,8 @@ class StatisticsController(Controller):
                 description="Restricted mean survival time up to this many days, per group and against the first group.",
             ),
         ] = None,
-        landmark_day: Annotated[
-            int | None,
-            QueryParameter(
-                ge=1,
-                le=36500,
-                description="Landmark analysis: only patients followed event-free beyond this day, time counted from it.",
-            ),
-        ] = None,
+        landmark_day: LandmarkDay = None,
+        landmark_time: LandmarkTimeParam = "from_landmark",
         undated_events: UndatedEventsParam = "withhold",
     ) -> Survival:
         return await survival(
@@ -204,11 +208,12 @@ class StatisticsController(Controller):
             conf_type=conf_type,
             conf_level=conf_level,
             time_unit=time_unit,
-            group_by=group_by,
             rho=rho,
             strata=strata,
             tau_days=tau,
             landmark_day=landmark_day,
+            landmark_time=landmark_time,
+            group_by=replace(groups, landmark_day=landmark_day),
             undated_events=undated_events,
         )
 
@@ -226,10 +231,10 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         times: LandmarkDays = None,
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
-        group_by: GroupByParam = None,
         undated_events: UndatedEventsParam = "withhold",
     ) -> CumulativeIncidence:
         return await relapse_incidence(
@@ -238,7 +243,7 @@ class StatisticsController(Controller):
             landmark_days=_days(times),
             conf_level=conf_level,
             time_unit=time_unit,
-            group_by=group_by,
+            group_by=groups,
             undated_events=undated_events,
         )
 
@@ -293,9 +298,9 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         endpoint: FromQuery[Endpoint] = "OS",
         time_unit: FromQuery[TimeUnit] = "days",
-        group_by: GroupByParam = None,
         undated_events: UndatedEventsParam = "withhold",
     ) -> TimeToEvent:
         return await time_to_event(
@@ -303,7 +308,7 @@ class StatisticsController(Controller):
             study_id,
             endpoint=endpoint,
             time_unit=time_unit,
-            group_by=group_by,
+            group_by=groups,
             undated_events=undated_events,
         )
 
@@ -318,13 +323,15 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         endpoint: FromQuery[Endpoint] = "OS",
         conf_type: FromQuery[ConfType] = "log-log",
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
-        group_by: GroupByParam = None,
         ci_bands: FromQuery[bool] = False,
         format: FromQuery[plots.ImageFormat] = "svg",
+        landmark_day: LandmarkDay = None,
+        landmark_time: LandmarkTimeParam = "from_landmark",
         undated_events: UndatedEventsParam = "withhold",
     ) -> Response[bytes]:
         result = await survival(
@@ -335,7 +342,9 @@ class StatisticsController(Controller):
             conf_type=conf_type,
             conf_level=conf_level,
             time_unit=time_unit,
-            group_by=group_by,
+            group_by=replace(groups, landmark_day=landmark_day),
+            landmark_day=landmark_day,
+            landmark_time=landmark_time,
             undated_events=undated_events,
         )
         image = await offload_to_process(
@@ -354,8 +363,8 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
         time_unit: FromQuery[TimeUnit] = "days",
-        group_by: GroupByParam = None,
         format: FromQuery[plots.ImageFormat] = "svg",
         undated_events: UndatedEventsParam = "withhold",
     ) -> Response[bytes]:
@@ -365,7 +374,7 @@ class StatisticsController(Controller):
             landmark_days=[],
             conf_level=0.95,
             time_unit=time_unit,
-            group_by=group_by,
+            group_by=groups,
             undated_events=undated_events,
         )
         image = await offload_to_process(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from litestar.params import FromQuery, QueryParameter
 
 from service.analytics.estimands.endpoints import Scope
+from service.analytics.estimands.groups import GroupBy, GroupSpec
 from service.analytics.proportions.analysis import Denominator, MrdRequirement
 
 CATEGORY = "(CR|CRi|CRh|MLFS|PR|SD|NR|PD)"
@@ -63,3 +64,27 @@ def response_definition(
 ) -> ResponseDefinition:
     wanted = [] if categories == "any" else list(dict.fromkeys(categories.split(",")))
     return ResponseDefinition(wanted, mrd, by_day, denominator, treatment_scope)
+
+
+def group_spec(
+    group_by: Annotated[
+        GroupBy | None,
+        QueryParameter(
+            description=(
+                "Compare groups: `arm`, `site`, `sex`, `diagnosis`, `disease_status`, `risk_group` (at most 12 levels), "
+                "`age` (bands at `age_cuts`), or, on survival with `landmark_day`, `response_at_landmark` (CR/CRi/CRh or not) "
+                "and `mrd_at_landmark` (MRD negative or positive) from the last assessment on or before the landmark. "
+                "Patients without a value are left out of the comparison, counted and named. Default: the whole study as one group."
+            )
+        ),
+    ] = None,
+    age_cuts: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?(,[0-9]{1,3}(\.[0-9]{1,2})?){0,9}$",
+            description="With group_by=age: increasing cut points in years, e.g. 18,40,60 gives <18, 18-40, 40-60, >=60 (bands include their lower bound).",
+        ),
+    ] = None,
+) -> GroupSpec:
+    cuts = tuple(float(c) for c in age_cuts.split(",")) if age_cuts else ()
+    return GroupSpec(group_by, cuts)

@@ -45,10 +45,11 @@ def study_patients(study_id: UUID) -> Any:
     return current_scope().study_patients(study_id)
 
 
-async def fetch_patients(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
-    """(id, subject_code, arm_id) of the study's patients in creation order; raw ids."""
+async def fetch_patients(session: AsyncSession, study_id: UUID, group_value: Any) -> Sequence[Any]:
+    """(id, subject_code, group_value) of the study's patients in creation order; raw ids.
+    `group_value`: SQL over Patient (service.analytics.estimands.groups.GroupSpec.column)."""
     statement = (
-        select(raw(col(Patient.id)), col(Patient.subject_code), raw(col(Patient.arm_id)))
+        select(raw(col(Patient.id)), col(Patient.subject_code), group_value.label("group_value"))
         .where(study_patients(study_id))
         .order_by(col(Patient.id))
     )
@@ -99,22 +100,22 @@ async def fetch_patient_page(
     )
 
 
-async def fetch_group_sizes(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
-    """(arm_id raw, n): how many of the study's patients each arm (or no arm) has."""
+async def fetch_group_sizes(session: AsyncSession, study_id: UUID, group_value: Any) -> Sequence[Any]:
+    """(group_value, n): how many of the study's patients have each group value."""
+    value = group_value.label("group_value")
     return await _rows(
-        session,
-        select(raw(col(Patient.arm_id)), func.count().label("n"))
-        .where(study_patients(study_id))
-        .group_by(col(Patient.arm_id)),
+        session, select(value, func.count().label("n")).where(study_patients(study_id)).group_by(value)
     )
 
 
-async def fetch_subjects_without_arm(session: AsyncSession, study_id: UUID, limit: int = 50) -> list[str]:
-    """Subject codes of the study's patients without an arm (the first `limit`, creation order)."""
+async def fetch_subjects_in(
+    session: AsyncSession, study_id: UUID, condition: Any, limit: int = 50
+) -> list[str]:
+    """Subject codes of the study's patients meeting `condition` (the first `limit`, creation order)."""
     rows = await _rows(
         session,
         select(col(Patient.subject_code))
-        .where(study_patients(study_id), col(Patient.arm_id).is_(None))
+        .where(study_patients(study_id), condition)
         .order_by(col(Patient.id))
         .limit(limit),
     )
@@ -122,9 +123,9 @@ async def fetch_subjects_without_arm(session: AsyncSession, study_id: UUID, limi
 
 
 async def fetch_incidence_counts(
-    session: AsyncSession, study_id: UUID, grading_system: str | None, term: str | None
+    session: AsyncSession, study_id: UUID, grading_system: str | None, term: str | None, group_value: Any
 ) -> Sequence[Any]:
-    """(key, term, arm_id raw, worst, n): how many patients of each arm have each term (compared
+    """(key, term, group_value, worst, n): how many patients of each group have each term (compared
     case-insensitively: `key`) at each worst grade (0 when every record of it is ungraded),
     counted in the database; `term` is one stored spelling of the key."""
     key = func.lower(col(AdverseEvent.term))
@@ -139,17 +140,20 @@ async def fetch_incidence_counts(
     if term:
         worst = worst.where(key == term.lower())
     per_patient = worst.group_by(col(AdverseEvent.patient_id), key).subquery()
+    patients = (
+        select(col(Patient.id), group_value.label("group_value")).where(study_patients(study_id)).subquery()
+    )
     return await _rows(
         session,
         select(
             per_patient.c.key,
             func.min(per_patient.c.term).label("term"),
-            raw(col(Patient.arm_id)),
+            patients.c.group_value,
             per_patient.c.worst,
             func.count().label("n"),
         )
-        .join(Patient, col(Patient.id) == per_patient.c.patient_id)
-        .group_by(per_patient.c.key, col(Patient.arm_id), per_patient.c.worst),
+        .join(patients, patients.c.id == per_patient.c.patient_id)
+        .group_by(per_patient.c.key, patients.c.group_value, per_patient.c.worst),
     )
 
 

@@ -7,11 +7,14 @@ from service.common.schemas import Output
 
 
 class Group(Output):
-    """A group of patients: the whole study, or one arm (`arm_id` null for patients without arm)."""
+    """A group of patients: the whole study, one arm (`arm_id`), or the patients sharing one value
+    of what the request groups by (`value`: a site's code, a sex, a diagnosis, an age band, a
+    status at the landmark)."""
 
     key: str
     label: str
     arm_id: UUID | None
+    value: str | None = None
 
 
 class UndatedEventHandling(Output):

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.groups import GroupSpec
 from service.analytics.proportions.analysis import count_outcome
 from service.analytics.proportions.intervals import CiMethod, fisher_two_groups, proportion_ci
 from service.analytics.survival.analysis import survival
@@ -227,11 +228,11 @@ class PatientData:
         if arm_id is None:
             return [p.id for p in self.patients]
         raw_arm = self.raw_arm.get(arm_id)
-        return [p.id for p in self.patients if p.arm_id == raw_arm]
+        return [p.id for p in self.patients if p.group_value == raw_arm]
 
 
 async def _patient_data(session: AsyncSession, study_id: UUID) -> PatientData:
-    patients = await queries.fetch_patients(session, study_id)
+    patients = await queries.fetch_patients(session, study_id, GroupSpec("arm").column())
     columns = [
         Patient.age_years,
         Patient.sex,
@@ -359,7 +360,7 @@ async def _survival_check(
         conf_type="log-log",
         conf_level=0.95,
         time_unit=definition["time_unit"],
-        group_by="arm" if result.arm_id else None,
+        group_by=GroupSpec("arm" if result.arm_id else None),
     )
     group = next(
         (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None
@@ -409,7 +410,7 @@ async def _incidence_check(
         landmark_days=[day],
         conf_level=0.95,
         time_unit="days",
-        group_by="arm" if result.arm_id else None,
+        group_by=GroupSpec("arm" if result.arm_id else None),
     )
     group = next(
         (g for g in summary.groups if result.arm_id is None or g.group.arm_id == result.arm_id), None

@@ -19,6 +19,7 @@ import msgspec
 from sqlmodel import col, select
 
 from service.access.scope import current_scope
+from service.analytics.estimands.groups import GroupSpec
 from service.analytics.schemas import Exclusion, TimeToEventRow
 from service.analytics.survival.analysis import time_to_event
 from service.db import models
@@ -139,7 +140,7 @@ async def stream_zip(open_session: Callable[[], Any], study_id: UUID) -> AsyncIt
                 yield sink.take()
             for endpoint in ("OS", "RFS"):
                 analysis = await time_to_event(
-                    session, study_id, endpoint=endpoint, time_unit="days", group_by="arm"
+                    session, study_id, endpoint=endpoint, time_unit="days", group_by=GroupSpec("arm")
                 )
                 _write(archive, f"time_to_event_{endpoint.lower()}.csv", TimeToEventRow, analysis.rows)
                 _write(archive, f"excluded_{endpoint.lower()}.csv", Exclusion, analysis.excluded)

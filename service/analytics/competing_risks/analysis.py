@@ -14,11 +14,12 @@ from service.analytics import queries
 from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
 from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.groups import (
-    NO_ARM,
-    GroupBy,
     Grouping,
+    GroupSpec,
     group_patients,
+    resolve,
     small_sample_warnings,
+    without_landmark,
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
@@ -52,16 +53,19 @@ async def relapse_incidence(
     landmark_days: list[float],
     conf_level: float,
     time_unit: TimeUnit,
-    group_by: GroupBy | None,
+    group_by: GroupSpec,
     undated_events: UndatedEvents = "withhold",
 ) -> CumulativeIncidence:
     await queries.require_study(session, study_id)
-    rows = await estimands.fetch_analysis_rows(session, study_id, "RFS")
-    grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
+    groups = await resolve(session, study_id, without_landmark(group_by, "cumulative incidence"))
+    rows = await estimands.fetch_analysis_rows(session, study_id, "RFS", group_value=group_by.column())
+    grouping = group_patients(rows, groups)
     rule = await rule_for_rows(
         session, study_id, "RFS", undated_events, rows, lambda r: grouping.group_of[r.id]
     )
-    return await offload(_result, study_id, rows, grouping, rule, landmark_days, conf_level, time_unit)
+    return await offload(
+        _result, study_id, rows, grouping, rule, landmark_days, conf_level, time_unit, group_by.method()
+    )
 
 
 def cause_of(row: Any) -> int:
@@ -78,22 +82,21 @@ def _result(
     landmark_days: list[float],
     conf_level: float,
     time_unit: TimeUnit,
+    groups_method: str = "the whole study as one group",
 ) -> CumulativeIncidence:
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
     excluded_in: dict[str, Counter[str]] = {g.key: Counter() for g in grouping.groups}
     kept: dict[str, list[Any]] = {g.key: [] for g in grouping.groups}
-    without_arm = 0
+    without_group: Counter[str] = Counter()
     for row in rows:
         key = grouping.group_of[row.id]
         if key is None:
-            without_arm += 1
+            without_group[grouping.reason_of[row.id]] += 1
         elif row.reason is None:
             kept[key].append(row)
         else:
             excluded_in[key][row.reason] += 1
-    by_reason: Counter[str] = sum(excluded_in.values(), Counter())
-    if without_arm:
-        by_reason[NO_ARM] = without_arm
+    by_reason: Counter[str] = sum(excluded_in.values(), Counter()) + without_group
     warnings += [
         f"{n} patient(s) not in the analysis set: {reason}" for reason, n in sorted(by_reason.items())
     ]
@@ -214,6 +217,6 @@ def _result(
         excluded_by_reason=dict(by_reason),
         undated_events=rule.handling(),
         not_computable=not_computable,
-        method={**METHOD, "undated_events": rule.method()},
+        method={**METHOD, "undated_events": rule.method(), "groups": groups_method},
         warnings=warnings,
     )

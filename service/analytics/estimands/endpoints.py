@@ -282,11 +282,12 @@ PATIENT_COLUMNS = {
 
 
 def _analysis_statement(
-    study_id: UUID, endpoint: str, postgres: bool, attributes: tuple[str, ...] = ()
+    study_id: UUID, endpoint: str, postgres: bool, attributes: tuple[str, ...] = (), group_value: Any = None
 ) -> Any:
     """One row per patient with everything a time-to-event analysis needs, computed in SQL:
-    (id, subject_code, arm_id, origin_day, end_day, event, event_type, reason_code, *attributes),
-    ids raw. `reason_code` indexes EXCLUSIONS: why a patient is left out (null when in)."""
+    (id, subject_code, arm_id, group_value, origin_day, end_day, event, event_type, reason_code,
+    *attributes), ids raw. `reason_code` indexes EXCLUSIONS: why a patient is left out (null
+    when in). `group_value`: SQL over Patient placing the patient in a group (default: the arm)."""
     definition = ENDPOINTS[endpoint]
     # last_recorded_day is kept by the database on every write of outcomes, adverse events and
     # treatments (see the Patient model).
@@ -296,6 +297,7 @@ def _analysis_statement(
             col(Patient.subject_code),
             col(Patient.arm_id),
             col(Patient.last_recorded_day),
+            (raw(col(Patient.arm_id)) if group_value is None else group_value).label("group_value"),
             *(col(PATIENT_COLUMNS[a]) for a in attributes),
         )
         .where(study_patients(study_id))
@@ -393,6 +395,7 @@ def _analysis_statement(
         raw(pts.c.id),
         pts.c.subject_code,
         raw(pts.c.arm_id),
+        pts.c.group_value,
         origin.label("origin_day"),
         func.coalesce(first.c.event_day, last_day).label("end_day"),
         case((has_event, 1), else_=0).label("event"),
@@ -428,29 +431,33 @@ def reason_text(code: Any) -> Any:
 
 
 async def fetch_analysis_rows(
-    session: AsyncSession, study_id: UUID, endpoint: str, attributes: tuple[str, ...] = ()
+    session: AsyncSession,
+    study_id: UUID,
+    endpoint: str,
+    attributes: tuple[str, ...] = (),
+    group_value: Any = None,
 ) -> Sequence[Any]:
     """The per-patient analysis rows (see `_analysis_statement`) in creation order, with the
     exclusion reason as text (`reason`) and the patient `attributes` asked for."""
-    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes).subquery()
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes, group_value).subquery()
     statement = select(*(c for c in rows.c if c.key != "reason_code"), reason_text(rows.c.reason_code))
     return await _rows(session, statement.order_by(rows.c.id))
 
 
 async def fetch_analysis_counts(
-    session: AsyncSession, study_id: UUID, endpoint: str, stratum: str | None = None
+    session: AsyncSession, study_id: UUID, endpoint: str, stratum: str | None = None, group_value: Any = None
 ) -> Sequence[Any]:
-    """The same rows counted by (arm_id, origin_day, end_day, event, reason[, stratum]): a
+    """The same rows counted by (group_value, origin_day, end_day, event, reason[, stratum]): a
     Kaplan–Meier curve needs only these counts, so 100,000 patients come back as a few thousand
     rows. With `stratum`, each row also carries that patient attribute (column `stratum`)."""
     attributes = (stratum,) if stratum else ()
-    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes).subquery()
-    key = [rows.c.arm_id, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code]
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), attributes, group_value).subquery()
+    key = [rows.c.group_value, rows.c.origin_day, rows.c.end_day, rows.c.event, rows.c.reason_code]
     if stratum:
         key.append(rows.c[stratum].label("stratum"))
     counted = select(*key, func.count().label("n")).group_by(*key).subquery()
     statement = select(
-        counted.c.arm_id,
+        counted.c.group_value,
         counted.c.origin_day,
         counted.c.end_day,
         counted.c.event,
@@ -461,13 +468,15 @@ async def fetch_analysis_counts(
     return await _rows(session, statement)
 
 
-async def fetch_undated_patients(session: AsyncSession, study_id: UUID, endpoint: str) -> Sequence[Any]:
-    """(id, subject_code, arm_id) of the patients whose time on the endpoint is unknown (an
+async def fetch_undated_patients(
+    session: AsyncSession, study_id: UUID, endpoint: str, group_value: Any = None
+) -> Sequence[Any]:
+    """(id, subject_code, group_value) of the patients whose time on the endpoint is unknown (an
     undated event or origin), ids raw, in creation order."""
-    rows = _analysis_statement(study_id, endpoint, _is_postgres(session)).subquery()
+    rows = _analysis_statement(study_id, endpoint, _is_postgres(session), (), group_value).subquery()
     undated_codes = [EXCLUSIONS.index(reason) for reason in UNDATED]
     statement = (
-        select(rows.c.id, rows.c.subject_code, rows.c.arm_id)
+        select(rows.c.id, rows.c.subject_code, rows.c.group_value)
         .where(rows.c.reason_code.in_(undated_codes))
         .order_by(rows.c.id)
     )

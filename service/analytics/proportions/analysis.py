@@ -13,12 +13,12 @@ from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.endpoints import Scope
 from service.analytics.estimands.groups import (
-    NO_ARM,
-    GroupBy,
-    define_groups,
+    GroupSpec,
     group_patients,
-    no_arm_warning,
+    left_out_warnings,
+    resolve,
     small_sample_warnings,
+    without_landmark,
 )
 from service.analytics.estimands.undated import MAX_NAMED
 from service.analytics.proportions.exact import (
@@ -154,13 +154,12 @@ async def response_rates(
     timepoint: str | None = None,
     scope: Scope = "study_treatment",
     conf_level: float,
-    group_by: GroupBy | None,
+    group_by: GroupSpec,
     target_rate: float | None = None,
 ) -> ResponseRates:
     await queries.require_study(session, study_id)
-    grouping = group_patients(
-        await queries.fetch_patients(session, study_id), await queries.fetch_arms(session, study_id), group_by
-    )
+    groups = await resolve(session, study_id, without_landmark(group_by, "a response rate"))
+    grouping = group_patients(await queries.fetch_patients(session, study_id, group_by.column()), groups)
     tally = tally_responses(
         await estimands.fetch_response_assessments(session, study_id),
         set(categories),
@@ -208,7 +207,8 @@ async def response_rates(
             )
         )
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
-    warnings += no_arm_warning(len(without_arm), without_arm[:MAX_NAMED])
+    left_out = Counter(grouping.reason_of.values())
+    warnings += left_out_warnings(dict(left_out), without_arm[:MAX_NAMED])
     if not responders & {pid for pid, key in grouping.group_of.items() if key is not None}:
         warnings.append("no patient meets the response definition")
     for r in results:
@@ -233,8 +233,9 @@ async def response_rates(
         conf_level=conf_level,
         groups=results,
         comparison=comparison,
-        excluded_by_reason={NO_ARM: len(without_arm)} if without_arm else {},
+        excluded_by_reason=dict(left_out),
         method={
+            "groups": group_by.method(),
             "responder": (
                 "at least one response assessment in the window whose category is in `categories` "
                 "(an uncertain category counts when every candidate is in the set)"
@@ -373,26 +374,29 @@ async def adverse_event_incidence(
     severe_grade: int,
     grading_system: str | None,
     term: str | None,
-    group_by: GroupBy | None,
+    group_by: GroupSpec,
 ) -> AdverseEventIncidence:
     await queries.require_study(session, study_id)
-    # Counted in the database: one row per (term, arm, worst grade), never one per event.
-    arm_sizes = await queries.fetch_group_sizes(session, study_id)
-    groups, key_of_arm = define_groups(await queries.fetch_arms(session, study_id), group_by)
+    # Counted in the database: one row per (term, group, worst grade), never one per event.
+    grouped = await resolve(session, study_id, without_landmark(group_by, "adverse-event incidence"))
+    groups = grouped.groups
+    column = group_by.column()
     sizes = {g.key: 0 for g in groups}
-    without_arm = 0
-    for row in arm_sizes:
-        key = key_of_arm[row.arm_id]
+    without_group: Counter[str] = Counter()
+    left_out_values = []
+    for row in await queries.fetch_group_sizes(session, study_id, column):
+        key = grouped.key(row.group_value)
         if key is None:
-            without_arm += row.n
+            without_group[grouped.reason(row.group_value)] += row.n
+            left_out_values.append(row.group_value)
         else:
             sizes[key] += row.n
     # worst[term key][group key][worst grade] = patients
     worst: dict[str, dict[str, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
     spelling: dict[str, str] = {}
-    for row in await queries.fetch_incidence_counts(session, study_id, grading_system, term):
+    for row in await queries.fetch_incidence_counts(session, study_id, grading_system, term, column):
         spelling[row.key] = min(spelling.get(row.key, row.term), row.term)
-        key = key_of_arm[row.arm_id]
+        key = grouped.key(row.group_value)
         if key is not None:
             worst[row.key][key][row.worst] += row.n
 
@@ -424,8 +428,11 @@ async def adverse_event_incidence(
         )
     rows.sort(key=lambda r: (-sum(c.any_grade.n for c in r.groups), r.term))
     warnings = small_sample_warnings(groups, sizes)
-    if without_arm:
-        warnings += no_arm_warning(without_arm, await queries.fetch_subjects_without_arm(session, study_id))
+    if without_group:
+        in_none = column.is_(None) | column.in_([v for v in left_out_values if v is not None])
+        warnings += left_out_warnings(
+            dict(without_group), await queries.fetch_subjects_in(session, study_id, in_none)
+        )
     if not rows:
         warnings.append("no adverse events match")
     if too_large:
@@ -441,8 +448,9 @@ async def adverse_event_incidence(
         groups=groups,
         patients=sizes,
         rows=rows,
-        excluded_by_reason={NO_ARM: without_arm} if without_arm else {},
+        excluded_by_reason=dict(without_group),
         method={
+            "groups": group_by.method(),
             "counting": "a patient counts once per term (terms compared case-insensitively), at their worst grade; N is the number of patients in the group (all enrolled patients, not only the treated)",
             "severe": f"worst grade >= {severe_grade}",
             "ungraded": "events with only a grade range or no grade count toward any grade and the 'unknown' worst grade",

@@ -8,7 +8,7 @@ once, in SQL, by service.analytics.estimands.endpoints; the survival endpoint re
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID
 
 import numpy as np
@@ -20,10 +20,11 @@ from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.aggregate_only import aggregate_only
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.groups import (
-    NO_ARM,
-    GroupBy,
-    define_groups,
+    LANDMARK_STATUSES,
+    Groups,
+    GroupSpec,
     group_patients,
+    resolve,
     small_sample_warnings,
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
@@ -56,6 +57,7 @@ from service.analytics.survival.estimators import (
     survival_at,
 )
 from service.common.heavy import offload
+from service.errors import RuleViolation
 
 DEFINITIONS = {
     "time": "elapsed days from origin to end study day (no day 0: day -1 to day 1 is one day), divided by 1 (days), 7 (weeks) or 30.4375 (months)",
@@ -78,12 +80,13 @@ async def time_to_event(
     *,
     endpoint: Endpoint,
     time_unit: TimeUnit,
-    group_by: GroupBy | None,
+    group_by: GroupSpec,
     undated_events: UndatedEvents = "withhold",
 ) -> TimeToEvent:
     await queries.require_study(session, study_id)
-    rows = await estimands.fetch_analysis_rows(session, study_id, endpoint)
-    grouping = group_patients(rows, await queries.fetch_arms(session, study_id), group_by)
+    groups = await resolve(session, study_id, group_by)
+    rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, group_value=group_by.column())
+    grouping = group_patients(rows, groups)
     labels = {g.key: g.label for g in grouping.groups}
     rule = await rule_for_rows(
         session, study_id, endpoint, undated_events, rows, lambda r: grouping.group_of[r.id]
@@ -115,7 +118,7 @@ async def time_to_event(
             subject_code=r.subject_code,
             group_key=grouping.group_of[r.id],
             # in no group comes first, as every analysis counts it: the other reason is moot
-            reason=NO_ARM if grouping.group_of[r.id] is None else r.reason,
+            reason=grouping.reason_of[r.id] if grouping.group_of[r.id] is None else r.reason,
         )
         for r in rows
         if r.reason is not None or grouping.group_of[r.id] is None
@@ -133,6 +136,7 @@ async def time_to_event(
         method={
             **DEFINITIONS,
             "undated_events": rule.method(),
+            "groups": group_by.method(),
             "columns": "time = AVAL, cnsr = CNSR (1 censored, 0 event), event_or_censoring = EVNTDESC/CNSDTDSC",
         },
         warnings=_warn_exclusions(by_reason, endpoint) + rule.warnings(),
@@ -154,6 +158,7 @@ def _none(value: float) -> float | None:
 
 
 LANDMARK_EXCLUSION = "event or censoring on or before the landmark day"
+LandmarkTime = Literal["from_landmark", "from_origin"]
 
 
 class SurvivalOptions(TypedDict, total=False):
@@ -162,33 +167,47 @@ class SurvivalOptions(TypedDict, total=False):
     conf_type: ConfType
     conf_level: float
     time_unit: TimeUnit
-    group_by: GroupBy | None
+    group_by: GroupSpec
     rho: float
     strata: Stratum | None
     tau_days: float | None
     landmark_day: float | None
+    landmark_time: LandmarkTime
     undated_events: UndatedEvents
 
 
 async def survival(session: AsyncSession, study_id: UUID, **options: Unpack[SurvivalOptions]) -> Survival:
     await queries.require_study(session, study_id)
     endpoint = options["endpoint"]
-    counts = await estimands.fetch_analysis_counts(session, study_id, endpoint, options.get("strata"))
-    arms = await queries.fetch_arms(session, study_id)
-    groups, key_of_arm = define_groups(arms, options.get("group_by"))
+    spec = options.get("group_by") or GroupSpec()
+    if spec.by in LANDMARK_STATUSES:
+        if spec.landmark_day is None or spec.landmark_day != options.get("landmark_day"):
+            raise RuleViolation(
+                f"group_by={spec.by} groups patients by their status at a landmark: give landmark_day",
+                field="landmark_day",
+            )
+        if estimands.ENDPOINTS[endpoint].origin != "day_1":
+            raise RuleViolation(
+                f"group_by={spec.by}: the status is placed from study day 1, and {endpoint} is timed from remission; use OS, EFS or GRFS",
+                field="group_by",
+            )
+    groups = await resolve(session, study_id, spec)
+    counts = await estimands.fetch_analysis_counts(
+        session, study_id, endpoint, options.get("strata"), spec.column()
+    )
     undated = (
-        await estimands.fetch_undated_patients(session, study_id, endpoint)
+        await estimands.fetch_undated_patients(session, study_id, endpoint, spec.column())
         if any(r.reason in estimands.UNDATED for r in counts)
         else []
     )
     rule = undated_rule(
         options.get("undated_events", "withhold"),
         endpoint,
-        ((key_of_arm[r.arm_id], r.subject_code) for r in undated),
+        ((groups.key(r.group_value), r.subject_code) for r in undated),
         await aggregate_only(session, study_id, endpoint),
     )
     # The estimates, tests and curve points are CPU work: off the event loop.
-    return await offload(_survival_result, study_id, counts, groups, key_of_arm, rule, **options)
+    return await offload(_survival_result, study_id, counts, groups, rule, **options)
 
 
 def _withheld_group(
@@ -217,8 +236,7 @@ def _withheld_group(
 def _survival_result(
     study_id: UUID,
     counts: Sequence[Any],
-    groups: list[Group],
-    key_of_arm: dict[Any, str | None],
+    grouped: Groups,
     rule: UndatedRule,
     *,
     endpoint: Endpoint,
@@ -226,22 +244,24 @@ def _survival_result(
     conf_type: ConfType,
     conf_level: float,
     time_unit: TimeUnit,
-    group_by: GroupBy | None,
+    group_by: GroupSpec | None = None,
     rho: float = 0.0,
     strata: Stratum | None = None,
     tau_days: float | None = None,
     landmark_day: float | None = None,
+    landmark_time: "LandmarkTime" = "from_landmark",
     undated_events: UndatedEvents = "withhold",
 ) -> Survival:
+    groups = grouped.groups
     sizes: dict[str, int] = defaultdict(int)
     cells: dict[str, list[tuple[float, float, bool, int, Any]]] = defaultdict(list)
     excluded_in: dict[str, Counter[str]] = defaultdict(Counter)
-    without_arm = 0
+    without_group: Counter[str] = Counter()
     landmark = None if landmark_day is None else landmark_day / DAYS_PER_UNIT[time_unit]
     for row in counts:
-        key = key_of_arm[row.arm_id]
+        key = grouped.key(row.group_value)
         if key is None:
-            without_arm += row.n
+            without_group[grouped.reason(row.group_value)] += row.n
             continue
         sizes[key] += row.n
         if row.reason is not None:
@@ -257,9 +277,7 @@ def _survival_result(
         cells[key].append(
             (row.origin_day, row.end_day, bool(row.event), row.n, row.stratum if strata else None)
         )
-    by_reason: Counter[str] = sum(excluded_in.values(), Counter())
-    if without_arm:
-        by_reason[NO_ARM] = without_arm
+    by_reason: Counter[str] = sum(excluded_in.values(), Counter()) + without_group
 
     warnings = small_sample_warnings(groups, sizes)
     warnings.extend(_warn_exclusions(dict(by_reason), endpoint))
@@ -274,7 +292,7 @@ def _survival_result(
             elapsed(np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float), time_unit),
             n,
         )
-        if landmark is not None:
+        if landmark is not None and landmark_time == "from_landmark":
             times = times - landmark
         samples.append((times, np.repeat(np.array([r[2] for r in rows], bool), n)))
         stratum_codes.append(
@@ -282,6 +300,12 @@ def _survival_result(
                 np.array([-1 if r[4] is None else stratum_values.index(str(r[4])) for r in rows], int), n
             )
         )
+    entry = landmark if landmark is not None and landmark_time == "from_origin" else None
+
+    def n_risk(times: np.ndarray, t: float) -> int:
+        # with delayed entry nobody is at risk until the landmark: (entry, time] as R's Surv(entry, time, event)
+        return 0 if entry is not None and t <= entry else at_risk(times, t)
+
     longest = max((float(t.max()) for t, _ in samples if len(t)), default=0.0)
     grid = _grid(longest)
 
@@ -323,7 +347,7 @@ def _survival_result(
                     survival=value[0] if value else None,
                     lower=value[1] if value else None,
                     upper=value[2] if value else None,
-                    n_risk=at_risk(times, t),
+                    n_risk=n_risk(times, t),
                 )
             )
         follow_up = (
@@ -370,7 +394,7 @@ def _survival_result(
                 ],
                 median=Median(time=median, lower=low, upper=high, reached=median is not None),
                 landmarks=landmarks,
-                at_risk=[AtRisk(time=t, n_risk=at_risk(times, t)) for t in grid],
+                at_risk=[AtRisk(time=t, n_risk=n_risk(times, t)) for t in grid],
                 follow_up=Median(
                     time=follow_up[0],
                     lower=follow_up[1],
@@ -461,9 +485,15 @@ def _survival_result(
             ),
             "follow_up": "median follow-up by reverse Kaplan–Meier (censoring as the event; Schemper & Smith 1996)",
             "rmst": "restricted mean survival time up to tau: area under the Kaplan–Meier curve with Greenwood-type variance, differences and ratios against the first group, as R survRM2 rmst2",
-            "landmark_analysis": "with landmark_day: only patients followed beyond the landmark without an event, time counted from it"
+            "landmark_analysis": "with landmark_day: only patients followed beyond the landmark without an event, "
+            + (
+                "time counted from it"
+                if landmark_time == "from_landmark"
+                else "time counted from the origin with entry at the landmark (delayed entry: S(t) is conditional on being event-free at the landmark and is 1 up to it)"
+            )
             if landmark_day is not None
             else "not requested",
+            "groups": (group_by or GroupSpec()).method(),
             "landmarks": "S(t) of the step function at each landmark day; null beyond the last follow-up",
         },
         warnings=warnings,
