@@ -57,6 +57,8 @@ DERIVED_KEYS = frozenset(
         "tests",
         "proportional_hazards",
         "pooled",
+        "fit_statistics",
+        "trend",
     }
 )
 LABEL_KEYS = ("label", "term", "study_title", "group", "key")

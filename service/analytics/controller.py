@@ -22,11 +22,14 @@ from service.analytics.parameters import ConfLevel, ResponseDefinition, group_sp
 from service.analytics.plots import figures as plots
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
 from service.analytics.proportions.intervals import CiMethod
-from service.analytics.regression.analysis import Covariate, cox_model
+from service.analytics.regression.analysis import cox_model
+from service.analytics.regression.design import Covariate
+from service.analytics.regression.response_model import Firth, response_model
 from service.analytics.schemas import (
     AdverseEventIncidence,
     CoxModel,
     CumulativeIncidence,
+    ResponseModel,
     ResponseRates,
     SimonTwoStage,
     Survival,
@@ -66,6 +69,28 @@ LandmarkTimeParam = Annotated[
     LandmarkTime,
     QueryParameter(
         description="With landmark_day: `from_landmark` (default) restarts time at the landmark; `from_origin` keeps the origin's time scale with entry at the landmark (delayed entry)."
+    ),
+]
+ModelCovariates = Annotated[
+    list[Covariate],
+    QueryParameter(
+        min_items=1,
+        max_items=7,
+        description="Repeat for several covariates, e.g. arm and age_years; sex, diagnosis, disease_status and risk_group are factors.",
+    ),
+]
+References = Annotated[
+    list[str] | None,
+    QueryParameter(
+        max_items=5,
+        description="A factor's reference level, factor:level (an arm by its label), e.g. diagnosis:B-ALL; default the first level present.",
+    ),
+]
+Interactions = Annotated[
+    list[str] | None,
+    QueryParameter(
+        max_items=3,
+        description="An interaction of two covariates of the model, a*b (e.g. arm*sex): the products of their columns.",
     ),
 ]
 StudyId = FromPath[UUID]
@@ -262,13 +287,10 @@ class StatisticsController(Controller):
         self,
         db_session: DbSession,
         study_id: StudyId,
-        covariates: Annotated[
-            list[Covariate],
-            QueryParameter(
-                min_items=1, max_items=7, description="Repeat for several covariates, e.g. arm and age_years."
-            ),
-        ],
+        covariates: ModelCovariates,
         endpoint: FromQuery[Endpoint] = "OS",
+        reference: References = None,
+        interactions: Interactions = None,
         strata: Annotated[
             Stratum | None,
             QueryParameter(description="A separate baseline hazard per value of this attribute."),
@@ -284,6 +306,50 @@ class StatisticsController(Controller):
             strata=strata,
             conf_level=conf_level,
             undated_events=undated_events,
+            references=reference or [],
+            interactions=interactions or [],
+        )
+
+    @get(
+        "/response-model",
+        dependencies={"response": Provide(response_definition, sync_to_thread=False)},
+        operation_id="getResponseModel",
+        summary="Logistic regression of response (Firth's correction when the data separate)",
+        description=(
+            "Odds ratios of response (the response definition of the response rates) on arm and patient covariates. "
+            "Maximum likelihood as R glm(family = binomial) with Wald tests; when the responses are separated (every "
+            "patient of one group responded, or none did: estimates would be infinite) `firth=auto` fits Firth's "
+            "penalised likelihood as R logistf (penalised likelihood-ratio p values, profile intervals); "
+            "`firth=always` fits it regardless, `firth=never` reports separated data as not computable. Factors "
+            "(sex, diagnosis, disease_status, risk_group, arm) take a reference level (`reference=diagnosis:B-ALL`); "
+            "`interactions=arm*sex` adds a product term."
+        ),
+    )
+    async def get_response_model(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        response: NamedDependency[ResponseDefinition],
+        covariates: ModelCovariates,
+        reference: References = None,
+        interactions: Interactions = None,
+        firth: Annotated[
+            Firth,
+            QueryParameter(
+                description="`auto` (default): Firth's model when the data are separated; `always`; `never`."
+            ),
+        ] = "auto",
+        conf_level: ConfLevel = 0.95,
+    ) -> ResponseModel:
+        return await response_model(
+            db_session,
+            study_id,
+            response=response,
+            covariates=list(dict.fromkeys(covariates)),
+            references=reference or [],
+            interactions=interactions or [],
+            firth=firth,
+            conf_level=conf_level,
         )
 
     @get(

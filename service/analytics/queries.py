@@ -186,3 +186,20 @@ async def fetch_swimmer_records(
         ).where(col(Outcome.patient_id).in_(patient_ids), col(Outcome.study_day).is_not(None)),
     )
     return treatments, outcomes
+
+
+async def fetch_patient_attributes(
+    session: AsyncSession, study_id: UUID, attributes: Sequence[str]
+) -> Sequence[Any]:
+    """(id, subject_code, arm_id, *attributes) of the study's patients in creation order; raw ids."""
+    statement = (
+        select(
+            raw(col(Patient.id)),
+            col(Patient.subject_code),
+            raw(col(Patient.arm_id)),
+            *(getattr(Patient, a) for a in attributes),
+        )
+        .where(study_patients(study_id))
+        .order_by(col(Patient.id))
+    )
+    return await _rows(session, statement)

@@ -407,3 +407,52 @@ class SimonTwoStage(Output):
     minimax: TwoStageDesignResult | None
     method: dict[str, str]
     warnings: list[str]
+
+
+class ModelTerm(Output):
+    """One coefficient of a logistic model: log odds ratio, its standard error and the odds ratio
+    with its interval (Wald for maximum likelihood; profile penalised likelihood for Firth)."""
+
+    term: str
+    coef: float
+    se: float
+    odds_ratio: float
+    # null where the profile likelihood does not reach the bound (Firth) or it overflows
+    lower: float | None
+    upper: float | None
+    # chi-square statistic behind p_value: Wald z² (maximum likelihood) or penalised likelihood ratio (Firth)
+    chi_square: float
+    p_value: float
+
+
+class FitStatistics(Output):
+    log_likelihood: float
+    # Firth only: the penalised log-likelihood maximised
+    penalised_log_likelihood: float | None
+    deviance: float
+    null_deviance: float
+    aic: float
+    iterations: int
+
+
+class ResponseModel(Output):
+    study_id: UUID
+    outcome: dict[str, str | int | list[str] | None]
+    covariates: list[str]
+    conf_level: float
+    # `maximum_likelihood` or `firth` (what was fitted), and whether the data are separated
+    estimation: str | None
+    separated: bool | None
+    # null when withheld from an aggregate grant (service.access.disclosure)
+    n: int | None
+    responders: int | None
+    excluded: int | None
+    excluded_by_reason: dict[str, int]
+    not_computable: str | None
+    terms: list[ModelTerm]
+    # The likelihood-ratio test of every coefficient but the intercept = 0 (penalised for Firth).
+    tests: list[ChiSquareTest]
+    fit_statistics: FitStatistics | None
+    method: dict[str, str]
+    warnings: list[str]
+    disclosure: Disclosure | None = None

@@ -6,7 +6,7 @@ Schoenfeld-residual test of proportional hazards."""
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -19,27 +19,26 @@ from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.time_scale import elapsed
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
 from service.analytics.regression.cox import cox_fit, cox_zph
+from service.analytics.regression.design import (
+    CODING,
+    Covariate,
+    design,
+    missing,
+    parse_interactions,
+    parse_references,
+)
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
 from service.common.heavy import offload
 
-Covariate = Literal[
-    "arm",
-    "age_years",
-    "sex",
-    "wbc_10e9_per_l",
-    "hemoglobin_g_per_l",
-    "platelets_10e9_per_l",
-    "marrow_blasts_pct",
-]
 EVENTS_PER_VARIABLE = 10
 MONOTONE = "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite"
 
 METHOD = {
     "model": "Cox proportional hazards, Efron's approximation for ties, Newton–Raphson to full convergence, as R coxph(ties = 'efron')",
-    "coding": "arm: one term per arm against the first arm (creation order) with patients; sex: male vs female (unknown = missing); numeric covariates per unit",
+    "coding": CODING,
     "intervals": "hazard ratio exp(coef ± z·se) (Wald), p from z = coef/se",
     "tests": "likelihood ratio, Wald and score (log-rank) tests of all coefficients = 0, as summary(coxph)",
-    "proportional_hazards": "score test of a time-varying coefficient g(t)·x with g the Kaplan–Meier transform, per term and global, as R cox.zph(transform = 'km')",
+    "proportional_hazards": "score test of a time-varying coefficient g(t)·x with g the Kaplan–Meier transform, per covariate (a factor's columns jointly, as R's default terms = TRUE) and global, as R cox.zph(transform = 'km')",
     "strata": "with strata: a separate baseline hazard per stratum (R strata())",
     "missing": "patients without a value of a covariate or of the stratifying attribute are left out, counted by reason",
 }
@@ -54,8 +53,12 @@ async def cox_model(
     strata: Stratum | None,
     conf_level: float,
     undated_events: UndatedEvents = "withhold",
+    references: Sequence[str] = (),
+    interactions: Sequence[str] = (),
 ) -> CoxModel:
     await queries.require_study(session, study_id)
+    chosen = parse_references(references, covariates)
+    pairs = parse_interactions(interactions, covariates)
     attributes = tuple(dict.fromkeys([*(c for c in covariates if c != "arm"), *([strata] if strata else [])]))
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, attributes)
     arms = await queries.fetch_arms(session, study_id)
@@ -66,9 +69,11 @@ async def cox_model(
         endpoint,
         undated_events,
         rows,
-        lambda r: None if _missing(r, covariates, strata) else "all",
+        lambda r: None if missing(r, [*covariates, *([strata] if strata else [])]) else "all",
     )
-    return await offload(_model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level)
+    return await offload(
+        _model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level, chosen, pairs
+    )
 
 
 def _model(
@@ -80,20 +85,23 @@ def _model(
     covariates: list[Covariate],
     strata: Stratum | None,
     conf_level: float,
+    references: dict[str, str],
+    interactions: list[tuple[str, str]],
 ) -> CoxModel:
     excluded: Counter[str] = Counter(r.reason for r in rows if r.reason is not None)
     kept = []
     for row in rows:
         if row.reason is not None:
             continue
-        missing = _missing(row, covariates, strata)
-        if missing:
-            excluded[f"no {missing}"] += 1
+        lacking = missing(row, [*covariates, *([strata] if strata else [])])
+        if lacking:
+            excluded[f"no {lacking}"] += 1
         else:
             kept.append(row)
     warnings = [f"{n} patient(s) not in the model: {reason}" for reason, n in sorted(excluded.items())]
     warnings += rule.warnings()
-    columns, names = _design(kept, arms, covariates)
+    matrix = design(kept, arms, covariates, references, interactions)
+    columns, names = matrix.columns, matrix.names
     times = elapsed(
         np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), "days"
     )
@@ -138,7 +146,7 @@ def _model(
             ),
         )
 
-    reason = rule.withheld_across(["all"]) or _not_estimable(columns, names, events)
+    reason = rule.withheld_across(["all"]) or matrix.not_computable or _not_estimable(columns, names, events)
     if reason:
         return result(reason, [], [], [])
     x = np.column_stack(columns)
@@ -192,7 +200,7 @@ def _model(
         )
     ]
     with np.errstate(all="ignore"):
-        zph = cox_zph(fit, times, events, x, layers)
+        zph = cox_zph(fit, times, events, x, layers, list(matrix.terms.values()))
     if zph is None or not np.all(np.isfinite(zph.chi_square)):
         return result(
             None,
@@ -203,37 +211,9 @@ def _model(
         )
     ph = [
         ChiSquareTest(test=name, chi_square=float(c), df=int(d), p_value=float(p))
-        for name, c, d, p in zip([*names, "GLOBAL"], zph.chi_square, zph.df, zph.p_value, strict=True)
+        for name, c, d, p in zip([*matrix.terms, "GLOBAL"], zph.chi_square, zph.df, zph.p_value, strict=True)
     ]
     return result(None, terms, tests, ph)
-
-
-def _missing(row: Any, covariates: list[Covariate], strata: Stratum | None) -> str | None:
-    for name in [*covariates, *([strata] if strata else [])]:
-        value = row.arm_id if name == "arm" else getattr(row, name)
-        if value is None or (name == "sex" and value == "unknown"):
-            return "arm" if name == "arm" else name
-    return None
-
-
-def _design(
-    kept: list[Any], arms: Sequence[Any], covariates: list[Covariate]
-) -> tuple[list[np.ndarray], list[str]]:
-    columns: list[np.ndarray] = []
-    names: list[str] = []
-    for covariate in covariates:
-        if covariate == "arm":
-            present = [a for a in arms if any(r.arm_id == a.raw_id for r in kept)]
-            for arm in present[1:]:
-                columns.append(np.array([1.0 if r.arm_id == arm.raw_id else 0.0 for r in kept]))
-                names.append(f"arm: {arm.label} vs {present[0].label}")
-        elif covariate == "sex":
-            columns.append(np.array([1.0 if r.sex == "male" else 0.0 for r in kept]))
-            names.append("sex: male vs female")
-        else:
-            columns.append(np.array([float(getattr(r, covariate)) for r in kept]))
-            names.append(covariate)
-    return columns, names
 
 
 def _not_estimable(columns: list[np.ndarray], names: list[str], events: np.ndarray) -> str | None:

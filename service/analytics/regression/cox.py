@@ -12,7 +12,7 @@
   per covariate and global."""
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,10 +197,17 @@ class ZphTest:
 
 
 def cox_zph(
-    fit: CoxFit, times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None
+    fit: CoxFit,
+    times: np.ndarray,
+    events: np.ndarray,
+    x: np.ndarray,
+    strata: np.ndarray | None = None,
+    terms: Sequence[Sequence[int]] | None = None,
 ) -> ZphTest | None:
     """R `cox.zph(fit, transform = "km")` for a fit without penalties; None where its information
-    matrix is singular (one event time, every event tied), where R stops with an error."""
+    matrix is singular (one event time, every event tied), where R stops with an error. `terms`
+    groups the columns as R's default `terms = TRUE` does: one joint test per factor (its columns
+    together, df = their number); default one term per column."""
     t0 = np.asarray(times, float)
     e0 = np.asarray(events, bool)
     # 1 − S(t−) of the Kaplan–Meier of all patients (strata ignored, as R)
@@ -248,12 +255,12 @@ def cox_zph(
     imat[p:, :p] = imat[:p, p:].T
     tests, dfs = [], []
     try:
-        for k in range(p):
-            keep = [*range(p), p + k]
-            vector = np.zeros(p + 1)
-            vector[p] = u[p + k]
+        for columns in terms if terms is not None else [[k] for k in range(p)]:
+            keep = [*range(p), *(p + k for k in columns)]
+            vector = np.zeros(len(keep))
+            vector[p:] = u[[p + k for k in columns]]
             tests.append(float(vector @ _solve(imat[np.ix_(keep, keep)], vector)))
-            dfs.append(1)
+            dfs.append(len(columns))
         vector = np.concatenate((np.zeros(p), u[p:]))
         tests.append(float(vector @ _solve(imat, vector)))
         dfs.append(p)
