@@ -142,6 +142,20 @@ class StatisticsController(Controller):
                 description="Test each group's rate against this target with an exact binomial test (one-arm phase 2).",
             ),
         ] = None,
+        trend_order: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=r"^[^\x00,]{1,200}(,[^\x00,]{1,200}){1,19}$",
+                description="Cochran–Armitage test for trend across these groups in this order: comma-separated group keys or values, e.g. with group_by=age the bands from youngest to oldest.",
+            ),
+        ] = None,
+        trend_scores: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=r"^-?[0-9]{1,6}(\.[0-9]{1,6})?(,-?[0-9]{1,6}(\.[0-9]{1,6})?){1,19}$",
+                description="The trend test's score of each group of trend_order (default 1, 2, ...).",
+            ),
+        ] = None,
     ) -> ResponseRates:
         return await response_rates(
             db_session,
@@ -156,6 +170,8 @@ class StatisticsController(Controller):
             conf_level=conf_level,
             group_by=groups,
             target_rate=target_rate,
+            trend_order=trend_order.split(",") if trend_order else [],
+            trend_scores=[float(v) for v in trend_scores.split(",")] if trend_scores else [],
         )
 
     @get(

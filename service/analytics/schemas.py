@@ -75,6 +75,16 @@ class Comparison(Output):
     exact_p_value: float | None
 
 
+class TrendTestResult(Output):
+    """Cochran–Armitage test for a linear trend in the response rate across ordered groups."""
+
+    order: list[str]  # group keys, in the order asked
+    scores: list[float]
+    chi_square: float | None
+    p_value: float | None
+    not_computable: str | None
+
+
 class ResponseRates(Output):
     study_id: UUID
     categories: list[str]
@@ -92,6 +102,8 @@ class ResponseRates(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # With trend_order: the test for trend across the groups in that order.
+    trend: TrendTestResult | None = None
 
 
 class Count(Output):

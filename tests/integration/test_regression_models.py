@@ -38,7 +38,9 @@ def _lung(client: TestClient[Any]) -> str:
 
 
 @pytest.mark.parametrize("case", ["factor", "interaction"])
-def test_cox_with_a_factor_and_its_reference_equals_coxph_and_cox_zph(client: TestClient[Any], case: str) -> None:
+def test_cox_with_a_factor_and_its_reference_equals_coxph_and_cox_zph(
+    client: TestClient[Any], case: str
+) -> None:
     study_id = _lung(client)
     expected = COX[case]
     params: dict[str, Any] = {
@@ -51,7 +53,12 @@ def test_cox_with_a_factor_and_its_reference_equals_coxph_and_cox_zph(client: Te
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["not_computable"] is None
-    names = ["risk_group: ecog 0 vs ecog 1", "risk_group: ecog 2+ vs ecog 1", "sex: male vs female", "age_years"]
+    names = [
+        "risk_group: ecog 0 vs ecog 1",
+        "risk_group: ecog 2+ vs ecog 1",
+        "sex: male vs female",
+        "age_years",
+    ]
     if case == "interaction":
         names.append("sex: male vs female × age_years")
     assert [t["term"] for t in body["terms"]] == names
@@ -66,7 +73,9 @@ def test_cox_with_a_factor_and_its_reference_equals_coxph_and_cox_zph(client: Te
     assert [t["p_value"] for t in ph] == pytest.approx(expected["zph_p"], abs=1e-8)
 
 
-def _responses(client: TestClient[Any], name: str, covariate: str, levels: dict[float, str] | None = None) -> str:
+def _responses(
+    client: TestClient[Any], name: str, covariate: str, levels: dict[float, str] | None = None
+) -> str:
     """A study whose patients carry one covariate (the case's second column) and a response:
     CR when y = 1, NR otherwise; levels maps a design row to a factor level."""
     case = LOGISTIC[name]
@@ -110,8 +119,12 @@ def test_separated_responses_get_firths_model_equal_to_the_reference(client: Tes
     assert [t["coef"] for t in body["terms"]] == pytest.approx(expected["coef"], abs=1e-7)
     assert [t["se"] for t in body["terms"]] == pytest.approx(expected["se"], abs=1e-7)
     assert [t["chi_square"] for t in body["terms"]] == pytest.approx(expected["lr_chisq"], abs=1e-7)
-    assert [t["lower"] for t in body["terms"]] == pytest.approx([2.718281828459045**v for v in expected["lower"]], rel=1e-6)
-    assert body["fit_statistics"]["penalised_log_likelihood"] == pytest.approx(expected["penalised_loglik"], abs=1e-9)
+    assert [t["lower"] for t in body["terms"]] == pytest.approx(
+        [2.718281828459045**v for v in expected["lower"]], rel=1e-6
+    )
+    assert body["fit_statistics"]["penalised_log_likelihood"] == pytest.approx(
+        expected["penalised_loglik"], abs=1e-9
+    )
     assert any("separated" in w for w in body["warnings"])
     # maximum likelihood refused, with the reason, rather than reported with diverging estimates
     never = client.get(url, params={**params, "firth": "never"}).json()
@@ -146,3 +159,26 @@ def test_a_model_that_cannot_be_specified_is_refused(client: TestClient[Any], pa
         response = client.get(f"{API}/studies/{s['id']}/{path}", params=params)
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_trend_across_ordered_groups_equals_prop_trend_test(client: TestClient[Any]) -> None:
+    case = json.loads((FIXTURES / "logistic.json").read_text())["trend"][1]  # uneven scores, a zero cell
+    s = f.study(client)
+    bands = ["age<20", "20<=age<40", "40<=age<60", "age>=60"]
+    for k, (x, n) in enumerate(zip(case["x"], case["n"], strict=True)):
+        for i in range(n):
+            p = f.patient(client, s["id"], subject_code=f"T{k}-{i}", age_years=10 + 20 * k)
+            f.response(client, p["id"], category="CR" if i < x else "NR")
+    url = f"{API}/studies/{s['id']}/response-rates"
+    params = {"group_by": "age", "age_cuts": "20,40,60", "trend_order": ",".join(bands)}
+    scores = ",".join(f"{v:g}" for v in case["score"])
+    body = client.get(url, params={**params, "trend_scores": scores}).json()
+    assert body["trend"]["order"] == bands and body["trend"]["scores"] == case["score"]
+    assert body["trend"]["chi_square"] == pytest.approx(case["chisq"], abs=1e-9)
+    assert body["trend"]["p_value"] == pytest.approx(case["p"], abs=1e-10)
+    # the order is the caller's: reversed, the same statistic (a trend is symmetric in direction)
+    backwards = client.get(url, params={**params, "trend_order": ",".join(reversed(bands))}).json()
+    assert backwards["trend"]["order"] == bands[::-1]
+    for bad in ({"trend_order": "age<20,nowhere"}, {"trend_order": "age<20,age<20"}, {"trend_scores": "1,2"}):
+        response = client.get(url, params={**params, **bad})
+        assert response.status_code == 422, bad

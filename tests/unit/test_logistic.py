@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from service.analytics.proportions.trend import cochran_armitage
 from service.analytics.regression.logistic import (
-    cochran_armitage,
     firth_likelihood_ratio,
     firth_profile_interval,
     logistic_fit,

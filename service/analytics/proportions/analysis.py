@@ -34,6 +34,7 @@ from service.analytics.proportions.intervals import (
     fisher_two_groups,
     proportion_ci,
 )
+from service.analytics.proportions.trend import cochran_armitage
 from service.analytics.schemas import (
     AdverseEventIncidence,
     Comparison,
@@ -45,7 +46,9 @@ from service.analytics.schemas import (
     ResponseRateGroup,
     ResponseRates,
     TargetRateTest,
+    TrendTestResult,
 )
+from service.errors import RuleViolation
 
 Denominator = Literal["all", "evaluable"]
 CONTRAST_DIRECTION = "every two-group contrast is the second group against the first (the reference): odds ratios are odds(second) / odds(first), the risk difference is rate(second) − rate(first), as hazard ratios and RMST differences elsewhere"
@@ -156,6 +159,8 @@ async def response_rates(
     conf_level: float,
     group_by: GroupSpec,
     target_rate: float | None = None,
+    trend_order: Sequence[str] = (),
+    trend_scores: Sequence[float] = (),
 ) -> ResponseRates:
     await queries.require_study(session, study_id)
     groups = await resolve(session, study_id, without_landmark(group_by, "a response rate"))
@@ -222,6 +227,7 @@ async def response_rates(
             )
     counts = [(r.group, r.responders, r.denominator) for r in results if r.denominator > 0]
     comparison = _compare(counts, warnings, conf_level)
+    trend = _trend(results, trend_order, trend_scores, warnings) if trend_order else None
     return ResponseRates(
         study_id=study_id,
         categories=categories,
@@ -233,9 +239,11 @@ async def response_rates(
         conf_level=conf_level,
         groups=results,
         comparison=comparison,
+        trend=trend,
         excluded_by_reason=dict(left_out),
         method={
             "groups": group_by.method(),
+            "trend": "with trend_order: Cochran–Armitage chi-square (1 df) for a linear trend in the rate across the groups in that order, scored 1..k or by trend_scores, on each group's denominator, as R prop.trend.test",
             "responder": (
                 "at least one response assessment in the window whose category is in `categories` "
                 "(an uncertain category counts when every candidate is in the set)"
@@ -458,4 +466,36 @@ async def adverse_event_incidence(
             "order": "by any-grade frequency over all groups, then term",
         },
         warnings=warnings,
+    )
+
+
+def _trend(
+    results: Sequence[ResponseRateGroup], order: Sequence[str], scores: Sequence[float], warnings: list[str]
+) -> TrendTestResult:
+    """The trend test over the groups named in `order` (keys or values), scored as asked."""
+    by_name = {name: r for r in results for name in (r.group.key, r.group.value) if name is not None}
+    unknown = [name for name in order if name not in by_name]
+    if unknown:
+        raise RuleViolation(
+            f"trend_order names {', '.join(repr(u) for u in unknown)}, not a group of this grouping "
+            f"(groups: {', '.join(r.group.value or r.group.key for r in results)})",
+            field="trend_order",
+        )
+    chosen = [by_name[name] for name in order]
+    if len({r.group.key for r in chosen}) != len(chosen) or len(chosen) < 2:
+        raise RuleViolation("trend_order must name two or more different groups", field="trend_order")
+    if scores and len(scores) != len(chosen):
+        raise RuleViolation("trend_scores must give one score per group of trend_order", field="trend_scores")
+    weights = list(scores) if scores else [float(i + 1) for i in range(len(chosen))]
+    test = cochran_armitage([r.responders for r in chosen], [r.denominator for r in chosen], weights)
+    reason = None
+    if test is None:
+        reason = "no trend can be tested: no patients, every patient responded or none did, or a single score"
+        warnings.append(f"trend test not computable: {reason}")
+    return TrendTestResult(
+        order=[r.group.key for r in chosen],
+        scores=weights,
+        chi_square=test.chi_square if test else None,
+        p_value=test.p_value if test else None,
+        not_computable=reason,
     )

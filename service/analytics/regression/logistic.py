@@ -11,11 +11,9 @@ penalised likelihood as R `logistf` (Heinze & Schemper 2002), separation detecte
   hat matrix W^½X(X'WX)⁻¹X'W^½, with step halving on the penalised log-likelihood
   l(beta) + ½·log|X'WX|, which always has a finite maximum. As logistf: standard errors from
   (X'WX)⁻¹ at the estimate, p values from the penalised likelihood-ratio test of each coefficient
-  (beta_j = 0, the others refitted), intervals from the profile penalised likelihood.
-- Cochran–Armitage test for trend in proportions across ordered groups, as R `prop.trend.test`."""
+  (beta_j = 0, the others refitted), intervals from the profile penalised likelihood."""
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,27 +172,3 @@ def firth_profile_interval(
         lo, hi = sorted((centre, far))
         bounds.append(float(optimize.brentq(gap, lo, hi, xtol=1e-12, rtol=1e-14)))
     return bounds[0], bounds[1]
-
-
-@dataclass(frozen=True)
-class TrendTest:
-    chi_square: float
-    p_value: float
-
-
-def cochran_armitage(
-    responders: Sequence[int], totals: Sequence[int], scores: Sequence[float]
-) -> TrendTest | None:
-    """Chi-square (1 df) for a linear trend in proportions over scored groups, as R
-    prop.trend.test; None when it is undefined (no patients, all or none responding, one score)."""
-    x, n, s = (np.asarray(v, float) for v in (responders, totals, scores))
-    big_n, big_x = n.sum(), x.sum()
-    if big_n == 0 or big_x in (0, big_n):
-        return None
-    p = big_x / big_n
-    sxx = float(np.sum(n * s**2) - np.sum(n * s) ** 2 / big_n)
-    if sxx <= 0:
-        return None
-    t = float(np.sum(x * s) - big_x * np.sum(n * s) / big_n)
-    chi = t**2 / (p * (1 - p) * sxx)
-    return TrendTest(chi_square=chi, p_value=float(stats.chi2.sf(chi, 1)))
