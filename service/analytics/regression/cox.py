@@ -12,13 +12,15 @@
   per covariate and global."""
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 MAX_ITER = 50
+Ties = Literal["efron", "breslow"]
 ROUNDING = 1e-11  # relative size of a log-likelihood change that is only rounding
 
 
@@ -122,14 +124,71 @@ def _efron(
     return loglik, u, imat
 
 
-def _efron_or_nothing(
-    beta: np.ndarray, t: np.ndarray, e: np.ndarray, x: np.ndarray, s: np.ndarray
+def _intervals(
+    beta: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    e: np.ndarray,
+    x: np.ndarray,
+    s: np.ndarray,
+    ties: Ties,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """`_efron`, with a log-likelihood of -inf where beta is so large that the sums overflow (a
-    step that far is then halved back, as any step that lowers the likelihood)."""
+    """Log partial likelihood, score and information at beta for counting-process data: a row is
+    at risk at an event time t when start < t <= stop (R's Surv(start, stop, event), agfit). The
+    risk sums are kept while walking the event times downwards: rows join when t reaches their
+    stop, and leave once t is at or below their start."""
+    p = x.shape[1]
+    eta = x @ beta
+    risk = np.exp(eta)
+    loglik = 0.0
+    u = np.zeros(p)
+    imat = np.zeros((p, p))
+    for stratum in np.unique(s):
+        rows = np.flatnonzero(s == stratum)
+        joining = rows[np.argsort(-stop[rows], kind="stable")]
+        leaving = rows[np.argsort(-start[rows], kind="stable")]
+        dead_rows = rows[e[rows]]
+        times = np.unique(stop[dead_rows])[::-1]
+        denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
+        j = k = 0
+        for t in times:
+            while j < len(joining) and stop[joining[j]] >= t:
+                i = joining[j]
+                denom += risk[i]
+                a += risk[i] * x[i]
+                cmat += risk[i] * np.outer(x[i], x[i])
+                j += 1
+            while k < len(leaving) and start[leaving[k]] >= t:
+                i = leaving[k]
+                denom -= risk[i]
+                a -= risk[i] * x[i]
+                cmat -= risk[i] * np.outer(x[i], x[i])
+                k += 1
+            dead = dead_rows[stop[dead_rows] == t]
+            nd = len(dead)
+            rd, xd = risk[dead], x[dead]
+            denom2, a2, cmat2 = rd.sum(), rd @ xd, (xd * rd[:, None]).T @ xd
+            loglik += eta[dead].sum()
+            u += xd.sum(axis=0)
+            for m in range(nd):
+                frac = m / nd if ties == "efron" else 0.0
+                d = denom - frac * denom2
+                mean = (a - frac * a2) / d
+                loglik -= math.log(d)
+                u -= mean
+                imat += (cmat - frac * cmat2) / d - np.outer(mean, mean)
+    return loglik, u, imat
+
+
+Likelihood = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
+
+
+def _or_nothing(likelihood: Likelihood, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The likelihood, with a log-likelihood of -inf where beta is so large that the sums overflow
+    (a step that far is then halved back, as any step that lowers the likelihood)."""
     with np.errstate(all="ignore"):
         try:
-            result = _efron(beta, t, e, x, s)
+            result = likelihood(beta)
         except (ValueError, OverflowError):  # log of a risk sum that overflowed or cancelled
             return -math.inf, np.full(len(beta), np.nan), np.full((len(beta), len(beta)), np.nan)
     if not (math.isfinite(result[0]) and np.all(np.isfinite(result[1])) and np.all(np.isfinite(result[2]))):
@@ -137,12 +196,37 @@ def _efron_or_nothing(
     return result
 
 
-def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.ndarray | None = None) -> CoxFit:
+def cox_fit(
+    times: np.ndarray,
+    events: np.ndarray,
+    x: np.ndarray,
+    strata: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+    ties: Ties = "efron",
+) -> CoxFit:
     """Raises LinAlgError where the information at beta = 0 is singular; `converged` is False
-    where the likelihood has no finite maximum (a coefficient runs off to infinity)."""
-    t, e, xc, s, _ = _prepare(times, events, x, strata)
+    where the likelihood has no finite maximum (a coefficient runs off to infinity). With
+    `start`, the rows are counting-process intervals (start, times] (time-varying covariates,
+    delayed entry), as R coxph(Surv(start, stop, event) ~ ...)."""
+    if start is None and ties == "efron":
+        t, e, xc, s, _ = _prepare(times, events, x, strata)
+
+        def likelihood(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+            return _efron(beta, t, e, xc, s)
+
+    else:
+        stop = np.asarray(times, float)
+        e = np.asarray(events, bool)
+        entry = np.full(len(stop), -np.inf) if start is None else np.asarray(start, float)
+        xs = np.asarray(x, float).reshape(len(stop), -1)
+        xc = xs - xs.mean(axis=0)
+        s = np.zeros(len(stop), int) if strata is None else np.asarray(strata, int)
+
+        def likelihood(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+            return _intervals(beta, entry, stop, e, xc, s, ties)
+
     beta = np.zeros(xc.shape[1])
-    loglik0, u0, i0 = _efron(beta, t, e, xc, s)
+    loglik0, u0, i0 = likelihood(beta)
     score = float(u0 @ np.linalg.lstsq(i0, u0, rcond=None)[0])
     loglik, u, imat = loglik0, u0, i0
     converged = False
@@ -156,7 +240,7 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
         if not np.all(np.isfinite(step)):
             break
         candidate = beta + step
-        new = _efron_or_nothing(candidate, t, e, xc, s)
+        new = _or_nothing(likelihood, candidate)
         halvings = 0
         # R halves the step when the likelihood falls. Near the maximum a Newton step changes the
         # log-likelihood by less than its rounding, so only a fall beyond rounding counts: halving
@@ -166,7 +250,7 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
         ) and halvings < 30:
             step /= 2
             candidate = beta + step
-            new = _efron_or_nothing(candidate, t, e, xc, s)
+            new = _or_nothing(likelihood, candidate)
             halvings += 1
         if not math.isfinite(new[0]) or new[0] < loglik - ROUNDING * max(1.0, abs(loglik)):
             break  # no step along Newton's direction raises the likelihood: no finite maximum found
@@ -184,7 +268,7 @@ def cox_fit(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np.nda
         score,
         iterations,
         converged,
-        len(t),
+        len(e),
         int(e.sum()),
     )
 

@@ -61,6 +61,37 @@ def kaplan_meier(
     )
 
 
+def kaplan_meier_intervals(
+    start: np.ndarray,
+    stop: np.ndarray,
+    events: np.ndarray,
+    conf_type: ConfType = "log-log",
+    conf_level: float = 0.95,
+) -> KaplanMeier:
+    """The product-limit estimate on counting-process rows (start, stop]: at each stop time the
+    rows at risk are those with start < t <= stop, so a row enters late (delayed entry, or a
+    patient moving into this curve's state, as Simon–Makuch) — R survfit(Surv(start, stop,
+    event) ~ 1). `n_censor` counts the rows that end at t without an event (a patient leaving
+    the state ends a row too)."""
+    start, stop = np.asarray(start, float), np.asarray(stop, float)
+    events = np.asarray(events, bool)
+    unique = np.unique(stop)
+    entered = np.searchsorted(np.sort(start), unique, side="left")  # rows with start < t
+    ended_before = np.searchsorted(np.sort(stop), unique, side="left")  # rows with stop < t
+    n_risk = entered - ended_before
+    ends = np.searchsorted(unique, stop)
+    n_event = np.bincount(ends[events], minlength=len(unique))
+    n_censor = np.bincount(ends[~events], minlength=len(unique))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(np.where(n_risk > 0, 1.0 - n_event / n_risk, 1.0))
+        increments = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
+    std_err = np.sqrt(np.cumsum(increments))
+    lower, upper = _confidence_band(surv, std_err, conf_type, conf_level)
+    return KaplanMeier(
+        unique, n_risk, n_event, n_censor, surv, std_err, lower, upper, conf_type, conf_level, len(stop)
+    )
+
+
 def _confidence_band(
     surv: np.ndarray, se: np.ndarray, conf_type: ConfType, conf_level: float
 ) -> tuple[np.ndarray, np.ndarray]:
