@@ -41,6 +41,8 @@ COUNT_KEYS = frozenset(
         "excluded",
         "assessments_without_day",
         "patients_counted_once",
+        "transplanted",
+        "intervals",
     }
 )
 # Maps from a reason or a group to a count: their small entries are left out.
@@ -59,6 +61,7 @@ DERIVED_KEYS = frozenset(
         "pooled",
         "fit_statistics",
         "trend",
+        "mantel_byar",
     }
 )
 LABEL_KEYS = ("label", "term", "study_title", "group", "key")

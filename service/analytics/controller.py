@@ -23,8 +23,10 @@ from service.analytics.plots import figures as plots
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
 from service.analytics.proportions.intervals import CiMethod
 from service.analytics.regression.analysis import cox_model
+from service.analytics.regression.cox import Ties
 from service.analytics.regression.design import Covariate
 from service.analytics.regression.response_model import Firth, response_model
+from service.analytics.regression.time_varying import transplant_analysis
 from service.analytics.schemas import (
     AdverseEventIncidence,
     CoxModel,
@@ -34,6 +36,7 @@ from service.analytics.schemas import (
     SimonTwoStage,
     Survival,
     TimeToEvent,
+    TransplantAnalysis,
 )
 from service.analytics.survival.analysis import DEFINITIONS, LandmarkTime, survival, time_to_event
 from service.analytics.survival.estimators import ConfType
@@ -324,6 +327,49 @@ class StatisticsController(Controller):
             undated_events=undated_events,
             references=reference or [],
             interactions=interactions or [],
+        )
+
+    @get(
+        "/transplant",
+        operation_id="getTransplantAnalysis",
+        summary="Allogeneic transplant as a time-varying event: Cox model, Mantel–Byar test, Simon–Makuch curves",
+        description=(
+            "Follow-up split at each patient's first dated transplant (`hsct` event) into (start, stop] intervals, as R "
+            "tmerge: the covariate switches just after the transplant day. Cox model with the transplant as a "
+            "time-varying covariate (and optional fixed covariates), equal to R coxph(Surv(tstart, tstop, event) ~ hsct); "
+            "the Mantel–Byar test as the score test of the transplant alone; Simon–Makuch product-limit curves with "
+            "patients moving from the not-transplanted to the transplanted risk set. Comparing transplanted and "
+            "non-transplanted patients from the origin instead counts the wait for transplant as transplanted time "
+            "(immortal-time bias). " + DEFINITION_TEXT
+        ),
+    )
+    async def get_transplant_analysis(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        endpoint: FromQuery[Endpoint] = "OS",
+        covariates: Annotated[
+            list[Covariate] | None,
+            QueryParameter(
+                max_items=6, description="Fixed covariates beside the transplant, e.g. age_years."
+            ),
+        ] = None,
+        ties: Annotated[
+            Ties, QueryParameter(description="Ties method of the Cox model and its score (Mantel–Byar) test.")
+        ] = "efron",
+        conf_level: ConfLevel = 0.95,
+        time_unit: FromQuery[TimeUnit] = "days",
+        undated_events: UndatedEventsParam = "withhold",
+    ) -> TransplantAnalysis:
+        return await transplant_analysis(
+            db_session,
+            study_id,
+            endpoint=endpoint,
+            covariates=list(dict.fromkeys(covariates or [])),
+            ties=ties,
+            conf_level=conf_level,
+            time_unit=time_unit,
+            undated_events=undated_events,
         )
 
     @get(

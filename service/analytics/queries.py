@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import String, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -201,5 +201,25 @@ async def fetch_patient_attributes(
         )
         .where(study_patients(study_id))
         .order_by(col(Patient.id))
+    )
+    return await _rows(session, statement)
+
+
+async def fetch_transplants(session: AsyncSession, study_id: UUID) -> Sequence[Any]:
+    """(patient_id raw, first_day, undated) per patient of the study with a transplant event
+    (`hsct` outcome): the first dated study day (null when none is dated) and how many of them
+    carry no study day."""
+    statement = (
+        select(
+            raw(col(Outcome.patient_id)),
+            func.min(col(Outcome.study_day)).label("first_day"),
+            func.sum(case((col(Outcome.study_day).is_(None), 1), else_=0)).label("undated"),
+        )
+        .where(
+            col(Outcome.kind) == "event",
+            col(Outcome.event_type) == "hsct",
+            _of_study(col(Outcome.patient_id), study_id),
+        )
+        .group_by(col(Outcome.patient_id))
     )
     return await _rows(session, statement)

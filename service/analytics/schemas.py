@@ -468,3 +468,43 @@ class ResponseModel(Output):
     method: dict[str, str]
     warnings: list[str]
     disclosure: Disclosure | None = None
+
+
+class StateCurve(Output):
+    """The product-limit curve of one state of a time-varying covariate (Simon–Makuch): patients
+    are at risk in it only while in that state."""
+
+    state: str
+    # patients who spend time in the state, and events in it
+    patients: int | None
+    events: int | None
+    curve: list[CurvePoint]
+    median: Median
+
+
+class TransplantAnalysis(Output):
+    study_id: UUID
+    endpoint: str
+    time_unit: str
+    ties: str
+    conf_level: float
+    covariates: list[str]
+    # null when withheld from an aggregate grant (service.access.disclosure)
+    n: int | None
+    events: int | None
+    transplanted: int | None
+    intervals: int | None
+    excluded: int | None
+    excluded_by_reason: dict[str, int]
+    # Why no model is reported (null when it is).
+    not_computable: str | None
+    # hsct (transplanted vs not yet) first, then the fixed covariates
+    terms: list[CoxTerm]
+    tests: list[ChiSquareTest]
+    # The Mantel–Byar test: the score test of the model with the time-varying transplant alone.
+    mantel_byar: ChiSquareTest | None
+    simon_makuch: list[StateCurve]
+    undated_events: UndatedEventHandling
+    method: dict[str, str]
+    warnings: list[str]
+    disclosure: Disclosure | None = None
