@@ -43,6 +43,7 @@ COUNT_KEYS = frozenset(
         "patients_counted_once",
         "transplanted",
         "intervals",
+        "competing_events",
     }
 )
 # Maps from a reason or a group to a count: their small entries are left out.
@@ -62,6 +63,7 @@ DERIVED_KEYS = frozenset(
         "fit_statistics",
         "trend",
         "mantel_byar",
+        "fine_gray",
     }
 )
 LABEL_KEYS = ("label", "term", "study_title", "group", "key")

@@ -13,6 +13,7 @@ from service.access.statement import DOCUMENTED as scope_header
 from service.access.statement import state_scope
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
+from service.analytics.competing_risks.regression import Cause, competing_risks_model
 from service.analytics.designs.simon import simon_designs
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.groups import GroupSpec
@@ -29,6 +30,7 @@ from service.analytics.regression.response_model import Firth, response_model
 from service.analytics.regression.time_varying import transplant_analysis
 from service.analytics.schemas import (
     AdverseEventIncidence,
+    CompetingRisksModel,
     CoxModel,
     CumulativeIncidence,
     ResponseModel,
@@ -327,6 +329,42 @@ class StatisticsController(Controller):
             undated_events=undated_events,
             references=reference or [],
             interactions=interactions or [],
+        )
+
+    @get(
+        "/competing-risks-model",
+        operation_id="getCompetingRisksModel",
+        summary="Fine–Gray and cause-specific Cox regression of relapse or non-relapse mortality",
+        description=(
+            "From the first CR (the analysis set of the cumulative incidence), relapse and death without relapse "
+            "competing: Fine–Gray subdistribution hazard ratios (the effect on the cumulative incidence) with the "
+            "robust variance, as R cmprsk::crr, and the cause-specific Cox model (competing events censored), as R "
+            "coxph. Factors take a reference level (`reference=risk_group:standard`), `interactions=a*b` adds a "
+            "product term."
+        ),
+    )
+    async def get_competing_risks_model(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        covariates: ModelCovariates,
+        cause: Annotated[
+            Cause, QueryParameter(description="The cause modelled; the other competes.")
+        ] = "relapse",
+        reference: References = None,
+        interactions: Interactions = None,
+        conf_level: ConfLevel = 0.95,
+        undated_events: UndatedEventsParam = "withhold",
+    ) -> CompetingRisksModel:
+        return await competing_risks_model(
+            db_session,
+            study_id,
+            cause=cause,
+            covariates=list(dict.fromkeys(covariates)),
+            references=reference or [],
+            interactions=interactions or [],
+            conf_level=conf_level,
+            undated_events=undated_events,
         )
 
     @get(

@@ -508,3 +508,30 @@ class TransplantAnalysis(Output):
     method: dict[str, str]
     warnings: list[str]
     disclosure: Disclosure | None = None
+
+
+class CompetingRisksModel(Output):
+    """Regression of one cause among competing causes, from the first CR (the RFS analysis set):
+    Fine–Gray (subdistribution hazard ratios: the effect on the cumulative incidence) and the
+    cause-specific Cox model (the effect on the rate among patients still free of either event)."""
+
+    study_id: UUID
+    cause: str
+    covariates: list[str]
+    conf_level: float
+    # null when withheld from an aggregate grant (service.access.disclosure)
+    n: int | None
+    events: int | None
+    competing_events: int | None
+    excluded: int | None
+    excluded_by_reason: dict[str, int]
+    not_computable: str | None
+    # Fine–Gray: `hazard_ratio` is the subdistribution hazard ratio, with the robust standard error
+    fine_gray: list[CoxTerm]
+    # Cause-specific Cox (competing events censored), Efron ties
+    terms: list[CoxTerm]
+    tests: list[ChiSquareTest]
+    undated_events: UndatedEventHandling
+    method: dict[str, str]
+    warnings: list[str]
+    disclosure: Disclosure | None = None

@@ -68,6 +68,7 @@ ACCESS: dict[str, str] = {
         for op in (
             "getAdverseEventIncidence",
             "getCoxModel",
+            "getCompetingRisksModel",
             "getTransplantAnalysis",
             "getResponseModel",
             "getCumulativeIncidence",

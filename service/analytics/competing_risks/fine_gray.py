@@ -54,7 +54,7 @@ def _censoring_left_limits(time: np.ndarray, cause: np.ndarray) -> np.ndarray:
     censored = np.bincount(np.searchsorted(unique, time[cause == 0]), minlength=len(unique))
     g_after = np.cumprod(1.0 - censored / at_risk)
     g_before = np.concatenate(([1.0], g_after[:-1]))
-    return g_before[np.searchsorted(unique, time)]  # type: ignore[no-any-return]
+    return g_before[np.searchsorted(unique, time)]
 
 
 def _prepare(time: np.ndarray, cause: np.ndarray, x: np.ndarray) -> _Data:
@@ -134,7 +134,9 @@ def _sandwich(d: _Data, beta: np.ndarray, info: np.ndarray) -> np.ndarray:
     e3 = np.vstack((np.zeros(p), np.cumsum(w[:, None] * d.x, axis=0)))[first]
     from_u = np.searchsorted(t_fail, unique, side="left")  # failures with T_j >= u
     h0 = np.concatenate((np.cumsum((g_fail / s0)[::-1])[::-1], [0.0]))[from_u]
-    h1 = np.vstack((np.cumsum((g_fail[:, None] * mean / s0[:, None])[::-1], axis=0)[::-1], np.zeros(p)))[from_u]
+    h1 = np.vstack((np.cumsum((g_fail[:, None] * mean / s0[:, None])[::-1], axis=0)[::-1], np.zeros(p)))[
+        from_u
+    ]
     q = e3 * h0[:, None] - e4[:, None] * h1
     # psi_i = q(T_i)/pi(T_i) if censored, minus the sum of q(u) dNc(u)/pi(u)^2 over censoring times u <= T_i
     pi = (n - first).astype(float)
