@@ -282,6 +282,9 @@ class StatisticsController(Controller):
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
         undated_events: UndatedEventsParam = "withhold",
+        strata: Annotated[
+            Stratum | None, QueryParameter(description="Stratify Gray's test by this patient attribute.")
+        ] = None,
     ) -> CumulativeIncidence:
         return await relapse_incidence(
             db_session,
@@ -291,6 +294,7 @@ class StatisticsController(Controller):
             time_unit=time_unit,
             group_by=groups,
             undated_events=undated_events,
+            strata=strata,
         )
 
     @get(

@@ -331,6 +331,7 @@ class GrayTestResult(Output):
     statistic: float
     df: int
     p_value: float
+    stratified_by: str | None = None
 
 
 class CumulativeIncidence(Output):

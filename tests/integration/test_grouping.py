@@ -213,3 +213,27 @@ def test_an_attribute_with_too_many_levels_is_refused(client: TestClient[Any]) -
         f.patient(client, s["id"], subject_code=f"R{i}", risk_group=f"risk {i}")
     response = client.get(f"{API}/studies/{s['id']}/survival", params={"group_by": "risk_group"})
     assert response.status_code == 422 and "distinct values" in response.json()["detail"]
+
+
+def test_grays_test_stratified_by_an_attribute_equals_cuminc(client: TestClient[Any]) -> None:
+    fixture = json.loads((Path(__file__).parents[1] / "fixtures/r/gray_strata.json").read_text())
+    data = fixture["data"]
+    s = f.study(client)
+    arms = [f.arm(client, s["id"], label=label) for label in ("A", "B")]
+    kinds = {0: "last_follow_up", 1: "relapse", 2: "death"}
+    for i, (time, status, arm, sex) in enumerate(
+        zip(data["ftime"], data["fstatus"], data["arm"], data["sex"], strict=True)
+    ):
+        p = f.patient(client, s["id"], subject_code=f"C{i:02d}", arm_id=arms[arm]["id"], sex=sex)
+        f.response(client, p["id"], study_day=29, category="CR")
+        f.event(client, p["id"], event_type=kinds[status], study_day=29 + time)
+    url = f"{API}/studies/{s['id']}/cumulative-incidence"
+    for params, expected in (
+        ({"group_by": "arm", "strata": "sex"}, fixture["stratified"]),
+        ({"group_by": "arm"}, fixture["unstratified"]),
+    ):
+        tests = client.get(url, params=params).json()["gray_tests"]
+        assert [t["cause"] for t in tests] == ["relapse", "non_relapse_mortality"]
+        assert [t["statistic"] for t in tests] == pytest.approx(expected["statistic"], abs=1e-8)
+        assert [t["p_value"] for t in tests] == pytest.approx(expected["p"], abs=1e-8)
+        assert all(t["stratified_by"] == params.get("strata") for t in tests)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.competing_risks.estimators import cumulative_incidence, gray_test, log_log_interval
 from service.analytics.estimands import endpoints as estimands
+from service.analytics.estimands.endpoints import Stratum
 from service.analytics.estimands.groups import (
     Grouping,
     GroupSpec,
@@ -41,7 +42,7 @@ METHOD = {
     "causes": "relapse = a first event that is a relapse or progression; non_relapse_mortality = death before any relapse (a relapse and a death on the same day count as relapse); no event = censored at the last recorded study day",
     "estimator": "Aalen–Johansen cumulative incidence with Gray's variance, as R cmprsk::cuminc (and survfit multi-state)",
     "confidence_interval": "pointwise log(-log) interval F^exp(±z·se/(F·log F)); null at 0 and 1",
-    "gray_test": "Gray's (1988) test of equal cumulative incidence across groups, rho = 0, as cuminc's Tests",
+    "gray_test": "Gray's (1988) test of equal cumulative incidence across groups, rho = 0, as cuminc's Tests; with strata, the statistics summed over strata as cuminc(strata = )",
     "landmarks": "the estimate of the step function at each landmark day; null beyond the last follow-up",
 }
 
@@ -55,16 +56,28 @@ async def relapse_incidence(
     time_unit: TimeUnit,
     group_by: GroupSpec,
     undated_events: UndatedEvents = "withhold",
+    strata: Stratum | None = None,
 ) -> CumulativeIncidence:
     await queries.require_study(session, study_id)
     groups = await resolve(session, study_id, without_landmark(group_by, "cumulative incidence"))
-    rows = await estimands.fetch_analysis_rows(session, study_id, "RFS", group_value=group_by.column())
+    rows = await estimands.fetch_analysis_rows(
+        session, study_id, "RFS", (strata,) if strata else (), group_value=group_by.column()
+    )
     grouping = group_patients(rows, groups)
     rule = await rule_for_rows(
         session, study_id, "RFS", undated_events, rows, lambda r: grouping.group_of[r.id]
     )
     return await offload(
-        _result, study_id, rows, grouping, rule, landmark_days, conf_level, time_unit, group_by.method()
+        _result,
+        study_id,
+        rows,
+        grouping,
+        rule,
+        landmark_days,
+        conf_level,
+        time_unit,
+        group_by.method(),
+        strata,
     )
 
 
@@ -83,6 +96,7 @@ def _result(
     conf_level: float,
     time_unit: TimeUnit,
     groups_method: str = "the whole study as one group",
+    strata: Stratum | None = None,
 ) -> CumulativeIncidence:
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
     excluded_in: dict[str, Counter[str]] = {g.key: Counter() for g in grouping.groups}
@@ -103,9 +117,11 @@ def _result(
     warnings += rule.warnings()
     not_computable: dict[str, str] = {}
     samples: list[tuple[np.ndarray, np.ndarray]] = []
+    layers: list[list[Any]] = []
     groups: list[IncidenceGroup] = []
     for group in grouping.groups:
         members = kept[group.key]
+        layers.append([getattr(r, strata) if strata else 0 for r in members])
         times = elapsed(
             np.array([r.origin_day for r in members], float),
             np.array([r.end_day for r in members], float),
@@ -194,15 +210,40 @@ def _result(
         time = np.concatenate([t for t, _ in present])
         cause = np.concatenate([c for _, c in present])
         group_code = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(present)])
+        layer = [v for (t, _), values in zip(samples, layers, strict=True) if len(t) for v in values]
+        codes = None
+        if strata:
+            # patients without the stratifying attribute cannot be placed in a stratum
+            known = np.array([v is not None for v in layer], bool)
+            if not known.all():
+                warnings.append(
+                    f"{int((~known).sum())} patient(s) without {strata} left out of the stratified Gray's test"
+                )
+            values = sorted({str(v) for v in layer if v is not None})
+            codes = np.array([values.index(str(v)) if v is not None else -1 for v in layer], int)[known]
+            time, cause, group_code = time[known], cause[known], group_code[known]
+            # groups are recoded 0..k-1 over those still present
+            present_codes = sorted(set(group_code.tolist()))
+            group_code = np.array([present_codes.index(g) for g in group_code], int)
         for number, name in CAUSES.items():
-            test = gray_test(time, cause, group_code, number) if (cause == number).any() else None
+            test = (
+                gray_test(time, cause, group_code, number, strata=codes)
+                if (cause == number).any() and len(set(group_code.tolist())) >= 2
+                else None
+            )
             if test is None:
                 reason = f"no {name} events, or a singular variance"
                 not_computable[f"gray_test:{name}"] = reason
                 warnings.append(f"Gray's test for {name} not computable: {reason}")
                 continue
             tests.append(
-                GrayTestResult(cause=name, statistic=test.statistic, df=test.df, p_value=test.p_value)
+                GrayTestResult(
+                    cause=name,
+                    statistic=test.statistic,
+                    df=test.df,
+                    p_value=test.p_value,
+                    stratified_by=strata,
+                )
             )
     elif len(grouping.groups) >= 2:
         not_computable["gray_tests"] = "fewer than two groups with patients"
