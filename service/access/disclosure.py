@@ -55,6 +55,7 @@ DERIVED_KEYS = frozenset(
         "comparison",
         "log_rank",
         "rmst_comparisons",
+        "milestone_comparisons",
         "gray_tests",
         "terms",
         "tests",

@@ -170,6 +170,18 @@ class Landmark(Output):
     n_risk: int
 
 
+class MilestoneComparison(Output):
+    """S(t) of a group minus S(t) of the reference group at a landmark day, with a Wald interval."""
+
+    day: float
+    group_key: str
+    reference_key: str
+    difference: float
+    lower: float
+    upper: float
+    p_value: float | None
+
+
 class AtRisk(Output):
     time: float
     n_risk: int
@@ -240,6 +252,8 @@ class Survival(Output):
     groups: list[SurvivalGroup]
     log_rank: LogRankTest | None
     rmst_comparisons: list[RestrictedMeanComparison]
+    # At each landmark day (`times`), each later group's S(t) minus the first group's.
+    milestone_comparisons: list[MilestoneComparison]
     # Landmark analysis: only patients followed event-free beyond this day, time reset there.
     landmark_day: float | None
     excluded: int | None  # null when withheld from an aggregate grant (service.access.disclosure)

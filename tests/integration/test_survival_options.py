@@ -90,3 +90,22 @@ def test_landmark_analysis_equals_survfit_on_the_patients_at_risk(client: TestCl
     assert body["excluded_by_reason"] == {LANDMARK_EXCLUSION: len(AML["time"]) - expected["n"]}
     assert [p["time"] for p in group["curve"]] == pytest.approx(expected["curve_time"], abs=1e-8)
     assert [p["survival"] for p in group["curve"]] == pytest.approx(expected["surv"], abs=1e-8)
+
+
+def test_milestone_differences_equal_survfit_summary(client: TestClient[Any]) -> None:
+    milestones = json.loads((Path(__file__).parents[1] / "fixtures/r/milestone.json").read_text())[
+        "milestones"
+    ]
+    study_id = _aml(client)
+    body = client.get(
+        f"{API}/studies/{study_id}/survival", params={"group_by": "arm", "times": "10,20,30"}
+    ).json()
+    non, maintained = body["groups"]
+    got = body["milestone_comparisons"]
+    assert [(m["day"], m["group_key"], m["reference_key"]) for m in got] == [
+        (day, maintained["group"]["key"], non["group"]["key"]) for day in (10, 20, 30)
+    ]
+    for comparison, expected in zip(got, milestones, strict=True):
+        for key in ("difference", "lower", "upper"):
+            assert comparison[key] == pytest.approx(expected[key], abs=1e-10), (expected["day"], key)
+        assert comparison["p_value"] == pytest.approx(expected["p"], abs=1e-10)

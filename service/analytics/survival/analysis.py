@@ -37,6 +37,7 @@ from service.analytics.schemas import (
     Landmark,
     LogRankTest,
     Median,
+    MilestoneComparison,
     RestrictedMeanComparison,
     RestrictedMeanTime,
     Survival,
@@ -50,11 +51,13 @@ from service.analytics.survival.estimators import (
     at_risk,
     kaplan_meier,
     log_rank_test,
+    milestone_difference,
     quantile,
     restricted_mean,
     restricted_mean_difference,
     reverse_kaplan_meier,
     survival_at,
+    survival_se_at,
 )
 from service.common.heavy import offload
 from service.errors import RuleViolation
@@ -310,6 +313,7 @@ def _survival_result(
     grid = _grid(longest)
 
     results: list[SurvivalGroup] = []
+    curves: dict[str, Any] = {}
     tau = None if tau_days is None else tau_days / DAYS_PER_UNIT[time_unit]
     means: dict[str, RestrictedMean] = {}
     for group, (times, events) in zip(groups, samples, strict=True):
@@ -329,6 +333,7 @@ def _survival_result(
             )
             continue
         km = kaplan_meier(times, events, conf_type, conf_level)
+        curves[group.key] = km
         median, low, high = quantile(km, 0.5) if len(times) else (None, None, None)
         if len(times) and not km.events:
             warnings.append(f"group '{group.label}': no events, every time is censored")
@@ -424,8 +429,32 @@ def _survival_result(
             if test is None:
                 not_computable["log_rank"] = reason
                 warnings.append(f"log-rank test not computable: {reason}")
-    comparisons = []
+    milestones = []
     reference = groups[0].key if groups else None
+    for group in groups[1:]:
+        if reference not in curves or group.key not in curves:
+            continue
+        if rule.withheld_across([group.key, reference or ""]):
+            not_computable["milestone_comparisons"] = rule.withheld_across([group.key, reference or ""]) or ""
+            continue
+        for day in landmark_days:
+            t = day / DAYS_PER_UNIT[time_unit]
+            mine, theirs = survival_se_at(curves[group.key], t), survival_se_at(curves[reference or ""], t)
+            if mine is None or theirs is None:
+                continue  # beyond a group's follow-up: already warned
+            gap = milestone_difference(mine, theirs, conf_level)
+            milestones.append(
+                MilestoneComparison(
+                    day=day,
+                    group_key=group.key,
+                    reference_key=reference or "",
+                    difference=gap[0],
+                    lower=gap[1],
+                    upper=gap[2],
+                    p_value=_none(gap[3]),
+                )
+            )
+    comparisons = []
     for group in groups[1:]:
         across = rule.withheld_across([group.key, reference or ""])
         if across:
@@ -465,6 +494,7 @@ def _survival_result(
         if test
         else None,
         rmst_comparisons=comparisons,
+        milestone_comparisons=milestones,
         landmark_day=landmark_day,
         excluded=sum(by_reason.values()),
         excluded_by_reason=dict(by_reason),
@@ -495,6 +525,7 @@ def _survival_result(
             else "not requested",
             "groups": (group_by or GroupSpec()).method(),
             "landmarks": "S(t) of the step function at each landmark day; null beyond the last follow-up",
+            "milestone_comparisons": "at each landmark day, a later group's S(t) minus the first group's, Greenwood standard errors combined, Wald interval and z test (Klein et al. 2007); none beyond either group's follow-up",
         },
         warnings=warnings,
     )

@@ -167,6 +167,29 @@ def survival_at(km: KaplanMeier, t: float) -> tuple[float, float | None, float |
     return float(km.surv[index]), _nan_to_none(lower), _nan_to_none(upper)
 
 
+def survival_se_at(km: KaplanMeier, t: float) -> tuple[float, float] | None:
+    """S(t) and its Greenwood standard error S(t)·sqrt(Σ d/(n(n−d))), as R summary(survfit,
+    times = t)$std.err; None beyond the last time observed."""
+    if km.time.size == 0 or t > km.time[-1]:
+        return None
+    index = int(np.searchsorted(km.time, t, side="right")) - 1
+    if index < 0:
+        return 1.0, 0.0
+    return float(km.surv[index]), float(km.surv[index] * km.std_err[index])
+
+
+def milestone_difference(
+    a: tuple[float, float], b: tuple[float, float], conf_level: float
+) -> tuple[float, float, float, float]:
+    """S_a(t) − S_b(t) of two independent groups with a Wald interval and two-sided p, from each
+    group's estimate and Greenwood standard error (Klein et al. 2007's naive test)."""
+    difference = a[0] - b[0]
+    se = math.sqrt(a[1] ** 2 + b[1] ** 2)
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+    p = float(2 * stats.norm.sf(abs(difference) / se)) if se > 0 else math.nan
+    return difference, difference - z * se, difference + z * se, p
+
+
 def at_risk(times: np.ndarray, t: float) -> int:
     return int(np.count_nonzero(np.asarray(times) >= t))
 
