@@ -145,6 +145,64 @@ def test_every_time_to_event_method_obeys_the_estimand_rules(
         _check_cox(cox, expected, arm_ids, rule)
     rates = _get(client, f"studies/{study_id}/response-rates", **({"group_by": "arm"} if grouped else {}))
     _check_rates(rates, spec, group_of)
+    _check_other_groupings_and_models(client, study_id, spec, expected, endpoint, rule, len(arm_ids))
+
+
+def _check_other_groupings_and_models(
+    client: TestClient[Any],
+    study_id: str,
+    spec: StudySpec,
+    expected: list[reference.Row],
+    endpoint: str,
+    rule: str,
+    arms: int,
+) -> None:
+    """The same rules in the groupings by patient attribute and in the models added beside Cox:
+    every patient analysed or excluded with a reason, a missing value never a group, and the
+    undated rule applied to exactly the undated patients the analysis could include."""
+    aged = [(r, p.age) for r, p in zip(expected, spec.patients, strict=True)]
+    banded = _get(
+        client,
+        f"studies/{study_id}/survival",
+        endpoint=endpoint,
+        undated_events=rule,
+        group_by="age",
+        age_cuts="40,60",
+    )
+    assert [g["group"]["key"] for g in banded["groups"]] == ["age<40", "40<=age<60", "age>=60"]
+    no_age = "no age recorded: left out of the comparison by age"
+    assert banded["excluded_by_reason"].get(no_age, 0) == sum(1 for _, age in aged if age is None)
+    assert sum(g["n"] for g in banded["groups"]) + banded["excluded"] == len(spec.patients)
+    band_of = {"age<40": lambda a: a < 40, "40<=age<60": lambda a: 40 <= a < 60, "age>=60": lambda a: a >= 60}
+    for group in banded["groups"]:
+        members = [r for r, age in aged if age is not None and band_of[group["group"]["key"]](age)]
+        held = [r for r in members if r.reason in reference.UNDATED]
+        assert (group["not_computable"] is not None) == bool(held and rule == "withhold"), group["group"][
+            "key"
+        ]
+    assert banded["undated_events"]["patients"] == sum(
+        1 for r, age in aged if age is not None and r.reason in reference.UNDATED
+    )
+
+    undated = [r for r in expected if r.reason in reference.UNDATED]
+    transplant = _get(client, f"studies/{study_id}/transplant", endpoint=endpoint, undated_events=rule)
+    assert transplant["n"] + transplant["excluded"] == len(spec.patients)  # conservation
+    assert transplant["undated_events"]["patients"] == len(undated)
+    if undated and rule == "withhold":
+        assert transplant["terms"] == [] and "undated" in transplant["not_computable"]
+    if not transplant["terms"]:
+        assert transplant["not_computable"]  # never an empty model without the reason
+
+    if endpoint == "RFS" and arms >= 2:
+        model = _get(
+            client, f"studies/{study_id}/competing-risks-model", covariates="arm", undated_events=rule
+        )
+        assert model["n"] + model["excluded"] == len(spec.patients)
+        with_arm = [r for r in undated if r.arm is not None]
+        if with_arm and rule == "withhold":
+            assert model["fine_gray"] == [] and "undated" in model["not_computable"]
+        if not model["fine_gray"]:
+            assert model["not_computable"]
 
 
 def _check_undated_block(body: dict[str, Any], undated: list[reference.Row], rule: str) -> None:
