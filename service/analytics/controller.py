@@ -14,6 +14,11 @@ from service.access.statement import state_scope
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.competing_risks.regression import Cause, competing_risks_model
+from service.analytics.competing_risks.transplant_origin import (
+    GvhdKind,
+    TransplantOutcome,
+    transplant_incidence,
+)
 from service.analytics.designs.simon import simon_designs
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.groups import GroupSpec
@@ -411,6 +416,46 @@ class StatisticsController(Controller):
             ties=ties,
             conf_level=conf_level,
             time_unit=time_unit,
+            undated_events=undated_events,
+        )
+
+    @get(
+        "/transplant/cumulative-incidence",
+        operation_id="getTransplantCumulativeIncidence",
+        summary="Cumulative incidence of GVHD or non-relapse mortality from the transplant",
+        description=(
+            "Timed from each patient's first dated allogeneic transplant: `outcome=gvhd` (acute GVHD of grade >= "
+            "`gvhd_grade_min`, default II–IV, or chronic with `gvhd_kind`) with relapse, progression or death "
+            "competing; `outcome=non_relapse_mortality` with relapse or progression competing. Aalen–Johansen with "
+            "Gray's variance and test, as R cmprsk::cuminc; number at risk and cumulative events per cause. Patients "
+            "never transplanted are not in the analysis set; undated transplants and events follow the undated-event rule."
+        ),
+    )
+    async def get_transplant_cumulative_incidence(
+        self,
+        db_session: DbSession,
+        study_id: StudyId,
+        groups: NamedDependency[GroupSpec],
+        outcome: FromQuery[TransplantOutcome] = "gvhd",
+        gvhd_kind: FromQuery[GvhdKind] = "acute",
+        gvhd_grade_min: Annotated[
+            int, QueryParameter(ge=1, le=4, description="Lowest acute GVHD grade counted (2: grade II–IV).")
+        ] = 2,
+        times: LandmarkDays = None,
+        conf_level: ConfLevel = 0.95,
+        time_unit: FromQuery[TimeUnit] = "days",
+        undated_events: UndatedEventsParam = "withhold",
+    ) -> CumulativeIncidence:
+        return await transplant_incidence(
+            db_session,
+            study_id,
+            outcome=outcome,
+            gvhd_kind=gvhd_kind,
+            gvhd_grade_min=gvhd_grade_min,
+            landmark_days=_days(times),
+            conf_level=conf_level,
+            time_unit=time_unit,
+            group_by=groups,
             undated_events=undated_events,
         )
 

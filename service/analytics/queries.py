@@ -223,3 +223,34 @@ async def fetch_transplants(session: AsyncSession, study_id: UUID) -> Sequence[A
         .group_by(col(Outcome.patient_id))
     )
     return await _rows(session, statement)
+
+
+async def fetch_patient_follow_up(session: AsyncSession, study_id: UUID, group_value: Any) -> Sequence[Any]:
+    """(id, subject_code, group_value, last_recorded_day) of the study's patients; raw ids."""
+    statement = (
+        select(
+            raw(col(Patient.id)),
+            col(Patient.subject_code),
+            group_value.label("group_value"),
+            col(Patient.last_recorded_day),
+        )
+        .where(study_patients(study_id))
+        .order_by(col(Patient.id))
+    )
+    return await _rows(session, statement)
+
+
+async def fetch_events(session: AsyncSession, study_id: UUID, kinds: Sequence[str]) -> Sequence[Any]:
+    """(patient_id raw, event_type, study_day, gvhd_kind, gvhd_grade) of the study's events of these kinds."""
+    statement = select(
+        raw(col(Outcome.patient_id)),
+        col(Outcome.event_type),
+        col(Outcome.study_day),
+        col(Outcome.gvhd_kind),
+        col(Outcome.gvhd_grade),
+    ).where(
+        col(Outcome.kind) == "event",
+        col(Outcome.event_type).in_(list(kinds)),
+        _of_study(col(Outcome.patient_id), study_id),
+    )
+    return await _rows(session, statement)

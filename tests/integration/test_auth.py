@@ -68,6 +68,7 @@ ACCESS: dict[str, str] = {
         for op in (
             "getAdverseEventIncidence",
             "getCoxModel",
+            "getTransplantCumulativeIncidence",
             "getCompetingRisksModel",
             "getTransplantAnalysis",
             "getResponseModel",

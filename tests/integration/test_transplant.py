@@ -110,3 +110,70 @@ def test_a_transplant_nobody_had_is_not_computable(client: TestClient[Any]) -> N
     [not_transplanted, transplanted] = body["simon_makuch"]
     assert not_transplanted["events"] == 4 and transplanted["curve"] == []
     assert not math.isnan(not_transplanted["curve"][-1]["survival"])
+
+
+INCIDENCE = json.loads((Path(__file__).parents[1] / "fixtures/r/transplant_incidence.json").read_text())
+
+
+def _transplanted_cohort(client: TestClient[Any]) -> str:
+    data = INCIDENCE["data"]
+    s = f.study(client)
+    arms = [f.arm(client, s["id"], label=label) for label in ("A", "B")]
+    for i in range(len(data["h"])):
+        p = f.patient(client, s["id"], subject_code=f"T{i:02d}", arm_id=arms[data["arm"][i]]["id"])
+        f.event(client, p["id"], event_type="hsct", study_day=data["h"][i])
+        if data["gvhd_day"][i] is not None:
+            f.event(
+                client,
+                p["id"],
+                event_type="gvhd",
+                gvhd_kind="acute",
+                gvhd_grade=data["grade"][i],
+                study_day=data["gvhd_day"][i],
+            )
+        if data["relapse_day"][i] is not None:
+            f.event(client, p["id"], event_type="relapse", study_day=data["relapse_day"][i])
+        if data["death_day"][i] is not None:
+            f.event(client, p["id"], event_type="death", study_day=data["death_day"][i])
+        f.event(client, p["id"], event_type="last_follow_up", study_day=data["last"][i])
+    return str(s["id"])
+
+
+@pytest.mark.parametrize(("outcome", "name"), [("gvhd", "gvhd"), ("non_relapse_mortality", "nrm")])
+def test_incidence_from_transplant_equals_cuminc(client: TestClient[Any], outcome: str, name: str) -> None:
+    expected = INCIDENCE[name]
+    study_id = _transplanted_cohort(client)
+    response = client.get(
+        f"{API}/studies/{study_id}/transplant/cumulative-incidence",
+        params={"outcome": outcome, "group_by": "arm", "times": "30,100,365"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    estimates = {}
+    for g, group in enumerate(body["groups"]):
+        for c, cause in enumerate(group["causes"]):
+            estimates[f"{g} {c + 1}"] = [lm["estimate"] for lm in cause["landmarks"]]
+    for row, est in zip(expected["rows"], expected["est"], strict=True):
+        assert estimates[row] == pytest.approx(est, abs=1e-10), row
+    assert [t["statistic"] for t in body["gray_tests"]] == pytest.approx(expected["statistic"], abs=1e-8)
+    assert [t["p_value"] for t in body["gray_tests"]] == pytest.approx(expected["p"], abs=1e-8)
+
+
+def test_incidence_from_transplant_counts_who_is_out_and_withholds_the_undated(
+    client: TestClient[Any],
+) -> None:
+    study_id = _transplanted_cohort(client)
+    never = f.patient(client, study_id, subject_code="N1")
+    f.event(client, never["id"], event_type="death", study_day=40)
+    undated = f.patient(client, study_id, subject_code="U2")
+    f.event(client, undated["id"], event_type="hsct", study_day=80)
+    f.event(client, undated["id"], event_type="gvhd", gvhd_kind="acute", gvhd_grade=3, study_day=None)
+    url = f"{API}/studies/{study_id}/transplant/cumulative-incidence"
+    withheld = client.get(url).json()
+    assert withheld["excluded_by_reason"]["no transplant recorded (the origin of this analysis)"] == 1
+    assert withheld["groups"][0]["not_computable"] and "U2" in withheld["undated_events"]["subject_codes"]
+    excluded = client.get(url, params={"undated_events": "exclude"}).json()
+    assert excluded["groups"][0]["not_computable"] is None
+    assert sum(excluded["excluded_by_reason"].values()) == 2
+    # a grade I acute GVHD is not GVHD II-IV, and for non-relapse mortality GVHD neither counts nor competes
+    assert excluded["method"]["causes"].startswith("gvhd = a first event that is acute GVHD of grade >= 2")

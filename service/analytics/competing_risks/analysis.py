@@ -3,7 +3,7 @@ with Gray's test: the RFS analysis set of service.analytics.estimands.endpoints,
 its kind (relapse or progression = relapse; death first = non-relapse mortality)."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -68,7 +68,7 @@ async def relapse_incidence(
         session, study_id, "RFS", undated_events, rows, lambda r: grouping.group_of[r.id]
     )
     return await offload(
-        _result,
+        incidence_result,
         study_id,
         rows,
         grouping,
@@ -87,7 +87,7 @@ def cause_of(row: Any) -> int:
     return 1 if row.event_type in RELAPSE_KINDS else 2
 
 
-def _result(
+def incidence_result(
     study_id: UUID,
     rows: Sequence[Any],
     grouping: Grouping,
@@ -97,7 +97,12 @@ def _result(
     time_unit: TimeUnit,
     groups_method: str = "the whole study as one group",
     strata: Stratum | None = None,
+    causes: dict[int, str] = CAUSES,
+    cause: Callable[[Any], int] = cause_of,
+    method: dict[str, str] = METHOD,
 ) -> CumulativeIncidence:
+    """The curves, landmarks and Gray's tests of each cause (`causes`: code → name, `cause`:
+    the code of a row, 0 when censored) per group."""
     warnings = small_sample_warnings(grouping.groups, grouping.sizes())
     excluded_in: dict[str, Counter[str]] = {g.key: Counter() for g in grouping.groups}
     kept: dict[str, list[Any]] = {g.key: [] for g in grouping.groups}
@@ -127,8 +132,8 @@ def _result(
             np.array([r.end_day for r in members], float),
             time_unit,
         )
-        causes = np.array([cause_of(r) for r in members], int)
-        samples.append((times, causes))
+        codes_of = np.array([cause(r) for r in members], int)
+        samples.append((times, codes_of))
         withheld = rule.withheld(group.key)
         if withheld:
             if rule.by_group.get(group.key) and rule.rule == "withhold":  # aggregate-only is said once
@@ -155,14 +160,14 @@ def _result(
                                 for day in landmark_days
                             ],
                         )
-                        for name in CAUSES.values()
+                        for name in causes.values()
                     ],
                 )
             )
             continue
         curves = []
-        for code, name in CAUSES.items():
-            estimate = cumulative_incidence(times, causes, code)
+        for code, name in causes.items():
+            estimate = cumulative_incidence(times, codes_of, code)
             points = []
             for t, f, v in zip(estimate.time, estimate.estimate, estimate.variance, strict=True):
                 lower, upper = log_log_interval(float(f), float(v), conf_level)
@@ -208,7 +213,7 @@ def _result(
         not_computable["gray_tests"] = across
     elif len(present) >= 2:
         time = np.concatenate([t for t, _ in present])
-        cause = np.concatenate([c for _, c in present])
+        cause_codes = np.concatenate([c for _, c in present])
         group_code = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(present)])
         layer = [v for (t, _), values in zip(samples, layers, strict=True) if len(t) for v in values]
         codes = None
@@ -221,14 +226,14 @@ def _result(
                 )
             values = sorted({str(v) for v in layer if v is not None})
             codes = np.array([values.index(str(v)) if v is not None else -1 for v in layer], int)[known]
-            time, cause, group_code = time[known], cause[known], group_code[known]
+            time, cause_codes, group_code = time[known], cause_codes[known], group_code[known]
             # groups are recoded 0..k-1 over those still present
             present_codes = sorted(set(group_code.tolist()))
             group_code = np.array([present_codes.index(g) for g in group_code], int)
-        for number, name in CAUSES.items():
+        for number, name in causes.items():
             test = (
-                gray_test(time, cause, group_code, number, strata=codes)
-                if (cause == number).any() and len(set(group_code.tolist())) >= 2
+                gray_test(time, cause_codes, group_code, number, strata=codes)
+                if (cause_codes == number).any() and len(set(group_code.tolist())) >= 2
                 else None
             )
             if test is None:
@@ -258,6 +263,6 @@ def _result(
         excluded_by_reason=dict(by_reason),
         undated_events=rule.handling(),
         not_computable=not_computable,
-        method={**METHOD, "undated_events": rule.method(), "groups": groups_method},
+        method={**method, "undated_events": rule.method(), "groups": groups_method},
         warnings=warnings,
     )

@@ -130,7 +130,7 @@ def _first_minimum(values: np.ndarray) -> int:
         index += 1 + int(better[0])
 
 
-def _result(design: TwoStageDesign | None) -> TwoStageDesignResult | None:
+def incidence_result(design: TwoStageDesign | None) -> TwoStageDesignResult | None:
     if design is None:
         return None
     return TwoStageDesignResult(
@@ -153,8 +153,8 @@ def simon_designs(p0: float, p1: float, alpha: float, beta: float, n_max: int) -
         alpha=alpha,
         beta=beta,
         n_max=n_max,
-        optimal=_result(optimal),
-        minimax=_result(minimax),
+        optimal=incidence_result(optimal),
+        minimax=incidence_result(minimax),
         method={
             "search": "every (n1, n, r1) with n <= n_max; for each the smallest r keeping the type I error <= alpha, kept when the power at p1 is >= 1 - beta",
             "optimal": "smallest expected sample size under p0",
