@@ -43,6 +43,7 @@ COUNT_KEYS = frozenset(
         "patients_counted_once",
         "transplanted",
         "intervals",
+        "censored",
         "competing_events",
     }
 )

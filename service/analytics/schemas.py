@@ -183,8 +183,22 @@ class MilestoneComparison(Output):
 
 
 class AtRisk(Output):
+    """The risk table at a time: patients still at risk, and events and censorings up to it."""
+
     time: float
     n_risk: int
+    events: int | None = None
+    censored: int | None = None
+
+
+class IncidenceAtRisk(Output):
+    """The risk table of a cumulative incidence at a time: patients still at risk, events of each
+    cause and censorings up to it."""
+
+    time: float
+    n_risk: int
+    events: dict[str, int]
+    censored: int
 
 
 class RestrictedMeanTime(Output):
@@ -338,6 +352,8 @@ class IncidenceGroup(Output):
     # Why the group's curves and landmarks are withheld (null when computable).
     not_computable: str | None
     causes: list[CauseIncidence]
+    # Number at risk, cumulative events per cause and censorings at the plot's ticks.
+    at_risk: list[IncidenceAtRisk] = []
 
 
 class GrayTestResult(Output):

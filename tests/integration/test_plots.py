@@ -57,7 +57,9 @@ def test_kaplan_meier_plot_shows_the_test_and_keeps_the_curves_clear(client: Tes
     assert ticks == [point.time for point in result.groups[0].at_risk]
     assert all(float(t).is_integer() for t in ticks)
     numbers = [t.get_text() for t in table.texts]
-    assert numbers == [str(p.n_risk) for g in result.groups for p in g.at_risk]
+    # number at risk, then the cumulative events and censorings up to the tick
+    assert numbers == [f"{p.n_risk} ({p.events}, {p.censored})" for g in result.groups for p in g.at_risk]
+    assert table.get_title(loc="left") == "Number at risk (cumulative events, censored)"
     # each group's at-risk row in its curve's colour
     assert [label.get_color() for label in table.get_yticklabels()] == plots.COLORS[:2]
     assert [t.get_color() for t in table.texts] == [
@@ -88,6 +90,21 @@ def test_cumulative_incidence_plot_shows_grays_test(client: TestClient[Any]) -> 
     for test in result.gray_tests:
         assert plots.format_p(test.p_value) in text
     _legend_is_outside(figure)
+    # the risk table under the curves: at risk, cumulative events of each cause, censorings
+    curve, table = figure.axes
+    assert list(curve.get_xticks()) == [point.time for point in result.groups[0].at_risk]
+    cells = [t.get_text() for t in table.texts]
+    assert cells == [
+        f"{p.n_risk} ({p.events['relapse']}/{p.events['non_relapse_mortality']}, {p.censored})"
+        for g in result.groups
+        for p in g.at_risk
+    ]
+    last = result.groups[0].at_risk[-1]
+    group = result.groups[0]
+    assert (
+        last.events["relapse"] == group.causes[0].events
+        and last.n_risk + sum(last.events.values()) + last.censored >= group.n
+    )
     png = client.get(f"{API}/studies/{study_id}/cumulative-incidence/plot", params={"format": "png"})
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 

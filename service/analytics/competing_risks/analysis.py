@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,12 +23,13 @@ from service.analytics.estimands.groups import (
     small_sample_warnings,
     without_landmark,
 )
-from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
+from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed, ticks
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
 from service.analytics.schemas import (
     CauseIncidence,
     CumulativeIncidence,
     GrayTestResult,
+    IncidenceAtRisk,
     IncidenceGroup,
     IncidenceLandmark,
     IncidencePoint,
@@ -206,6 +208,28 @@ def incidence_result(
                 causes=curves,
             )
         )
+    # the risk table under the plot: the same ticks for every group
+    grid = ticks(max((float(t.max()) for t, _ in samples if len(t)), default=0.0))
+    groups = [
+        group
+        if group.not_computable
+        else msgspec.structs.replace(
+            group,
+            at_risk=[
+                IncidenceAtRisk(
+                    time=t,
+                    n_risk=int(np.count_nonzero(times >= t)),
+                    events={
+                        name: int(np.count_nonzero((codes == code) & (times <= t)))
+                        for code, name in causes.items()
+                    },
+                    censored=int(np.count_nonzero((codes == 0) & (times <= t))),
+                )
+                for t in grid
+            ],
+        )
+        for group, (times, codes) in zip(groups, samples, strict=True)
+    ]
     tests = []
     present = [(t, c) for t, c in samples if len(t)]
     across = rule.withheld_across(g.key for g in grouping.groups) if len(grouping.groups) >= 2 else None

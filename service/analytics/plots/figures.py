@@ -166,7 +166,15 @@ def kaplan_meier_figure(result: Survival, title: str, ci_bands: bool) -> Figure:
     return figure
 
 
-def _at_risk_table(table: Axes, groups: Sequence[Any], time_unit: str) -> None:
+def _events_text(events: int | dict[str, int] | None) -> str:
+    if isinstance(events, dict):
+        return "/".join(str(n) for n in events.values())
+    return str(events)
+
+
+def _at_risk_table(
+    table: Axes, groups: Sequence[Any], time_unit: str, what: str = "cumulative events"
+) -> None:
     table.set_xlabel(f"Time ({time_unit})")
     table.set_yticks(range(len(groups)))
     table.set_yticklabels([_short(g.group.label) for g in groups], fontsize=9)
@@ -174,14 +182,15 @@ def _at_risk_table(table: Axes, groups: Sequence[Any], time_unit: str) -> None:
         label.set_color(COLORS[index % len(COLORS)])
     table.set_ylim(-0.6, len(groups) - 0.4)
     table.invert_yaxis()
-    table.set_title("Number at risk", fontsize=9, loc="left")
+    table.set_title(f"Number at risk ({what}, censored)", fontsize=9, loc="left")
     for index, group in enumerate(groups):
-        for point in group.at_risk:
+        for column, point in enumerate(group.at_risk):
             table.text(
                 point.time,
                 index,
-                str(point.n_risk),
-                ha="center",
+                f"{point.n_risk} ({_events_text(point.events)}, {point.censored})",
+                # the first column starts at its tick, clear of the group names left of the axis
+                ha="left" if column == 0 else "center",
                 va="center",
                 fontsize=9,
                 color=COLORS[index % len(COLORS)],
@@ -201,10 +210,13 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
             title,
             "No patient reached CR/CRi/CRh on a dated assessment" + (f":\n{reasons}" if reasons else "."),
         )
-    figure = Figure(figsize=(9, 5))
-    axis = figure.subplots()
-    styles = {"relapse": "-", "non_relapse_mortality": "--"}
-    names = {"relapse": "relapse", "non_relapse_mortality": "non-relapse mortality"}
+    figure = Figure(figsize=(9, 5.5 + 0.25 * len(result.groups)))
+    axis, table = figure.subplots(
+        2, 1, gridspec_kw={"height_ratios": [4, 0.6 + 0.3 * len(result.groups)]}, sharex=True
+    )
+    order = [c.cause for c in next(g for g in result.groups if not g.not_computable).causes]
+    styles = {cause: ("-", "--")[i % 2] for i, cause in enumerate(order)}
+    names = {cause: NAMES.get(cause, cause.replace("_", " ")) for cause in order}
     for index, group in enumerate(result.groups):
         color = COLORS[index % len(COLORS)]
         if group.not_computable:
@@ -249,12 +261,30 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
         )
     axis.set_ylim(-0.02, 1.02)
     axis.set_ylabel("Cumulative incidence")
-    axis.set_xlabel(f"Time from first CR/CRi/CRh ({result.time_unit})")
     axis.set_title(title)
     axis.grid(alpha=0.3)
     _legend_outside(axis)
-    _whole_number_ticks(axis)
+    shown = [g for g in result.groups if not g.not_computable]
+    # every group keeps its row and colour; a withheld group's row is empty, as its curve
+    _at_risk_table(
+        table, result.groups, result.time_unit, "cumulative " + "/".join(names[c] for c in order) + " events"
+    )
+    table.set_xlabel(f"Time from first CR/CRi/CRh ({result.time_unit})")
+    grid = [point.time for point in shown[0].at_risk]
+    axis.set_xticks(grid)
+    axis.set_xlim(
+        left=0,
+        right=max(
+            grid[-1] if grid else 0,
+            max((p.time for g in shown for c in g.causes for p in c.curve), default=0),
+        )
+        * 1.02
+        or 1,
+    )
     return figure
+
+
+NAMES = {"relapse": "relapse", "non_relapse_mortality": "non-relapse mortality", "gvhd": "GVHD"}
 
 
 def forest_figure(result: Any) -> Figure:

@@ -27,7 +27,7 @@ from service.analytics.estimands.groups import (
     resolve,
     small_sample_warnings,
 )
-from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed
+from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed, ticks
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows, undated_rule
 from service.analytics.schemas import (
     AtRisk,
@@ -144,16 +144,6 @@ async def time_to_event(
         },
         warnings=_warn_exclusions(by_reason, endpoint) + rule.warnings(),
     )
-
-
-def _grid(max_time: float) -> list[float]:
-    if max_time <= 0:
-        return [0.0]
-    raw = max_time / 6
-    magnitude = 10 ** math.floor(math.log10(raw))
-    # whole numbers only: the at-risk table is read at the plot's ticks
-    step = max(1.0, next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
-    return [i * step for i in range(int(max_time // step) + 1)]
 
 
 def _none(value: float) -> float | None:
@@ -310,7 +300,7 @@ def _survival_result(
         return 0 if entry is not None and t <= entry else at_risk(times, t)
 
     longest = max((float(t.max()) for t, _ in samples if len(t)), default=0.0)
-    grid = _grid(longest)
+    grid = ticks(longest)
 
     results: list[SurvivalGroup] = []
     curves: dict[str, Any] = {}
@@ -399,7 +389,15 @@ def _survival_result(
                 ],
                 median=Median(time=median, lower=low, upper=high, reached=median is not None),
                 landmarks=landmarks,
-                at_risk=[AtRisk(time=t, n_risk=n_risk(times, t)) for t in grid],
+                at_risk=[
+                    AtRisk(
+                        time=t,
+                        n_risk=n_risk(times, t),
+                        events=int(np.count_nonzero(events & (times <= t))),
+                        censored=int(np.count_nonzero(~events & (times <= t))),
+                    )
+                    for t in grid
+                ],
                 follow_up=Median(
                     time=follow_up[0],
                     lower=follow_up[1],
