@@ -124,6 +124,13 @@ def _efron(
     return loglik, u, imat
 
 
+def _at_or_after(keys: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Sum of `values` over the rows whose key is >= each of `times`."""
+    order = np.argsort(keys, kind="stable")
+    suffix = np.concatenate((np.cumsum(values[order][::-1], axis=0)[::-1], np.zeros((1, *values.shape[1:]))))
+    return suffix[np.searchsorted(keys[order], times, side="left")]
+
+
 def _intervals(
     beta: np.ndarray,
     start: np.ndarray,
@@ -135,8 +142,9 @@ def _intervals(
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Log partial likelihood, score and information at beta for counting-process data: a row is
     at risk at an event time t when start < t <= stop (R's Surv(start, stop, event), agfit). The
-    risk sums are kept while walking the event times downwards: rows join when t reaches their
-    stop, and leave once t is at or below their start."""
+    risk-set sums at t are the sums over rows with stop >= t less those over rows with start >= t
+    (such a row has stop > start >= t), both suffix sums over the rows sorted by that time: no
+    loop over rows, so a fit of 100,000 patients' intervals is a few array passes per step."""
     p = x.shape[1]
     eta = x @ beta
     risk = np.exp(eta)
@@ -144,39 +152,36 @@ def _intervals(
     u = np.zeros(p)
     imat = np.zeros((p, p))
     for stratum in np.unique(s):
-        rows = np.flatnonzero(s == stratum)
-        joining = rows[np.argsort(-stop[rows], kind="stable")]
-        leaving = rows[np.argsort(-start[rows], kind="stable")]
-        dead_rows = rows[e[rows]]
-        times = np.unique(stop[dead_rows])[::-1]
-        denom, a, cmat = 0.0, np.zeros(p), np.zeros((p, p))
-        j = k = 0
-        for t in times:
-            while j < len(joining) and stop[joining[j]] >= t:
-                i = joining[j]
-                denom += risk[i]
-                a += risk[i] * x[i]
-                cmat += risk[i] * np.outer(x[i], x[i])
-                j += 1
-            while k < len(leaving) and start[leaving[k]] >= t:
-                i = leaving[k]
-                denom -= risk[i]
-                a -= risk[i] * x[i]
-                cmat -= risk[i] * np.outer(x[i], x[i])
-                k += 1
-            dead = dead_rows[stop[dead_rows] == t]
-            nd = len(dead)
-            rd, xd = risk[dead], x[dead]
-            denom2, a2, cmat2 = rd.sum(), rd @ xd, (xd * rd[:, None]).T @ xd
-            loglik += eta[dead].sum()
-            u += xd.sum(axis=0)
-            for m in range(nd):
-                frac = m / nd if ties == "efron" else 0.0
-                d = denom - frac * denom2
-                mean = (a - frac * a2) / d
-                loglik -= math.log(d)
-                u -= mean
-                imat += (cmat - frac * cmat2) / d - np.outer(mean, mean)
+        rows = s == stratum
+        r, xs, e_s, t0, t1 = risk[rows], x[rows], e[rows], start[rows], stop[rows]
+        times = np.unique(t1[e_s])
+        if not len(times):
+            continue
+        moments = (r, r[:, None] * xs, r[:, None, None] * xs[:, :, None] * xs[:, None, :])
+
+        risk0, risk1, risk2 = (_at_or_after(t1, m, times) - _at_or_after(t0, m, times) for m in moments)
+        # the deaths at each event time, and their sums
+        which = np.searchsorted(times, t1[e_s])
+        dead = np.bincount(which, minlength=len(times))
+        dead0 = np.bincount(which, weights=r[e_s], minlength=len(times))
+        dead1 = np.zeros((len(times), p))
+        np.add.at(dead1, which, moments[1][e_s])
+        dead2 = np.zeros((len(times), p, p))
+        np.add.at(dead2, which, moments[2][e_s])
+        loglik += float(eta[rows][e_s].sum())
+        u += xs[e_s].sum(axis=0)
+        # Efron: the m-th of d tied deaths sees the risk set less m/d of the dying (Breslow: 0)
+        k = np.repeat(np.arange(len(times)), dead)
+        frac = (np.arange(len(k)) - np.repeat(np.cumsum(dead) - dead, dead)) / dead[k]
+        if ties == "breslow":
+            frac = np.zeros(len(k))
+        d0 = risk0[k] - frac * dead0[k]
+        d1 = risk1[k] - frac[:, None] * dead1[k]
+        d2 = risk2[k] - frac[:, None, None] * dead2[k]
+        mean = d1 / d0[:, None]
+        loglik -= float(np.log(d0).sum())
+        u -= mean.sum(axis=0)
+        imat += (d2 / d0[:, None, None] - mean[:, :, None] * mean[:, None, :]).sum(axis=0)
     return loglik, u, imat
 
 

@@ -98,23 +98,18 @@ def split_at_transplant(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """tmerge's intervals: (start, stop, event, hsct, patient index) from each patient's time,
     event and transplant time (NaN: none), all on the analysis time scale."""
-    pieces: list[tuple[float, float, bool, float, int]] = []
-    for i, (t, e, h) in enumerate(zip(time, event, transplant, strict=True)):
-        if math.isnan(h) or h >= t:
-            pieces.append((0.0, t, bool(e), 0.0, i))
-        elif h <= 0:
-            pieces.append((0.0, t, bool(e), 1.0, i))
-        else:
-            pieces += [(0.0, h, False, 0.0, i), (h, t, bool(e), 1.0, i)]
-    start, stop, dead, hsct, who = (
-        (list(column) for column in zip(*pieces, strict=True)) if pieces else ([], [], [], [], [])
-    )
+    time, event, h = np.asarray(time, float), np.asarray(event, bool), np.asarray(transplant, float)
+    index = np.arange(len(time))
+    with np.errstate(invalid="ignore"):
+        split = ~np.isnan(h) & (h > 0) & (h < time)
+        from_start = ~np.isnan(h) & (h <= 0)
+    whole = ~split
     return (
-        np.array(start, float),
-        np.array(stop, float),
-        np.array(dead, bool),
-        np.array(hsct, float),
-        np.array(who, int),
+        np.concatenate((np.zeros(whole.sum()), np.zeros(split.sum()), h[split])),
+        np.concatenate((time[whole], h[split], time[split])),
+        np.concatenate((event[whole], np.zeros(split.sum(), bool), event[split])),
+        np.concatenate((from_start[whole].astype(float), np.zeros(split.sum()), np.ones(split.sum()))),
+        np.concatenate((index[whole], index[split], index[split])),
     )
 
 
@@ -165,17 +160,17 @@ def _analysis(
         np.array([r.origin_day for r in kept], float), np.array([r.end_day for r in kept], float), time_unit
     )
     event = np.array([bool(r.event) for r in kept], bool)
-    days = [transplants[r.id].first_day if r.id in transplants else None for r in kept]
-    transplant_time = np.array(
-        [
-            math.nan
-            if d is None
-            else float(elapsed(np.array([float(r.origin_day)]), np.array([float(d)]), time_unit)[0])
-            * (1 if d >= r.origin_day else -1)
-            for r, d in zip(kept, days, strict=True)
-        ],
-        float,
-    )
+    origins = np.array([r.origin_day for r in kept], float)
+    days = np.array([transplants[r.id].first_day if r.id in transplants else math.nan for r in kept], float)
+    with np.errstate(invalid="ignore"):
+        # elapsed from the origin to the transplant, negative for a transplant before the origin
+        after = days >= origins
+        transplant_time = np.where(
+            after,
+            elapsed(origins, np.where(after, days, origins), time_unit),
+            -elapsed(np.where(after, origins, days), origins, time_unit),
+        )
+    transplant_time[np.isnan(days)] = math.nan
     start, stop, dead, hsct, who = split_at_transplant(time, event, transplant_time)
     matrix = design(kept, arms, covariates)
 
