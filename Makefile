@@ -10,7 +10,7 @@ RUNTIME := $(VENV)/.runtime
 LINT_TOOLS := openapi/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test oracle bench bench-quick bench-reliability openapi lint typecheck check seed migrate clean
+.PHONY: help install run test oracle bench bench-quick bench-analyses bench-reliability openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgre
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py
 	$(PY) bench/bulk_paths.py
+	$(PY) bench/analyses.py
+
+bench-analyses: $(SYNCED) ## The analyses at 100k patients: each one's time, and a patient read's p99 while it loops
+	$(PY) bench/analyses.py
 
 bench-quick: $(SYNCED) ## Smoke test of the benchmark harness (1k patients, short runs, no timing asserted)
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }

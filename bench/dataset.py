@@ -3,7 +3,8 @@ arms, patients, treatments, adverse events and outcomes every time.
 
 Scale N puts N patients in one large two-arm study (the one the analytics scenarios read) and 1%
 more in each of two small studies (so that filters have something to filter out); each patient
-has about 2 treatments, 10 adverse events and 5 outcomes. Rows go in through the service's own
+has about 2 treatments, 10 adverse events and 5 outcomes; 30% are transplanted (40% of them
+with acute GVHD after it). Rows go in through the service's own
 table definitions with multi-row INSERTs (the service has no bulk-import endpoint yet), without
 audit records: the audit chain is exercised by the create scenario, not by the load.
 
@@ -27,7 +28,7 @@ from service.adverse_events.terms import CANONICAL
 from service.db.migrate import upgrade
 from service.db.models import AdverseEvent, Agent, Arm, Outcome, Patient, Study, Treatment, utcnow
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: risk groups, transplants and GVHD (the transplant analyses)
 SEED = 20261122
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 TERMS = [t.name for t in CANONICAL][:30]
@@ -72,6 +73,7 @@ def _patient_records(
         "sex": rng.choice(["female", "male"]),
         "diagnosis": rng.choice(["T-ALL", "B-ALL", "AML"]),
         "disease_status": rng.choice(["relapsed", "refractory", "newly_diagnosed"]),
+        "risk_group": rng.choice(["favourable", "intermediate", "adverse"]),
         "genetic_findings": [],
         "markers": [],
         "age_capped": False,
@@ -148,6 +150,35 @@ def _patient_records(
                 "markers": [],
             }
         )
+    if rng.random() < 0.3:
+        transplant = rng.randint(70, 200)
+        outcomes.append(
+            {
+                **stamp,
+                "id": next(ids),
+                "patient_id": pid,
+                "kind": "event",
+                "event_type": "hsct",
+                "study_day": transplant,
+                "possible_categories": [],
+                "markers": [],
+            }
+        )
+        if rng.random() < 0.4:
+            outcomes.append(
+                {
+                    **stamp,
+                    "id": next(ids),
+                    "patient_id": pid,
+                    "kind": "event",
+                    "event_type": "gvhd",
+                    "gvhd_kind": "acute",
+                    "gvhd_grade": rng.randint(1, 4),
+                    "study_day": transplant + rng.randint(10, 100),
+                    "possible_categories": [],
+                    "markers": [],
+                }
+            )
     died = rng.random() < 0.5
     outcomes.append(
         {
