@@ -62,6 +62,8 @@ DERIVED_KEYS = frozenset(
         "tests",
         "proportional_hazards",
         "pooled",
+        "leave_one_out",
+        "cumulative",
         "fit_statistics",
         "trend",
         "mantel_byar",

@@ -24,7 +24,7 @@ WEIGHTS = {
 }
 
 
-def _year(study: Any) -> int | None:
+def study_year(study: Any) -> int | None:
     for value in (study.start_date, (study.publication or {}).get("year"), study.end_date):
         if value:
             return int(str(value)[:4])
@@ -53,7 +53,7 @@ def compare(a: Any, b: Any, agents: dict[Any, set[str]]) -> tuple[list[FieldMatc
     if pa.sex and pb.sex and "unknown" not in (pa.sex, pb.sex):
         record("sex", pa.sex == pb.sex, pa.sex, pb.sex)
     if pa.age_years is not None and pb.age_years is not None:
-        ya, yb = _year(sa), _year(sb)
+        ya, yb = study_year(sa), study_year(sb)
         drift = abs(ya - yb) + 1 if ya is not None and yb is not None else 3
         record("age", abs(pa.age_years - pb.age_years) <= drift, pa.age_years, pb.age_years)
     if pa.diagnosis_subtype and pb.diagnosis_subtype:

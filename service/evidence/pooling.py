@@ -9,18 +9,34 @@ from uuid import UUID
 
 import msgspec
 from sqlalchemy import ColumnElement, exists, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.access.scope import current_scope
 from service.analytics import queries
-from service.analytics.pooling.meta import Tau2Method, Transform, pool_proportions
+from service.analytics.pooling.meta import (
+    MetaResult,
+    Tau2Method,
+    Transform,
+    cumulative,
+    leave_one_out,
+    pool_proportions,
+)
 from service.analytics.proportions.analysis import count_outcome
 from service.analytics.proportions.intervals import CI_METHOD_NAMES, CiMethod, proportion_ci
 from service.common.filters import json_list_has
 from service.common.schemas import Provenance
 from service.db import models
-from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling, RowSource
+from service.evidence.duplicates import study_year
+from service.evidence.schemas import (
+    Evidence,
+    EvidenceRow,
+    PooledEstimate,
+    Pooling,
+    RowSource,
+    SensitivityEstimate,
+)
 
 CASE_REPORT_GUARD = "a case report: not pooled with cohorts unless include_case_reports=true"
 TAU2_NAMES = {
@@ -86,10 +102,14 @@ async def _studies(session: AsyncSession, selection: Selection) -> Sequence[Any]
     s = models.Study
     # Only the studies the request may see are pooled (service.access.scope).
     statement = (
-        select(s.id, s.title, s.design).where(current_scope().study_condition(s.id)).order_by(col(s.id))
+        sa_select(
+            col(s.id), col(s.title), col(s.design), col(s.start_date), col(s.end_date), col(s.publication)
+        )
+        .where(current_scope().study_condition(s.id))
+        .order_by(col(s.id))
     )
     if selection.design:
-        statement = statement.where(s.design == selection.design)
+        statement = statement.where(col(s.design) == selection.design)
     if selection.study_ids:
         statement = statement.where(col(s.id).in_(selection.study_ids))
     return (await session.execute(statement)).all()
@@ -194,6 +214,7 @@ def _row(
         provenance=[msgspec.convert(p, Provenance) for p in result.provenance] if result is not None else [],
         weight_percent=0.0,
         not_pooled=None,
+        year=study_year(study),
     )
 
 
@@ -280,6 +301,7 @@ async def evidence(
     if pooled is not None:
         weights = iter(pooled.weights)
         rows = [r if r.not_pooled else msgspec.structs.replace(r, weight_percent=next(weights)) for r in rows]
+    views = _sensitivity(pooled_rows, transform, conf_level, tau2_method, hartung_knapp) if pooled else None
     total = sum(r.total for r in pooled_rows)
     if not_computable:
         warnings.append(f"no pooled estimate: {not_computable}")
@@ -358,7 +380,56 @@ async def evidence(
             "linked_patients": "patients linked as the same person are counted once",
         },
         warnings=warnings,
+        leave_one_out=views[0] if views else [],
+        cumulative=views[1] if views else [],
+        cumulative_not_computable=views[2] if views else None,
     )
+
+
+def _sensitivity(
+    rows: list[EvidenceRow], transform: Transform, conf_level: float, tau2_method: Tau2Method, hksj: bool
+) -> tuple[list[SensitivityEstimate], list[SensitivityEstimate], str | None]:
+    """Leave-one-out and cumulative-by-year views of the pooled rows (metafor leave1out, cumul)."""
+
+    def estimate(row: EvidenceRow, k: int, result: MetaResult) -> SensitivityEstimate:
+        return SensitivityEstimate(
+            study_id=row.study_id,
+            study_title=row.study_title,
+            year=row.year,
+            studies=k,
+            estimate=result.random.estimate,
+            ci_lower=result.random.lower,
+            ci_upper=result.random.upper,
+            tau2=result.tau2,
+            i2=result.i2,
+        )
+
+    events, totals = [r.events for r in rows], [r.total for r in rows]
+    with_patients = sum(1 for n in totals if n > 0)
+    left_out = [
+        estimate(row, with_patients - (1 if row.total > 0 else 0), result)
+        for row, result in zip(
+            rows, leave_one_out(events, totals, transform, conf_level, tau2_method, hksj), strict=True
+        )
+        if result is not None
+    ]
+    undated = [r.study_title for r in rows if r.year is None]
+    if undated:
+        return (
+            left_out,
+            [],
+            f"no year for {', '.join(repr(t) for t in undated[:5])}: the cumulative view orders studies by year",
+        )
+    ordered = sorted(rows, key=lambda r: (r.year or 0, r.study_title))
+    results = cumulative(
+        [r.events for r in ordered], [r.total for r in ordered], transform, conf_level, tau2_method, hksj
+    )
+    running = [
+        estimate(row, sum(1 for r in ordered[: i + 1] if r.total > 0), result)
+        for i, (row, result) in enumerate(zip(ordered, results, strict=True))
+        if result is not None
+    ]
+    return left_out, running, None
 
 
 async def _matching_reported_result(session: AsyncSession, study_id: UUID, outcome: dict[str, Any]) -> Any:

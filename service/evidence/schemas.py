@@ -61,6 +61,8 @@ class EvidenceRow(Output):
     weight_percent: float
     # Why the row is shown but not pooled (null when it is pooled).
     not_pooled: str | None
+    # The study's year (start date, else publication year, else end date): the cumulative view's order.
+    year: int | None = None
 
 
 class PooledEstimate(Output):
@@ -88,6 +90,21 @@ class Pooling(Output):
     continuity_corrected_rows: int
 
 
+class SensitivityEstimate(Output):
+    """One pooled estimate of a sensitivity view: without `study_id` (leave-one-out), or of every
+    study up to and including it (cumulative, by year), random effects, back-transformed."""
+
+    study_id: UUID
+    study_title: str
+    year: int | None
+    studies: int
+    estimate: float
+    ci_lower: float
+    ci_upper: float
+    tau2: float
+    i2: float
+
+
 class Evidence(Output):
     outcome: str
     rows: list[EvidenceRow]
@@ -101,6 +118,11 @@ class Evidence(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The pooled estimate without each pooled study in turn (null entries left out: fewer than
+    # two studies would remain), and as the studies accumulate in order of year.
+    leave_one_out: list[SensitivityEstimate] = []
+    cumulative: list[SensitivityEstimate] = []
+    cumulative_not_computable: str | None = None
 
 
 class FieldMatch(Output):

@@ -378,3 +378,36 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
     assert "only in aggregate" in patient_level["detail"]
     # "median CR or CRi time" read as the duration of CR: patient 1's undated relapse withholds it
     assert verdicts["Median CR or CRi time"] == "not_computable"
+
+
+def test_leave_one_out_and_cumulative_views_follow_the_pooled_rows(client: TestClient[Any]) -> None:
+    from service.analytics.pooling.meta import cumulative, leave_one_out
+
+    layout = [("2019", 3, 10), ("2017", 8, 20), ("2021", 5, 9), (None, 2, 12)]
+    for i, (year, responders, total) in enumerate(layout):
+        s = f.study(
+            client, title=f"S{i}", design="single_arm_trial", **({"start_date": f"{year}-03"} if year else {})
+        )
+        for j in range(total):
+            p = f.patient(client, s["id"], subject_code=f"P{i}-{j}")
+            f.response(client, p["id"], category="CR" if j < responders else "NR")
+    body = client.get(f"{API}/evidence/response-rates").json()
+    rows = body["rows"]
+    expected = leave_one_out([r["events"] for r in rows], [r["total"] for r in rows])
+    assert [(v["study_title"], v["estimate"]) for v in body["leave_one_out"]] == [
+        (r["study_title"], pytest.approx(e.random.estimate, abs=1e-12))
+        for r, e in zip(rows, expected, strict=True)
+    ]
+    assert all(v["studies"] == 3 for v in body["leave_one_out"])
+    # a study without a year: no cumulative view, said why
+    assert body["cumulative"] == [] and "S3" in body["cumulative_not_computable"]
+    dated = client.get(
+        f"{API}/evidence/response-rates", params={"study_id": [r["study_id"] for r in rows[:3]]}
+    ).json()
+    order = sorted(dated["rows"], key=lambda r: r["year"])
+    running = cumulative([r["events"] for r in order], [r["total"] for r in order])
+    assert [v["study_title"] for v in dated["cumulative"]] == [r["study_title"] for r in order][1:]
+    assert [v["estimate"] for v in dated["cumulative"]] == pytest.approx(
+        [c.random.estimate for c in running[1:]], abs=1e-12
+    )
+    assert [v["year"] for v in dated["cumulative"]] == [2019, 2021]

@@ -1,6 +1,7 @@
 """Pooled proportions against statsmodels' DerSimonian–Laird (combine_effects)."""
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,30 @@ def test_freeman_tukey_back_transform_is_clamped_outside_the_attainable_range() 
         for t in np.linspace(double_arcsine(0, n), double_arcsine(n, n), 50)
     ]
     assert inside == sorted(inside)
+
+
+SENSITIVITY = json.loads((Path(__file__).parents[1] / "fixtures/r/meta_sensitivity.json").read_text())
+
+
+@pytest.mark.parametrize("case", SENSITIVITY["cases"], ids=lambda c: f"{c['measure']} {c['method']}")
+def test_leave_one_out_and_cumulative_equal_metafor(case: dict[str, Any]) -> None:
+    from service.analytics.pooling.meta import cumulative, leave_one_out
+
+    transform = "logit" if case["measure"] == "PLO" else "freeman-tukey"
+    xi, ni = SENSITIVITY["xi"], SENSITIVITY["ni"]
+    views = {
+        "leave1out": leave_one_out(xi, ni, transform, tau2_method=case["method"]),
+        "cumul": cumulative(xi, ni, transform, tau2_method=case["method"]),  # already in year order
+    }
+    for name, results in views.items():
+        expected = case[name]
+        for i, result in enumerate(results):
+            if result is None:  # fewer than two studies: no pool (metafor reports the one study)
+                assert name == "cumul" and i == 0
+                continue
+            assert result.tau2 == pytest.approx(expected["tau2"][i], abs=1e-6), (name, i)
+            if transform == "logit":
+                expit = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+                assert result.random.estimate == pytest.approx(expit(expected["estimate"][i]), abs=1e-8)
+                assert result.random.lower == pytest.approx(expit(expected["ci_lb"][i]), abs=1e-8)
+                assert result.random.upper == pytest.approx(expit(expected["ci_ub"][i]), abs=1e-8)

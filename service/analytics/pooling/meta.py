@@ -230,3 +230,44 @@ def pool_proportions(
         p_heterogeneity=float(stats.chi2.sf(model.q, model.df)) if model.df > 0 else None,
         corrected_rows=corrected,
     )
+
+
+def leave_one_out(
+    events: list[int],
+    totals: list[int],
+    transform: Transform = "logit",
+    conf_level: float = 0.95,
+    tau2_method: Tau2Method = "DL",
+    hksj: bool = False,
+) -> list[MetaResult | None]:
+    """The pooled estimate without each study in turn (metafor leave1out); None where fewer than
+    two studies with patients remain."""
+    out = []
+    for i in range(len(events)):
+        rest_e, rest_n = events[:i] + events[i + 1 :], totals[:i] + totals[i + 1 :]
+        enough = sum(1 for n in rest_n if n > 0) >= 2
+        out.append(
+            pool_proportions(rest_e, rest_n, transform, conf_level, tau2_method, hksj) if enough else None
+        )
+    return out
+
+
+def cumulative(
+    events: list[int],
+    totals: list[int],
+    transform: Transform = "logit",
+    conf_level: float = 0.95,
+    tau2_method: Tau2Method = "DL",
+    hksj: bool = False,
+) -> list[MetaResult | None]:
+    """The pooled estimate of the first 1, 2, … studies in the order given (metafor cumul); None
+    while fewer than two studies with patients are in."""
+    out = []
+    for k in range(1, len(events) + 1):
+        enough = sum(1 for n in totals[:k] if n > 0) >= 2
+        out.append(
+            pool_proportions(events[:k], totals[:k], transform, conf_level, tau2_method, hksj)
+            if enough
+            else None
+        )
+    return out
