@@ -3,14 +3,12 @@ RFS analysis set of the cumulative incidence): Fine–Gray for the effect on the
 incidence, and the cause-specific Cox model for the effect on the cause's rate. Reporting both is
 the field's recommendation (Latouche et al. 2013): the two answer different questions."""
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -28,6 +26,7 @@ from service.analytics.regression.design import (
     parse_interactions,
     parse_references,
 )
+from service.analytics.regression.terms import global_tests, hazard_terms
 from service.analytics.schemas import ChiSquareTest, CompetingRisksModel, CoxTerm
 from service.common.heavy import offload
 
@@ -148,34 +147,9 @@ def _model(
     for fit in (subdistribution, specific):
         if not fit.converged or not np.all(np.isfinite(fit.coef)) or not np.all(np.isfinite(fit.se)):
             return result(infinite)
-    tests = [
-        ChiSquareTest(test=name, chi_square=value, df=specific.df, p_value=specific.p(value))
-        for name, value in (
-            ("likelihood_ratio", specific.likelihood_ratio),
-            ("wald", specific.wald),
-            ("score", specific.score),
-        )
-    ]
     return result(
         None,
-        _terms(matrix.names, subdistribution.coef, subdistribution.se, conf_level),
-        _terms(matrix.names, specific.coef, specific.se, conf_level),
-        tests,
+        hazard_terms(matrix.names, subdistribution.coef, subdistribution.se, conf_level),
+        hazard_terms(matrix.names, specific.coef, specific.se, conf_level),
+        global_tests(specific),
     )
-
-
-def _terms(names: list[str], coef: np.ndarray, se: np.ndarray, conf_level: float) -> list[CoxTerm]:
-    z = float(stats.norm.isf((1 - conf_level) / 2))
-    return [
-        CoxTerm(
-            term=name,
-            coef=float(b),
-            se=float(s),
-            hazard_ratio=math.exp(b),
-            lower=math.exp(b - z * s),
-            upper=math.exp(b + z * s),
-            z=float(b / s),
-            p_value=float(2 * stats.norm.sf(abs(b / s))),
-        )
-        for name, b, s in zip(names, coef, se, strict=True)
-    ]

@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -27,6 +26,7 @@ from service.analytics.regression.design import (
     parse_interactions,
     parse_references,
 )
+from service.analytics.regression.terms import global_tests, hazard_terms
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
 from service.common.heavy import offload
 
@@ -175,30 +175,8 @@ def _model(
         # R's "beta may be infinite": the log-likelihood levelled off with a standard error so
         # large that the interval leaves floating-point range
         return result(MONOTONE, [], [], [])
-    z = float(stats.norm.isf((1 - conf_level) / 2))
-    terms = []
-    for name, coef, se in zip(names, fit.coef, fit.se, strict=True):
-        wald_z = float(coef / se)
-        terms.append(
-            CoxTerm(
-                term=name,
-                coef=float(coef),
-                se=float(se),
-                hazard_ratio=math.exp(coef),
-                lower=math.exp(coef - z * se),
-                upper=math.exp(coef + z * se),
-                z=wald_z,
-                p_value=float(2 * stats.norm.sf(abs(wald_z))),
-            )
-        )
-    tests = [
-        ChiSquareTest(test=name, chi_square=value, df=fit.df, p_value=fit.p(value))
-        for name, value in (
-            ("likelihood_ratio", fit.likelihood_ratio),
-            ("wald", wald),
-            ("score", fit.score),
-        )
-    ]
+    terms = hazard_terms(names, fit.coef, fit.se, conf_level)
+    tests = global_tests(fit)
     with np.errstate(all="ignore"):
         zph = cox_zph(fit, times, events, x, layers, list(matrix.terms.values()))
     if zph is None or not np.all(np.isfinite(zph.chi_square)):

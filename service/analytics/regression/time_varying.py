@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -30,16 +29,17 @@ from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.endpoints import Endpoint
 from service.analytics.estimands.time_scale import TimeUnit, elapsed
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
-from service.analytics.regression.cox import CoxFit, Ties, cox_fit
+from service.analytics.regression.cox import Ties, cox_fit
 from service.analytics.regression.design import CODING, Covariate, design, missing
+from service.analytics.regression.terms import global_tests, hazard_terms
 from service.analytics.schemas import (
     ChiSquareTest,
     CoxTerm,
-    CurvePoint,
     Median,
     StateCurve,
     TransplantAnalysis,
 )
+from service.analytics.survival.analysis import curve_points
 from service.analytics.survival.estimators import kaplan_meier_intervals, quantile
 from service.common.heavy import offload
 
@@ -239,35 +239,9 @@ def _analysis(
     mantel_byar = ChiSquareTest(
         test="mantel_byar", chi_square=alone.score, df=1, p_value=alone.p(alone.score)
     )
-    return result(None, _terms(fit, names, conf_level), _tests(fit), mantel_byar, curves)
-
-
-def _terms(fit: CoxFit, names: list[str], conf_level: float) -> list[CoxTerm]:
-    z = float(stats.norm.isf((1 - conf_level) / 2))
-    return [
-        CoxTerm(
-            term=name,
-            coef=float(coef),
-            se=float(se),
-            hazard_ratio=math.exp(coef),
-            lower=math.exp(coef - z * se),
-            upper=math.exp(coef + z * se),
-            z=float(coef / se),
-            p_value=float(2 * stats.norm.sf(abs(coef / se))),
-        )
-        for name, coef, se in zip(names, fit.coef, fit.se, strict=True)
-    ]
-
-
-def _tests(fit: CoxFit) -> list[ChiSquareTest]:
-    return [
-        ChiSquareTest(test=name, chi_square=value, df=fit.df, p_value=fit.p(value))
-        for name, value in (
-            ("likelihood_ratio", fit.likelihood_ratio),
-            ("wald", fit.wald),
-            ("score", fit.score),
-        )
-    ]
+    return result(
+        None, hazard_terms(names, fit.coef, fit.se, conf_level), global_tests(fit), mantel_byar, curves
+    )
 
 
 def _curve(
@@ -283,25 +257,10 @@ def _curve(
     km = kaplan_meier_intervals(start[rows], stop[rows], dead[rows], "log-log", conf_level)
     median, low, high = quantile(km, 0.5) if rows.any() else (None, None, None)
 
-    def number(value: float) -> float | None:
-        return None if value is None or not math.isfinite(value) else float(value)
-
     return StateCurve(
         state=STATES[state],
         patients=len(set(who[rows])),
         events=int(dead[rows].sum()),
-        curve=[
-            CurvePoint(
-                time=float(km.time[i]),
-                n_risk=int(km.n_risk[i]),
-                n_event=int(km.n_event[i]),
-                n_censor=int(km.n_censor[i]),
-                survival=float(km.surv[i]),
-                std_err=number(km.std_err[i]),
-                lower=number(km.lower[i]),
-                upper=number(km.upper[i]),
-            )
-            for i in range(len(km.time))
-        ],
+        curve=curve_points(km),
         median=Median(time=median, lower=low, upper=high, reached=median is not None),
     )

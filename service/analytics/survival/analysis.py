@@ -47,6 +47,7 @@ from service.analytics.schemas import (
 )
 from service.analytics.survival.estimators import (
     ConfType,
+    KaplanMeier,
     RestrictedMean,
     at_risk,
     kaplan_meier,
@@ -144,6 +145,23 @@ async def time_to_event(
         },
         warnings=_warn_exclusions(by_reason, endpoint) + rule.warnings(),
     )
+
+
+def curve_points(km: KaplanMeier) -> list[CurvePoint]:
+    """The steps of a product-limit curve as the answers report them (non-finite values null)."""
+    return [
+        CurvePoint(
+            time=float(km.time[i]),
+            n_risk=int(km.n_risk[i]),
+            n_event=int(km.n_event[i]),
+            n_censor=int(km.n_censor[i]),
+            survival=float(km.surv[i]),
+            std_err=_none(km.std_err[i]),
+            lower=_none(km.lower[i]),
+            upper=_none(km.upper[i]),
+        )
+        for i in range(len(km.time))
+    ]
 
 
 def _none(value: float) -> float | None:
@@ -374,19 +392,7 @@ def _survival_result(
                 events=km.events,
                 excluded=dict(excluded_in[group.key]),
                 not_computable=None,
-                curve=[
-                    CurvePoint(
-                        time=float(km.time[i]),
-                        n_risk=int(km.n_risk[i]),
-                        n_event=int(km.n_event[i]),
-                        n_censor=int(km.n_censor[i]),
-                        survival=float(km.surv[i]),
-                        std_err=_none(km.std_err[i]),
-                        lower=_none(km.lower[i]),
-                        upper=_none(km.upper[i]),
-                    )
-                    for i in range(len(km.time))
-                ],
+                curve=curve_points(km),
                 median=Median(time=median, lower=low, upper=high, reached=median is not None),
                 landmarks=landmarks,
                 at_risk=[

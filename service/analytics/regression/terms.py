@@ -1,0 +1,41 @@
+"""The reported form of a fitted proportional-hazards model (Cox, Fine–Gray, time-varying): one
+term per coefficient with its hazard ratio and Wald interval, and the three global tests."""
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from service.analytics.regression.cox import CoxFit
+from service.analytics.schemas import ChiSquareTest, CoxTerm
+
+
+def hazard_terms(names: Sequence[str], coef: np.ndarray, se: np.ndarray, conf_level: float) -> list[CoxTerm]:
+    """exp(coef) with the interval exp(coef ± z·se) and the two-sided Wald p of each coefficient."""
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+    return [
+        CoxTerm(
+            term=name,
+            coef=float(b),
+            se=float(s),
+            hazard_ratio=math.exp(b),
+            lower=math.exp(b - z * s),
+            upper=math.exp(b + z * s),
+            z=float(b / s),
+            p_value=float(2 * stats.norm.sf(abs(b / s))),
+        )
+        for name, b, s in zip(names, coef, se, strict=True)
+    ]
+
+
+def global_tests(fit: CoxFit) -> list[ChiSquareTest]:
+    """Likelihood-ratio, Wald and score tests of every coefficient = 0, as summary(coxph)."""
+    return [
+        ChiSquareTest(test=name, chi_square=value, df=fit.df, p_value=fit.p(value))
+        for name, value in (
+            ("likelihood_ratio", fit.likelihood_ratio),
+            ("wald", fit.wald),
+            ("score", fit.score),
+        )
+    ]
