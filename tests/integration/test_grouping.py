@@ -194,6 +194,9 @@ def test_other_analyses_group_by_the_same_values(client: TestClient[Any]) -> Non
         ("cumulative-incidence", {"group_by": "mrd_at_landmark"}, "group_by"),
         ("response-rates", {"group_by": "response_at_landmark"}, "group_by"),
         ("survival/plot", {"group_by": "age"}, "age_cuts"),
+        ("time-to-event", {"group_by": "mrd_at_landmark"}, "group_by"),
+        ("adverse-event-incidence", {"group_by": "response_at_landmark"}, "group_by"),
+        ("transplant/cumulative-incidence", {"group_by": "mrd_at_landmark"}, "group_by"),
     ],
 )
 def test_groupings_that_cannot_be_answered_are_refused(

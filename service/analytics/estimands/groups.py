@@ -71,7 +71,11 @@ class GroupSpec:
     @property
     def landmark_study_day(self) -> int:
         """The study day of the landmark: `landmark_day` elapsed days after day 1."""
-        assert self.landmark_day is not None
+        if self.landmark_day is None:  # every caller checks first; never a 500 if one does not
+            raise RuleViolation(
+                f"group_by={self.by} groups patients by their status at a landmark: give landmark_day",
+                field="landmark_day",
+            )
         return 1 + self.landmark_day
 
     def column(self) -> Any:

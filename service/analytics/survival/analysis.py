@@ -26,6 +26,7 @@ from service.analytics.estimands.groups import (
     group_patients,
     resolve,
     small_sample_warnings,
+    without_landmark,
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed, ticks
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows, undated_rule
@@ -88,7 +89,7 @@ async def time_to_event(
     undated_events: UndatedEvents = "withhold",
 ) -> TimeToEvent:
     await queries.require_study(session, study_id)
-    groups = await resolve(session, study_id, group_by)
+    groups = await resolve(session, study_id, without_landmark(group_by, "the time-to-event rows"))
     rows = await estimands.fetch_analysis_rows(session, study_id, endpoint, group_value=group_by.column())
     grouping = group_patients(rows, groups)
     labels = {g.key: g.label for g in grouping.groups}
