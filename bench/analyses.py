@@ -1,7 +1,7 @@
 """The analyses at scale: how long each takes on the benchmark's large study, and how much it slows
 other clients while it runs (a patient read, back to back, alone and with the analysis looping).
 
-    python bench/analyses.py [--scale 100000] [--backends sqlite,postgres] [--runs 3]
+    python bench/analyses.py [--scale 100000] [--backends sqlite,postgres] [--runs 3] [--only transplant,response]
 
 The service runs on core 0 (as `make bench`); the analysis loop and the reader share core 1.
 Figures are printed and written to bench/analyses.json; nothing here is asserted: a loaded
@@ -79,8 +79,14 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--read-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--only", default="", help="comma-separated words: only the analyses whose name has one"
+    )
     args = parser.parse_args()
-    out: dict[str, Any] = {}
+    wanted = [w for w in args.only.split(",") if w]
+    target = ROOT / "bench" / "analyses.json"
+    # the figures of backends and analyses not run this time are kept
+    out: dict[str, Any] = json.loads(target.read_text()) if target.exists() else {}
     log = ROOT / "bench" / ".data" / "analyses.log"
     for backend in args.backends.split(","):
         data = asyncio.run(prepare(backend, args.scale, os.environ.get("TEST_POSTGRES_URL")))
@@ -95,6 +101,8 @@ def main() -> int:
             alone = read_latencies(port, read, token, args.read_seconds)
             print(f"  patient read alone: p99 {p99(alone) * 1000:.1f} ms ({len(alone)} reads)", flush=True)
             for name, path in paths(data.study_id).items():
+                if wanted and not any(w in name for w in wanted):
+                    continue
                 times = timed_get(port, path, token, args.runs)
                 done = threading.Event()
                 worker = threading.Thread(target=looping, args=(port, path, token, done), daemon=True)
@@ -112,8 +120,11 @@ def main() -> int:
                     f"patient read p99 while it loops {p99(loaded) * 1000:.1f} ms ({p99(loaded) / p99(alone):.1f}x alone)",
                     flush=True,
                 )
-        out[backend] = {"scale": args.scale, "results": results}
-    (ROOT / "bench" / "analyses.json").write_text(json.dumps(out, indent=1))
+        kept = (
+            out.get(backend, {}).get("results", {}) if out.get(backend, {}).get("scale") == args.scale else {}
+        )
+        out[backend] = {"scale": args.scale, "results": {**kept, **results}}
+    target.write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -17,7 +17,7 @@ Conventions (echoed in the method block):
 - no event: censored at the last recorded study day."""
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import incidence_result
 from service.analytics.estimands import endpoints as estimands
-from service.analytics.estimands.groups import GroupSpec, group_patients, resolve, without_landmark
+from service.analytics.estimands.groups import Groups, GroupSpec, group_patients, resolve, without_landmark
 from service.analytics.estimands.time_scale import TimeUnit
 from service.analytics.estimands.undated import UndatedEvents, undated_rule
 from service.analytics.schemas import CumulativeIncidence
@@ -74,9 +74,45 @@ async def transplant_incidence(
         session, study_id, without_landmark(group_by, "cumulative incidence from transplant")
     )
     patients = await queries.fetch_patient_follow_up(session, study_id, group_by.column())
-    transplants = {t.patient_id: t for t in await queries.fetch_transplants(session, study_id)}
+    transplants = await queries.fetch_transplants(session, study_id)
+    events = await queries.fetch_events(session, study_id, (*RELAPSE, "death", "gvhd"))
+    # Building 100,000 patients' rows is CPU work: off the event loop with the estimates.
+    return await offload(
+        _incidence,
+        study_id,
+        patients,
+        transplants,
+        events,
+        groups,
+        outcome,
+        gvhd_kind,
+        gvhd_grade_min,
+        landmark_days,
+        conf_level,
+        time_unit,
+        group_by.method(),
+        undated_events,
+    )
+
+
+def _incidence(
+    study_id: UUID,
+    patients: Sequence[Any],
+    transplant_rows: Sequence[Any],
+    event_rows: Sequence[Any],
+    groups: Groups,
+    outcome: TransplantOutcome,
+    gvhd_kind: GvhdKind,
+    gvhd_grade_min: int,
+    landmark_days: list[float],
+    conf_level: float,
+    time_unit: TimeUnit,
+    groups_method: str,
+    undated_events: UndatedEvents,
+) -> CumulativeIncidence:
+    transplants = {t.patient_id: t for t in transplant_rows}
     events: dict[Any, list[Any]] = defaultdict(list)
-    for e in await queries.fetch_events(session, study_id, (*RELAPSE, "death", "gvhd")):
+    for e in event_rows:
         events[e.patient_id].append(e)
     rows = [
         _row(p, transplants.get(p.id), events[p.id], outcome, gvhd_kind, gvhd_grade_min) for p in patients
@@ -93,8 +129,7 @@ async def transplant_incidence(
         if outcome == "gvhd"
         else {1: "non_relapse_mortality", 2: "relapse"}
     )
-    return await offload(
-        incidence_result,
+    return incidence_result(
         study_id,
         rows,
         grouping,
@@ -102,7 +137,7 @@ async def transplant_incidence(
         landmark_days,
         conf_level,
         time_unit,
-        group_by.method(),
+        groups_method,
         None,
         causes,
         _cause_of(outcome),

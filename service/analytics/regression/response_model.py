@@ -72,8 +72,11 @@ async def response_model(
     attributes = [c for c in covariates if c != "arm"]
     patients = await queries.fetch_patient_attributes(session, study_id, attributes)
     arms = await queries.fetch_arms(session, study_id)
-    tally = tally_responses(
-        await estimands.fetch_response_assessments(session, study_id),
+    assessments = await estimands.fetch_response_assessments(session, study_id)
+    # The tally and the fit are CPU work: off the event loop.
+    tally = await offload(
+        tally_responses,
+        assessments,
         set(response.categories),
         response.mrd,
         response.by_day,
