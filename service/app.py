@@ -61,10 +61,9 @@ treatment, day -1 the day before, and there is no day 0. Errors are RFC 9457 pro
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
-    heavy.configure(settings.heavy_workers, settings.heavy_wait_seconds, settings.plot_workers)
+    heavy.configure(settings.heavy_workers, settings.heavy_wait_seconds)
 
     async def dispose_engine() -> None:
-        heavy.shutdown()
         await engine.dispose()
 
     api = Router(

@@ -43,12 +43,11 @@ class Settings:
     # or expiry takes effect at once on the process that handled it, and on every other process
     # or replica within this many seconds.
     token_cache_seconds: float = 5.0
-    # Statistics run in worker threads, this many at a time; a request waiting longer than
-    # heavy_wait_seconds for a worker (thread or plot process) gets 503 with Retry-After.
+    # Statistics, plots and checks of import documents run in this many worker processes of each
+    # server process (each about 150 MB with matplotlib); a request waiting longer than
+    # heavy_wait_seconds for one gets 503 with Retry-After.
     heavy_workers: int = 2
     heavy_wait_seconds: float = 30.0
-    # Plots render in this many worker processes (each holds matplotlib, about 100 MB).
-    plot_workers: int = 1
     # Exports built at once by each process (each holds one connection while it builds; the
     # client then reads a file): more are refused with 429 and Retry-After.
     export_builds: int = 2
@@ -89,7 +88,6 @@ class Settings:
             token_cache_seconds=float(os.environ.get("TOKEN_CACHE_SECONDS", "5")),
             heavy_workers=int(os.environ.get("HEAVY_WORKERS", "2")),
             heavy_wait_seconds=float(os.environ.get("HEAVY_WAIT_SECONDS", "30")),
-            plot_workers=int(os.environ.get("PLOT_WORKERS", "1")),
             export_builds=int(os.environ.get("EXPORT_BUILDS", "2")),
             rate_limit_store_url=os.environ.get("RATE_LIMIT_STORE_URL") or None,
             auth_failures_per_minute=int(os.environ.get("AUTH_FAILURES_PER_MINUTE", "30")),

@@ -49,7 +49,7 @@ from service.analytics.survival.analysis import DEFINITIONS, LandmarkTime, survi
 from service.analytics.survival.estimators import ConfType
 from service.auth.middleware import requires
 from service.common.controller import next_link
-from service.common.heavy import offload, offload_to_process
+from service.common.heavy import offload
 from service.common.vocab import GradingSystem
 from service.db.session import DbSession
 from service.errors import RuleViolation
@@ -562,7 +562,7 @@ class StatisticsController(Controller):
             landmark_time=landmark_time,
             undated_events=undated_events,
         )
-        image = await offload_to_process(
+        image = await offload(
             plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, format
         )
         return Response(image, media_type=plots.MEDIA_TYPES[format])
@@ -592,7 +592,7 @@ class StatisticsController(Controller):
             group_by=groups,
             undated_events=undated_events,
         )
-        image = await offload_to_process(
+        image = await offload(
             plots.cumulative_incidence_plot, result, "Cumulative incidence (competing risks)", format
         )
         return Response(image, media_type=plots.MEDIA_TYPES[format])
@@ -646,7 +646,7 @@ class StatisticsController(Controller):
         title = "Swimmer plot" + (
             f": patients {offset + 1}–{offset + len(patients)} of {total}" if len(patients) < total else ""
         )
-        image = await offload_to_process(plots.swimmer_plot, patients, treatments, outcomes, title, format)
+        image = await offload(plots.swimmer_plot, patients, treatments, outcomes, title, format)
         return Response(
             image, media_type=plots.MEDIA_TYPES[format], headers=next_link(request, limit, offset, total)
         )

@@ -15,12 +15,13 @@ from service.analytics.plots import figures as plots
 from service.analytics.pooling.meta import Tau2Method, Transform
 from service.analytics.proportions.intervals import CiMethod
 from service.auth.middleware import requires
-from service.common.heavy import offload_to_process
+from service.common.heavy import offload
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
 from service.db.session import DbSession
+from service.errors import RuleViolation
 from service.evidence.duplicates import possible_duplicates
-from service.evidence.pooling import Selection, evidence
+from service.evidence.pooling import PoolingModel, Selection, evidence
 from service.evidence.reconciliation import reconcile
 from service.evidence.schemas import DuplicateCandidates, Evidence, Reconciliation
 
@@ -30,7 +31,8 @@ POOLING = (
     "pooled by random effects on the logit scale (0.5 continuity correction for 0% and 100% rows) or the Freeman–Tukey "
     "double arcsine (`transform=freeman-tukey`): tau² by DerSimonian–Laird, REML or Paule–Mandel (`tau2_method`), Wald or "
     "Hartung–Knapp–Sidik–Jonkman interval (`hartung_knapp`), the prediction interval, the fixed-effect estimate, I² and "
-    "each study's weight, as R metafor. Case reports are shown but not pooled with cohorts unless "
+    "each study's weight, as R metafor; or (`model=glmm`) by a binomial-normal mixed model as metafor rma.glmm, which "
+    "needs no continuity correction. Leave-one-out and cumulative-by-year views. Case reports are shown but not pooled with cohorts unless "
     "`include_case_reports=true`. Patients linked as the same person are counted once."
 )
 
@@ -76,6 +78,7 @@ class PoolingOptions:
     tau2_method: Tau2Method
     hartung_knapp: bool
     include_case_reports: bool
+    model: PoolingModel
 
     def as_kwargs(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -101,8 +104,28 @@ def pooling_options(
         bool,
         QueryParameter(description="Pool case reports with cohorts (by default they are shown, not pooled)."),
     ] = False,
+    model: Annotated[
+        PoolingModel,
+        QueryParameter(
+            description="inverse-variance (metafor rma, the default) or glmm: a binomial-normal mixed model "
+            "(metafor rma.glmm, measure PLO) that needs no continuity correction for 0/n and n/n studies; "
+            "logit scale, tau² by maximum likelihood, Wald interval."
+        ),
+    ] = "inverse-variance",
 ) -> PoolingOptions:
-    return PoolingOptions(ci, conf_level, transform, tau2_method, hartung_knapp, include_case_reports)
+    if model == "glmm":
+        # The GLMM fixes these choices; a request asking for another would get an answer it did not ask for.
+        for name, value, default in (
+            ("transform", transform, "logit"),
+            ("tau2_method", tau2_method, "DL"),
+            ("hartung_knapp", hartung_knapp, False),
+        ):
+            if value != default:
+                raise RuleViolation(
+                    f"model=glmm works on the logit scale with tau² by maximum likelihood and a Wald interval: {name}={str(value).lower()} does not apply",
+                    field=name,
+                )
+    return PoolingOptions(ci, conf_level, transform, tau2_method, hartung_knapp, include_case_reports, model)
 
 
 class EvidenceController(Controller):
@@ -152,7 +175,7 @@ class EvidenceController(Controller):
         format: FromQuery[plots.ImageFormat] = "svg",
     ) -> Response[bytes]:
         result = await evidence(db_session, chosen, response.as_outcome(), **pooling.as_kwargs())
-        image = await offload_to_process(plots.forest_plot, result, format)
+        image = await offload(plots.forest_plot, result, format)
         return Response(image, media_type=plots.MEDIA_TYPES[format])
 
     @get(

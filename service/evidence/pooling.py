@@ -4,7 +4,8 @@ reported result whose definition matches) and a pooled proportion."""
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -15,28 +16,24 @@ from sqlmodel import col, select
 
 from service.access.scope import current_scope
 from service.analytics import queries
+from service.analytics.pooling import glmm
 from service.analytics.pooling.meta import (
     MetaResult,
+    Pool,
     Tau2Method,
     Transform,
-    cumulative,
-    leave_one_out,
+    pool_glmm,
     pool_proportions,
 )
 from service.analytics.proportions.analysis import count_outcome
 from service.analytics.proportions.intervals import CI_METHOD_NAMES, CiMethod, proportion_ci
 from service.common.filters import json_list_has
+from service.common.heavy import offload
 from service.common.schemas import Provenance
 from service.db import models
 from service.evidence.duplicates import study_year
-from service.evidence.schemas import (
-    Evidence,
-    EvidenceRow,
-    PooledEstimate,
-    Pooling,
-    RowSource,
-    SensitivityEstimate,
-)
+from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling, RowSource
+from service.evidence.sensitivity import Views, sensitivity
 
 CASE_REPORT_GUARD = "a case report: not pooled with cohorts unless include_case_reports=true"
 TAU2_NAMES = {
@@ -44,6 +41,7 @@ TAU2_NAMES = {
     "REML": "restricted maximum-likelihood tau²",
     "PM": "Paule–Mandel tau²",
 }
+PoolingModel = Literal["inverse-variance", "glmm"]
 MIN_STUDIES = 2  # a pooled estimate
 MIN_STUDIES_PREDICTION = 3  # a prediction interval
 
@@ -229,6 +227,7 @@ async def evidence(
     tau2_method: Tau2Method = "DL",
     hartung_knapp: bool = False,
     include_case_reports: bool = False,
+    model: PoolingModel = "inverse-variance",
 ) -> Evidence:
     """`outcome` is a reported-result definition (response_rate or adverse_event_incidence)."""
     studies = await _studies(session, selection)
@@ -284,24 +283,36 @@ async def evidence(
     not_computable = (
         f"{len(poolable)} stud{'y' if len(poolable) == 1 else 'ies'} with patients to pool: a pooled estimate needs at least {MIN_STUDIES}"
         if len(poolable) < MIN_STUDIES
+        else glmm.not_computable([r.events for r in poolable], [r.total for r in poolable])
+        if model == "glmm"
         else None
     )
-    pooled = (
-        None
-        if not_computable
-        else pool_proportions(
-            [r.events for r in pooled_rows],
-            [r.total for r in pooled_rows],
-            transform,
-            conf_level,
-            tau2_method,
-            hartung_knapp,
+    pool: Pool = (
+        partial(pool_glmm, conf_level=conf_level)
+        if model == "glmm"
+        else partial(
+            pool_proportions,
+            transform=transform,
+            conf_level=conf_level,
+            tau2_method=tau2_method,
+            hksj=hartung_knapp,
         )
     )
+    # The GLMM fits by numerical optimisation, once more per study for the sensitivity views:
+    # CPU work, off the event loop.
+    pooled, views = (None, None) if not_computable else await offload(_pool_with_views, pooled_rows, pool)
     if pooled is not None:
-        weights = iter(pooled.weights)
-        rows = [r if r.not_pooled else msgspec.structs.replace(r, weight_percent=next(weights)) for r in rows]
-    views = _sensitivity(pooled_rows, transform, conf_level, tau2_method, hartung_knapp) if pooled else None
+        weights = iter(pooled.weights) if pooled.weights else None
+        rows = [
+            r
+            if r.not_pooled
+            else msgspec.structs.replace(r, weight_percent=next(weights) if weights else None)
+            for r in rows
+        ]
+    if views is not None and views[3]:
+        warnings.append(
+            f"{views[3]} sensitivity estimate(s) left out: the studies they pool have no event, or all events (the GLMM has no finite estimate)"
+        )
     total = sum(r.total for r in pooled_rows)
     if not_computable:
         warnings.append(f"no pooled estimate: {not_computable}")
@@ -324,8 +335,9 @@ async def evidence(
         outcome=_describe(outcome),
         rows=rows,
         pooled=Pooling(
+            model=model,
             transform=transform,
-            tau2_method=tau2_method,
+            tau2_method=pooled.tau2_method,
             hartung_knapp=hartung_knapp,
             random_effects=PooledEstimate(
                 estimate=pooled.random.estimate, ci_lower=pooled.random.lower, ci_upper=pooled.random.upper
@@ -357,23 +369,11 @@ async def evidence(
             "selection": selection.describe(),
             "rows": "patient-level counts where the study has patients (the same responder and incidence rules as the per-study endpoints); otherwise a reported result whose definition matches the outcome",
             "study_ci": CI_METHOD_NAMES[ci],
-            "random_effects": TAU2_NAMES[tau2_method]
-            + (
-                ", Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df)"
-                if hartung_knapp
-                else ", Wald (z) interval"
-            )
-            + " on the "
-            + (
-                "logit scale, 0.5 added to both cells of 0% and 100% rows"
-                if transform == "logit"
-                else "Freeman–Tukey double-arcsine scale as metafor's PFT (half the sum of the two arcsines, variance 1/(4n + 2)), back-transformed (Miller 1978) at the harmonic mean n"
+            **(
+                _GLMM_METHOD
+                if model == "glmm"
+                else _inverse_variance_method(transform, tau2_method, hartung_knapp)
             ),
-            "tau2_scale": "tau² is on the analysis scale: "
-            + ("log odds" if transform == "logit" else "metafor's PFT (half the double arcsine)"),
-            "studies": f"a pooled estimate needs at least {MIN_STUDIES} studies with patients, a prediction interval at least {MIN_STUDIES_PREDICTION}",
-            "fixed_effect": "inverse-variance weighted mean on the same scale",
-            "prediction_interval": "mu ± crit·sqrt(tau² + se²) on the same scale, crit as the pooled interval's (metafor predict.rma), back-transformed; with 3 or more studies",
             "case_reports": "pooled with the cohorts"
             if include_case_reports
             else "case reports are not pooled with cohorts unless include_case_reports=true",
@@ -386,50 +386,42 @@ async def evidence(
     )
 
 
-def _sensitivity(
-    rows: list[EvidenceRow], transform: Transform, conf_level: float, tau2_method: Tau2Method, hksj: bool
-) -> tuple[list[SensitivityEstimate], list[SensitivityEstimate], str | None]:
-    """Leave-one-out and cumulative-by-year views of the pooled rows (metafor leave1out, cumul)."""
+def _inverse_variance_method(transform: Transform, tau2_method: Tau2Method, hksj: bool) -> dict[str, str]:
+    return {
+        "random_effects": TAU2_NAMES[tau2_method]
+        + (", Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df)" if hksj else ", Wald (z) interval")
+        + " on the "
+        + (
+            "logit scale, 0.5 added to both cells of 0% and 100% rows"
+            if transform == "logit"
+            else "Freeman–Tukey double-arcsine scale as metafor's PFT (half the sum of the two arcsines, variance 1/(4n + 2)), back-transformed (Miller 1978) at the harmonic mean n"
+        ),
+        "tau2_scale": "tau² is on the analysis scale: "
+        + ("log odds" if transform == "logit" else "metafor's PFT (half the double arcsine)"),
+        "fixed_effect": "inverse-variance weighted mean on the same scale",
+        "prediction_interval": "mu ± crit·sqrt(tau² + se²) on the same scale, crit as the pooled interval's (metafor predict.rma), back-transformed; with 3 or more studies",
+    }
 
-    def estimate(row: EvidenceRow, k: int, result: MetaResult) -> SensitivityEstimate:
-        return SensitivityEstimate(
-            study_id=row.study_id,
-            study_title=row.study_title,
-            year=row.year,
-            studies=k,
-            estimate=result.random.estimate,
-            ci_lower=result.random.lower,
-            ci_upper=result.random.upper,
-            tau2=result.tau2,
-            i2=result.i2,
-        )
 
-    events, totals = [r.events for r in rows], [r.total for r in rows]
-    with_patients = sum(1 for n in totals if n > 0)
-    left_out = [
-        estimate(row, with_patients - (1 if row.total > 0 else 0), result)
-        for row, result in zip(
-            rows, leave_one_out(events, totals, transform, conf_level, tau2_method, hksj), strict=True
-        )
-        if result is not None
-    ]
-    undated = [r.study_title for r in rows if r.year is None]
-    if undated:
-        return (
-            left_out,
-            [],
-            f"no year for {', '.join(repr(t) for t in undated[:5])}: the cumulative view orders studies by year",
-        )
-    ordered = sorted(rows, key=lambda r: (r.year or 0, r.study_title))
-    results = cumulative(
-        [r.events for r in ordered], [r.total for r in ordered], transform, conf_level, tau2_method, hksj
-    )
-    running = [
-        estimate(row, sum(1 for r in ordered[: i + 1] if r.total > 0), result)
-        for i, (row, result) in enumerate(zip(ordered, results, strict=True))
-        if result is not None
-    ]
-    return left_out, running, None
+_GLMM_METHOD = {
+    "random_effects": "binomial-normal generalised linear mixed model (metafor rma.glmm, measure PLO): logit(p_i) = mu + u_i, u_i ~ N(0, tau²), each study's binomial likelihood as it is (no continuity correction), mu and tau² by maximum likelihood with 7-point adaptive Gauss–Hermite quadrature (lme4 glmer, nAGQ = 7); Wald (z) interval, the standard error from the observed information",
+    "tau2_scale": "tau² is on the log-odds scale",
+    "fixed_effect": "equal-effects logistic model (glm): the log odds of all patients pooled",
+    "heterogeneity": "q is the likelihood-ratio statistic of the saturated against the equal-effects model (metafor QE.LRT); I² is tau² against the typical within-study variance of the logits (0.5 added to 0/n and n/n cells for this only), as metafor",
+    "weights": "none: a GLMM has no inverse-variance weights (weight_percent is null)",
+    "prediction_interval": "mu ± z·sqrt(tau² + se²) on the log-odds scale (metafor predict), back-transformed; with 3 or more studies",
+    "no_estimate": "with no event, or only events, in all pooled studies the log odds is infinite: not computable",
+}
+
+
+def _pool_with_views(rows: list[EvidenceRow], pool: Pool) -> tuple[MetaResult | None, Views | None]:
+    """The pooled estimate and its sensitivity views (in a worker process)."""
+
+    def pool_rows(subset: list[EvidenceRow]) -> MetaResult | None:
+        return pool([r.events for r in subset], [r.total for r in subset])
+
+    pooled = pool_rows(rows)
+    return pooled, sensitivity(rows, pool_rows, lambda r: r.total > 0) if pooled else None
 
 
 async def _matching_reported_result(session: AsyncSession, study_id: UUID, outcome: dict[str, Any]) -> Any:

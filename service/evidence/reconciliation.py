@@ -2,11 +2,13 @@
 from the printed counts) and against the patient-level data where a definition says what the
 figure measures. Verdicts: consistent, inconsistent (with the difference), not_computable."""
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -193,6 +195,61 @@ def check_p_value(result: Any) -> Check | None:
     )
 
 
+def check_ratio(result: Any) -> Check | None:
+    """A printed hazard ratio against its own interval (Altman & Bland 2011): a Wald interval is
+    symmetric on the log scale, so the ratio is the geometric mean of its bounds, and the
+    p-value is the one its log and standard error imply — each up to the rounding of what is
+    printed (every corner of the rounding box is tried, so rounding alone is never inconsistent)."""
+    definition = result.definition or {}
+    if definition.get("type") != "hazard_ratio" or result.ci_lower is None or result.ci_upper is None:
+        return None
+    level = result.ci_level or 0.95
+    z = float(stats.norm.isf((1 - level) / 2))
+
+    def box(printed: float) -> tuple[float, float]:
+        half = 0.5 * 10.0 ** -decimals(printed)
+        return max(printed - half, 1e-12), printed + half
+
+    corners = [
+        (value, low, high)
+        for value in box(result.value)
+        for low in box(result.ci_lower)
+        for high in box(result.ci_upper)
+        if low < high
+    ]
+    means = [math.sqrt(low * high) for _, low, high in corners]
+    ok = min(means) <= box(result.value)[1] and max(means) >= box(result.value)[0]
+    printed = f"{fmt(result.value)} ({fmt(result.ci_lower)}–{fmt(result.ci_upper)}, {level:.0%})"
+    centre = math.sqrt(result.ci_lower * result.ci_upper)
+    detail = (
+        "the ratio is the geometric mean of its interval bounds, as a Wald interval on the log scale"
+        if ok
+        else f"the geometric mean of the bounds is {centre:.3f}: the interval is not centred on the ratio on the log scale (a typo, or not a Wald interval)"
+    )
+    if ok and result.p_value is not None:
+        implied = [
+            2 * float(stats.norm.sf(abs(math.log(value)) / ((math.log(high) - math.log(low)) / (2 * z))))
+            for value, low, high in corners
+        ]
+        low_p, high_p = box(result.p_value)
+        ok = min(implied) <= high_p and max(implied) >= max(low_p, 0.0)
+        centre_p = 2 * float(
+            stats.norm.sf(
+                abs(math.log(result.value))
+                / ((math.log(result.ci_upper) - math.log(result.ci_lower)) / (2 * z))
+            )
+        )
+        detail += (
+            f"; the printed p fits the interval (z test of the log ratio: {centre_p:.4f})"
+            if ok
+            else f"; the interval implies p = {centre_p:.4f} (z test of the log ratio), printed {fmt(result.p_value)}"
+        )
+        printed += f", p = {fmt(result.p_value)}"
+    return _judged(
+        "confidence_interval", ok, printed=printed, computed=f"geometric mean {centre:.4f}", detail=detail
+    )
+
+
 def _judged(check: CheckName, ok: bool, *, printed: str | None, computed: str | None, detail: str) -> Check:
     return Check(
         check=check,
@@ -345,6 +402,12 @@ async def _patient_level(session: AsyncSession, study_id: UUID, result: Any, dat
         return await _incidence_check(session, study_id, result, definition)
     if kind == "comparison":
         return await _comparison_check(session, study_id, result, definition, data)
+    if kind == "hazard_ratio":
+        return _not_computable(
+            "a printed hazard ratio is checked against its own interval and p-value, not recomputed from the "
+            "patients (GET /studies/{study_id}/cox with covariates=arm fits that model)",
+            fmt(result.value),
+        )
     return _not_computable(f"unknown definition type {kind}", None)
 
 
@@ -491,6 +554,7 @@ async def reconcile(session: AsyncSession, study_id: UUID) -> Reconciliation:
                 check_percentage(result, at_risk),
                 check_interval(result),
                 check_p_value(result),
+                check_ratio(result),
                 check_unit(result),
             )
             if c is not None

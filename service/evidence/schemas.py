@@ -57,8 +57,9 @@ class EvidenceRow(Output):
     ci_upper: float | None
     reported_result_id: UUID | None
     provenance: list[Provenance]
-    # Random-effects weight (percent) in the pooled estimate; 0 when the row is not pooled.
-    weight_percent: float
+    # Random-effects weight (percent) in the pooled estimate; 0 when the row is not pooled; null
+    # under the GLMM (model=glmm), which has no inverse-variance weights.
+    weight_percent: float | None
     # Why the row is shown but not pooled (null when it is pooled).
     not_pooled: str | None
     # The study's year (start date, else publication year, else end date): the cumulative view's order.
@@ -72,7 +73,10 @@ class PooledEstimate(Output):
 
 
 class Pooling(Output):
+    # inverse-variance (metafor rma) or glmm (metafor rma.glmm, binomial-normal).
+    model: str
     transform: str
+    # DL, REML, PM; ML under the GLMM.
     tau2_method: str
     hartung_knapp: bool
     random_effects: PooledEstimate
@@ -84,6 +88,8 @@ class Pooling(Output):
     studies: int
     tau2: float
     i2: float
+    # Cochran's Q; under the GLMM the likelihood-ratio statistic of the saturated against the
+    # equal-effects model (metafor's QE.LRT). Either on `df` degrees of freedom.
     q: float
     df: int
     p_heterogeneity: float | None

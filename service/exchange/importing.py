@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from service.agents.service import agent_ids_by_name
 from service.common.bodies import invalid_body
-from service.common.heavy import offload_to_process
+from service.common.heavy import offload
 from service.common.idempotency import remember, replay_or_claim
 from service.db import models
 from service.db.models import utcnow
@@ -154,7 +154,7 @@ async def import_document(
         # A large document is checked first in a worker process, where it cannot slow the event
         # loop; a refused one (the usual large body) never makes its rows here. A small one is
         # checked as it is laid out below: a few milliseconds, not worth a process hop.
-        _refuse(await offload_to_process(check, decoder, body, agents, utcnow()))
+        _refuse(await offload(check, decoder, body, agents, utcnow()))
     # Accepted: its rows are laid out again here, in a thread (one document at a time per
     # process), to be written.
     document = await decode(body, decoder, state.import_planning)

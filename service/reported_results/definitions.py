@@ -94,6 +94,17 @@ class ComparisonDefinition(Input, tag_field="type", tag="comparison", kw_only=Tr
     ) = None
 
 
+class HazardRatioDefinition(Input, tag_field="type", tag="hazard_ratio", kw_only=True):
+    """A printed hazard ratio of `endpoint`, `comparison` naming the groups (experimental first):
+    the ratio in `value`, its interval in `ci_lower`/`ci_upper` at `ci_level` (0.95 when not
+    given). `arm_ids` (experimental, reference) when the study's arms are recorded. Pooled across
+    studies by `GET /evidence/hazard-ratios`."""
+
+    endpoint: Literal["OS", "RFS", "EFS", "GRFS", "CRD"]
+    comparison: Annotated[Name, Meta(examples=["venetoclax + azacitidine vs azacitidine"])]
+    arm_ids: Annotated[list[UUID], Meta(min_length=2, max_length=2)] | None = None
+
+
 Definition = (
     ResponseRateDefinition
     | AdverseEventDefinition
@@ -101,4 +112,5 @@ Definition = (
     | CumulativeIncidenceDefinition
     | PatientAttributeDefinition
     | ComparisonDefinition
+    | HazardRatioDefinition
 )

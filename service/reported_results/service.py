@@ -28,8 +28,8 @@ class ReportedResultRepository(Repository[models.ReportedResult]):
                 raise RuleViolation("the arm belongs to another study", field="arm_id")
         self.rules(values)
         definition = values.get("definition") or {}
-        if definition.get("type") == "comparison":
-            for arm_id in definition["arm_ids"]:
+        if definition.get("type") in ("comparison", "hazard_ratio"):
+            for arm_id in definition.get("arm_ids") or ():
                 arm = await require(
                     session,
                     models.Arm,
@@ -46,3 +46,18 @@ class ReportedResultRepository(Repository[models.ReportedResult]):
         _ordered(values, "numerator", "denominator")
         _ordered(values, "ci_lower", "ci_upper")
         _ordered(values, "range_lower", "range_upper")
+        if (values.get("definition") or {}).get("type") == "hazard_ratio":
+            _ratio(values)
+
+
+def _ratio(values: dict[str, Any]) -> None:
+    """A hazard ratio is positive and lies inside its interval: its log and standard error exist."""
+    if values.get("value") is None or values["value"] <= 0:
+        raise RuleViolation("a hazard ratio needs its value, above 0", field="value")
+    for bound in ("ci_lower", "ci_upper"):
+        if values.get(bound) is not None and values[bound] <= 0:
+            raise RuleViolation(f"a hazard ratio's {bound} must be above 0", field=bound)
+    if (values.get("ci_lower") is None) != (values.get("ci_upper") is None):
+        raise RuleViolation("a hazard ratio's interval needs both ci_lower and ci_upper", field="ci_upper")
+    if values.get("ci_lower") is not None and not values["ci_lower"] <= values["value"] <= values["ci_upper"]:
+        raise RuleViolation("the hazard ratio lies outside its interval", field="value")

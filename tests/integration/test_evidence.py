@@ -381,7 +381,10 @@ def test_seed_reconciliation_surfaces_the_documents_inconsistencies(
 
 
 def test_leave_one_out_and_cumulative_views_follow_the_pooled_rows(client: TestClient[Any]) -> None:
-    from service.analytics.pooling.meta import cumulative, leave_one_out
+    from service.analytics.pooling.meta import cumulative, leave_one_out, pool_proportions
+
+    def pool(rows: list[dict[str, Any]]) -> Any:
+        return pool_proportions([r["events"] for r in rows], [r["total"] for r in rows])
 
     layout = [("2019", 3, 10), ("2017", 8, 20), ("2021", 5, 9), (None, 2, 12)]
     for i, (year, responders, total) in enumerate(layout):
@@ -393,7 +396,7 @@ def test_leave_one_out_and_cumulative_views_follow_the_pooled_rows(client: TestC
             f.response(client, p["id"], category="CR" if j < responders else "NR")
     body = client.get(f"{API}/evidence/response-rates").json()
     rows = body["rows"]
-    expected = leave_one_out([r["events"] for r in rows], [r["total"] for r in rows])
+    expected = leave_one_out(rows, pool, lambda r: r["total"] > 0)
     assert [(v["study_title"], v["estimate"]) for v in body["leave_one_out"]] == [
         (r["study_title"], pytest.approx(e.random.estimate, abs=1e-12))
         for r, e in zip(rows, expected, strict=True)
@@ -405,7 +408,7 @@ def test_leave_one_out_and_cumulative_views_follow_the_pooled_rows(client: TestC
         f"{API}/evidence/response-rates", params={"study_id": [r["study_id"] for r in rows[:3]]}
     ).json()
     order = sorted(dated["rows"], key=lambda r: r["year"])
-    running = cumulative([r["events"] for r in order], [r["total"] for r in order])
+    running = cumulative(order, pool, lambda r: r["total"] > 0)
     assert [v["study_title"] for v in dated["cumulative"]] == [r["study_title"] for r in order][1:]
     assert [v["estimate"] for v in dated["cumulative"]] == pytest.approx(
         [c.random.estimate for c in running[1:]], abs=1e-12

@@ -185,44 +185,40 @@ def test_swimmer_plot_is_drawn_a_page_of_patients_at_a_time(client: TestClient[A
     assert too_many.status_code == 400 and "limit" in too_many.text
 
 
-def test_heavy_work_refuses_with_busy_when_no_worker_frees_up() -> None:
+def test_heavy_work_runs_in_another_process_at_lower_priority_and_refuses_when_busy() -> None:
     workers = HeavyWork(workers=1, wait=0.05)
     outcome: list[Any] = []
 
     async def main() -> None:
+        outcome.append(await workers.run(os.getpid) != os.getpid())
+        # ...at a lower priority than the server's (os.nice(0) reads the niceness).
+        outcome.append(await workers.run(os.nice, 0) == min(os.nice(0) + 10, 19))
+        outcome.append(await workers.run(int, "ff", base=16))  # keyword arguments reach it
         other_request = object()
         await workers.limiter.acquire_on_behalf_of(other_request)  # the only worker is taken
         try:
             with pytest.raises(Busy) as refused:
-                await workers.run(lambda: "never")
+                await workers.run(os.getpid)
             outcome.append(refused.value.headers)
         finally:
             workers.limiter.release_on_behalf_of(other_request)
-        outcome.append(await workers.run(lambda: "ran"))
-
-    anyio.run(main)
-    assert outcome == [{"Retry-After": "5"}, "ran"]
-
-
-def test_plot_work_runs_in_another_process_and_refuses_when_busy() -> None:
-    workers = HeavyWork(workers=1, wait=0.05, processes=1)
-    outcome: list[Any] = []
-
-    async def main() -> None:
-        outcome.append(await workers.run_in_process(os.getpid) != os.getpid())
-        # ...at a lower priority than the server's (os.nice(0) reads the niceness).
-        outcome.append(await workers.run_in_process(os.nice, 0) == min(os.nice(0) + 10, 19))
-        other_request = object()
-        await workers.process_limiter.acquire_on_behalf_of(other_request)
-        try:
-            with pytest.raises(Busy):
-                await workers.run_in_process(os.getpid)
-        finally:
-            workers.process_limiter.release_on_behalf_of(other_request)
-        outcome.append(await workers.run_in_process(math.factorial, 5))
+        outcome.append(await workers.run(math.factorial, 5))
 
     try:
         anyio.run(main)
     finally:
         workers.shutdown()
-    assert outcome == [True, True, 120]
+    assert outcome == [True, True, 255, {"Retry-After": "5"}, 120]
+
+
+def test_an_app_rebuilt_in_the_same_process_keeps_the_worker_processes() -> None:
+    first, second, third = HeavyWork(2, 1.0), HeavyWork(2, 1.0), HeavyWork(3, 1.0)
+    try:
+        pool = first._executor()
+        second.adopt(first)
+        assert second._executor() is pool and first._pool is None
+        third.adopt(second)  # a different number of processes: its own pool
+        assert third._executor() is not pool
+    finally:
+        for workers in (first, second, third):
+            workers.shutdown()

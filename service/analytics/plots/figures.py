@@ -308,13 +308,16 @@ def forest_figure(result: Any) -> Figure:
     def percent(value: float) -> str:
         return f"{100 * value:.0f}"
 
+    # Square area by weight; under the GLMM (no weights) by the study's share of the patients.
+    patients = sum(r.total for r in rows if r.not_pooled is None) or 1
     for y, row in enumerate(rows):
         pooled_row = row.not_pooled is None
+        share = row.weight_percent / 100 if row.weight_percent is not None else row.total / patients
         color = "#1f4e79" if pooled_row else "#aaaaaa"
         if row.ci_lower is not None and row.ci_upper is not None:
             axis.plot([row.ci_lower, row.ci_upper], [y, y], color=color, linewidth=1.2)
         if row.rate is not None:
-            size = 4 + 14 * math.sqrt(row.weight_percent / 100) if pooled_row else 5
+            size = 4 + 14 * math.sqrt(share) if pooled_row else 5
             axis.plot([row.rate], [y], marker="s", markersize=size, color=color, linestyle="none")
         label(
             "names",
@@ -324,7 +327,7 @@ def forest_figure(result: Any) -> Figure:
         )
         rate = "—" if row.rate is None else f"{percent(row.rate)}%"
         interval = "" if row.ci_lower is None else f" [{percent(row.ci_lower)}, {percent(row.ci_upper)}]"
-        weight = f"{row.weight_percent:.1f}%" if pooled_row else "—"
+        weight = f"{row.weight_percent:.1f}%" if pooled_row and row.weight_percent is not None else "—"
         label("figures", y, f"{row.events}/{row.total}   {rate}{interval}   {weight}")
     label("figures", -1, "events/N   rate [CI]   weight", fontweight="bold")
     if pooled:

@@ -9,15 +9,18 @@ restricted likelihood's score, truncated at 0) or Paule–Mandel (generalised Q 
 Hartung–Knapp–Sidik–Jonkman (`test = "knha"`: the variance scaled by the weighted residual
 variance, t with k − 1 df, not truncated below 1, as metafor). The prediction interval for the
 effect in a new study is mu ± crit·sqrt(tau² + se²) with the same critical value, as metafor's
-`predict.rma`."""
+`predict.rma`. The binomial-normal GLMM (metafor `rma.glmm`) is in `glmm`; `pool_glmm` gives it
+the same result shape here, so that the views and the API treat both models alike."""
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
+
+from service.analytics.pooling import glmm
 
 Transform = Literal["logit", "freeman-tukey"]
 Tau2Method = Literal["DL", "REML", "PM"]
@@ -137,7 +140,7 @@ class MetaResult:
     random: Pooled
     fixed: Pooled
     prediction: Pooled
-    tau2_method: Tau2Method
+    tau2_method: str  # a Tau2Method, or "ML" for the GLMM
     hksj: bool
     weights: list[float]
     tau2: float
@@ -232,42 +235,56 @@ def pool_proportions(
     )
 
 
+def pool_glmm(events: list[int], totals: list[int], conf_level: float = 0.95) -> MetaResult | None:
+    """The binomial-normal GLMM (metafor rma.glmm, measure PLO), back-transformed; None when no
+    study has patients or no finite estimate exists (`glmm.not_computable` says why). No weights:
+    a GLMM has no inverse-variance weights (metafor gives none either), so `weights` is empty."""
+    kept = [(e, n) for e, n in zip(events, totals, strict=True) if n > 0]
+    if not kept or glmm.not_computable([e for e, _ in kept], [n for _, n in kept]):
+        return None
+    model = glmm.fit([e for e, _ in kept], [n for _, n in kept])
+    z = float(stats.norm.isf((1 - conf_level) / 2))
+
+    def around(centre: float, spread: float) -> Pooled:
+        return Pooled(*(float(special.expit(v)) for v in (centre, centre - z * spread, centre + z * spread)))
+
+    return MetaResult(
+        random=around(model.mu, model.se),
+        fixed=around(model.fixed, model.fixed_se),
+        prediction=around(model.mu, math.sqrt(model.tau2 + model.se**2)),
+        tau2_method="ML",
+        hksj=False,
+        weights=[],
+        tau2=model.tau2,
+        i2=model.i2 / 100,
+        q=model.lrt,
+        df=model.df,
+        p_heterogeneity=glmm.p_value(model.lrt, model.df),
+        corrected_rows=0,
+    )
+
+
+Pool = Callable[[list[int], list[int]], MetaResult | None]
+Row = TypeVar("Row")
+Result = TypeVar("Result")
+
+
+def _enough(rows: list[Row], counts: Callable[[Row], bool]) -> bool:
+    return sum(1 for row in rows if counts(row)) >= 2
+
+
 def leave_one_out(
-    events: list[int],
-    totals: list[int],
-    transform: Transform = "logit",
-    conf_level: float = 0.95,
-    tau2_method: Tau2Method = "DL",
-    hksj: bool = False,
-) -> list[MetaResult | None]:
-    """The pooled estimate without each study in turn (metafor leave1out); None where fewer than
-    two studies with patients remain."""
-    out = []
-    for i in range(len(events)):
-        rest_e, rest_n = events[:i] + events[i + 1 :], totals[:i] + totals[i + 1 :]
-        enough = sum(1 for n in rest_n if n > 0) >= 2
-        out.append(
-            pool_proportions(rest_e, rest_n, transform, conf_level, tau2_method, hksj) if enough else None
-        )
-    return out
+    rows: list[Row], pool: Callable[[list[Row]], Result | None], counts: Callable[[Row], bool] = bool
+) -> list[Result | None]:
+    """The pooled estimate without each row in turn (metafor leave1out); None where fewer than
+    two rows that `counts` (a study with patients) remain, or where `pool` finds no estimate."""
+    rests = [rows[:i] + rows[i + 1 :] for i in range(len(rows))]
+    return [pool(rest) if _enough(rest, counts) else None for rest in rests]
 
 
 def cumulative(
-    events: list[int],
-    totals: list[int],
-    transform: Transform = "logit",
-    conf_level: float = 0.95,
-    tau2_method: Tau2Method = "DL",
-    hksj: bool = False,
-) -> list[MetaResult | None]:
-    """The pooled estimate of the first 1, 2, … studies in the order given (metafor cumul); None
-    while fewer than two studies with patients are in."""
-    out = []
-    for k in range(1, len(events) + 1):
-        enough = sum(1 for n in totals[:k] if n > 0) >= 2
-        out.append(
-            pool_proportions(events[:k], totals[:k], transform, conf_level, tau2_method, hksj)
-            if enough
-            else None
-        )
-    return out
+    rows: list[Row], pool: Callable[[list[Row]], Result | None], counts: Callable[[Row], bool] = bool
+) -> list[Result | None]:
+    """The pooled estimate of the first 1, 2, … rows in the order given (metafor cumul); None
+    while fewer than two rows that `counts` are in, or where `pool` finds no estimate."""
+    return [pool(rows[:k]) if _enough(rows[:k], counts) else None for k in range(1, len(rows) + 1)]
