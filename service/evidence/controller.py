@@ -1,7 +1,7 @@
 """Evidence across studies, reconciliation of reported results, and possible duplicate patients."""
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Response, get
@@ -21,9 +21,10 @@ from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem
 from service.db.session import DbSession
 from service.errors import RuleViolation
 from service.evidence.duplicates import possible_duplicates
+from service.evidence.hazard_ratios import hazard_ratio_evidence
 from service.evidence.pooling import PoolingModel, Selection, evidence
 from service.evidence.reconciliation import reconcile
-from service.evidence.schemas import DuplicateCandidates, Evidence, Reconciliation
+from service.evidence.schemas import DuplicateCandidates, Evidence, HazardRatioEvidence, Reconciliation
 
 Text = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=200)]
 POOLING = (
@@ -84,26 +85,27 @@ class PoolingOptions:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+Tau2Param = Annotated[
+    Tau2Method,
+    QueryParameter(description="Between-study variance: DerSimonian–Laird (default), REML or Paule–Mandel."),
+]
+HartungKnapp = Annotated[
+    bool,
+    QueryParameter(description="Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df) for the pooled estimate."),
+]
+CaseReports = Annotated[
+    bool,
+    QueryParameter(description="Pool case reports with cohorts (by default they are shown, not pooled)."),
+]
+
+
 def pooling_options(
     ci: FromQuery[CiMethod] = "wilson",
     conf_level: ConfLevel = 0.95,
     transform: FromQuery[Transform] = "logit",
-    tau2_method: Annotated[
-        Tau2Method,
-        QueryParameter(
-            description="Between-study variance: DerSimonian–Laird (default), REML or Paule–Mandel."
-        ),
-    ] = "DL",
-    hartung_knapp: Annotated[
-        bool,
-        QueryParameter(
-            description="Hartung–Knapp–Sidik–Jonkman interval (t, k - 1 df) for the pooled estimate."
-        ),
-    ] = False,
-    include_case_reports: Annotated[
-        bool,
-        QueryParameter(description="Pool case reports with cohorts (by default they are shown, not pooled)."),
-    ] = False,
+    tau2_method: Tau2Param = "DL",
+    hartung_knapp: HartungKnapp = False,
+    include_case_reports: CaseReports = False,
     model: Annotated[
         PoolingModel,
         QueryParameter(
@@ -210,6 +212,38 @@ class EvidenceController(Controller):
             "grading_system": grading_system,
         }
         return await evidence(db_session, chosen, outcome, **pooling.as_kwargs())
+
+    @get(
+        "/hazard-ratios",
+        operation_id="getEvidenceHazardRatios",
+        summary="Printed hazard ratios across studies, pooled",
+        description="Reported results with a `hazard_ratio` definition of `endpoint` (one per study; `comparison` "
+        "chooses among several), each with the standard error its printed interval implies, pooled on the log "
+        "scale by inverse variance as R metafor rma(yi, sei): random effects (tau² by DerSimonian–Laird, REML or "
+        "Paule–Mandel; Wald or Hartung–Knapp interval), the fixed-effect estimate, the prediction interval, I², "
+        "Cochran's Q, leave-one-out and cumulative-by-year views. Rows without an interval are shown, not pooled.",
+    )
+    async def hazard_ratios(
+        self,
+        db_session: DbSession,
+        chosen: NamedDependency[Selection],
+        endpoint: FromQuery[Literal["OS", "RFS", "EFS", "GRFS", "CRD"]] = "OS",
+        comparison: Text = None,
+        conf_level: ConfLevel = 0.95,
+        tau2_method: Tau2Param = "DL",
+        hartung_knapp: HartungKnapp = False,
+        include_case_reports: CaseReports = False,
+    ) -> HazardRatioEvidence:
+        return await hazard_ratio_evidence(
+            db_session,
+            chosen,
+            endpoint=endpoint,
+            comparison=comparison,
+            conf_level=conf_level,
+            tau2_method=tau2_method,
+            hartung_knapp=hartung_knapp,
+            include_case_reports=include_case_reports,
+        )
 
 
 class ReconciliationController(Controller):

@@ -96,7 +96,7 @@ class _Echo(msgspec.Struct):
     marker_min: float | None
 
 
-async def _studies(session: AsyncSession, selection: Selection) -> Sequence[Any]:
+async def studies_in(session: AsyncSession, selection: Selection) -> Sequence[Any]:
     s = models.Study
     # Only the studies the request may see are pooled (service.access.scope).
     statement = (
@@ -179,7 +179,7 @@ async def _studies_with_patients(session: AsyncSession, study_ids: list[UUID]) -
     )
 
 
-async def _uses_agent(session: AsyncSession, selection: Selection, study_ids: list[UUID]) -> set[UUID]:
+async def uses_agent(session: AsyncSession, selection: Selection, study_ids: list[UUID]) -> set[UUID]:
     """Studies without patients count as giving the agent/target when an arm plans it."""
     if not (selection.agent or selection.target):
         return set(study_ids)
@@ -230,13 +230,13 @@ async def evidence(
     model: PoolingModel = "inverse-variance",
 ) -> Evidence:
     """`outcome` is a reported-result definition (response_rate or adverse_event_incidence)."""
-    studies = await _studies(session, selection)
+    studies = await studies_in(session, selection)
     ids = [s.id for s in studies]
     selected = await _selected_patients(session, selection, ids)
     all_selected = {pid for pids in selected.values() for pid in pids}
     drop = await _same_person_duplicates(session, all_selected)
     with_patients = await _studies_with_patients(session, ids)
-    planned = await _uses_agent(session, selection, ids)
+    planned = await uses_agent(session, selection, ids)
     warnings: list[str] = []
     rows: list[EvidenceRow] = []
     for study in studies:

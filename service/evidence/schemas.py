@@ -153,3 +153,56 @@ class DuplicateCandidate(Output):
 class DuplicateCandidates(Output):
     items: list[DuplicateCandidate]
     method: dict[str, str]
+
+
+class HazardRatioRow(Output):
+    """A study's printed hazard ratio (a reported result with a hazard_ratio definition)."""
+
+    study_id: UUID
+    study_title: str
+    design: str
+    reported_result_id: UUID
+    comparison: str
+    hazard_ratio: float
+    ci_lower: float | None
+    ci_upper: float | None
+    ci_level: float
+    # The log ratio's standard error implied by the printed interval; null without an interval.
+    standard_error: float | None
+    provenance: list[Provenance]
+    # Random-effects weight (percent); null when the row is not pooled.
+    weight_percent: float | None
+    # Why the row is shown but not pooled (null when it is pooled).
+    not_pooled: str | None
+    year: int | None = None
+
+
+class PooledHazardRatio(Output):
+    tau2_method: str
+    hartung_knapp: bool
+    studies: int
+    random_effects: PooledEstimate
+    fixed_effect: PooledEstimate
+    prediction_interval: PooledEstimate | None
+    prediction_interval_not_computable: str | None
+    # Of the pooled log hazard ratio being 0 (z; t with k - 1 df under Hartung–Knapp).
+    p_value: float
+    # On the log hazard-ratio scale.
+    tau2: float
+    i2: float
+    q: float
+    df: int
+    p_heterogeneity: float | None
+
+
+class HazardRatioEvidence(Output):
+    endpoint: str
+    comparison: str | None
+    rows: list[HazardRatioRow]
+    pooled: PooledHazardRatio | None
+    not_computable: str | None
+    method: dict[str, str]
+    warnings: list[str]
+    leave_one_out: list[SensitivityEstimate]
+    cumulative: list[SensitivityEstimate]
+    cumulative_not_computable: str | None
