@@ -327,6 +327,15 @@ class StatisticsController(Controller):
         ] = None,
         conf_level: ConfLevel = 0.95,
         undated_events: UndatedEventsParam = "withhold",
+        firth: Annotated[
+            Firth,
+            QueryParameter(
+                description="Firth's penalised likelihood (as R coxphf: Breslow ties, profile penalised-likelihood "
+                "intervals and p-values), whose estimate is finite where the likelihood is monotone (e.g. a group "
+                "without events): `never` (default: the coxph fit, a monotone likelihood reported as not "
+                "computable), `auto` (Firth's fit when the likelihood is monotone, said in a warning), `always`."
+            ),
+        ] = "never",
     ) -> CoxModel:
         return await cox_model(
             db_session,
@@ -338,6 +347,7 @@ class StatisticsController(Controller):
             undated_events=undated_events,
             references=reference or [],
             interactions=interactions or [],
+            firth=firth,
         )
 
     @get(

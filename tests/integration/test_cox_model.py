@@ -84,3 +84,36 @@ def test_an_unknown_covariate_is_a_problem(client: TestClient[Any]) -> None:
         "application/problem+json"
     )
     assert client.get(f"{API}/studies/{s['id']}/cox").status_code == 400  # covariates are required
+
+
+def test_firth_cox_through_the_api_equals_coxphf_where_coxph_has_no_maximum(client: TestClient[Any]) -> None:
+    """The "monotone likelihood" case of tests/fixtures/r/cox_firth.R (R coxphf) entered as
+    patients in two arms, one without events."""
+    case = next(
+        c
+        for c in json.loads((Path(__file__).parents[1] / "fixtures/r/cox_firth.json").read_text())["cases"]
+        if c["name"] == "monotone likelihood"
+    )
+    s = f.study(client)
+    arms = [f.arm(client, s["id"], label=f"x {x}") for x in (0, 1)]
+    for i, (time, status, (x,)) in enumerate(zip(case["time"], case["status"], case["x"], strict=True)):
+        p = f.patient(client, s["id"], subject_code=f"M{i}", arm_id=arms[int(x)]["id"])
+        f.event(client, p["id"], event_type="death" if status else "last_follow_up", study_day=1 + int(time))
+    url = f"{API}/studies/{s['id']}/cox"
+    plain = client.get(url, params={"covariates": "arm"}).json()
+    assert plain["terms"] == [] and "firth=auto" in plain["not_computable"]
+    for choice in ("auto", "always"):
+        body = client.get(url, params={"covariates": "arm", "firth": choice}).json()
+        assert body["not_computable"] is None
+        [term] = body["terms"]
+        assert term["coef"] == pytest.approx(case["coef"], abs=1e-8)
+        assert term["se"] ** 2 == pytest.approx(case["var"][0][0], abs=1e-8)
+        assert [term["lower"], term["upper"]] == pytest.approx([case["ci_lower"], case["ci_upper"]], rel=1e-7)
+        assert term["p_value"] == pytest.approx(case["p"], rel=1e-7)
+        [test] = body["tests"]
+        assert test["test"] == "penalised_likelihood_ratio"
+        assert test["chi_square"] == pytest.approx(2 * (case["loglik"][1] - case["loglik"][0]), rel=1e-9)
+        assert "coxphf" in body["method"]["estimation"] and body["proportional_hazards"] == []
+        assert any("firth=auto" in w for w in body["warnings"]) == (choice == "auto")
+    refused = client.get(url, params={"covariates": "arm", "firth": "always", "strata": "sex"})
+    assert refused.status_code == 422 and "strata" in refused.text

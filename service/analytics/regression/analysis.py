@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import numpy as np
+from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -18,6 +19,7 @@ from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.time_scale import elapsed
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
 from service.analytics.regression.cox import cox_fit, cox_zph
+from service.analytics.regression.cox_firth import firth_cox_fit
 from service.analytics.regression.design import (
     CODING,
     Covariate,
@@ -26,12 +28,19 @@ from service.analytics.regression.design import (
     parse_interactions,
     parse_references,
 )
-from service.analytics.regression.terms import global_tests, hazard_terms
+from service.analytics.regression.response_model import Firth
+from service.analytics.regression.terms import firth_terms, global_tests, hazard_terms
 from service.analytics.schemas import ChiSquareTest, CoxModel, CoxTerm
 from service.common.heavy import offload
+from service.errors import RuleViolation
 
 EVENTS_PER_VARIABLE = 10
-MONOTONE = "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite"
+MONOTONE = "the likelihood has no finite maximum (monotone likelihood: e.g. every event in one group), so a hazard ratio is infinite; firth=auto or always fits Firth's penalised likelihood, whose maximum is finite"
+FIRTH_METHOD = {
+    "estimation": "Firth's penalised partial likelihood l(beta) + ½·log|I(beta)| with Breslow ties, as R coxphf (Heinze & Schemper 2001): a finite estimate under monotone likelihood",
+    "intervals": "profile penalised-likelihood intervals; p-values of the penalised likelihood-ratio test of each coefficient (coxphf's defaults); se from the inverse information",
+    "tests": "penalised likelihood-ratio test of all coefficients = 0, 2·(l*(beta) − l*(0))",
+}
 
 METHOD = {
     "model": "Cox proportional hazards, Efron's approximation for ties, Newton–Raphson to full convergence, as R coxph(ties = 'efron')",
@@ -55,7 +64,13 @@ async def cox_model(
     undated_events: UndatedEvents = "withhold",
     references: Sequence[str] = (),
     interactions: Sequence[str] = (),
+    firth: Firth = "never",
 ) -> CoxModel:
+    if firth != "never" and strata:
+        raise RuleViolation(
+            "Firth's penalised fit takes no strata (as R coxphf): drop strata, or fit without firth",
+            field="strata",
+        )
     await queries.require_study(session, study_id)
     chosen = parse_references(references, covariates)
     pairs = parse_interactions(interactions, covariates)
@@ -72,7 +87,7 @@ async def cox_model(
         lambda r: None if missing(r, [*covariates, *([strata] if strata else [])]) else "all",
     )
     return await offload(
-        _model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level, chosen, pairs
+        _model, study_id, rows, arms, rule, endpoint, covariates, strata, conf_level, chosen, pairs, firth
     )
 
 
@@ -87,6 +102,7 @@ def _model(
     conf_level: float,
     references: dict[str, str],
     interactions: list[tuple[str, str]],
+    firth: Firth = "never",
 ) -> CoxModel:
     excluded: Counter[str] = Counter(r.reason for r in rows if r.reason is not None)
     kept = []
@@ -117,6 +133,7 @@ def _model(
         tests: list[ChiSquareTest],
         ph: list[ChiSquareTest],
         ph_reason: str | None = None,
+        penalised: bool = False,
     ) -> CoxModel:
         return CoxModel(
             study_id=study_id,
@@ -136,6 +153,7 @@ def _model(
             undated_events=rule.handling(),
             method={
                 **METHOD,
+                **(FIRTH_METHOD if penalised else {}),
                 "endpoint": estimands.ENDPOINTS[endpoint].description,
                 "undated_events": rule.method(),
             },
@@ -155,13 +173,50 @@ def _model(
             f"{int(events.sum())} events for {x.shape[1]} coefficient(s): fewer than {EVENTS_PER_VARIABLE} events per coefficient, the estimates may be biased and the intervals too narrow"
         )
     singular = "the information matrix is singular (a covariate is collinear with others)"
+
+    def penalised_fit(why: str | None = None) -> CoxModel:
+        try:
+            firth_fit = firth_cox_fit(times, events, x, conf_level=conf_level)
+        except (np.linalg.LinAlgError, ValueError):
+            return result(singular, [], [], [])
+        if not firth_fit.converged:
+            return result("Firth's penalised likelihood did not reach its maximum", [], [], [])
+        if why:
+            warnings.append(why)
+        statistic = firth_fit.likelihood_ratio
+        return result(
+            None,
+            firth_terms(names, firth_fit),
+            [
+                ChiSquareTest(
+                    test="penalised_likelihood_ratio",
+                    chi_square=statistic,
+                    df=len(names),
+                    p_value=float(stats.chi2.sf(statistic, len(names))),
+                )
+            ],
+            [],
+            "not computed for Firth's penalised fit (R coxphf has no cox.zph): fit with firth=never for it",
+            penalised=True,
+        )
+
+    if firth == "always":
+        return penalised_fit()
+
+    def monotone() -> CoxModel:
+        if firth == "auto":
+            return penalised_fit(
+                "the likelihood is monotone (no finite maximum): Firth's penalised fit reported (firth=auto)"
+            )
+        return result(MONOTONE, [], [], [])
+
     try:
         with np.errstate(all="ignore"):
             fit = cox_fit(times, events, x, layers)
     except (np.linalg.LinAlgError, ValueError):
         return result(singular, [], [], [])
     if not fit.converged or not np.all(np.isfinite(fit.coef)):
-        return result(MONOTONE, [], [], [])
+        return monotone()
     try:
         with np.errstate(all="ignore"):
             wald = fit.wald
@@ -174,7 +229,7 @@ def _model(
     if not np.all(np.isfinite(ratios)):
         # R's "beta may be infinite": the log-likelihood levelled off with a standard error so
         # large that the interval leaves floating-point range
-        return result(MONOTONE, [], [], [])
+        return monotone()
     terms = hazard_terms(names, fit.coef, fit.se, conf_level)
     tests = global_tests(fit)
     with np.errstate(all="ignore"):

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 
 from service.analytics.regression.cox import CoxFit
+from service.analytics.regression.cox_firth import FirthCoxFit
 from service.analytics.schemas import ChiSquareTest, CoxTerm
 
 
@@ -26,6 +27,27 @@ def hazard_terms(names: Sequence[str], coef: np.ndarray, se: np.ndarray, conf_le
             p_value=float(2 * stats.norm.sf(abs(b / s))),
         )
         for name, b, s in zip(names, coef, se, strict=True)
+    ]
+
+
+def firth_terms(names: Sequence[str], fit: FirthCoxFit) -> list[CoxTerm]:
+    """Firth's estimates with their profile penalised-likelihood intervals and penalised
+    likelihood-ratio p-values (z stays the Wald ratio coef / se, for reference)."""
+    se = np.sqrt(np.diag(fit.var))
+    return [
+        CoxTerm(
+            term=name,
+            coef=float(b),
+            se=float(s),
+            hazard_ratio=math.exp(b),
+            lower=float(low),
+            upper=float(high),
+            z=float(b / s),
+            p_value=float(p),
+        )
+        for name, b, s, low, high, p in zip(
+            names, fit.coef, se, fit.ci_lower, fit.ci_upper, fit.p, strict=True
+        )
     ]
 
 
