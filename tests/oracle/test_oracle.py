@@ -31,7 +31,7 @@ from lifelines.statistics import multivariate_logrank_test
 from litestar.testing import TestClient
 from statsmodels.stats.proportion import proportion_confint
 
-from tests.oracle import reference
+from tests.oracle import firth_reference, reference
 from tests.oracle.load import API, load_study
 from tests.oracle.studies import StudySpec, studies
 
@@ -143,6 +143,15 @@ def test_every_time_to_event_method_obeys_the_estimand_rules(
             client, f"studies/{study_id}/cox", covariates="arm", endpoint=endpoint, undated_events=rule
         )
         _check_cox(cox, expected, arm_ids, rule)
+        firth = _get(
+            client,
+            f"studies/{study_id}/cox",
+            covariates="arm",
+            endpoint=endpoint,
+            undated_events=rule,
+            firth="always",
+        )
+        _check_firth(firth, expected, rule)
     rates = _get(client, f"studies/{study_id}/response-rates", **({"group_by": "arm"} if grouped else {}))
     _check_rates(rates, spec, group_of)
     _check_other_groupings_and_models(client, study_id, spec, expected, endpoint, rule, len(arm_ids))
@@ -332,6 +341,33 @@ def _check_cox(body: dict[str, Any], expected: list[reference.Row], arm_ids: lis
     assert tests["likelihood_ratio"] >= fitted.log_likelihood_ratio_test().test_statistic - 1e-8
 
 
+def _check_firth(body: dict[str, Any], expected: list[reference.Row], rule: str) -> None:
+    """Firth's fit follows the same rows and rules as the Cox model, and its estimate is the
+    maximum the independent reference finds (finite even where the likelihood is monotone)."""
+    with_arm = [r for r in expected if r.arm is not None]
+    if rule == "withhold" and any(r.reason in reference.UNDATED for r in with_arm):
+        assert body["terms"] == [] and "undated" in body["not_computable"]
+        return
+    if not body["terms"]:
+        assert body["not_computable"]  # e.g. no events, one arm: never empty without the reason
+        return
+    analysed = [r for r in with_arm if r.reason is None]
+    present = sorted({r.arm for r in analysed if r.arm is not None})
+    assert body["n"] == len(analysed) and body["events"] == sum(r.event for r in analysed)
+    x = np.array([[float(r.arm == a) for a in present[1:]] for r in analysed])
+    times = np.array([float(r.time) for r in analysed])
+    events = np.array([bool(r.event) for r in analysed])
+    estimate = firth_reference.firth_cox(times, events, x - x.mean(axis=0))
+    ours = np.array([t["coef"] for t in body["terms"]])
+    # The service's maximum is at least as high as the general-purpose optimiser's.
+    centred = x - x.mean(axis=0)
+    assert (
+        firth_reference.penalised_loglik(ours, times, events, centred)
+        >= firth_reference.penalised_loglik(estimate, times, events, centred) - 1e-9
+    )
+    assert ours == pytest.approx(estimate, abs=1e-4, rel=1e-4)
+
+
 def _check_rates(body: dict[str, Any], spec: StudySpec, group_of: Any) -> None:
     by_group: dict[str, list[tuple[bool, bool]]] = {}
     for p in spec.patients:
@@ -360,7 +396,7 @@ def test_the_reference_is_written_apart_from_the_service() -> None:
     import ast
     from pathlib import Path
 
-    for name in ("reference.py", "studies.py"):
+    for name in ("reference.py", "studies.py", "firth_reference.py"):
         tree = ast.parse((Path(__file__).parent / name).read_text())
         imported = [
             n.module if isinstance(n, ast.ImportFrom) else a.name
