@@ -31,6 +31,7 @@ from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
+from service.exchange.cdisc.controller import DatasetController
 from service.exchange.controller import ExchangeController
 from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReconciliationController,
             EvidenceController,
             ExchangeController,
+            DatasetController,
             PatientLinkController,
             TokenController,
             AuditController,
