@@ -79,6 +79,7 @@ ACCESS: dict[str, str] = {
             "getSimonTwoStageDesign",
             "getEvidenceAdverseEventIncidence",
             "getEvidenceResponseRates",
+            "getEvidenceHazardRatios",
             "getVersion",
         )
     },
@@ -88,7 +89,15 @@ ACCESS: dict[str, str] = {
     },
     **{
         op: "rows"
-        for op in ("getTimeToEvent", "getSwimmerPlot", "exportStudy", "listPossibleDuplicatePatients")
+        for op in (
+            "getTimeToEvent",
+            "getSwimmerPlot",
+            "exportStudy",
+            "listPossibleDuplicatePatients",
+            "listStudyDatasets",
+            "getStudyDataset",
+            "getStudyDatasetNdjson",
+        )
     },
     **{
         op: "admin"
