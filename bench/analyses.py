@@ -43,6 +43,7 @@ def paths(study_id: Any) -> dict[str, str]:
         "response model (logistic)": f"{base}/response-model?covariates=arm&covariates=age_years&covariates=risk_group",
         "response rates with trend by age band": f"{base}/response-rates?group_by=age&age_cuts=18,40,60&trend_order=age<18,18<=age<40,40<=age<60,age>=60",
         "Cox with a factor and an interaction": f"{base}/cox?covariates=arm&covariates=risk_group&covariates=age_years&interactions=arm*age_years",
+        "Cox, Firth's penalised likelihood": f"{base}/cox?covariates=arm&covariates=age_years&firth=always",
     }
 
 

@@ -14,6 +14,8 @@ draw at most a page of patients; see service.analytics.plots.figures)."""
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,8 +28,18 @@ from service.errors import Busy
 T = TypeVar("T")
 
 
-def _lower_priority() -> None:
+def _prepare_worker(parent: int) -> None:
+    """Lower the worker's priority, and end it when the server process is gone: a server killed
+    without its shutdown (SIGKILL, out of memory) would otherwise leave its workers behind, each
+    holding its memory for good."""
     os.nice(10)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class HeavyWork:
@@ -50,7 +62,10 @@ class HeavyWork:
         if self._pool is None:
             # spawn, not fork: the server process has threads (the driver's, anyio's).
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_prepare_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

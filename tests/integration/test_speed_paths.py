@@ -222,3 +222,37 @@ def test_an_app_rebuilt_in_the_same_process_keeps_the_worker_processes() -> None
     finally:
         for workers in (first, second, third):
             workers.shutdown()
+
+
+def test_workers_end_when_their_server_process_is_killed(tmp_path: Any) -> None:
+    """A server killed without its shutdown leaves no worker behind (each holds its memory)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import anyio, os, sys, time\n"
+        "from service.common.heavy import HeavyWork\n"
+        "workers = HeavyWork(1, 5.0)\n"
+        "print(anyio.run(workers.run, os.getpid), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as server:  # noqa: S603
+        try:
+            assert server.stdout is not None
+            worker = int(server.stdout.readline())
+            os.kill(server.pid, signal.SIGKILL)
+            server.wait()
+            # the worker notices within a second or so; a minute is room for a loaded machine
+            for _ in range(600):
+                try:
+                    os.kill(worker, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(worker, signal.SIGKILL)
+                raise AssertionError("the worker outlived its server")
+        finally:
+            server.kill()
