@@ -93,6 +93,7 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
         command, port = [PYTHON, "-m", "service", "serve"], SERVICE_PORT
     else:
         command, port = [PYTHON, str(ROOT / "bench" / "raw_app.py"), url, str(RAW_PORT)], RAW_PORT
+    log.parent.mkdir(parents=True, exist_ok=True)  # bench/.data is not there in a fresh clone on Postgres
     with log.open("ab") as out:
         process = subprocess.Popen(
             ["taskset", "-c", "0", *command], cwd=ROOT, env=env, stdout=out, stderr=out

@@ -5,6 +5,7 @@ Ids come back as the driver gives them (`raw`): building 100,000 `uuid.UUID` obj
 more than the whole Kaplan–Meier computation, and the statistics only use ids as keys. Use
 `as_uuid` where an id must appear in a response."""
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,9 +30,19 @@ def as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+FETCH_BATCH = 5000
+
+
 async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
-    # Core execution on the request's connection: no ORM result machinery per row.
-    return (await (await session.connection()).execute(statement)).all()
+    """Core execution on the request's connection (no ORM result machinery per row), read a batch
+    at a time with the event loop free in between: 300,000 assessment rows decoded in one go kept
+    every other request of the process waiting for seconds."""
+    result = await (await session.connection()).stream(statement.execution_options(yield_per=FETCH_BATCH))
+    rows: list[Any] = []
+    async for batch in result.partitions(FETCH_BATCH):
+        rows.extend(batch)
+        await asyncio.sleep(0)
+    return rows
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:

@@ -222,8 +222,9 @@ async def response_rates(
                 f"group '{r.group.label}': {n} {reason} not counted (treatment_scope=study_treatment)"
             )
     counts = [(r.group, r.responders, r.denominator) for r in results if r.denominator > 0]
-    comparison = _compare(counts, warnings, conf_level)
-    trend = _trend(results, trend_order, trend_scores, warnings) if trend_order else None
+    # The exact tests enumerate tables (seconds for large groups): in a worker process.
+    comparison, trend, added = await offload(_tests, counts, results, trend_order, trend_scores, conf_level)
+    warnings += added
     return ResponseRates(
         study_id=study_id,
         categories=categories,
@@ -274,6 +275,20 @@ async def response_rates(
         },
         warnings=warnings,
     )
+
+
+def _tests(
+    counts: list[tuple[Group, int, int]],
+    results: Sequence[ResponseRateGroup],
+    trend_order: Sequence[str],
+    trend_scores: Sequence[float],
+    conf_level: float,
+) -> tuple["Comparison | None", "TrendTestResult | None", list[str]]:
+    """The comparison between groups and the trend test, with the warnings they give."""
+    warnings: list[str] = []
+    comparison = _compare(counts, warnings, conf_level)
+    trend = _trend(results, trend_order, trend_scores, warnings) if trend_order else None
+    return comparison, trend, warnings
 
 
 def _compare(
