@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.access.scope import current_scope
+from service.analytics.fetched import Fetched, usable
 from service.common.repository import fetch_page, get_visible
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
@@ -42,7 +43,9 @@ async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
     async for batch in result.partitions(FETCH_BATCH):
         rows.extend(batch)
         await asyncio.sleep(0)
-    return rows
+    fields = list(result.keys())
+    # Named tuples, not Rows: the statistics receive them in a worker process (service.analytics.fetched).
+    return Fetched(fields, rows) if usable(fields) else rows
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:

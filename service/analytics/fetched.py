@@ -1,0 +1,64 @@
+"""Query rows in a form a worker process receives cheaply.
+
+The statistics run in worker processes (service.common.heavy), so their input rows are pickled,
+and pickling holds the GIL: a SQLAlchemy Row pickles about ten times slower than a plain tuple
+(0.73 s against 0.07 s for 100,000 four-column rows), and at 100,000 patients that stalled every
+other request of the server for seconds. Here rows are named tuples of one type per column list
+(attribute access as a Row's), and a whole result pickles as its column names and plain tuples."""
+
+import collections
+import functools
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, overload
+
+_PREFIX = "Row__"
+
+
+@functools.cache
+def row_type(fields: tuple[str, ...]) -> Any:
+    """The named-tuple type of these columns, reachable by name from this module (so that a
+    single row pickles too, in any process: see __getattr__)."""
+    name = _PREFIX + "__".join(fields)
+    made = collections.namedtuple(name, fields)  # type: ignore[misc]
+    made.__module__ = __name__
+    setattr(sys.modules[__name__], name, made)
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    # A worker unpickling a row of a type it has not made yet makes it from its name.
+    if name.startswith(_PREFIX):
+        return row_type(tuple(name[len(_PREFIX) :].split("__")))
+    raise AttributeError(name)
+
+
+class Fetched(Sequence[Any]):
+    def __init__(self, fields: Sequence[str], data: Iterable[Sequence[Any]]) -> None:
+        self.fields = tuple(fields)
+        make = row_type(self.fields)._make
+        self._rows = [make(values) for values in data]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Fetched, (self.fields, [tuple(row) for row in self._rows]))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._rows[index]
+
+    def __repr__(self) -> str:
+        return f"Fetched({self.fields}, {len(self._rows)} rows)"
+
+
+def usable(fields: Sequence[str]) -> bool:
+    """Whether these column names can be a named tuple's fields (identifiers, no leading _)."""
+    return all(f.isidentifier() and not f.startswith("_") and "__" not in f for f in fields)
