@@ -16,8 +16,9 @@ from service.common.idempotency import IdempotencyKeyHeader
 from service.common.repository import get_visible
 from service.db import models
 from service.errors import NotFound
-from service.exchange import clinicaltrials_gov, export_csv, export_fhir, export_json, snapshot
+from service.exchange import clinicaltrials_gov, export_csv, export_json, snapshot
 from service.exchange.clinicaltrials_gov import CtgovStudy
+from service.exchange.fhir import resources as fhir_resources
 from service.exchange.importing import import_document, registry_json, study_json
 from service.exchange.schemas import ImportResult, StudyDocument
 
@@ -100,7 +101,7 @@ class ExchangeController(Controller):
             elif format == "csv":
                 content = export_csv.stream_zip(open_session, id)
             else:
-                content = export_fhir.stream(open_session, id, bundle=format == "fhir")
+                content = fhir_resources.stream(open_session, id, bundle=format == "fhir")
             taken = await snapshot.take(content)
         media_type, suffix = MEDIA_TYPES[format]
         return Stream(
