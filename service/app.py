@@ -33,6 +33,7 @@ from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.exchange.cdisc.controller import DatasetController
 from service.exchange.controller import ExchangeController
+from service.exchange.fhir.controller import FhirController
 from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
 from service.observability.logs import attach_root_handler, structlog_plugin
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EvidenceController,
             ExchangeController,
             DatasetController,
+            FhirController,
             PatientLinkController,
             TokenController,
             AuditController,

@@ -191,7 +191,8 @@ async def patient_batches(
     session: AsyncSession, tree: StudyTree, *, with_ids: bool = False, batch: int = BATCH
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Each patient with its treatments, adverse events and outcomes, `batch` patients at a time
-    (keyset pagination on the time-ordered id); `with_ids` adds each record's `id`."""
+    (keyset pagination on the time-ordered id); `with_ids` adds each record's `id` (and the
+    derived values an import does not take, for the FHIR export)."""
     after: UUID | None = None
     while True:
         columns = models.Patient.__table__.columns  # type: ignore[attr-defined]
@@ -261,7 +262,9 @@ def _patient(
         }
         for t in treatments
     ]
-    record["adverse_events"] = [linked(e, ADVERSE_EVENT) for e in events]
+    # With ids (the FHIR export) an event also carries the MedDRA code its term was curated to.
+    derived = ("meddra_code",) if with_ids else ()
+    record["adverse_events"] = [linked(e, (*ADVERSE_EVENT, *derived)) for e in events]
     record["outcomes"] = [{"kind": o.kind, **linked(o, OUTCOME[o.kind])} for o in outcomes]
     return record
 

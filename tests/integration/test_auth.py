@@ -80,6 +80,7 @@ ACCESS: dict[str, str] = {
             "getEvidenceAdverseEventIncidence",
             "getEvidenceResponseRates",
             "getEvidenceHazardRatios",
+            "getFhirCapabilityStatement",
             "getVersion",
         )
     },
