@@ -390,8 +390,8 @@ def heavy(
         started = time.perf_counter()
         plot_times = {}
         for name, path in {
-            "KM plot": f"{API}/studies/{data.study_id}/survival/plot?group_by=arm&format=png",
-            "swimmer plot": f"{API}/studies/{data.study_id}/swimmer-plot?limit=200&format=png",
+            "KM plot": f"{API}/studies/{data.study_id}/survival/plot.png?group_by=arm",
+            "swimmer plot": f"{API}/studies/{data.study_id}/swimmer-plot.png?limit=200",
         }.items():
             plot_times[name] = timed_get(port, path, token, 2)
         done.set()

@@ -39,7 +39,18 @@ PLOT_OPERATIONS = {
     "getCumulativeIncidencePlot",
     "getEvidenceResponseRatesForestPlot",
 }
-EXPORT_OPERATION = "exportStudy"
+# One media type per export operation (service.exchange.controller.EXPORTS): (media type, schema, suffix).
+EXPORT_OPERATIONS = {
+    "exportStudy": ("application/json", {"$ref": "#/components/schemas/StudyDocument"}, "json"),
+    "exportStudyFhir": ("application/fhir+json", {"type": "object"}, "fhir.json"),
+    "exportStudyFhirNdjson": ("application/fhir+ndjson", {"type": "string"}, "ndjson"),
+    "exportStudyCsv": ("application/zip", {"type": "string", "format": "binary"}, "csv.zip"),
+    "exportStudyClinicalTrialsGov": (
+        "application/json",
+        {"$ref": "#/components/schemas/CtgovStudy"},
+        "ctgov.json",
+    ),
+}
 IMPORT_BODIES = {"importStudy": "StudyDocument", "importClinicalTrialsGovStudy": "CtgovStudy"}
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 # Patient-level records: changing or deleting them needs a reason (service/common/controller.py).
@@ -174,19 +185,27 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                 if parameter["name"] in _ZERO_MINIMUM_PARAMETERS:
                     parameter["schema"]["minimum"] = 0
             responses = operation.setdefault("responses", {})
-            if operation["operationId"] in PLOT_OPERATIONS:
-                responses["200"]["content"] = {
-                    "image/svg+xml": {"schema": {"type": "string"}},
-                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+            if "307" in responses:
+                responses["307"].setdefault("headers", {})["Location"] = {
+                    "schema": {"type": "string"},
+                    "description": "The operation answering the format asked for",
                 }
-                responses["200"]["description"] = "SVG by default; PNG with format=png"
-            if operation["operationId"] == EXPORT_OPERATION:
+            if operation["operationId"] in PLOT_OPERATIONS:
+                responses["200"]["content"] = {"image/svg+xml": {"schema": {"type": "string"}}}
+                responses["200"]["description"] = "The figure as SVG (text kept as text)"
+            if operation["operationId"].removesuffix("Png") in PLOT_OPERATIONS and operation[
+                "operationId"
+            ].endswith("Png"):
+                responses["200"]["content"] = {"image/png": BINARY}
+                responses["200"]["description"] = "The figure as PNG"
+            if operation["operationId"] in EXPORT_OPERATIONS:
+                media_type, body, suffix = EXPORT_OPERATIONS[operation["operationId"]]
                 responses["200"] = {
-                    "description": "The export, as an attachment; its media type follows `format`",
+                    "description": "The export, as an attachment",
                     "headers": {
                         "Content-Disposition": {
                             "schema": {"type": "string"},
-                            "description": 'attachment; filename="study-{id}.{json|fhir.json|ndjson|csv.zip|ctgov.json}"',
+                            "description": f'attachment; filename="study-{{id}}.{suffix}"',
                         },
                         "Content-Length": {
                             "schema": {"type": "integer"},
@@ -197,19 +216,7 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
                             "description": "`sha-256=:<base64>:` of the body (RFC 9530): a client verifies the export is complete",
                         },
                     },
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    {"$ref": "#/components/schemas/StudyDocument"},
-                                    {"$ref": "#/components/schemas/CtgovStudy"},
-                                ]
-                            }
-                        },
-                        "application/fhir+json": {"schema": {"type": "object"}},
-                        "application/fhir+ndjson": {"schema": {"type": "string"}},
-                        "application/zip": BINARY,
-                    },
+                    "content": {media_type: {"schema": body}},
                 }
             if operation["operationId"] in IMPORT_BODIES:
                 # The import reads its body itself (decoded off the event loop, record by record):

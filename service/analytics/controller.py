@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect
 
 from service.access.statement import DOCUMENTED as scope_header
 from service.access.statement import state_scope
@@ -26,6 +27,7 @@ from service.analytics.estimands.time_scale import TimeUnit
 from service.analytics.estimands.undated import UndatedEvents
 from service.analytics.parameters import ConfLevel, ResponseDefinition, group_spec, response_definition
 from service.analytics.plots import figures as plots
+from service.analytics.plots import formats
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
 from service.analytics.proportions.intervals import CiMethod
 from service.analytics.regression.analysis import cox_model
@@ -538,14 +540,16 @@ class StatisticsController(Controller):
         )
 
     @get(
-        "/survival/plot",
+        formats.paths("/survival/plot"),
         guards=[requires("figure")],  # draws every event (service.access.statement)
-        operation_id="getSurvivalPlot",
+        operation_id=formats.operation_id("getSurvivalPlot"),
         summary="Kaplan–Meier plot with censor marks, median lines, the test's p and number at risk",
         media_type="image/svg+xml",
+        responses=formats.REDIRECT,
     )
     async def get_survival_plot(
         self,
+        request: Request[Any, Any, Any],
         db_session: DbSession,
         study_id: StudyId,
         groups: NamedDependency[GroupSpec],
@@ -554,11 +558,14 @@ class StatisticsController(Controller):
         conf_level: ConfLevel = 0.95,
         time_unit: FromQuery[TimeUnit] = "days",
         ci_bands: FromQuery[bool] = False,
-        format: FromQuery[plots.ImageFormat] = "svg",
+        format: formats.FormatParam = None,
         landmark_day: LandmarkDay = None,
         landmark_time: LandmarkTimeParam = "from_landmark",
         undated_events: UndatedEventsParam = "withhold",
-    ) -> Response[bytes]:
+    ) -> Response[bytes] | Redirect:
+        drawn = formats.chosen(request, format)
+        if isinstance(drawn, Redirect):
+            return drawn
         result = await survival(
             db_session,
             study_id,
@@ -573,26 +580,31 @@ class StatisticsController(Controller):
             undated_events=undated_events,
         )
         image = await offload(
-            plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, format
+            plots.kaplan_meier_plot, result, f"{endpoint}: Kaplan–Meier estimate", ci_bands, drawn
         )
-        return Response(image, media_type=plots.MEDIA_TYPES[format])
+        return Response(image, media_type=plots.MEDIA_TYPES[drawn])
 
     @get(
-        "/cumulative-incidence/plot",
+        formats.paths("/cumulative-incidence/plot"),
         guards=[requires("figure")],  # draws every event (service.access.statement)
-        operation_id="getCumulativeIncidencePlot",
+        operation_id=formats.operation_id("getCumulativeIncidencePlot"),
         summary="Cumulative incidence plot of relapse and non-relapse mortality, with Gray's test",
         media_type="image/svg+xml",
+        responses=formats.REDIRECT,
     )
     async def get_cumulative_incidence_plot(
         self,
+        request: Request[Any, Any, Any],
         db_session: DbSession,
         study_id: StudyId,
         groups: NamedDependency[GroupSpec],
         time_unit: FromQuery[TimeUnit] = "days",
-        format: FromQuery[plots.ImageFormat] = "svg",
+        format: formats.FormatParam = None,
         undated_events: UndatedEventsParam = "withhold",
-    ) -> Response[bytes]:
+    ) -> Response[bytes] | Redirect:
+        drawn = formats.chosen(request, format)
+        if isinstance(drawn, Redirect):
+            return drawn
         result = await relapse_incidence(
             db_session,
             study_id,
@@ -603,14 +615,15 @@ class StatisticsController(Controller):
             undated_events=undated_events,
         )
         image = await offload(
-            plots.cumulative_incidence_plot, result, "Cumulative incidence (competing risks)", format
+            plots.cumulative_incidence_plot, result, "Cumulative incidence (competing risks)", drawn
         )
-        return Response(image, media_type=plots.MEDIA_TYPES[format])
+        return Response(image, media_type=plots.MEDIA_TYPES[drawn])
 
     @get(
-        "/swimmer-plot",
+        formats.paths("/swimmer-plot"),
         guards=[requires("rows")],  # one lane per patient: patient-level
-        operation_id="getSwimmerPlot",
+        operation_id=formats.operation_id("getSwimmerPlot"),
+        responses=formats.REDIRECT,
         summary="Swimmer plot: one lane per patient along study days",
         description=(
             "Patients grouped by arm. A grey follow-up lane from day 1 to the last recorded day, ending in an arrow when the "
@@ -634,7 +647,7 @@ class StatisticsController(Controller):
         request: Request[Any, Any, Any],
         db_session: DbSession,
         study_id: StudyId,
-        format: FromQuery[plots.ImageFormat] = "svg",
+        format: formats.FormatParam = None,
         limit: Annotated[
             int,
             QueryParameter(
@@ -644,7 +657,10 @@ class StatisticsController(Controller):
             ),
         ] = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000, description="Patients to skip.")] = 0,
-    ) -> Response[bytes]:
+    ) -> Response[bytes] | Redirect:
+        drawn = formats.chosen(request, format)
+        if isinstance(drawn, Redirect):
+            return drawn
         await queries.require_study(db_session, study_id)
         page, total = await queries.fetch_patient_page(db_session, study_id, limit, offset)
         labels = {arm.id: arm.label for arm in await queries.fetch_arms(db_session, study_id)}
@@ -656,9 +672,9 @@ class StatisticsController(Controller):
         title = "Swimmer plot" + (
             f": patients {offset + 1}–{offset + len(patients)} of {total}" if len(patients) < total else ""
         )
-        image = await offload(plots.swimmer_plot, patients, treatments, outcomes, title, format)
+        image = await offload(plots.swimmer_plot, patients, treatments, outcomes, title, drawn)
         return Response(
-            image, media_type=plots.MEDIA_TYPES[format], headers=next_link(request, limit, offset, total)
+            image, media_type=plots.MEDIA_TYPES[drawn], headers=next_link(request, limit, offset, total)
         )
 
 

@@ -4,14 +4,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect
 
 from service.access.statement import DOCUMENTED as scope_header
 from service.access.statement import state_scope
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.plots import figures as plots
+from service.analytics.plots import formats
 from service.analytics.pooling.meta import Tau2Method, Transform
 from service.analytics.proportions.intervals import CiMethod
 from service.auth.middleware import requires
@@ -159,10 +161,11 @@ class EvidenceController(Controller):
         return await evidence(db_session, chosen, response.as_outcome(), **pooling.as_kwargs())
 
     @get(
-        "/response-rates/forest-plot",
+        formats.paths("/response-rates/forest-plot"),
         guards=[requires("figure")],  # draws every event (service.access.statement)
         dependencies={"response": Provide(response_definition, sync_to_thread=False)},
-        operation_id="getEvidenceResponseRatesForestPlot",
+        operation_id=formats.operation_id("getEvidenceResponseRatesForestPlot"),
+        responses=formats.REDIRECT,
         summary="Forest plot of response rates across studies",
         description="One row per study (rate, interval, weight; rows not pooled greyed), the pooled random-effects diamond and the prediction interval. "
         + POOLING,
@@ -170,15 +173,19 @@ class EvidenceController(Controller):
     )
     async def response_rates_forest_plot(
         self,
+        request: Request[Any, Any, Any],
         db_session: DbSession,
         chosen: NamedDependency[Selection],
         response: NamedDependency[ResponseDefinition],
         pooling: NamedDependency[PoolingOptions],
-        format: FromQuery[plots.ImageFormat] = "svg",
-    ) -> Response[bytes]:
+        format: formats.FormatParam = None,
+    ) -> Response[bytes] | Redirect:
+        drawn = formats.chosen(request, format)
+        if isinstance(drawn, Redirect):
+            return drawn
         result = await evidence(db_session, chosen, response.as_outcome(), **pooling.as_kwargs())
-        image = await offload(plots.forest_plot, result, format)
-        return Response(image, media_type=plots.MEDIA_TYPES[format])
+        image = await offload(plots.forest_plot, result, drawn)
+        return Response(image, media_type=plots.MEDIA_TYPES[drawn])
 
     @get(
         "/adverse-event-incidence",

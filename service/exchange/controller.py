@@ -1,4 +1,4 @@
-"""Whole studies in and out: `GET /studies/{id}/export?format=…` and `POST /studies/import`."""
+"""Whole studies in and out: `GET /studies/{id}/export` (and `/export/{format}`) and `POST /studies/import`."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Stream
+from litestar.response import Redirect, Stream
 
 from service.auth.middleware import requires
 from service.common.idempotency import IdempotencyKeyHeader
@@ -28,13 +28,29 @@ READ, WRITE = requires("rows"), requires("global curator")
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 ExportFormat = Literal["json", "fhir", "ndjson", "csv", "ctgov"]
-MEDIA_TYPES: dict[str, tuple[str, str]] = {
-    "ctgov": ("application/json", "ctgov.json"),
-    "json": ("application/json", "json"),
-    "fhir": ("application/fhir+json", "fhir.json"),
-    "ndjson": ("application/fhir+ndjson", "ndjson"),
-    "csv": ("application/zip", "csv.zip"),
+# Each format is an operation of its own with one media type, so that a generated client decodes
+# each body as what it is; `/export?format=` redirects there (the path each format had first).
+EXPORTS: dict[str, tuple[str, str, str]] = {  # format → (path under /export, media type, file suffix)
+    "json": ("", "application/json", "json"),
+    "fhir": ("/fhir", "application/fhir+json", "fhir.json"),
+    "ndjson": ("/fhir-ndjson", "application/fhir+ndjson", "ndjson"),
+    "csv": ("/csv", "application/zip", "csv.zip"),
+    "ctgov": ("/ctgov", "application/json", "ctgov.json"),
 }
+SNAPSHOT = (
+    "The export is taken as a snapshot (one read transaction into a temporary file), then sent: the body is "
+    "complete before the status line, carries `Content-Length` and `Repr-Digest: sha-256=:<base64>:` (RFC 9530) "
+    "to verify it, and a slow reader holds no database connection. At most `EXPORT_BUILDS` exports build at once "
+    "per process (429 with `Retry-After` beyond)."
+)
+EXPORT_HEADERS = [
+    ResponseHeader(
+        name="Repr-Digest",
+        description="`sha-256=:<base64>:` of the body (RFC 9530): a client verifies the export is complete",
+        documentation_only=True,
+    ),
+    ResponseHeader(name="Content-Length", description="the body's length in bytes", documentation_only=True),
+]
 
 
 async def _one_chunk(open_session: Any, study_id: UUID) -> AsyncIterator[bytes]:
@@ -51,67 +67,95 @@ class ExchangeController(Controller):
         "/studies/{id:uuid}/export",
         guards=[READ],
         operation_id="exportStudy",
-        summary="Export a whole study (JSON document, FHIR R4 Bundle, FHIR NDJSON or a zip of CSV files)",
-        description="`json`: the document `POST /studies/import` takes (ids become keys local to the document). "
-        "`fhir`: a FHIR R4 Bundle of type collection (ResearchStudy, Group, ResearchSubject, de-identified "
-        "Patient, AdverseEvent, Observation, Procedure for treatments, Provenance). `ndjson`: the "
-        "same resources one per line, as FHIR bulk data. `csv`: a zip with one CSV per table and the "
-        "time-to-event rows. `ctgov`: the study as a ClinicalTrials.gov API v2 record (`protocolSection`), "
-        "which `POST /studies/import/clinicaltrials-gov` takes back. The export is taken as a snapshot (one read "
-        "transaction into a temporary file), then sent: the body is complete before the status line, carries "
-        "`Content-Length` and `Repr-Digest: sha-256=:<base64>:` (RFC 9530) to verify it, and a slow reader holds no "
-        "database connection. At most `EXPORT_BUILDS` exports build at once per process (429 with `Retry-After` "
-        "beyond).",
+        summary="Export a whole study as its JSON document",
+        description="The document `POST /studies/import` takes (`StudyDocument`; ids become keys local to the "
+        "document). The other formats are operations of their own, one media type each: `/export/fhir`, "
+        "`/export/fhir-ndjson`, `/export/csv`, `/export/ctgov`; `format=` other than `json` answers 307 with their "
+        "`Location` (kept for clients written against it). " + SNAPSHOT,
         responses={
             200: ResponseSpec(
-                data_container=StudyDocument | CtgovStudy,
-                description="The export (the contract's schemas are completed in service/openapi.py)",
-                generate_examples=False,
-            )
+                data_container=StudyDocument, description="The study's document", generate_examples=False
+            ),
+            307: ResponseSpec(
+                data_container=None,
+                description="`format` names another format: its operation is at `Location`",
+            ),
         },
-        response_headers=[
-            ResponseHeader(
-                name="Repr-Digest",
-                description="`sha-256=:<base64>:` of the body (RFC 9530): a client verifies the export is complete",
-                documentation_only=True,
-            ),
-            ResponseHeader(
-                name="Content-Length", description="the body's length in bytes", documentation_only=True
-            ),
-        ],
+        response_headers=EXPORT_HEADERS,
     )
     async def export_study(
         self,
         state: State,
         id: FromPath[UUID],
         format: Annotated[
-            ExportFormat, QueryParameter(description="json (default), fhir, ndjson, csv or ctgov")
+            ExportFormat,
+            QueryParameter(
+                description="json (default); fhir, ndjson, csv or ctgov redirect (307) to their own operations"
+            ),
         ] = "json",
-    ) -> Stream:
-        open_session = state.session_factory
-        with state.export_slots:
-            async with open_session() as session:
-                if await get_visible(session, models.Study, id) is None:
-                    raise NotFound(f"no study with id {id}")
-            content: Any
-            if format == "ctgov":
-                content = _one_chunk(open_session, id)
-            elif format == "json":
-                content = export_json.stream_json(open_session, id)
-            elif format == "csv":
-                content = export_csv.stream_zip(open_session, id)
-            else:
-                content = fhir_resources.stream(open_session, id, bundle=format == "fhir")
-            taken = await snapshot.take(content)
-        media_type, suffix = MEDIA_TYPES[format]
-        return Stream(
-            taken.chunks(),
-            media_type=media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="study-{id}.{suffix}"',
-                **taken.headers(),
-            },
-        )
+    ) -> Stream | Redirect:
+        if format != "json":
+            return Redirect(
+                f"/api/v1/studies/{id}/export{EXPORTS[format][0]}", status_code=307, media_type="text/plain"
+            )
+        return await _export(state, id, "json")
+
+    @get(
+        "/studies/{id:uuid}/export/fhir",
+        guards=[READ],
+        operation_id="exportStudyFhir",
+        summary="Export a whole study as a coded FHIR R4 Bundle (collection)",
+        description="ResearchStudy with its arms and sites (Location), Group, ResearchSubject, de-identified Patient "
+        "(mCODE CancerPatient), the leukaemia as mCODE PrimaryCancerCondition (ICD-10, ICD-O-3), AdverseEvent "
+        "(MedDRA, CTCAE/ASTCT grade), responses as mCODE CancerDiseaseStatus and MRD as laboratory Observations "
+        "(LOINC, SNOMED CT), Procedure for treatments, Provenance; each names its profile in `meta.profile` "
+        "(`GET /fhir/metadata` lists them). References `urn:uuid:` resolve inside the bundle. " + SNAPSHOT,
+        media_type="application/fhir+json",
+        response_headers=EXPORT_HEADERS,
+    )
+    async def export_study_fhir(self, state: State, id: FromPath[UUID]) -> Stream:
+        return await _export(state, id, "fhir")
+
+    @get(
+        "/studies/{id:uuid}/export/fhir-ndjson",
+        guards=[READ],
+        operation_id="exportStudyFhirNdjson",
+        summary="Export a whole study as FHIR NDJSON (bulk data: one resource per line)",
+        description="The resources of `/export/fhir`, one per line, references `Type/id`. " + SNAPSHOT,
+        media_type="application/fhir+ndjson",
+        response_headers=EXPORT_HEADERS,
+    )
+    async def export_study_fhir_ndjson(self, state: State, id: FromPath[UUID]) -> Stream:
+        return await _export(state, id, "ndjson")
+
+    @get(
+        "/studies/{id:uuid}/export/csv",
+        guards=[READ],
+        operation_id="exportStudyCsv",
+        summary="Export a whole study as a zip of CSV files",
+        description="One CSV per table and the time-to-event rows. " + SNAPSHOT,
+        media_type="application/zip",
+        response_headers=EXPORT_HEADERS,
+    )
+    async def export_study_csv(self, state: State, id: FromPath[UUID]) -> Stream:
+        return await _export(state, id, "csv")
+
+    @get(
+        "/studies/{id:uuid}/export/ctgov",
+        guards=[READ],
+        operation_id="exportStudyClinicalTrialsGov",
+        summary="Export a study as a ClinicalTrials.gov API v2 record",
+        description="The study as a ClinicalTrials.gov API v2 record (`protocolSection`), which "
+        "`POST /studies/import/clinicaltrials-gov` takes back. " + SNAPSHOT,
+        responses={
+            200: ResponseSpec(
+                data_container=CtgovStudy, description="The registry record", generate_examples=False
+            )
+        },
+        response_headers=EXPORT_HEADERS,
+    )
+    async def export_study_ctgov(self, state: State, id: FromPath[UUID]) -> Stream:
+        return await _export(state, id, "ctgov")
 
     @post(
         "/studies/import",
@@ -150,3 +194,27 @@ class ExchangeController(Controller):
         self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
     ) -> Response[ImportResult]:
         return await import_document(request, state, await request.body(), registry_json, idempotency_key)
+
+
+async def _export(state: State, id: UUID, format: ExportFormat) -> Stream:
+    open_session = state.session_factory
+    with state.export_slots:
+        async with open_session() as session:
+            if await get_visible(session, models.Study, id) is None:
+                raise NotFound(f"no study with id {id}")
+        content: Any
+        if format == "ctgov":
+            content = _one_chunk(open_session, id)
+        elif format == "json":
+            content = export_json.stream_json(open_session, id)
+        elif format == "csv":
+            content = export_csv.stream_zip(open_session, id)
+        else:
+            content = fhir_resources.stream(open_session, id, bundle=format == "fhir")
+        taken = await snapshot.take(content)
+    _, media_type, suffix = EXPORTS[format]
+    return Stream(
+        taken.chunks(),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="study-{id}.{suffix}"', **taken.headers()},
+    )

@@ -86,14 +86,20 @@ ACCESS: dict[str, str] = {
     },
     **{
         op: "figure"
-        for op in ("getSurvivalPlot", "getCumulativeIncidencePlot", "getEvidenceResponseRatesForestPlot")
+        for plot in ("getSurvivalPlot", "getCumulativeIncidencePlot", "getEvidenceResponseRatesForestPlot")
+        for op in (plot, f"{plot}Png")
     },
     **{
         op: "rows"
         for op in (
             "getTimeToEvent",
             "getSwimmerPlot",
+            "getSwimmerPlotPng",
             "exportStudy",
+            "exportStudyFhir",
+            "exportStudyFhirNdjson",
+            "exportStudyCsv",
+            "exportStudyClinicalTrialsGov",
             "listPossibleDuplicatePatients",
             "listStudyDatasets",
             "getStudyDataset",

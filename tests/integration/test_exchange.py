@@ -17,10 +17,12 @@ from litestar.testing import TestClient
 from tests.integration.test_seed import get_all
 
 API = "/api/v1"
+# Each export format is an operation of its own (one media type each).
+EXPORT_PATHS = {"json": "", "fhir": "/fhir", "ndjson": "/fhir-ndjson", "csv": "/csv", "ctgov": "/ctgov"}
 
 
 def _export(client: TestClient[Any], study_id: str, format: str = "json") -> Any:
-    response = client.get(f"{API}/studies/{study_id}/export", params={"format": format})
+    response = client.get(f"{API}/studies/{study_id}/export{EXPORT_PATHS[format]}")
     assert response.status_code == 200, response.text
     assert f'filename="study-{study_id}.' in response.headers["content-disposition"]
     return response
@@ -177,6 +179,31 @@ def test_exporting_an_unknown_study_or_format_is_refused(seeded_source: TestClie
     assert (
         seeded_source.get(f"{API}/studies/{study['id']}/export", params={"format": "xml"}).status_code == 400
     )
+    for path in EXPORT_PATHS.values():
+        assert seeded_source.get(f"{API}/studies/{uuid.uuid4()}/export{path}").status_code == 404, path
+
+
+def test_each_format_has_its_own_operation_and_format_redirects_there(seeded_source: TestClient[Any]) -> None:
+    """One media type per operation (a generated client decodes each body as what it is); the
+    `format=` form of the first releases answers 307 with the operation's Location."""
+    [study] = get_all(seeded_source, "studies")[:1]
+    base = f"{API}/studies/{study['id']}/export"
+    media = {
+        "json": "application/json",
+        "fhir": "application/fhir+json",
+        "ndjson": "application/fhir+ndjson",
+        "csv": "application/zip",
+        "ctgov": "application/json",
+    }
+    for format, path in EXPORT_PATHS.items():
+        direct = seeded_source.get(base + path)
+        assert direct.status_code == 200 and direct.headers["content-type"].startswith(media[format]), format
+        via = seeded_source.get(base, params={"format": format}, follow_redirects=False)
+        if format == "json":
+            assert via.status_code == 200 and via.content == direct.content
+        else:
+            assert via.status_code == 307 and via.headers["location"] == base + path, format
+            assert seeded_source.get(base, params={"format": format}).content == direct.content, format
 
 
 CTGOV_RECORD = Path(__file__).resolve().parents[1] / "fixtures" / "ctgov" / "NCT09990001.json"

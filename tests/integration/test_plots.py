@@ -105,7 +105,7 @@ def test_cumulative_incidence_plot_shows_grays_test(client: TestClient[Any]) -> 
         last.events["relapse"] == group.causes[0].events
         and last.n_risk + sum(last.events.values()) + last.censored >= group.n
     )
-    png = client.get(f"{API}/studies/{study_id}/cumulative-incidence/plot", params={"format": "png"})
+    png = client.get(f"{API}/studies/{study_id}/cumulative-incidence/plot.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 

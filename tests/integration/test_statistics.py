@@ -220,18 +220,24 @@ def test_edge_cases_answer_cleanly(client: TestClient[Any]) -> None:
     "image_format, media_type, magic", [("svg", "image/svg+xml", b"<svg"), ("png", "image/png", b"\x89PNG")]
 )
 def test_plots_render(client: TestClient[Any], image_format: str, media_type: str, magic: bytes) -> None:
+    """SVG at the plot's path, PNG at the path with `.png`: one media type per operation; `format=`
+    naming the other format redirects (307) there with the rest of the query kept."""
     s, *_ = _cohort(client)
     for path in ("survival/plot", "swimmer-plot"):
-        response = client.get(
-            f"{API}/studies/{s['id']}/{path}",
-            params={"format": image_format, "group_by": "arm"}
-            if path == "survival/plot"
-            else {"format": image_format},
-        )
+        params = {"group_by": "arm"} if path == "survival/plot" else {}
+        url = f"{API}/studies/{s['id']}/{path}" + (".png" if image_format == "png" else "")
+        response = client.get(url, params=params)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
         assert magic in response.content[:200]
         assert b'href="http' not in response.content  # nothing fetched from elsewhere
+        other = "svg" if image_format == "png" else "png"
+        moved = client.get(url, params={**params, "format": other}, follow_redirects=False)
+        target = url.removesuffix(".png") if image_format == "png" else f"{url}.png"
+        assert moved.status_code == 307
+        assert moved.headers["location"] == target + ("?group_by=arm" if params else "")
+        same = client.get(url, params={**params, "format": image_format})
+        assert same.status_code == 200 and same.content == response.content
 
 
 def test_seed_study_004_figures(client: TestClient[Any], database_url: str) -> None:

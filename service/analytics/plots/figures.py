@@ -38,7 +38,10 @@ def render(figure: Figure, image_format: ImageFormat) -> bytes:
     buffer = io.BytesIO()
     # No creation date in the file: the same data gives the same bytes.
     metadata: dict[str, Any] = {"Date": None} if image_format == "svg" else {"Software": None}
-    figure.savefig(buffer, format=image_format, bbox_inches="tight", metadata=metadata, dpi=120)
+    # SVG text stays text (<text> elements a journal's editor can change), not glyph paths; element
+    # ids come from a fixed salt, so the same data gives the same bytes.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "leukemia-registry"}):
+        figure.savefig(buffer, format=image_format, bbox_inches="tight", metadata=metadata, dpi=120)
     return buffer.getvalue()
 
 

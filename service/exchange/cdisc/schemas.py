@@ -1,4 +1,3 @@
-from typing import Any
 
 import msgspec
 
@@ -34,7 +33,7 @@ class DatasetJson(Output, rename="camel"):
     name: str
     label: str
     columns: list[DatasetColumn]
-    rows: list[list[Any]]
+    rows: list[list[str | int | float | bool | None]]  # a cell: string, number, boolean or null
 
 
 class DatasetEntry(Output):
