@@ -1,4 +1,3 @@
-
 import msgspec
 
 from service.common.schemas import Output
