@@ -174,9 +174,9 @@ async def fetch_incidence_counts(
 async def fetch_swimmer_records(
     session: AsyncSession, patient_ids: Sequence[UUID]
 ) -> tuple[Sequence[Any], Sequence[Any]]:
-    """Treatments (patient, phase, regimen, start, end) and dated outcomes (patient, kind, day,
-    category, possible categories, MRD status, event type) of the given patients: the swimmer
-    plot's lanes."""
+    """Treatments (patient, phase, regimen, start, end) and outcomes, dated or not (patient, kind,
+    day, category, possible categories, MRD status, event type) of the given patients: the
+    swimmer plot's lanes."""
     treatments = await _rows(
         session,
         select(
@@ -197,7 +197,7 @@ async def fetch_swimmer_records(
             col(Outcome.possible_categories),
             col(Outcome.mrd_status),
             col(Outcome.event_type),
-        ).where(col(Outcome.patient_id).in_(patient_ids), col(Outcome.study_day).is_not(None)),
+        ).where(col(Outcome.patient_id).in_(patient_ids)),
     )
     return treatments, outcomes
 

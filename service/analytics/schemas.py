@@ -201,6 +201,15 @@ class IncidenceAtRisk(Output):
     censored: int
 
 
+class IncidenceCensoring(Output):
+    """Patients censored at a time (no event of any cause by then), with the number at risk just
+    before it: where a cumulative-incidence plot draws its censoring marks."""
+
+    time: float
+    n_risk: int
+    n_censor: int
+
+
 class RestrictedMeanTime(Output):
     """The area under the Kaplan–Meier curve up to `tau` (in `time_unit`), as survRM2."""
 
@@ -354,6 +363,8 @@ class IncidenceGroup(Output):
     causes: list[CauseIncidence]
     # Number at risk, cumulative events per cause and censorings at the plot's ticks.
     at_risk: list[IncidenceAtRisk] = []
+    # Each time at which patients were censored (the plot's censoring marks).
+    censorings: list[IncidenceCensoring] = []
 
 
 class GrayTestResult(Output):

@@ -32,6 +32,7 @@ from service.common.heavy import offload
 from service.common.schemas import Provenance
 from service.db import models
 from service.evidence.duplicates import study_year
+from service.evidence.labels import study_label
 from service.evidence.schemas import Evidence, EvidenceRow, PooledEstimate, Pooling, RowSource
 from service.evidence.sensitivity import Views, sensitivity
 
@@ -201,6 +202,7 @@ def _row(
     return EvidenceRow(
         study_id=study.id,
         study_title=study.title,
+        study_label=study_label(study),
         design=study.design,
         source=source,
         events=x,

@@ -48,6 +48,8 @@ class Reconciliation(Output):
 class EvidenceRow(Output):
     study_id: UUID
     study_title: str
+    # "First author et al., year" from the publication's citation, else the title (forest plots).
+    study_label: str
     design: str
     source: RowSource
     events: int

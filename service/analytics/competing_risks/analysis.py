@@ -30,6 +30,7 @@ from service.analytics.schemas import (
     CumulativeIncidence,
     GrayTestResult,
     IncidenceAtRisk,
+    IncidenceCensoring,
     IncidenceGroup,
     IncidenceLandmark,
     IncidencePoint,
@@ -226,6 +227,10 @@ def incidence_result(
                     censored=int(np.count_nonzero((codes == 0) & (times <= t))),
                 )
                 for t in grid
+            ],
+            censorings=[
+                IncidenceCensoring(time=float(t), n_risk=int(np.count_nonzero(times >= t)), n_censor=int(n))
+                for t, n in zip(*np.unique(times[codes == 0], return_counts=True), strict=True)
             ],
         )
         for group, (times, codes) in zip(groups, samples, strict=True)

@@ -6,11 +6,12 @@ message instead of empty axes.
 Figures are made with `Figure` directly, never through pyplot's global figure registry, so that
 worker threads can draw at the same time (service.common.heavy)."""
 
+import bisect
 import io
 import math
 import textwrap
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from uuid import UUID
 
@@ -228,6 +229,17 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
         for cause in group.causes:
             xs = [0.0] + [p.time for p in cause.curve]
             ys = [0.0] + [p.estimate for p in cause.curve]
+            if group.censorings:
+                # a "+" where patients were censored, on each cause's curve at that time
+                marks = [(c.time, ys[bisect.bisect_right(xs, c.time) - 1]) for c in group.censorings]
+                axis.plot(
+                    *zip(*marks, strict=True),
+                    linestyle="none",
+                    marker="+",
+                    markersize=9,
+                    color=color,
+                    gid=f"censor-marks-{index}-{cause.cause}",
+                )
             if cause.curve:
                 axis.step(
                     xs,
@@ -245,6 +257,8 @@ def cumulative_incidence_figure(result: CumulativeIncidence, title: str) -> Figu
                     linestyle=styles[cause.cause],
                     label=f"{_short(group.group.label)}: {names[cause.cause]} (no events)",
                 )
+    if any(g.censorings for g in result.groups):
+        axis.plot([], [], linestyle="none", marker="+", markersize=9, color="#444444", label="censored")
     lines = [f"Gray's test, {names[t.cause]}: {format_p(t.p_value)}" for t in result.gray_tests]
     withheld = [g.group.label for g in result.groups if g.not_computable]
     if withheld:
@@ -298,7 +312,9 @@ def forest_figure(result: Any) -> Figure:
         return message_figure(f"Forest plot: {result.outcome}", "No study matches the selection.")
     pooled = result.pooled
     height = len(rows) + (3 if pooled else 0)
-    figure = Figure(figsize=(10, 1.6 + 0.38 * height))
+    # rows grow with the longest label (a title over several lines), so labels never overlap
+    lines = max(len(textwrap.wrap(r.study_label, 48)) for r in rows)
+    figure = Figure(figsize=(10, 1.6 + 0.38 * height * max(1.0, lines / 2.5)))
     axis = figure.subplots()
 
     def label(column: Literal["names", "figures"], y: float, text: str, **style: Any) -> None:
@@ -312,20 +328,31 @@ def forest_figure(result: Any) -> Figure:
         return f"{100 * value:.0f}"
 
     # Square area by weight; under the GLMM (no weights) by the study's share of the patients.
+    # Squares and intervals are not clipped at the axis (a 100 % rate sits on its edge).
     patients = sum(r.total for r in rows if r.not_pooled is None) or 1
     for y, row in enumerate(rows):
         pooled_row = row.not_pooled is None
         share = row.weight_percent / 100 if row.weight_percent is not None else row.total / patients
         color = "#1f4e79" if pooled_row else "#aaaaaa"
         if row.ci_lower is not None and row.ci_upper is not None:
-            axis.plot([row.ci_lower, row.ci_upper], [y, y], color=color, linewidth=1.2)
+            axis.plot([row.ci_lower, row.ci_upper], [y, y], color=color, linewidth=1.2, clip_on=False)
         if row.rate is not None:
             size = 4 + 14 * math.sqrt(share) if pooled_row else 5
-            axis.plot([row.rate], [y], marker="s", markersize=size, color=color, linestyle="none")
+            axis.plot(
+                [row.rate],
+                [y],
+                marker="s",
+                markersize=size,
+                color=color,
+                linestyle="none",
+                clip_on=False,
+                gid=f"study-square-{y}",
+            )
+        # the whole label (author, year; else the title over as many lines as it needs)
         label(
             "names",
             y,
-            _short(row.study_title) + ("" if pooled_row else "  (not pooled)"),
+            "\n".join(textwrap.wrap(row.study_label, 48)) + ("" if pooled_row else "  (not pooled)"),
             color="#000000" if pooled_row else "#777777",
         )
         rate = "—" if row.rate is None else f"{percent(row.rate)}%"
@@ -402,7 +429,7 @@ RESPONSE_MARKERS = {
     "CRh": ("o", "#bcbd22"),
     "MLFS": ("s", "#17becf"),
     "PR": ("s", "#ffbb78"),
-    "SD": ("s", "#c7c7c7"),
+    "SD": ("s", "#636363"),  # darker than the follow-up lane it sits on
     "NR": ("x", "#d62728"),
     "PD": ("x", "#8c564b"),
 }
@@ -440,21 +467,33 @@ def swimmer_figure(
     outcomes: Sequence[Any],
     title: str,
 ) -> Figure:
-    """`patients`: (id, subject code, arm label, last recorded day), arm by arm."""
+    """`patients`: (id, subject code, arm label, last recorded day), arm by arm. Outcomes without a
+    study day are drawn hollow in a column of their own ("day not known"), never on the time axis."""
     if not patients:
         return message_figure(title, "The study has no patients on this page.")
     lanes = {pid: i for i, (pid, _, _, _) in enumerate(patients)}
-    figure = Figure(figsize=(10, 1.4 + 0.35 * len(patients)))
-    axis = figure.subplots()
+    undated = [row for row in outcomes if row.patient_id in lanes and row.study_day is None and _symbol(row)]
+    figure = Figure(figsize=(10.8 if undated else 10, 1.4 + 0.35 * len(patients)))
+    if undated:
+        axis, side = figure.subplots(
+            1, 2, sharey=True, gridspec_kw={"width_ratios": [14, 1.4], "wspace": 0.04}
+        )
+    else:
+        axis, side = figure.subplots(), None
     used: dict[str, Line2D] = {}
 
     def use(key: str, handle: Line2D) -> None:
         used.setdefault(key, handle)
 
     dead = {row.patient_id for row in outcomes if row.kind == "event" and row.event_type == "death"}
+    # An event without a day (relapse, death, …) may lie after the last recorded day: such a lane
+    # does not end in the "alive" arrow.
+    open_ended = {row.patient_id for row in undated if row.kind == "event"}
     # Follow-up lane: day 1 to the end of the last recorded day (a day is the cell [d, d + 1), as
-    # the treatment bars); an arrow there when the patient is alive at it.
-    ongoing: list[tuple[int, int]] = []
+    # the treatment bars); an arrow just past it when the patient is alive there.
+    last_days = [last for _, _, _, last in patients if last is not None]
+    gap = 0.015 * (max(last_days, default=1) + 1)  # the arrow clears a marker on the last day
+    alive: list[tuple[float, int]] = []
     for pid, _, _, last in patients:
         if last is None:
             continue
@@ -467,21 +506,14 @@ def swimmer_figure(
             zorder=0,
         )
         use("follow-up", Line2D([], [], color=FOLLOW_UP_COLOR, linewidth=6, label="follow-up"))
-        if pid not in dead:
-            ongoing.append((last + 1, lanes[pid]))
-    if ongoing:
-        xs, ys = zip(*ongoing, strict=True)
-        axis.plot(xs, ys, marker=">", color="#555555", linestyle="none", markersize=8, zorder=3)
+        if pid not in dead and pid not in open_ended:
+            alive.append((last + 1 + gap, lanes[pid]))
+    if alive:
+        xs, ys = zip(*alive, strict=True)
+        axis.plot(xs, ys, marker=">", color="#555555", linestyle="none", markersize=8, zorder=3, gid="alive")
         use(
-            "ongoing",
-            Line2D(
-                [],
-                [],
-                marker=">",
-                color="#555555",
-                linestyle="none",
-                label="alive at last follow-up (ongoing)",
-            ),
+            "alive",
+            Line2D([], [], marker=">", color="#555555", linestyle="none", label="alive at last recorded day"),
         )
     # One draw call per phase and per marker style, whatever the number of records.
     bars: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
@@ -496,51 +528,64 @@ def swimmer_figure(
         axis.barh(ys_, widths, left=lefts, height=0.45, color=color, edgecolor="none", alpha=0.85, zorder=1)
         use(f"phase:{phase}", Line2D([], [], color=color, linewidth=6, label=phase.replace("_", " ")))
     points: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
+    hollow: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
+    slots: dict[UUID, int] = defaultdict(int)  # undated marks side by side in a lane
     for row in outcomes:
         if row.patient_id not in lanes:
             continue
         y = lanes[row.patient_id]
-        if row.kind == "response":
-            name = row.category or ("/".join(row.possible_categories) if row.possible_categories else None)
-            marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [""])[0] or "")
-            if name and marker:
-                points[(marker[0], marker[1], 7)].append((row.study_day, y))
-                use(
-                    f"response:{name}",
-                    Line2D([], [], marker=marker[0], color=marker[1], linestyle="none", label=name),
-                )
-            if row.mrd_status in MRD_MARKERS:
-                symbol, color = MRD_MARKERS[row.mrd_status]
-                points[(symbol, color, 5)].append((row.study_day, y + 0.3))
-                use(
-                    f"mrd:{row.mrd_status}",
-                    Line2D(
-                        [], [], marker=symbol, color=color, linestyle="none", label=f"MRD {row.mrd_status}"
-                    ),
-                )
-        elif row.kind == "event" and row.event_type in EVENT_MARKERS:
-            symbol, color = EVENT_MARKERS[row.event_type]
-            points[(symbol, color, 9)].append((row.study_day, y))
-            handle = Line2D(
-                [], [], marker=symbol, color=color, linestyle="none", label=EVENT_LABELS[row.event_type]
-            )
-            use(f"event:{row.event_type}", handle)
+        marks = list(_marks(row))
+        for (symbol, color, size, dy), key, label in marks:
+            use(key, Line2D([], [], linestyle="none", label=label, **_marker_style(symbol, color)))
+            if row.study_day is None:  # a record's marks share its slot (a response and its MRD)
+                hollow[(symbol, color, size)].append((slots[row.patient_id], y + dy))
+            else:
+                points[(symbol, color, size)].append((row.study_day, y + dy))
+        if row.study_day is None and marks:
+            slots[row.patient_id] += 1
     for (symbol, color, size), xy in points.items():
         xs_, ys_ = zip(*xy, strict=True)
-        axis.plot(xs_, ys_, marker=symbol, color=color, linestyle="none", markersize=size, zorder=4)
+        axis.plot(xs_, ys_, linestyle="none", markersize=size, zorder=4, **_marker_style(symbol, color))
+    if side is not None:
+        for (symbol, color, size), xy in hollow.items():
+            xs_, ys_ = zip(*xy, strict=True)
+            side.plot(
+                xs_,
+                ys_,
+                linestyle="none",
+                markersize=size,
+                zorder=4,
+                gid=f"undated-{symbol}-{color.lstrip('#')}",
+                **{**_marker_style(symbol, color), "markerfacecolor": "white"},
+            )
+        side.set_xlim(-0.7, max(slots.values()) - 0.3)
+        side.set_xticks([])
+        side.set_title("day not\nknown", fontsize=8)
+        for spine in ("top", "right"):
+            side.spines[spine].set_visible(False)
+        use(
+            "undated",
+            Line2D(
+                [], [], marker="o", markerfacecolor="white", color="#555555", linestyle="none",
+                label="hollow: recorded without a day",
+            ),
+        )  # fmt: skip
     axis.set_yticks(range(len(patients)))
     axis.set_yticklabels([code for _, code, _, _ in patients], fontsize=8)
     # Arms: a separator and the arm's name beside its lanes.
+    named = side if side is not None else axis
     start = 0
     for index in range(1, len(patients) + 1):
         if index == len(patients) or patients[index][2] != patients[start][2]:
             if index < len(patients):
                 axis.axhline(index - 0.5, color="#666666", linewidth=0.8)
-            axis.text(
-                1.01,
+                if side is not None:
+                    side.axhline(index - 0.5, color="#666666", linewidth=0.8)
+            named.text(
+                1.04 if side is not None else 1.01,
                 (start + index - 1) / 2,
-                _short(patients[start][2]),
-                transform=axis.get_yaxis_transform(),
+                patients[start][2],
+                transform=named.get_yaxis_transform(),
                 rotation=0,
                 va="center",
                 ha="left",
@@ -565,6 +610,33 @@ def swimmer_figure(
         frameon=False,
     )
     return figure
+
+
+def _symbol(row: Any) -> bool:
+    """Whether an outcome is drawn at all (a response category, an MRD status, a known event)."""
+    return bool(list(_marks(row)))
+
+
+def _marks(row: Any) -> Iterator[tuple[tuple[str, str, int, float], str, str]]:
+    """Each mark an outcome draws: (symbol, colour, size, lane offset), legend key and label."""
+    if row.kind == "response":
+        name = row.category or ("/".join(row.possible_categories) if row.possible_categories else None)
+        marker = RESPONSE_MARKERS.get(row.category or (row.possible_categories or [""])[0] or "")
+        if name and marker:
+            yield (marker[0], marker[1], 7, 0.0), f"response:{name}", name
+        if row.mrd_status in MRD_MARKERS:
+            symbol, color = MRD_MARKERS[row.mrd_status]
+            yield (symbol, color, 5, 0.3), f"mrd:{row.mrd_status}", f"MRD {row.mrd_status}"
+    elif row.kind == "event" and row.event_type in EVENT_MARKERS:
+        symbol, color = EVENT_MARKERS[row.event_type]
+        yield (symbol, color, 9, 0.0), f"event:{row.event_type}", EVENT_LABELS[row.event_type]
+
+
+def _marker_style(symbol: str, color: str) -> dict[str, Any]:
+    """Filled symbols get a dark outline, so that a light one stays visible on the grey lane."""
+    if symbol in ("x", "+"):
+        return {"marker": symbol, "color": color, "markeredgewidth": 2}
+    return {"marker": symbol, "color": color, "markeredgecolor": "#222222", "markeredgewidth": 0.6}
 
 
 def kaplan_meier_plot(result: Survival, title: str, ci_bands: bool, image_format: ImageFormat) -> bytes:
