@@ -4,12 +4,15 @@ A record becomes a study document (service.exchange.study_document), so an impor
 entry obeys the same rules as any other import: study fields, arms from `armGroups` with the
 agents of their drug and biological interventions (`interventionNames` such as "Drug:
 Daratumumab", matched to the catalog by name; agents the catalog lacks are added), and one
-provenance entry per field naming where in the record it was read. The record's other
-sections (results, derived data, documents) are not read.
+provenance entry per field naming where in the record it was read. Every location with a
+facility becomes a site; the results section becomes reported results
+(service.exchange.ctgov_results); derived data is read only for the MeSH terms that tell a
+leukemia study (a record of another disease is refused unless asked for).
 
 Exporting writes the same modules back from a study, so a study imported from a record, or one
 curated from a registry entry such as the seed's 003, round-trips field by field."""
 
+import re
 from typing import Annotated, Any, get_args
 
 import msgspec
@@ -17,6 +20,7 @@ from msgspec import Meta
 
 from service.common.vocab import OverallStatus
 from service.errors import RuleViolation
+from service.exchange.ctgov_results import ResultsSection, reported_results
 from service.exchange.export_json import StudyTree, without_empty
 
 SOURCE = "ClinicalTrials.gov"
@@ -62,6 +66,7 @@ class CtgovDescription(_Module):
 
 class CtgovConditions(_Module):
     conditions: list[str] = []
+    keywords: list[str] = []
 
 
 class CtgovEnrollmentInfo(_Module):
@@ -110,6 +115,7 @@ class CtgovEligibilityModule(_Module):
 
 class CtgovLocation(_Module):
     facility: str | None = None
+    city: str | None = None
     country: str | None = None
 
 
@@ -129,21 +135,75 @@ class CtgovProtocolSection(_Module):
     contactsLocationsModule: CtgovContactsLocations | None = None
 
 
+class CtgovMesh(_Module):
+    term: str | None = None
+
+
+class CtgovConditionBrowse(_Module):
+    meshes: list[CtgovMesh] = []
+    ancestors: list[CtgovMesh] = []
+
+
+class CtgovDerived(_Module):
+    conditionBrowseModule: CtgovConditionBrowse | None = None
+
+
 class CtgovStudy(_Module):
     """A ClinicalTrials.gov API v2 study (`GET /api/v2/studies/{nctId}`)."""
 
     protocolSection: CtgovProtocolSection
+    resultsSection: ResultsSection | None = None
+    derivedSection: CtgovDerived | None = None
+
+
+# What makes a record a leukemia study: its conditions, keywords or MeSH terms (the registry
+# holds acute leukemias; other leukemias are accepted with a warning, anything else refused).
+LEUKEMIA = re.compile(r"leuka?emia|lymphoblastic|myeloblastic|\b(ALL|AML|APL|MPAL|CLL|CML)\b", re.IGNORECASE)
+ACUTE = re.compile(r"acute|lymphoblastic|myeloblastic|\b(ALL|AML|APL|MPAL)\b", re.IGNORECASE)
+
+
+def _disease_terms(record: CtgovStudy) -> list[str]:
+    conditions = record.protocolSection.conditionsModule or CtgovConditions()
+    browse = (record.derivedSection or CtgovDerived()).conditionBrowseModule or CtgovConditionBrowse()
+    return [*conditions.conditions, *conditions.keywords, *(m.term or "" for m in browse.meshes)]
+
+
+def disease_check(record: CtgovStudy, allow_other: bool) -> list[str]:
+    """Warnings for a record of a leukemia other than acute; a RuleViolation for a record none of
+    whose conditions is a leukemia, unless `allow_other`."""
+    terms = _disease_terms(record)
+    leukemias = [t for t in terms if LEUKEMIA.search(t)]
+    if not leukemias:
+        if allow_other:
+            return [
+                "none of the record's conditions is a leukemia; imported as asked (allow_non_leukemia=true)"
+            ]
+        raise RuleViolation(
+            "none of the record's conditions, keywords or MeSH terms is a leukemia "
+            f"({'; '.join(terms) or 'none listed'}): this registry holds leukemia studies; "
+            "allow_non_leukemia=true imports it anyway",
+            field="protocolSection.conditionsModule.conditions",
+        )
+    if not any(ACUTE.search(t) for t in leukemias):
+        return [
+            f"the record's leukemias are not acute ({'; '.join(leukemias)}): imported, check it belongs here"
+        ]
+    return []
 
 
 def _design(design: CtgovDesign | None, arms: int) -> str:
+    """Only what the record says: a trial whose allocation it does not give, with several or no
+    arms, is "other" (calling it non-randomised would put words in the registry's mouth)."""
     if design is None or design.studyType != "INTERVENTIONAL":
         return "other"
     info = design.designInfo or CtgovDesignInfo()
     if info.allocation == "RANDOMIZED":
         return "randomized_trial"
+    if info.allocation == "NON_RANDOMIZED":
+        return "non_randomized_trial"
     if info.interventionModel == "SINGLE_GROUP" or arms == 1:
         return "single_arm_trial"
-    return "non_randomized_trial"
+    return "other"
 
 
 def _intervention_agent(name: str) -> str:
@@ -151,8 +211,9 @@ def _intervention_agent(name: str) -> str:
     return name.split(":", 1)[-1].strip().lower()
 
 
-def to_document(record: CtgovStudy) -> dict[str, Any]:
+def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[str, Any]:
     """The study document of a registry record, every field with the provenance it came from."""
+    warnings = disease_check(record, allow_non_leukemia)
     p = record.protocolSection
     ident = p.identificationModule
     source = f"{SOURCE} {ident.nctId}" if ident.nctId else SOURCE
@@ -265,6 +326,29 @@ def to_document(record: CtgovStudy) -> dict[str, Any]:
                 ],
             }
         )
+    sites = []
+    for n, location in enumerate(locations):
+        if not location.facility:
+            warnings.append(f"location {n} names no facility: not a site (city {location.city or '?'})")
+            continue
+        sites.append(
+            {
+                "code": f"S{n + 1}",
+                "institution": location.facility[:200],
+                "city": location.city and location.city[:200],
+                "country": location.country and location.country[:200],
+                "provenance": [
+                    {
+                        "source_document": source,
+                        "location": f"/protocolSection/contactsLocationsModule/locations/{n}",
+                        "quote": ", ".join(
+                            t for t in (location.facility, location.city, location.country) if t
+                        ),
+                    }
+                ],
+            }
+        )
+    arm_keys = {str(arm["label"]).strip().lower(): str(arm["key"]) for arm in arms}
     return {
         "format": "leukemia-registry/study",
         "format_version": 1,
@@ -272,6 +356,9 @@ def to_document(record: CtgovStudy) -> dict[str, Any]:
         "agents": [{k: v for k, v in a.items() if v is not None} for a in agents],
         "study": study,
         "arms": [{k: v for k, v in a.items() if v is not None} for a in arms],
+        "sites": [{k: v for k, v in site.items() if v} for site in sites],
+        "reported_results": reported_results(record.resultsSection, source, arm_keys),
+        "warnings": warnings,
     }
 
 
@@ -294,15 +381,18 @@ def from_tree(tree: StudyTree) -> dict[str, Any]:
         "descriptionModule": {"briefSummary": study.summary} if study.summary else None,
         "conditionsModule": {"conditions": study.conditions},
         "designModule": {
+            # Only what the study's design says; "other" says neither type nor allocation.
             "studyType": "OBSERVATIONAL"
-            if study.design in ("case_report", "case_series", "retrospective_cohort", "other")
+            if study.design in ("case_report", "case_series", "retrospective_cohort")
+            else None
+            if study.design == "other"
             else "INTERVENTIONAL",
             "phases": study.phases,
             "designInfo": {
                 "allocation": {
                     "randomized_trial": "RANDOMIZED",
                     "non_randomized_trial": "NON_RANDOMIZED",
-                }.get(study.design, "NA"),
+                }.get(study.design),
                 "interventionModel": "SINGLE_GROUP" if study.design == "single_arm_trial" else None,
             },
             "enrollmentInfo": (
@@ -336,7 +426,14 @@ def from_tree(tree: StudyTree) -> dict[str, Any]:
         },
         "eligibilityModule": _eligibility_module(study.eligibility),
         "contactsLocationsModule": (
-            {"locations": [{"facility": study.institution, "country": study.country}]}
+            {
+                "locations": [
+                    {"facility": site.institution, "city": site.city, "country": site.country}
+                    for site in tree.sites
+                ]
+            }
+            if tree.sites
+            else {"locations": [{"facility": study.institution, "country": study.country}]}
             if study.institution or study.country
             else None
         ),

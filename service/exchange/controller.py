@@ -1,6 +1,7 @@
 """Whole studies in and out: `GET /studies/{id}/export` (and `/export/{format}`) and `POST /studies/import`."""
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -182,18 +183,35 @@ class ExchangeController(Controller):
         operation_id="importClinicalTrialsGovStudy",
         summary="Create a study from a ClinicalTrials.gov API v2 study record",
         description="Takes a record as the ClinicalTrials.gov API v2 returns one study (`/api/v2/studies/{nctId}`) "
-        "(`CtgovStudy`; only `protocolSection` is read; no network access is made). Registry id, titles, status, "
-        "phases, dates, sponsor, conditions, enrolment (actual or anticipated), eligibility, a single site's "
-        "institution and country, arms with the agents of their drug and biological interventions (agents "
-        f"the catalog lacks are added, at most {clinicaltrials_gov.MAX_AGENTS} per record). Every field carries "
-        "provenance naming where it was read. Then as `POST /studies/import`: all or nothing, 409 when the "
-        "record's study is already stored (one study per NCT id), audited, `Idempotency-Key`.",
+        "(`CtgovStudy`; no network access is made). From `protocolSection`: registry id, titles, status, phases, "
+        "dates, sponsor, conditions, enrolment (actual or anticipated), eligibility, every location with a facility "
+        "as a site (institution, city, country), arms with the agents of their drug and biological interventions "
+        f"(agents the catalog lacks are added, at most {clinicaltrials_gov.MAX_AGENTS} per record). From "
+        "`resultsSection`: every posted figure as a reported result — outcome-measure values per group (arm matched "
+        "by title, else the group as population; interval, range or spread as posted), analyses (parameter, "
+        "interval, p value, method) and adverse events per group (affected of at risk) — whose provenance `location` "
+        "is the JSON pointer of the value in the record; a value that is not a number is kept as posted in the "
+        "notes. A record none of whose conditions, keywords or MeSH terms is a leukemia is refused (422) unless "
+        "`allow_non_leukemia=true`; a leukemia other than acute is imported with a warning (`warnings`). Then as "
+        "`POST /studies/import`: all or nothing, 409 when the record's study is already stored (one study per NCT "
+        "id), audited, `Idempotency-Key`.",
         request_max_body_size=MAX_IMPORT_BYTES,
     )
     async def import_clinicaltrials_gov(
-        self, request: Request[Any, Any, Any], state: State, idempotency_key: IdempotencyKeyHeader = None
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        idempotency_key: IdempotencyKeyHeader = None,
+        allow_non_leukemia: Annotated[
+            bool,
+            QueryParameter(
+                description="Import a record none of whose conditions, keywords or MeSH terms is a leukemia "
+                "(refused with 422 otherwise)"
+            ),
+        ] = False,
     ) -> Response[ImportResult]:
-        return await import_document(request, state, await request.body(), registry_json, idempotency_key)
+        decoder = partial(registry_json, allow_non_leukemia=allow_non_leukemia)
+        return await import_document(request, state, await request.body(), decoder, idempotency_key)
 
 
 async def _export(state: State, id: UUID, format: ExportFormat) -> Stream:

@@ -97,10 +97,10 @@ def study_json(body: bytes) -> Document:
     return Document.from_json(body)
 
 
-def registry_json(body: bytes) -> Document:
+def registry_json(body: bytes, allow_non_leukemia: bool = False) -> Document:
     """A `POST /studies/import/clinicaltrials-gov` body: an API v2 study record."""
     record = msgspec.json.decode(body, type=CtgovStudy)
-    return Document.from_builtins(clinicaltrials_gov.to_document(record))
+    return Document.from_builtins(clinicaltrials_gov.to_document(record, allow_non_leukemia))
 
 
 Verdict = tuple[str, Any]
@@ -185,7 +185,12 @@ async def import_document(
                 ) from None
             raise Conflict("the document conflicts with data stored meanwhile; retry") from None
         await anyio.to_thread.run_sync(_drop, plan)  # the rows are written: free them off the loop
-        result = ImportResult(study_id=plan.study_id, agents_added=plan.agents_added, counts=plan.counts)
+        result = ImportResult(
+            study_id=plan.study_id,
+            agents_added=plan.agents_added,
+            counts=plan.counts,
+            warnings=list(document.warnings),
+        )
         response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{plan.study_id}"})
         if idempotency_key:
             await remember(session, request.scope["user"].name, idempotency_key, response)

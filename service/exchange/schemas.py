@@ -41,3 +41,5 @@ class ImportResult(Output):
     study_id: UUID
     agents_added: int
     counts: dict[str, int]
+    # What the import could not settle by itself (e.g. a registry record of a leukemia other than acute).
+    warnings: list[str] = []

@@ -102,6 +102,8 @@ class Document:
     reported_results: list[Any] = field(default_factory=list)
     sites: list[Any] = field(default_factory=list)
     digest: str = ""  # SHA-256 of the document as received
+    # What the import should say about the source (a registry record of a non-acute leukemia, …).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, body: bytes) -> "Document":
@@ -130,6 +132,7 @@ class Document:
             list(data.get("reported_results", [])),
             list(data.get("sites", [])),
             hashlib.sha256(encoded).hexdigest(),
+            list(data.get("warnings", [])),
         )
 
 

@@ -185,6 +185,7 @@ def test_a_registry_record_may_add_only_so_many_agents(target: TestClient[Any]) 
     record = {
         "protocolSection": {
             "identificationModule": {"nctId": "NCT09999999", "briefTitle": "Many drugs"},
+            "conditionsModule": {"conditions": ["Acute Myeloid Leukemia"]},
             "armsInterventionsModule": {
                 "interventions": [{"type": "DRUG", "name": f"drug {i}"} for i in range(5000)]
             },
@@ -278,6 +279,7 @@ def test_a_large_document_is_checked_in_a_worker_process_first(
     record = {
         "protocolSection": {
             "identificationModule": {"nctId": "NCT09999998", "briefTitle": "Many drugs"},
+            "conditionsModule": {"conditions": ["Acute Myeloid Leukemia"]},
             "armsInterventionsModule": {
                 "interventions": [{"type": "DRUG", "name": f"d{i}"} for i in range(60)]
             },
