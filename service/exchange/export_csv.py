@@ -2,30 +2,34 @@
 
 Each table keeps its ids, so files join as the database does (`patients.id` =
 `treatments.patient_id`, …). Lists and objects (provenance, markers, conditions) are JSON text in
-their cell. `time_to_event_os.csv` and `time_to_event_rfs.csv` hold the ADTTE-shaped rows of the
-survival analyses by arm (CNSR 1 = censored), and `excluded.csv` the patients those analyses
-leave out, with the reason. The zip is written as it is read (no seeking: sizes follow each
-file), a batch of rows at a time."""
+their cell. `time_to_event_{endpoint}.csv` and `excluded_{endpoint}.csv` hold the
+ADTTE-shaped rows of every endpoint (OS, RFS, EFS, GRFS, CRD; CNSR 1 = censored) and the patients
+each leaves out, with the reason. `agents.csv` lists the agents the study uses, and
+`data_dictionary.csv` every file's columns with their type, unit and code system. The zip is
+written as it is read (no seeking: sizes follow each file), a batch of rows at a time."""
 
 import csv
 import io
 import json
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import msgspec
 from sqlmodel import col, select
 
 from service.access.scope import current_scope
+from service.analytics.estimands.endpoints import Endpoint
 from service.analytics.estimands.groups import GroupSpec
 from service.analytics.schemas import Exclusion, TimeToEventRow
 from service.analytics.survival.analysis import time_to_event
 from service.db import models
+from service.exchange.data_dictionary import struct_entries, table_entries
 from service.exchange.export_json import consistent_snapshot
 
 BATCH = 2000
+ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
 # Kept by the database for the analyses, not data anyone entered.
 INTERNAL = {"last_recorded_day", "subject_key", "name_key"}
 
@@ -80,6 +84,21 @@ def _tables(study_id: UUID) -> list[tuple[str, Any, Any]]:
             "arm_agents.csv",
             models.ArmAgent,
             rows_of(models.ArmAgent).where(col(models.ArmAgent.arm_id).in_(arms)),
+        ),
+        # the agents of its arms and of its patients' treatments
+        (
+            "agents.csv",
+            models.Agent,
+            rows_of(models.Agent).where(
+                col(models.Agent.id).in_(
+                    select(models.ArmAgent.agent_id).where(col(models.ArmAgent.arm_id).in_(arms))
+                )
+                | col(models.Agent.id).in_(
+                    select(models.TreatmentComponent.agent_id).where(
+                        col(models.TreatmentComponent.treatment_id).in_(treatments)
+                    )
+                )
+            ),
         ),
         ("sites.csv", models.Site, rows_of(models.Site).where(models.Site.study_id == study_id)),
         ("patients.csv", models.Patient, rows_of(models.Patient).where(col(models.Patient.id).in_(patients))),
@@ -138,14 +157,29 @@ async def stream_zip(open_session: Callable[[], Any], study_id: UUID) -> AsyncIt
                     text.flush()
                     text.detach()
                 yield sink.take()
-            for endpoint in ("OS", "RFS"):
+            for endpoint in ENDPOINTS:
                 analysis = await time_to_event(
                     session, study_id, endpoint=endpoint, time_unit="days", group_by=GroupSpec("arm")
                 )
                 _write(archive, f"time_to_event_{endpoint.lower()}.csv", TimeToEventRow, analysis.rows)
                 _write(archive, f"excluded_{endpoint.lower()}.csv", Exclusion, analysis.excluded)
                 yield sink.take()
+            _dictionary(archive, study_id)
     yield sink.take()
+
+
+def _dictionary(archive: zipfile.ZipFile, study_id: UUID) -> None:
+    entries = [e for name, model, _ in _tables(study_id) for e in table_entries(name, model, _columns(model))]
+    for endpoint in ENDPOINTS:
+        entries += struct_entries(f"time_to_event_{endpoint.lower()}.csv", TimeToEventRow)
+        entries += struct_entries(f"excluded_{endpoint.lower()}.csv", Exclusion)
+    with archive.open("data_dictionary.csv", mode="w") as member:
+        text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+        writer = csv.DictWriter(text, fieldnames=["file", "column", "type", "unit", "code_system"])
+        writer.writeheader()
+        writer.writerows(entries)
+        text.flush()
+        text.detach()
 
 
 def _write(archive: zipfile.ZipFile, name: str, struct: Any, records: Iterable[Any]) -> None:

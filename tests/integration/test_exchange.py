@@ -171,6 +171,42 @@ def test_the_csv_zip_holds_every_table_and_the_time_to_event_rows(seeded_source:
         (r["patient_id"], r["time"], str(r["cnsr"])) for r in tte["rows"]
     ]
     assert "last_recorded_day" not in patients[0]
+    # Every endpoint's rows, as the API gives them.
+    for endpoint in ("OS", "RFS", "EFS", "GRFS", "CRD"):
+        answer = seeded_source.get(
+            f"{API}/studies/{study['id']}/time-to-event", params={"endpoint": endpoint, "group_by": "arm"}
+        ).json()
+        rows = table(f"time_to_event_{endpoint.lower()}.csv")
+        assert [(r["patient_id"], r["cnsr"]) for r in rows] == [
+            (r["patient_id"], str(r["cnsr"])) for r in answer["rows"]
+        ], endpoint
+        assert len(table(f"excluded_{endpoint.lower()}.csv")) == len(answer["excluded"]), endpoint
+    # The agents of its arms and treatments.
+    used = {i for arm in get_all(seeded_source, "arms", study_id=study["id"]) for i in arm["agent_ids"]}
+    components = {
+        c["agent_id"]
+        for t in get_all(seeded_source, "treatments", study_id=study["id"])
+        for c in t["components"]
+    }
+    assert {a["id"] for a in table("agents.csv")} == used | components and components
+    # The dictionary describes every column of every file, in the file's order.
+    dictionary = table("data_dictionary.csv")
+    for name in archive.namelist():
+        if name == "data_dictionary.csv":
+            continue
+        header = next(csv.reader(io.StringIO(archive.read(name).decode())))
+        described = [d for d in dictionary if d["file"] == name]
+        assert [d["column"] for d in described] == header, name
+        assert all(
+            d["type"]
+            in ("string", "integer", "number", "boolean", "json", "uuid", "datetime (ISO 8601, UTC)")
+            for d in described
+        ), name
+    entry = {(d["file"], d["column"]): d for d in dictionary}
+    assert entry[("patients.csv", "age_years")]["unit"] == "years"
+    assert entry[("patients.csv", "icd10_code")]["code_system"] == "ICD-10 (WHO)"
+    assert entry[("adverse_events.csv", "meddra_code")]["code_system"].startswith("MedDRA")
+    assert entry[("time_to_event_os.csv", "cnsr")]["code_system"].startswith("CDISC")
 
 
 def test_exporting_an_unknown_study_or_format_is_refused(seeded_source: TestClient[Any]) -> None:
