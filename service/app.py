@@ -24,6 +24,7 @@ from service.auth.rate_limit import SharedCounter, counter, rate_limit
 from service.auth.token_cache import TokenCache
 from service.common import heavy
 from service.common.bodies import check_body
+from service.common.head_requests import head_as_get
 from service.common.strict_query import STATE_KEY as STRICT_QUERY
 from service.common.strict_query import accepted_query_parameters, check_query
 from service.db.migrate import head_revision
@@ -160,7 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     attach_root_handler(settings.log_level)
     # Outside Litestar's routing and exception handlers: it sees every request's final status.
-    app.asgi_handler = telemetry(app.asgi_handler, engine)
+    # HEAD answered as its GET without the body (service.common.head_requests).
+    app.asgi_handler = telemetry(head_as_get(app.asgi_handler), engine)
     _complete_openapi(app)
     return app
 
