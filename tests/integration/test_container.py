@@ -2,11 +2,14 @@
 built the way operators expect (two stages, runtime without uv, pinned base, numeric user)."""
 
 # ruff: noqa: S603 - runs this environment's own hadolint binary
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +61,36 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_one_postgres() -> None:
     upstream = re.search(r"upstream registry \{(.*?)\}", nginx, re.S)
     assert upstream is not None
     assert re.findall(r"server (api-\d):8000", upstream.group(1)) == replicas
-    assert "proxy_set_header X-Request-ID" in nginx
+    included = {v.split(":")[1]: ROOT / v.split(":")[0] for v in proxy["volumes"]}
+    for name in re.findall(r"include (\S+);", nginx):
+        assert "proxy_set_header X-Request-ID" in included[name].read_text()
     assert set(proxy["depends_on"]) == set(replicas)
+
+
+def _megabytes(size: str) -> int:
+    return int(size.removesuffix("m")) * 1024 * 1024
+
+
+def test_the_proxy_takes_the_bodies_the_service_takes() -> None:
+    """nginx's body limits per route are the service's: 1 MiB by default, the import's limit on
+    exactly the import operations (an import the service accepts is not refused in front of it)."""
+    from service.exchange.controller import MAX_IMPORT_BYTES
+
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    server = nginx.split("server {", 1)[1]
+    default = re.search(r"^    client_max_body_size (\d+m);", server, re.M)
+    assert default is not None and _megabytes(default.group(1)) == 1_048_576  # service/app.py
+    locations = dict(re.findall(r"location ~ (\S+) \{[^}]*?client_max_body_size (\d+m);", server, re.S))
+    contract = json.loads((ROOT / "openapi" / "openapi.json").read_text())
+    imports = {
+        path
+        for path, item in contract["paths"].items()
+        if "post" in item and item["post"]["operationId"] in ("importStudy", "importClinicalTrialsGovStudy")
+    }
+    assert len(imports) == 2
+    for path in contract["paths"]:
+        larger = [size for pattern, size in locations.items() if re.match(pattern, path)]
+        assert [_megabytes(s) for s in larger] == ([MAX_IMPORT_BYTES] if path in imports else []), path
 
 
 def test_every_setting_is_documented_in_the_readme_with_its_default() -> None:
@@ -71,3 +102,21 @@ def test_every_setting_is_documented_in_the_readme_with_its_default() -> None:
         assert row is not None, f"{name} is not in the README's configuration table"
         if default:
             assert f"`{default}`" in row or default in row, (name, default, row)
+
+
+def test_the_proxy_configuration_is_valid_nginx(tmp_path: Path) -> None:
+    """`nginx -t` on deploy/nginx.conf with its include, the replicas' names replaced by a local
+    address (nginx resolves upstream names when it reads the file)."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.skip("nginx is not installed here (apt-get install nginx-light)")
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = re.sub(r"api-\d:8000", "127.0.0.1:8000", site)
+    site = site.replace("/etc/nginx/registry-proxy.conf", str(ROOT / "deploy" / "registry-proxy.conf"))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n    access_log off;\n    include {tmp_path}/site.conf;\n}}\n"
+    )
+    done = subprocess.run([binary, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
