@@ -1,6 +1,7 @@
 """create_app(settings) -> Litestar: routes, database, error map and the completed OpenAPI document."""
 
 import asyncio
+import re
 from typing import Any
 
 import anyio
@@ -39,7 +40,7 @@ from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
 from service.observability.logs import attach_root_handler, structlog_plugin
 from service.observability.telemetry import telemetry
-from service.openapi import finalize
+from service.openapi import describe_access, finalize
 from service.openapi_export import openapi_document
 from service.outcomes.controller import OutcomeController
 from service.patient_links.controller import PatientLinkController
@@ -172,7 +173,22 @@ def _complete_openapi(app: Litestar) -> None:
     query parameters it declares as the ones each operation accepts."""
     document = openapi_document(app)
     finalize(document)
+    describe_access(document, _access_levels(app))
     app.state[STRICT_QUERY] = accepted_query_parameters(document)
+
+
+def _access_levels(app: Litestar) -> dict[tuple[str, str], str]:
+    """(path, method) → the level its guard requires (service.auth.middleware.requires)."""
+    levels = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for guard in handler.resolve_guards():
+                level = getattr(guard, "level", None)
+                if level is not None:
+                    path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)  # as the contract writes it
+                    for method in handler.http_methods:
+                        levels[(path, method.lower())] = level
+    return levels
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from service.auth.middleware import WHY as ACCESS_RULES
 from service.common.schemas import Input, Output
 from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
 from service.errors import PROBLEM_JSON, ProblemDetails
@@ -456,3 +457,46 @@ def _partial_pages(schema: dict[str, Any]) -> None:
             },
         }
         content["schema"] = {"anyOf": [{"$ref": page_ref}, {"$ref": f"#/components/schemas/{partial_page}"}]}
+
+
+# The contract's tags, each with what its operations are for (Spectral's operation-tag-defined).
+TAGS = {
+    "Studies": "Studies: design, registry ids, status, publication, eligibility; their history.",
+    "Arms": "A study's arms and the agents each gives.",
+    "Sites": "Centres enrolling a study's patients; grants can be limited to sites.",
+    "Patients": "De-identified patients: diagnosis, disease status, baseline values, markers.",
+    "Agents": "The shared catalogue of drugs and cellular products (targets, ATC codes).",
+    "Treatments": "Treatment lines of a patient: phase, regimen, agents, study days.",
+    "Adverse events": "Adverse events with their term, MedDRA code, CTCAE/ASTCT grade and timing.",
+    "Outcomes": "Responses (with MRD), events (relapse, death, HSCT, GVHD) and other observations.",
+    "Reported results": "Figures as a publication or a registry prints them, with their provenance.",
+    "Statistics": "Analyses of a study's patient-level data: survival, competing risks, models, plots.",
+    "Evidence": "Across studies: pooled estimates, reconciliation with printed figures, duplicates.",
+    "Exchange": "Whole studies in and out: JSON, FHIR, CDISC Dataset-JSON, CSV, ClinicalTrials.gov.",
+    "Patient links": "Curated links between records of the same patient in different studies.",
+    "Tokens": "API tokens and their grants (admin).",
+    "Audit": "The append-only, hash-chained audit trail (admin).",
+    "Health": "Probes and version, for the platform.",
+}
+
+
+def describe_access(schema: dict[str, Any], levels: dict[tuple[str, str], str]) -> None:
+    """Declare every tag, and give each operation its access rule (who may call it), appended to
+    its description (Spectral's operation-description; the 403 says the same at run time)."""
+    used = {
+        tag
+        for item in schema.get("paths", {}).values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for tag in op.get("tags", [])
+    }
+    schema["tags"] = [{"name": name, "description": TAGS[name]} for name in TAGS if name in used]
+    for path, item in schema.get("paths", {}).items():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            level = levels.get((path, method))
+            rule = f"Who may call it: {ACCESS_RULES[level]}." if level else "No token needed."
+            described = operation.get("description") or operation.get("summary", "")
+            operation["description"] = f"{described}\n\n{rule}" if described else rule

@@ -170,4 +170,5 @@ def requires(level: str) -> Any:
             enter(replace(current_scope(), purpose="rows"))
 
     guard.__name__ = f"requires_{level.replace(' ', '_')}"
+    guard.level = level  # type: ignore[attr-defined]  # read by the contract (service.app)
     return guard

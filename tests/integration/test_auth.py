@@ -182,6 +182,23 @@ def test_every_operation_against_every_identity(
     assert tried == len(OPERATIONS) * len(identities) and len(OPERATIONS) > 50
 
 
+def test_each_operation_documents_who_may_call_it() -> None:
+    """The contract's description of each operation ends with the rule its guard enforces (the
+    matrix above tests the same rule at run time)."""
+    from service.auth.middleware import WHY
+
+    for path, item in CONTRACT["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            rule = (
+                f"Who may call it: {WHY[ACCESS[operation['operationId']]]}."
+                if path.startswith("/api/")
+                else "No token needed."
+            )
+            assert operation["description"].endswith(rule), (method, path)
+
+
 def test_health_and_docs_need_no_token(client: TestClient[Any]) -> None:
     for path in ("/health", "/docs", "/docs/openapi.json", "/docs-assets/swagger-ui.css"):
         assert client.get(path, headers={"Authorization": ""}).status_code == 200, path
