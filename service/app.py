@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import License
+from litestar.openapi.spec import Contact, License
 from litestar.types import Middleware
 
 from service.adverse_events.controller import AdverseEventController
@@ -98,6 +98,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     openapi = OpenAPIConfig(
         title="Leukemia outcomes registry",
         license=License(name="Proprietary", identifier="LicenseRef-Proprietary"),
+        contact=Contact(
+            name="Leukemia outcomes registry maintainers",
+            url="https://github.com/leukemia-outcomes-registry",
+        ),
         version=API_VERSION,
         description=API_DESCRIPTION.strip(),
         path="/docs",

@@ -200,6 +200,21 @@ def test_redocly_lint_finds_no_error() -> None:
         assert problem["location"][0]["pointer"].startswith(("#/paths/~1health", "#/paths/~1metrics"))
 
 
+def test_spectral_finds_nothing() -> None:
+    """Spectral's OpenAPI ruleset (spectral:oas, openapi/.spectral.yaml): no error, no warning
+    (tags declared, each operation described, contact given)."""
+    spectral = ROOT / "openapi" / "node_modules" / ".bin" / "spectral"
+    if not spectral.exists():
+        if REQUIRE_POSTGRES and shutil.which("npm"):  # CI: make test installs it (npm ci --prefix openapi)
+            raise AssertionError(f"{spectral} is missing: run `npm ci --prefix openapi`")
+        pytest.skip("the contract linter is not installed (npm ci --prefix openapi)")
+    done = subprocess.run(
+        [str(spectral), "lint", str(CONTRACT), "--ruleset", str(ROOT / "openapi" / ".spectral.yaml"), "-f", "json", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == [], done.stdout
+
+
 def test_error_sources_are_plain_words(client: Any) -> None:
     response = client.get("/api/v1/studies", params={"limit": "many"})
     assert response.status_code == 400
