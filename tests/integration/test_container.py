@@ -65,6 +65,15 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_one_postgres() -> None:
     for name in re.findall(r"include (\S+);", nginx):
         assert "proxy_set_header X-Request-ID" in included[name].read_text()
     assert set(proxy["depends_on"]) == set(replicas)
+    # No default database password: compose refuses to start without one.
+    text = (ROOT / "compose.yaml").read_text()
+    assert "POSTGRES_PASSWORD:-" not in text and "${POSTGRES_PASSWORD:?" in text
+    # Prometheus scrapes every replica's /metrics.
+    prometheus = services["prometheus"]
+    config = yaml.safe_load((ROOT / prometheus["volumes"][0].split(":")[0]).read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == [f"{name}:8000" for name in replicas]
 
 
 def _megabytes(size: str) -> int:
