@@ -1,12 +1,14 @@
 """Domain errors and the one place that turns every error into RFC 9457 problem details."""
 
 import logging
+import re
 import socket
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError
@@ -138,6 +140,7 @@ def _validation_errors(extra: Any) -> list[FieldError]:
                     FieldError(
                         message=str(item.get("message", "invalid value")),
                         field=(str(item["key"]) if item.get("key") is not None else None),
+                        pointer=(str(item["pointer"]) if item.get("pointer") is not None else None),
                         # Litestar gives its ParamType enum (str() would say "ParamType.QUERY").
                         source=(
                             str(getattr(item["source"], "value", item["source"]))
@@ -149,10 +152,47 @@ def _validation_errors(extra: Any) -> list[FieldError]:
     return errors
 
 
+def _path_templates(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each route's path as a pattern whose UUID parameters match any segment, with their names."""
+    cached = getattr(app.state, "_uuid_path_templates", None)
+    if cached is None:
+        cached = []
+        for route in app.routes:
+            names = re.findall(r"\{(\w+):uuid\}", route.path)
+            if names:
+                pattern = re.sub(r"\{(\w+):uuid\}", r"(?P<\1>[^/]+)", route.path)
+                pattern = re.sub(r"\{\w+(:\w+)?\}", r"[^/]+", pattern)
+                cached.append((re.compile(f"^{pattern}$"), names))
+        app.state._uuid_path_templates = cached
+    return cached
+
+
+def _malformed_uuid(request: Request[Any, Any, Any]) -> str | None:
+    """The path parameter that kept the path from matching its route because it is not a UUID."""
+    for pattern, names in _path_templates(request.app):
+        match = pattern.match(request.url.path)
+        if match is None:
+            continue
+        for name in names:
+            try:
+                UUID(match.group(name))
+            except ValueError:
+                return name
+    return None
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if status >= 500:
         return handle_unexpected(request, exc)
+    if status == 404 and isinstance(exc, NotFoundException) and exc.detail == "Not Found":
+        # No route matched: say so when a path parameter is merely not a UUID.
+        name = _malformed_uuid(request)
+        if name is not None:
+            message = f"path parameter `{name}` must be a UUID"
+            return problem(
+                request, 400, message, errors=[FieldError(message=message, field=name, source="path")]
+            )
     errors = _validation_errors(exc.extra) if isinstance(exc, ValidationException) else []
     headers = {k: v for k, v in (exc.headers or {}).items()}
     detail = exc.detail

@@ -3,6 +3,7 @@ number, 0 for a boolean); the registry refuses both, and refuses a body that is 
 nested too deeply to decode, with 400 problem details naming the problem, before any handler
 runs. (Litestar's own lenient conversion then sees only bodies this check has accepted.)"""
 
+import re
 from typing import Any
 
 import msgspec
@@ -57,8 +58,18 @@ def invalid_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> Validati
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return ValidationException(f"The body is not valid JSON: {exc}")
     message = str(exc)
-    _, _, where = message.rpartition(" - at `$")
-    field = where.rstrip("`").lstrip(".") or None
+    at = re.search(r" - at `\$([^`]*)`$", message)
+    where = at.group(1) if at else ""
+    # The value's place: its path (`$.arms[0].label`), and an unknown field's own name.
+    parts = [name or index for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", where)]
+    unknown = re.match(r"Object contains unknown field `([^`]*)`", message)
+    if unknown:
+        parts.append(unknown.group(1))
+    field = where.lstrip(".") + (
+        f".{unknown.group(1)}" if unknown and where else unknown.group(1) if unknown else ""
+    )
+    pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
     return ValidationException(
-        f"Invalid body: {message}", extra=[{"message": message, "key": field, "source": "body"}]
+        f"Invalid body: {message}",
+        extra=[{"message": message, "key": field or None, "pointer": pointer or None, "source": "body"}],
     )

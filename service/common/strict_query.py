@@ -7,12 +7,13 @@ What each operation accepts is read once, at start, from the OpenAPI document th
 so the contract and the check cannot disagree."""
 
 import difflib
+import re
 from typing import Any
 
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-# operationId -> query parameter name -> whether it may repeat (an array parameter)
+# operationId (and "METHOD /path") -> query parameter name -> whether it may repeat (an array parameter)
 QueryParameters = dict[str, dict[str, bool]]
 STATE_KEY = "query_parameters"
 
@@ -26,15 +27,18 @@ def _is_array(schema: dict[str, Any]) -> bool:
 def accepted_query_parameters(document: dict[str, Any]) -> QueryParameters:
     """Every operation's query parameters, from the OpenAPI document."""
     table: QueryParameters = {}
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "operationId" not in operation:
                 continue
-            table[operation["operationId"]] = {
+            accepted = {
                 p["name"]: _is_array(p.get("schema", {}))
                 for p in operation.get("parameters", [])
                 if p.get("in") == "query"
             }
+            table[operation["operationId"]] = accepted
+            # also by method and path, for a handler serving two paths (an SVG plot and its .png)
+            table[f"{method.upper()} {path}"] = accepted
     return table
 
 
@@ -42,7 +46,10 @@ def check_query(request: Request[Any, Any, Any]) -> None:
     """Refuse unknown and repeated single-valued query parameters (400)."""
     table: QueryParameters | None = request.app.state.get(STATE_KEY)
     operation = request.route_handler.operation_id
-    if table is None or not isinstance(operation, str) or operation not in table:
+    if not isinstance(operation, str):  # an operation id made per path: look the path up
+        template = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", request.scope.get("path_template", ""))
+        operation = f"{request.method} {template}"
+    if table is None or operation not in table:
         return  # not in the contract (the docs pages): nothing declared to hold it to
     accepted = table[operation]
     params = request.query_params

@@ -17,7 +17,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 UNMATCHED = "<unmatched>"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Without its charset: Litestar appends the response's own (the exposition format's constant
+# carries one too, and the header said it twice).
+CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 REQUESTS = Counter(
     "registry_http_requests",

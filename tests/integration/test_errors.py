@@ -46,11 +46,41 @@ def test_nul_byte_in_query_is_handled(client: TestClient[Any]) -> None:
     assert response.status_code in (200, 400)
 
 
-def test_unknown_and_malformed_ids_are_404(client: TestClient[Any]) -> None:
-    for path in ("studies/0190a5b0-0000-7000-8000-000000000000", "studies/not-a-uuid", "nothing-here"):
+def test_unknown_ids_and_paths_are_404(client: TestClient[Any]) -> None:
+    for path in ("studies/0190a5b0-0000-7000-8000-000000000000", "nothing-here", "studies/a/b/c/d"):
         response = client.get(f"{API}/{path}")
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_malformed_id_is_a_400_naming_the_path_parameter(client: TestClient[Any]) -> None:
+    for path, name in (
+        ("studies/not-a-uuid", "id"),
+        ("studies/not-a-uuid/survival", "study_id"),
+        ("patients/123", "id"),
+    ):
+        response = client.get(f"{API}/{path}")
+        assert response.status_code == 400, path
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"] == [
+            {"message": f"path parameter `{name}` must be a UUID", "field": name, "source": "path"}
+        ]
+
+
+def test_an_unknown_body_field_is_named_with_its_json_pointer(client: TestClient[Any]) -> None:
+    for body, pointer, field in (
+        ({"title": "T", "design": "other", "pad": 1}, "/pad", "pad"),
+        ({"title": "T", "design": "other", "publication": {"pad": 1}}, "/publication/pad", "publication.pad"),
+        (
+            {"title": "T", "design": "other", "target_enrollment": "x"},
+            "/target_enrollment",
+            "target_enrollment",
+        ),
+    ):
+        response = client.post(f"{API}/studies", json=body)
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        assert (error["pointer"], error["field"], error["source"]) == (pointer, field, "body")
 
 
 def test_method_not_allowed_keeps_allow_header(client: TestClient[Any]) -> None:

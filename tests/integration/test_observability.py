@@ -113,6 +113,7 @@ def test_the_access_line_names_the_route_template_never_the_query_or_token(
 def _scrape(client: TestClient[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics", headers={"Authorization": ""})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"].count("charset") == 1
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(response.text)
