@@ -117,6 +117,8 @@ class Study(Record, table=True):
     publication: dict[str, Any] | None = json_column(nullable=True)
     summary: str | None = None
     eligibility: dict[str, Any] | None = json_column(nullable=True)
+    # What a trial registry records beside the protocol fields above (migration 0017).
+    registry: dict[str, Any] | None = json_column(nullable=True)
     source_document: str | None = Field(default=None, max_length=200)
 
 

@@ -38,11 +38,16 @@ class CtgovDateStruct(_Module):
     type: str | None = None
 
 
+class CtgovSecondaryId(_Module):
+    id: str | None = None
+
+
 class CtgovIdentification(_Module):
     # NCT and eight digits: it names the source document, looked up before anything else.
     nctId: Annotated[str, Meta(pattern=r"^NCT[0-9]{8}$")] | None = None
     briefTitle: str | None = None
     officialTitle: str | None = None
+    secondaryIdInfos: list[CtgovSecondaryId] = []
 
 
 class CtgovStatus(_Module):
@@ -58,6 +63,19 @@ class CtgovSponsor(_Module):
 
 class CtgovSponsorCollaborators(_Module):
     leadSponsor: CtgovSponsor | None = None
+    collaborators: list[CtgovSponsor] = []
+
+
+class CtgovOutcome(_Module):
+    measure: str | None = None
+    description: str | None = None
+    timeFrame: str | None = None
+
+
+class CtgovOutcomes(_Module):
+    primaryOutcomes: list[CtgovOutcome] = []
+    secondaryOutcomes: list[CtgovOutcome] = []
+    otherOutcomes: list[CtgovOutcome] = []
 
 
 class CtgovDescription(_Module):
@@ -133,9 +151,11 @@ class CtgovProtocolSection(_Module):
     armsInterventionsModule: CtgovArmsInterventions | None = None
     eligibilityModule: CtgovEligibilityModule | None = None
     contactsLocationsModule: CtgovContactsLocations | None = None
+    outcomesModule: CtgovOutcomes | None = None
 
 
 class CtgovMesh(_Module):
+    id: str | None = None
     term: str | None = None
 
 
@@ -283,6 +303,14 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
         }
         kept = {k: v for k, v in kept.items() if v is not None}
         take("eligibility", kept or None, "eligibilityModule", eligibility.eligibilityCriteria or str(kept))
+    details = _registry_details(record)
+    if details:
+        take(
+            "registry",
+            details,
+            "identificationModule, sponsorCollaboratorsModule, conditionsModule, outcomesModule; derivedSection.conditionBrowseModule",
+            _registry_quote(details),
+        )
     study["provenance"] = provenance
 
     drugs = {i.name: i for i in interventions if (i.type or "DRUG") in DRUG_TYPES}
@@ -362,24 +390,97 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
     }
 
 
+OUTCOME_KINDS = (
+    ("PRIMARY", "primaryOutcomes"),
+    ("SECONDARY", "secondaryOutcomes"),
+    ("OTHER", "otherOutcomes"),
+)
+
+
+def _registry_details(record: CtgovStudy) -> dict[str, Any]:
+    """Keywords, MeSH terms, secondary ids, collaborators and outcome-measure definitions."""
+    p = record.protocolSection
+    browse = (record.derivedSection or CtgovDerived()).conditionBrowseModule or CtgovConditionBrowse()
+    outcomes = p.outcomesModule or CtgovOutcomes()
+    details = {
+        "keywords": [k[:500] for k in (p.conditionsModule or CtgovConditions()).keywords if k][:100],
+        "mesh_terms": [
+            {"term": m.term[:500], **({"id": m.id} if m.id else {})} for m in browse.meshes if m.term
+        ][:100],
+        "secondary_ids": [i.id[:200] for i in p.identificationModule.secondaryIdInfos if i.id][:50],
+        "collaborators": [
+            c.name[:500]
+            for c in (p.sponsorCollaboratorsModule or CtgovSponsorCollaborators()).collaborators
+            if c.name
+        ][:50],
+        "outcome_measures": [
+            {
+                "type": kind,
+                "measure": o.measure[:500],
+                **({"description": o.description[:20_000]} if o.description else {}),
+                **({"time_frame": o.timeFrame[:500]} if o.timeFrame else {}),
+            }
+            for kind, field in OUTCOME_KINDS
+            for o in getattr(outcomes, field)
+            if o.measure
+        ][:200],
+    }
+    return {k: v for k, v in details.items() if v}
+
+
+def _registry_quote(details: dict[str, Any]) -> str:
+    where = {
+        "keywords": "conditionsModule.keywords",
+        "mesh_terms": "derivedSection.conditionBrowseModule.meshes",
+        "secondary_ids": "identificationModule.secondaryIdInfos",
+        "collaborators": "sponsorCollaboratorsModule.collaborators",
+        "outcome_measures": "outcomesModule",
+    }
+    return "; ".join(f"{where[k]}: {len(v)}" for k, v in details.items())
+
+
+def _registry_modules(registry: dict[str, Any] | None) -> dict[str, Any]:
+    """The registry details back in the record's modules (only what is stored)."""
+    details = registry or {}
+    outcomes: dict[str, list[dict[str, Any]]] = {}
+    for o in details.get("outcome_measures", []):
+        field = dict(OUTCOME_KINDS)[o["type"]]
+        outcomes.setdefault(field, []).append(
+            {"measure": o["measure"], "description": o.get("description"), "timeFrame": o.get("time_frame")}
+        )
+    return {
+        "keywords": details.get("keywords", []),
+        "secondaryIdInfos": [{"id": i} for i in details.get("secondary_ids", [])],
+        "collaborators": [{"name": c} for c in details.get("collaborators", [])],
+        "outcomesModule": outcomes or None,
+        "meshes": [{k: m[k] for k in ("id", "term") if m.get(k)} for m in details.get("mesh_terms", [])],
+    }
+
+
 def from_tree(tree: StudyTree) -> dict[str, Any]:
     """A registry record (API v2 shape) of a stored study: what the registry's modules can say."""
     study = tree.study
     nct = next((r for r in study.registry_ids if r.startswith("NCT")), None)
+    registry = _registry_modules(study.registry)
     protocol: dict[str, Any] = {
         "identificationModule": {
             "nctId": nct,
             "briefTitle": study.title,
             "officialTitle": study.official_title,
+            "secondaryIdInfos": registry["secondaryIdInfos"],
         },
         "statusModule": {
             "overallStatus": study.overall_status,
             "startDateStruct": {"date": study.start_date} if study.start_date else None,
             "completionDateStruct": {"date": study.end_date} if study.end_date else None,
         },
-        "sponsorCollaboratorsModule": {"leadSponsor": {"name": study.sponsor}} if study.sponsor else None,
+        "sponsorCollaboratorsModule": {
+            "leadSponsor": {"name": study.sponsor} if study.sponsor else None,
+            "collaborators": registry["collaborators"],
+        },
         "descriptionModule": {"briefSummary": study.summary} if study.summary else None,
-        "conditionsModule": {"conditions": study.conditions},
+        "conditionsModule": {"conditions": study.conditions, "keywords": registry["keywords"]},
+        "outcomesModule": registry["outcomesModule"],
         "designModule": {
             # Only what the study's design says; "other" says neither type nor allocation.
             "studyType": "OBSERVATIONAL"
@@ -438,7 +539,8 @@ def from_tree(tree: StudyTree) -> dict[str, Any]:
             else None
         ),
     }
-    return {"protocolSection": without_empty(protocol)}
+    derived = {"conditionBrowseModule": {"meshes": registry["meshes"]}}
+    return without_empty({"protocolSection": protocol, "derivedSection": derived})  # type: ignore[no-any-return]
 
 
 def _eligibility_module(eligibility: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -184,7 +184,8 @@ class ExchangeController(Controller):
         summary="Create a study from a ClinicalTrials.gov API v2 study record",
         description="Takes a record as the ClinicalTrials.gov API v2 returns one study (`/api/v2/studies/{nctId}`) "
         "(`CtgovStudy`; no network access is made). From `protocolSection`: registry id, titles, status, phases, "
-        "dates, sponsor, conditions, enrolment (actual or anticipated), eligibility, every location with a facility "
+        "dates, sponsor, conditions, enrolment (actual or anticipated), eligibility, keywords, MeSH terms, secondary ids, "
+        "collaborators and outcome-measure definitions (the study's `registry`), every location with a facility "
         "as a site (institution, city, country), arms with the agents of their drug and biological interventions "
         f"(agents the catalog lacks are added, at most {clinicaltrials_gov.MAX_AGENTS} per record). From "
         "`resultsSection`: every posted figure as a reported result — outcome-measure values per group (arm matched "

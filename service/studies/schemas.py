@@ -39,6 +39,31 @@ class Eligibility(Input):
     healthy_volunteers: bool | None = None
 
 
+class MeshTerm(Input):
+    term: ShortText
+    id: Annotated[str, Meta(pattern=r"^[A-Z][0-9]{6,9}$", examples=["D015470"])] | None = None
+
+
+class RegistryOutcome(Input):
+    """An outcome measure as the registry defines it (what is measured, over what time)."""
+
+    type: Literal["PRIMARY", "SECONDARY", "OTHER"]
+    measure: ShortText
+    description: LongText | None = None
+    time_frame: ShortText | None = None
+
+
+class RegistryDetails(Input):
+    """What a trial registry records beside the protocol fields (ClinicalTrials.gov: keywords,
+    MeSH terms of the conditions, secondary ids, collaborators, outcome-measure definitions)."""
+
+    keywords: ShortTextList = []
+    mesh_terms: Annotated[list[MeshTerm], Meta(max_length=100)] = []
+    secondary_ids: Annotated[list[Name], Meta(max_length=50)] = []
+    collaborators: Annotated[list[ShortText], Meta(max_length=50)] = []
+    outcome_measures: Annotated[list[RegistryOutcome], Meta(max_length=200)] = []
+
+
 class StudyCreate(Input):
     """A study: a trial, a cohort, a case series or a single case report."""
 
@@ -62,6 +87,7 @@ class StudyCreate(Input):
     publication: Publication | None = None
     summary: LongText | None = None
     eligibility: Eligibility | None = None
+    registry: RegistryDetails | None = None
     source_document: Name | None = None
     provenance: ProvenanceList = []
 

@@ -52,6 +52,33 @@ def test_sites_arms_and_every_posted_figure_are_imported(empty_target: TestClien
         ("S1", "University Hospital Example", "Lyon", "France"),
         ("S2", "Example Cancer Centre", "Toronto", "Canada"),
     ]
+    study = empty_target.get(f"{API}/studies/{study_id}").json()
+    assert study["registry"] == {
+        "keywords": ["BCL-2", "elderly"],
+        "mesh_terms": [{"term": "Leukemia, Myeloid, Acute", "id": "D015470"}],
+        "secondary_ids": ["ECG-AML-0419", "2018-004411-27"],
+        "collaborators": ["Example Pharma"],
+        "outcome_measures": [
+            {
+                "type": "PRIMARY",
+                "measure": "Overall Survival",
+                "description": "Time from randomization to death from any cause.",
+                "time_frame": "Up to 36 months",
+            },
+            {
+                "type": "SECONDARY",
+                "measure": "Composite Complete Remission Rate (CR + CRi)",
+                "time_frame": "Up to 6 cycles",
+                "description": None,
+            },
+            {
+                "type": "SECONDARY",
+                "measure": "Time to Response",
+                "time_frame": "Up to 6 cycles",
+                "description": None,
+            },
+        ],
+    }
     arms = {a["label"]: a["id"] for a in get_all(empty_target, "arms", study_id=study_id)}
     venetoclax, placebo = arms["Venetoclax + Azacitidine"], arms["Placebo + Azacitidine"]
     results = get_all(empty_target, "reported-results", study_id=study_id)
@@ -164,5 +191,18 @@ def test_a_re_export_invents_nothing_the_record_lacks(empty_target: TestClient[A
             intervention["armGroupLabels"] = []
     study_id = _imported(empty_target, copy.deepcopy(record))["study_id"]
     exported = _export(empty_target, study_id, "ctgov").json()
-    invented = _leaves(exported["protocolSection"]) - _leaves(record["protocolSection"])
+    kept = ("protocolSection", "derivedSection")
+    invented = _leaves({k: exported[k] for k in kept if k in exported}) - _leaves(
+        {k: record[k] for k in kept if k in record}
+    )
     assert invented == set(), invented
+    # and what the registry modules the service keeps said comes back
+    for path in (
+        "/protocolSection/conditionsModule/keywords/*",
+        "/protocolSection/identificationModule/secondaryIdInfos/*/id",
+        "/protocolSection/sponsorCollaboratorsModule/collaborators/*/name",
+        "/protocolSection/outcomesModule/primaryOutcomes/*/measure",
+        "/derivedSection/conditionBrowseModule/meshes/*/term",
+    ):
+        source = {v for p, v in _leaves({k: record.get(k) for k in kept}) if p == path}
+        assert source <= {v for p, v in _leaves({k: exported.get(k) for k in kept}) if p == path}, path
