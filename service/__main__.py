@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -142,8 +143,8 @@ def prepare(settings: Settings) -> str | None:
     with startup_lock(settings.database_url):
         upgrade(settings.database_url)
         loaded = asyncio.run(seed_if_empty(settings)) if settings.seed_on_start else []
-        if loaded:
-            print(f"seed dataset loaded: {', '.join(loaded)}", flush=True)
+        if loaded:  # a log line like the others (JSON in production), not bare text among them
+            logging.getLogger("service.seed").info("seed dataset loaded", extra={"documents": loaded})
         return asyncio.run(_local_admin_token(settings))
 
 
