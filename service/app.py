@@ -98,10 +98,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     openapi = OpenAPIConfig(
         title="Leukemia outcomes registry",
         license=License(name="Proprietary", identifier="LicenseRef-Proprietary"),
-        contact=Contact(
-            name="Leukemia outcomes registry maintainers",
-            url="https://github.com/leukemia-outcomes-registry",
-        ),
+        # A name only: the docs page embeds this document, and it links nowhere outside.
+        contact=Contact(name="Leukemia outcomes registry maintainers"),
         version=API_VERSION,
         description=API_DESCRIPTION.strip(),
         path="/docs",

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ def test_docs_page_uses_only_local_assets(client: TestClient[Any]) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     assert "/docs-assets/swagger-ui-bundle.js" in page.text
-    assert "http://" not in page.text and "https://" not in page.text
+    # (found, not compared as text: pytest's diff of a page this size takes minutes)
+    assert re.findall(r"https?://[^\"' <]+", page.text) == []
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
         response = client.get(f"/docs-assets/{asset}")
         assert response.status_code == 200 and len(response.content) > 1000
