@@ -70,9 +70,9 @@ class Profile:
 HISTOLOGY: Final = f"{Profile.MCODE}/mcode-histology-morphology-behavior"
 DISEASE_STATUS_CODE: Final = {"system": LOINC, "code": "97509-4", "display": "Cancer Disease Progression"}
 
-# mCODE ConditionStatusTrendMaxVS (SNOMED CT), for the response categories of the leukemia criteria
-# (ELN 2022 for AML, NCCN for ALL): complete remission with or without count recovery is full
-# remission; partial remission is partial; MLFS is improvement short of remission; SD and NR (no
+# mCODE ConditionStatusTrendMaxVS (SNOMED CT) for the registry's response categories (this
+# service's mapping; neither the response criteria nor mCODE define one): complete remission with
+# or without count recovery is full remission; partial remission is partial; MLFS is improvement short of remission; SD and NR (no
 # response) stable; PD worsened. A relapse or progression event is worsening too.
 TREND: Final = {
     "full": (SNOMED, "550991000124107", "Malignant neoplasm in full remission (disorder)"),
