@@ -17,8 +17,9 @@ from service.common.idempotency import IdempotencyKeyHeader
 from service.common.repository import get_visible
 from service.db import models
 from service.errors import NotFound
-from service.exchange import clinicaltrials_gov, export_csv, export_json, snapshot
-from service.exchange.clinicaltrials_gov import CtgovStudy
+from service.exchange import export_csv, export_json, snapshot
+from service.exchange.ctgov import record as clinicaltrials_gov
+from service.exchange.ctgov.record import CtgovStudy
 from service.exchange.fhir import resources as fhir_resources
 from service.exchange.importing import import_document, registry_json, study_json
 from service.exchange.schemas import ImportResult, StudyDocument

@@ -33,8 +33,9 @@ from service.db import models
 from service.db.models import utcnow
 from service.db.session import request_session
 from service.errors import Conflict, DomainError, FieldError, RuleViolation
-from service.exchange import clinicaltrials_gov, study_document
-from service.exchange.clinicaltrials_gov import CtgovStudy
+from service.exchange import study_document
+from service.exchange.ctgov import record as clinicaltrials_gov
+from service.exchange.ctgov.record import CtgovStudy
 from service.exchange.schemas import ImportResult
 from service.exchange.study_document import Document
 

@@ -6,7 +6,7 @@ agents of their drug and biological interventions (`interventionNames` such as "
 Daratumumab", matched to the catalog by name; agents the catalog lacks are added), and one
 provenance entry per field naming where in the record it was read. Every location with a
 facility becomes a site; the results section becomes reported results
-(service.exchange.ctgov_results); derived data is read only for the MeSH terms that tell a
+(service.exchange.ctgov.results); derived data is read only for the MeSH terms that tell a
 leukemia study (a record of another disease is refused unless asked for).
 
 Exporting writes the same modules back from a study, so a study imported from a record, or one
@@ -20,7 +20,7 @@ from msgspec import Meta
 
 from service.common.vocab import OverallStatus
 from service.errors import RuleViolation
-from service.exchange.ctgov_results import ResultsSection, reported_results
+from service.exchange.ctgov.results import ResultsSection, reported_results
 from service.exchange.export_json import StudyTree, without_empty
 
 SOURCE = "ClinicalTrials.gov"
