@@ -35,6 +35,7 @@ from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.exchange.cdisc.controller import DatasetController
 from service.exchange.controller import ExchangeController
+from service.exchange.ctgov.controller import SourceRecordController
 from service.exchange.fhir.controller import FhirController
 from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReconciliationController,
             EvidenceController,
             ExchangeController,
+            SourceRecordController,
             DatasetController,
             FhirController,
             PatientLinkController,

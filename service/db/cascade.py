@@ -16,6 +16,7 @@ from service.db.models import (
     PatientLink,
     ReportedResult,
     Site,
+    SourceRecord,
     Treatment,
     TreatmentComponent,
 )
@@ -32,7 +33,7 @@ RESOURCE_TYPES = {
 }
 
 
-async def _audited_delete(session: AsyncSession, model: Any, condition: Any) -> None:
+async def audited_delete(session: AsyncSession, model: Any, condition: Any) -> None:
     """Delete the rows of `model` matching `condition`, writing an audit record for each
     (treatment components and arm-agent links belong to their parent and are not audited alone)."""
     from service.audit import trail
@@ -60,10 +61,10 @@ async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> Non
     await session.execute(
         delete(TreatmentComponent).where(col(TreatmentComponent.treatment_id).in_(treatments))
     )
-    await _audited_delete(session, AdverseEvent, col(AdverseEvent.patient_id).in_(patient_ids))
-    await _audited_delete(session, Outcome, col(Outcome.patient_id).in_(patient_ids))
-    await _audited_delete(session, Treatment, col(Treatment.patient_id).in_(patient_ids))
-    await _audited_delete(
+    await audited_delete(session, AdverseEvent, col(AdverseEvent.patient_id).in_(patient_ids))
+    await audited_delete(session, Outcome, col(Outcome.patient_id).in_(patient_ids))
+    await audited_delete(session, Treatment, col(Treatment.patient_id).in_(patient_ids))
+    await audited_delete(
         session,
         PatientLink,
         col(PatientLink.patient_a_id).in_(patient_ids) | col(PatientLink.patient_b_id).in_(patient_ids),
@@ -78,22 +79,24 @@ async def delete_patients(session: AsyncSession, patient_ids: Any) -> None:
     # takes; the audit chain's lock comes last, at commit (service.audit.trail).
     await session.execute(select(Patient.id).where(col(Patient.id).in_(patient_ids)).with_for_update())
     await delete_patient_records(session, patient_ids)
-    await _audited_delete(session, Patient, col(Patient.id).in_(patient_ids))
+    await audited_delete(session, Patient, col(Patient.id).in_(patient_ids))
 
 
 async def delete_arm_contents(session: AsyncSession, arm_ids: Any) -> None:
     """Delete the patients (with their records), reported results and agent links of arms."""
     await delete_patients(session, select(Patient.id).where(col(Patient.arm_id).in_(arm_ids)))
-    await _audited_delete(session, ReportedResult, col(ReportedResult.arm_id).in_(arm_ids))
+    await audited_delete(session, ReportedResult, col(ReportedResult.arm_id).in_(arm_ids))
     await session.execute(delete(ArmAgent).where(col(ArmAgent.arm_id).in_(arm_ids)))
 
 
 async def delete_study_contents(session: AsyncSession, study_id: Any) -> None:
     await delete_patients(session, select(Patient.id).where(Patient.study_id == study_id))
-    await _audited_delete(session, ReportedResult, ReportedResult.study_id == study_id)
+    await audited_delete(session, ReportedResult, ReportedResult.study_id == study_id)
     await delete_arm_contents(session, select(Arm.id).where(Arm.study_id == study_id))
-    await _audited_delete(session, Arm, Arm.study_id == study_id)
-    await _audited_delete(session, Site, Site.study_id == study_id)
+    await audited_delete(session, Arm, Arm.study_id == study_id)
+    await audited_delete(session, Site, Site.study_id == study_id)
+    # The registry records it was imported from go with it (the study's own delete is audited).
+    await session.execute(delete(SourceRecord).where(col(SourceRecord.study_id) == study_id))
 
 
 async def unlink_treatment(session: AsyncSession, treatment_id: Any) -> None:

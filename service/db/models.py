@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Index,
+    LargeBinary,
     MetaData,
     UniqueConstraint,
 )
@@ -380,6 +381,25 @@ class ReportedResult(Record, table=True):
     # What the figure measures, in the terms of the statistics endpoints (see
     # service/reported_results/definitions.py); null when no definition fits.
     definition: dict[str, Any] | None = json_column(nullable=True)
+
+
+class SourceRecord(SQLModel, table=True):
+    """A trial registry record as it was received, one row per version imported (migration
+    0018): the provenance pointers of what was read from it resolve against it, a re-export
+    writes its results back unchanged, and a newer version is compared with the one before."""
+
+    __tablename__ = "source_records"
+    __table_args__ = (UniqueConstraint("study_id", "sha256"),)
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    study_id: UUID = Field(foreign_key="studies.id", index=True)
+    source: str = Field(max_length=200)  # the study's source document: "ClinicalTrials.gov NCT…"
+    # The registry's own version (ClinicalTrials.gov: the last update posted, YYYY-MM-DD).
+    version: str | None = Field(default=None, max_length=40)
+    sha256: str = Field(max_length=64)
+    size: int = Field(sa_type=BigInteger)  # bytes as received
+    content: bytes = Field(sa_type=LargeBinary)  # as received, zlib-compressed
+    imported_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class PatientLink(Record, table=True):

@@ -19,6 +19,7 @@ from service.db import models
 from service.errors import NotFound
 from service.exchange import export_csv, export_json, snapshot
 from service.exchange.ctgov import record as clinicaltrials_gov
+from service.exchange.ctgov import sources
 from service.exchange.ctgov.record import CtgovStudy
 from service.exchange.fhir import resources as fhir_resources
 from service.exchange.importing import import_document, registry_json, study_json
@@ -59,7 +60,11 @@ async def _one_chunk(open_session: Any, study_id: UUID) -> AsyncIterator[bytes]:
     async with open_session() as session:
         tree = await export_json.read_tree(session, study_id)
         if tree is not None:
-            yield msgspec.json.encode(clinicaltrials_gov.from_tree(tree))
+            record = clinicaltrials_gov.from_tree(tree)
+            results = await sources.results_section(session, study_id)
+            if results is not None:  # as posted: rebuilding it from reported results would lose detail
+                record["resultsSection"] = results
+            yield msgspec.json.encode(record)
 
 
 class ExchangeController(Controller):
@@ -195,8 +200,13 @@ class ExchangeController(Controller):
         "is the JSON pointer of the value in the record; a value that is not a number is kept as posted in the "
         "notes. A record none of whose conditions, keywords or MeSH terms is a leukemia is refused (422) unless "
         "`allow_non_leukemia=true`; a leukemia other than acute is imported with a warning (`warnings`). Then as "
-        "`POST /studies/import`: all or nothing, 409 when the record's study is already stored (one study per NCT "
-        "id), audited, `Idempotency-Key`.",
+        "`POST /studies/import`: all or nothing, audited, `Idempotency-Key`; the record is kept as received "
+        "(`GET /studies/{id}/source-records`). One study per NCT id: another version of a record already imported "
+        "updates its study (200, `update` says what changed) when it was last updated later "
+        "(`statusModule.lastUpdatePostDateStruct`): the fields read from the record follow it, arms and sites it "
+        "adds are added (those it no longer lists are kept, with a warning), the reported results read from the "
+        "previous version are replaced, each change audited; the same version again, or an older one, is a 409 "
+        "and changes nothing.",
         request_max_body_size=MAX_IMPORT_BYTES,
     )
     async def import_clinicaltrials_gov(

@@ -29,12 +29,14 @@ from service.agents.service import agent_ids_by_name
 from service.common.bodies import invalid_body
 from service.common.heavy import offload
 from service.common.idempotency import remember, replay_or_claim
+from service.common.repository import flush, get_visible
 from service.db import models
 from service.db.models import utcnow
 from service.db.session import request_session
 from service.errors import Conflict, DomainError, FieldError, RuleViolation
 from service.exchange import study_document
 from service.exchange.ctgov import record as clinicaltrials_gov
+from service.exchange.ctgov import sources, updates
 from service.exchange.ctgov.record import CtgovStudy
 from service.exchange.schemas import ImportResult
 from service.exchange.study_document import Document
@@ -172,11 +174,25 @@ async def import_document(
                 select(models.Study.id).where(col(models.Study.source_document) == source)
             )
             if stored is not None:
-                raise AlreadyImported(
-                    f"a study from source document {source!r} is already stored ({stored})", field="document"
-                )
+                study = await get_visible(session, models.Study, stored, for_update=True)
+                if study is None or not document.from_registry:
+                    raise AlreadyImported(
+                        f"a study from source document {source!r} is already stored ({stored})",
+                        field="document",
+                    )
+                # Another version of a registry record: its study is brought up to it, with history.
+                try:
+                    updated = await updates.apply(session, study, plan, document, body)
+                except IntegrityError:
+                    # The same version stored meanwhile by a concurrent import, or an agent of
+                    # the same name: nothing of this update is stored.
+                    raise Conflict("the record conflicts with data stored meanwhile; retry") from None
+                return await _answer(request, session, updated, 200, idempotency_key)
         try:
             await study_document.write(session, plan)
+            if document.from_registry and source:
+                session.add(sources.new_row(plan.study_id, source, body, document.registry_version))
+                await flush(session)
         except IntegrityError:
             # Another import of the same document committed first (the unique source document),
             # or added an agent of the same name meanwhile: nothing of this one is stored.
@@ -192,7 +208,19 @@ async def import_document(
             counts=plan.counts,
             warnings=list(document.warnings),
         )
-        response = Response(result, status_code=201, headers={"Location": f"/api/v1/studies/{plan.study_id}"})
-        if idempotency_key:
-            await remember(session, request.scope["user"].name, idempotency_key, response)
+        return await _answer(request, session, result, 201, idempotency_key)
+
+
+async def _answer(
+    request: Request[Any, Any, Any],
+    session: Any,
+    result: ImportResult,
+    status_code: int,
+    idempotency_key: str | None,
+) -> Response[ImportResult]:
+    response = Response(
+        result, status_code=status_code, headers={"Location": f"/api/v1/studies/{result.study_id}"}
+    )
+    if idempotency_key:
+        await remember(session, request.scope["user"].name, idempotency_key, response)
     return response

@@ -2,6 +2,7 @@
 the import's answer. The import decodes the envelope first and each record on its own
 (service.exchange.study_document), so that every problem is reported with its JSON pointer."""
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -37,9 +38,39 @@ StudyDocument: Any = msgspec.defstruct(
 StudyDocument.__doc__ = "A whole study, as `GET /studies/{id}/export?format=json` writes it."
 
 
+class RecordUpdate(Output):
+    """What a newer version of an imported registry record changed in its study."""
+
+    previous_version: str | None
+    version: str | None
+    previous_sha256: str | None
+    sha256: str
+    fields_changed: list[str]
+    reported_results_removed: int
+
+
 class ImportResult(Output):
     study_id: UUID
     agents_added: int
+    # What was stored: every record of a new study; what an update added to its study.
     counts: dict[str, int]
     # What the import could not settle by itself (e.g. a registry record of a leukemia other than acute).
     warnings: list[str] = []
+    # Set when a newer version of an imported registry record updated its study (200).
+    update: RecordUpdate | None = None
+
+
+class SourceRecordSummary(Output):
+    """A registry record as received, one per version imported."""
+
+    id: UUID
+    study_id: UUID
+    source: str
+    version: str | None
+    sha256: str
+    size: int
+    imported_at: datetime
+
+
+class SourceRecordList(Output):
+    items: list[SourceRecordSummary]

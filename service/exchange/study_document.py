@@ -104,6 +104,9 @@ class Document:
     digest: str = ""  # SHA-256 of the document as received
     # What the import should say about the source (a registry record of a non-acute leukemia, …).
     warnings: list[str] = field(default_factory=list)
+    # A trial registry record (kept as received, service.exchange.ctgov.sources) and its version.
+    from_registry: bool = False
+    registry_version: str | None = None
 
     @classmethod
     def from_json(cls, body: bytes) -> "Document":
@@ -133,6 +136,8 @@ class Document:
             list(data.get("sites", [])),
             hashlib.sha256(encoded).hexdigest(),
             list(data.get("warnings", [])),
+            from_registry="registry_version" in data,
+            registry_version=data.get("registry_version"),
         )
 
 
@@ -533,14 +538,12 @@ def _batches(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, A
         yield rows[start : start + size]
 
 
-async def write(session: AsyncSession, plan: Plan) -> None:
-    """Insert the plan's rows (several rows per statement), then queue the one audit record of
-    the load: the study's `create`, with the document's SHA-256 and the counts of what came with
-    it. A unique constraint (the study's source document already stored) surfaces as
-    IntegrityError to the caller."""
+async def insert_rows(session: AsyncSession, rows_by_model: dict[Any, list[dict[str, Any]]]) -> None:
+    """Insert laid-out rows table by table, in the order of their foreign keys, several rows per
+    statement."""
     connection = await session.connection()
     for model in ORDER:
-        rows = plan.rows.get(model, [])
+        rows = rows_by_model.get(model, [])
         if not rows:
             continue
         table: Any = getattr(model, "__table__")  # noqa: B009 - SQLModel declares no __table__
@@ -551,6 +554,14 @@ async def write(session: AsyncSession, plan: Plan) -> None:
         shaped = [{key: row[key] if key in row else defaults[key]() for key in keys} for row in rows]
         for batch in _batches(shaped, BATCH_ROWS):
             await connection.execute(insert(table), batch)
+
+
+async def write(session: AsyncSession, plan: Plan) -> None:
+    """Insert the plan's rows, then queue the one audit record of the load: the study's
+    `create`, with the document's SHA-256 and the counts of what came with it. A unique
+    constraint (the study's source document already stored) surfaces as IntegrityError to the
+    caller."""
+    await insert_rows(session, plan.rows)
     await trail.record(
         session,
         "create",

@@ -100,6 +100,8 @@ ACCESS: dict[str, str] = {
             "exportStudyFhirNdjson",
             "exportStudyCsv",
             "exportStudyClinicalTrialsGov",
+            "listStudySourceRecords",
+            "getStudySourceRecord",
             "listPossibleDuplicatePatients",
             "listStudyDatasets",
             "getStudyDataset",

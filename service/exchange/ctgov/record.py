@@ -55,6 +55,8 @@ class CtgovStatus(_Module):
     startDateStruct: CtgovDateStruct | None = None
     primaryCompletionDateStruct: CtgovDateStruct | None = None
     completionDateStruct: CtgovDateStruct | None = None
+    # The record's version: a newer one of an imported record updates its study.
+    lastUpdatePostDateStruct: CtgovDateStruct | None = None
 
 
 class CtgovSponsor(_Module):
@@ -387,6 +389,7 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
         "sites": [{k: v for k, v in site.items() if v} for site in sites],
         "reported_results": reported_results(record.resultsSection, source, arm_keys),
         "warnings": warnings,
+        "registry_version": status.lastUpdatePostDateStruct and status.lastUpdatePostDateStruct.date,
     }
 
 

@@ -1,0 +1,66 @@
+"""Registry records as received: one row per version imported, compressed. The provenance
+pointers of a study's imported fields and results point into its latest record; older versions
+stay as the history of what the registry said."""
+
+import hashlib
+import zlib
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from service.db import models
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def new_row(study_id: UUID, source: str, body: bytes, version: str | None) -> models.SourceRecord:
+    return models.SourceRecord(
+        study_id=study_id,
+        source=source,
+        version=version,
+        sha256=digest(body),
+        size=len(body),
+        content=zlib.compress(body, 6),
+    )
+
+
+def content(row: models.SourceRecord) -> bytes:
+    return zlib.decompress(row.content)
+
+
+async def history(session: AsyncSession, study_id: UUID) -> list[models.SourceRecord]:
+    """The study's records, oldest first (ids are time-ordered)."""
+    statement = (
+        select(models.SourceRecord)
+        .where(col(models.SourceRecord.study_id) == study_id)
+        .order_by(col(models.SourceRecord.id))
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def latest(session: AsyncSession, study_id: UUID) -> models.SourceRecord | None:
+    statement = (
+        select(models.SourceRecord)
+        .where(col(models.SourceRecord.study_id) == study_id)
+        .order_by(col(models.SourceRecord.id).desc())
+        .limit(1)
+    )
+    return (await session.scalars(statement)).first()
+
+
+class _WithResults(msgspec.Struct):
+    resultsSection: Any = None  # only this section is decoded
+
+
+async def results_section(session: AsyncSession, study_id: UUID) -> Any:
+    """The results section of the study's latest record, exactly as posted (None without one):
+    the re-export writes it back rather than rebuilding it from reported results."""
+    row = await latest(session, study_id)
+    if row is None:
+        return None
+    return msgspec.json.decode(content(row), type=_WithResults).resultsSection
