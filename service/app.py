@@ -23,6 +23,7 @@ from service.auth.middleware import authentication
 from service.auth.oidc import oidc_verifier
 from service.auth.rate_limit import SharedCounter, counter, rate_limit
 from service.auth.token_cache import TokenCache
+from service.caching.store import AnswerStore
 from service.common import heavy
 from service.common.bodies import check_body
 from service.common.head_requests import head_as_get
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "sqlite_writers": asyncio.Lock() if settings.is_sqlite else None,
                 "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
                 "export_slots": ExportSlots(settings.export_builds),
+                "analysis_answers": AnswerStore(settings.analysis_cache_mb * 1024 * 1024),
                 # Import documents are decoded and checked one at a time (service.exchange.importing).
                 "import_planning": anyio.CapacityLimiter(1),
                 "schema_head": head_revision(),

@@ -67,6 +67,8 @@ class Settings:
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     # Counts below this are withheld from an aggregate grant's analyses (0: shown).
     aggregate_min_count: int = 5
+    # Analysis answers each process keeps for repeats, in MiB (0: none kept; ETags still sent).
+    analysis_cache_mb: int = 64
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -95,6 +97,7 @@ class Settings:
             db_wait_seconds=float(os.environ.get("DB_WAIT_SECONDS", "60")),
             shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),
             aggregate_min_count=int(os.environ.get("AGGREGATE_MIN_COUNT", "5")),
+            analysis_cache_mb=int(os.environ.get("ANALYSIS_CACHE_MB", "64")),
             oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
             oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
             oidc_jwks=os.environ.get("OIDC_JWKS") or None,

@@ -61,6 +61,9 @@ def session_client(database_url: str) -> Iterator[TestClient[Any]]:
 def client(session_client: TestClient[Any], database_url: str) -> TestClient[Any]:
     """A client on empty tables."""
     empty_tables(database_url)
+    # Emptied with plain DELETEs, not through the service: no audit record tells the analysis
+    # store that the data changed (service.caching).
+    session_client.app.state.analysis_answers.clear()
     return session_client
 
 

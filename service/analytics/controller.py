@@ -11,7 +11,6 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 
 from service.access.statement import DOCUMENTED as scope_header
-from service.access.statement import state_scope
 from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.competing_risks.regression import Cause, competing_risks_model
@@ -50,6 +49,8 @@ from service.analytics.schemas import (
 from service.analytics.survival.analysis import DEFINITIONS, LandmarkTime, survival, time_to_event
 from service.analytics.survival.estimators import ConfType
 from service.auth.middleware import requires
+from service.caching.hooks import DOCUMENTED as answer_headers
+from service.caching.hooks import after_analysis, before_analysis
 from service.common.controller import next_link
 from service.common.heavy import offload
 from service.common.vocab import GradingSystem
@@ -113,8 +114,9 @@ class StatisticsController(Controller):
     path = "/studies/{study_id:uuid}"
     tags = ["Statistics"]
     guards = [requires("reader")]
-    after_request = state_scope  # type: ignore[assignment]
-    response_headers = [scope_header]
+    before_request = before_analysis  # type: ignore[assignment]
+    after_request = after_analysis  # type: ignore[assignment]
+    response_headers = [scope_header, *answer_headers]
     dependencies = {"groups": Provide(group_spec, sync_to_thread=False)}
 
     @get(

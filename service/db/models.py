@@ -444,6 +444,8 @@ class AuditRecord(SQLModel, table=True):
     __tablename__ = "audit_records"
     __table_args__ = (
         Index(None, "resource_type", "resource_id"),
+        # A study's last record is its data version (service.caching.versions): migration 0019.
+        Index(None, "study_id", "seq"),
         CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
     )
 
@@ -460,7 +462,7 @@ class AuditRecord(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     # The study the record belongs to, and the grant that allowed the write (null for a global
     # role): migration 0016. Hashed only when present, so older records verify as they were.
-    study_id: UUID | None = Field(default=None, index=True)
+    study_id: UUID | None = Field(default=None)
     access_grant: dict[str, Any] | None = json_column(nullable=True)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)

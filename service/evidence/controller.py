@@ -10,13 +10,14 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 
 from service.access.statement import DOCUMENTED as scope_header
-from service.access.statement import state_scope
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
 from service.analytics.plots import figures as plots
 from service.analytics.plots import formats
 from service.analytics.pooling.meta import Tau2Method, Transform
 from service.analytics.proportions.intervals import CiMethod
 from service.auth.middleware import requires
+from service.caching.hooks import DOCUMENTED as answer_headers
+from service.caching.hooks import after_analysis, before_analysis
 from service.common.heavy import offload
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
@@ -136,8 +137,9 @@ class EvidenceController(Controller):
     path = "/evidence"
     tags = ["Evidence"]
     guards = [requires("reader")]
-    after_request = state_scope  # type: ignore[assignment]
-    response_headers = [scope_header]
+    before_request = before_analysis  # type: ignore[assignment]
+    after_request = after_analysis  # type: ignore[assignment]
+    response_headers = [scope_header, *answer_headers]
     # Which studies and patients, and how to pool: the same query parameters for every evidence endpoint.
     dependencies = {
         "chosen": Provide(selection, sync_to_thread=False),
@@ -257,8 +259,9 @@ class ReconciliationController(Controller):
     path = "/studies/{study_id:uuid}/reconciliation"
     tags = ["Evidence"]
     guards = [requires("reader")]
-    after_request = state_scope  # type: ignore[assignment]
-    response_headers = [scope_header]
+    before_request = before_analysis  # type: ignore[assignment]
+    after_request = after_analysis  # type: ignore[assignment]
+    response_headers = [scope_header, *answer_headers]
 
     @get(
         "/",

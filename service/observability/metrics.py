@@ -41,6 +41,11 @@ POOL_IN_USE = Gauge(
     multiprocess_mode="livesum",
 )
 AUDIT_RECORDS = Counter("registry_audit_records_written", "Audit records committed to the trail")
+ANALYSIS_ANSWERS = Counter(
+    "registry_analysis_answers",
+    "Analysis answers: computed, served from the store (stored), or not modified (304)",
+    ["source"],
+)
 
 # (method, route, status) -> the labelled children: labels() takes a lock and builds a key on
 # every call; a request reuses the children of the last request on the same route.

@@ -1,0 +1,120 @@
+"""The hooks of the analysis routes (statistics, plots, evidence, reconciliation): each answer
+carries a weak ETag made of the data's version (service.caching.versions) and the normalised
+request (path, query parameters sorted by name, the caller's scope), so that
+
+- a repeat of a request whose data has not changed is served from this process's store
+  without computing again;
+- `If-None-Match` with the current ETag is answered 304, without a body;
+- any committed write to the study (or, across studies, to any study) changes the version, and
+  so the ETag and the store key: nothing stale is served.
+
+The version is read before the answer is computed: a write committed in between can make the
+answer newer than its version says, never older."""
+
+import hashlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import ResponseHeader
+
+from service.access.scope import current_scope
+from service.access.statement import describe, state_scope
+from service.caching.store import Answer, AnswerStore
+from service.caching.versions import data_version
+from service.observability import metrics
+
+DATA_VERSION = "Data-Version"
+DOCUMENTED = [
+    ResponseHeader(
+        name="ETag",
+        description="Weak validator of this answer: the data's version and the normalised request. Send it back "
+        "in `If-None-Match` to get 304 while no write has changed the data.",
+        documentation_only=True,
+    ),
+    ResponseHeader(
+        name=DATA_VERSION,
+        description="The version of the data the answer was computed on: `s<n>.c<m>` (the last audit record of "
+        "the study, and of the shared catalogues) or `a<n>` (the last audit record, for answers across studies).",
+        documentation_only=True,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    store: AnswerStore
+    key: str
+    etag: str
+    version: str
+    not_modified: bool
+
+
+_PENDING: ContextVar[_Pending | None] = ContextVar("analysis_answer", default=None)
+
+
+def _request_key(request: Request[Any, Any, Any]) -> str:
+    scope = current_scope()
+    query = sorted(request.query_params.multi_items(), key=lambda item: item[0])  # stable: repeats keep order
+    signature = f"{describe()}|{scope.withholds_counts()}|{scope.min_count}"
+    return f"{request.url.path}?{urlencode(query)}|{signature}"
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison of If-None-Match against the current ETag."""
+    if header is None:
+        return False
+    opaque = etag.removeprefix("W/")
+    tags = (t.strip() for t in header.split(","))
+    return any(t == "*" or t.removeprefix("W/") == opaque for t in tags)
+
+
+async def before_analysis(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    _PENDING.set(None)
+    if request.method not in ("GET", "HEAD"):
+        return None
+    study_id = request.path_params.get("study_id")
+    async with request.app.state.session_factory() as session:
+        version = await data_version(session, study_id if isinstance(study_id, UUID) else None)
+    key = _request_key(request)
+    etag = f'W/"{version}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"'
+    store: AnswerStore = request.app.state.analysis_answers
+    pending = _Pending(
+        store, f"{version}\n{key}", etag, version, _matches(request.headers.get("if-none-match"), etag)
+    )
+    _PENDING.set(pending)
+    answer = store.get(pending.key)
+    if answer is None:
+        metrics.ANALYSIS_ANSWERS.labels("computed").inc()
+        return None
+    metrics.ANALYSIS_ANSWERS.labels("stored").inc()
+    return Response(answer.body, media_type=answer.media_type)
+
+
+async def after_analysis(response: Response[Any]) -> Response[Any]:
+    response = await state_scope(response)
+    pending = _PENDING.get()
+    _PENDING.set(None)
+    if pending is None:
+        return response
+    response.headers[DATA_VERSION] = pending.version
+    if (response.status_code or 200) != 200:
+        return response  # problems and redirects are not stored and carry no validator
+    content = response.content
+    if isinstance(content, msgspec.Struct):
+        content = msgspec.json.encode(content)
+        response.content = content
+    if not isinstance(content, bytes):
+        return response
+    response.headers["ETag"] = pending.etag
+    # Answers depend on the caller's grants: a shared cache must not keep them for others.
+    response.headers["Cache-Control"] = "private, no-cache"
+    pending.store.put(pending.key, Answer(content, str(response.media_type)))
+    if pending.not_modified:
+        metrics.ANALYSIS_ANSWERS.labels("not_modified").inc()
+        return Response(b"", status_code=304, headers=dict(response.headers))
+    return response
