@@ -2,10 +2,9 @@
 
 import asyncio
 import re
-from typing import Any
 
 import anyio
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -25,10 +24,10 @@ from service.auth.rate_limit import SharedCounter, counter, rate_limit
 from service.auth.token_cache import TokenCache
 from service.caching.store import AnswerStore
 from service.common import heavy
-from service.common.bodies import check_body
 from service.common.head_requests import head_as_get
+from service.common.request_checks import check_request
 from service.common.strict_query import STATE_KEY as STRICT_QUERY
-from service.common.strict_query import accepted_query_parameters, check_query
+from service.common.strict_query import accepted_query_parameters
 from service.db.migrate import head_revision
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
@@ -195,9 +194,3 @@ def _access_levels(app: Litestar) -> dict[tuple[str, str], str]:
                     for method in handler.http_methods:
                         levels[(path, method.lower())] = level
     return levels
-
-
-async def check_request(request: Request[Any, Any, Any]) -> None:
-    """Before every handler: strict query parameters, then a strict body."""
-    check_query(request)
-    await check_body(request)

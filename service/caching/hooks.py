@@ -18,14 +18,15 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-import msgspec
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
+from litestar.serialization import get_serializer
 
 from service.access.scope import current_scope
-from service.access.statement import describe, state_scope
+from service.access.statement import state_scope
 from service.caching.store import Answer, AnswerStore
 from service.caching.versions import data_version
+from service.common.request_checks import check_request
 from service.observability import metrics
 
 DATA_VERSION = "Data-Version"
@@ -57,11 +58,24 @@ class _Pending:
 _PENDING: ContextVar[_Pending | None] = ContextVar("analysis_answer", default=None)
 
 
-def _request_key(request: Request[Any, Any, Any]) -> str:
+def _scope_signature() -> str:
+    """Everything about the caller that can change an answer: for a grant holder, the sites open
+    to it for rows and for analyses (whether counts are withheld follows from them) and the
+    minimum count; a global role sees everything."""
     scope = current_scope()
+    if scope.everything:
+        return f"{scope.purpose}|all"
+    parts = [scope.purpose, str(scope.min_count), ",".join(sorted(map(str, scope.studies)))]
+    for purpose in ("rows", "analysis"):
+        for study, sites in sorted(scope.sites(purpose).items(), key=lambda item: str(item[0])):
+            opened = "all" if sites is None else ",".join(sorted(map(str, sites)))
+            parts.append(f"{purpose}:{study}={opened}")
+    return "|".join(parts)
+
+
+def _request_key(request: Request[Any, Any, Any]) -> str:
     query = sorted(request.query_params.multi_items(), key=lambda item: item[0])  # stable: repeats keep order
-    signature = f"{describe()}|{scope.withholds_counts()}|{scope.min_count}"
-    return f"{request.url.path}?{urlencode(query)}|{signature}"
+    return f"{request.url.path}?{urlencode(query)}|{_scope_signature()}"
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -75,6 +89,7 @@ def _matches(header: str | None, etag: str) -> bool:
 
 async def before_analysis(request: Request[Any, Any, Any]) -> Response[Any] | None:
     _PENDING.set(None)
+    await check_request(request)  # this hook replaces the app's: its checks first
     if request.method not in ("GET", "HEAD"):
         return None
     study_id = request.path_params.get("study_id")
@@ -102,14 +117,14 @@ async def after_analysis(response: Response[Any]) -> Response[Any]:
     if pending is None:
         return response
     response.headers[DATA_VERSION] = pending.version
-    if (response.status_code or 200) != 200:
-        return response  # problems and redirects are not stored and carry no validator
+    if (response.status_code or 200) != 200 or type(response) is not Response:
+        return response  # problems, redirects and streams are not stored and carry no validator
     content = response.content
-    if isinstance(content, msgspec.Struct):
-        content = msgspec.json.encode(content)
-        response.content = content
     if not isinstance(content, bytes):
-        return response
+        # Encoded here as Litestar would (its serializer knows numpy's scalars), to be stored.
+        media_type = str(response.media_type)
+        content = response.render(content, media_type, get_serializer(response.response_type_encoders))
+        response.content = content
     response.headers["ETag"] = pending.etag
     # Answers depend on the caller's grants: a shared cache must not keep them for others.
     response.headers["Cache-Control"] = "private, no-cache"
