@@ -39,6 +39,7 @@ from service.exchange.ctgov.controller import SourceRecordController
 from service.exchange.fhir.controller import FhirController
 from service.exchange.snapshot import ExportSlots
 from service.health import health, live, prometheus_metrics, ready, version
+from service.locks.controller import StudyLockController
 from service.observability.logs import attach_root_handler, structlog_plugin
 from service.observability.telemetry import telemetry
 from service.openapi import describe_access, finalize
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             DuplicatesController,
             StudyController,
+            StudyLockController,
             ArmController,
             SiteController,
             PatientController,

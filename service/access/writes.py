@@ -12,6 +12,7 @@ from service.access.scope import current_scope
 from service.audit.trail import WRITE_CONTEXT
 from service.db import models
 from service.errors import Forbidden
+from service.locks.refusal import refuse_if_locked
 
 STUDY_LEVEL = ("arms", "sites", "reported_results")
 PATIENT_RECORDS = ("treatments", "adverse_events", "outcomes")
@@ -37,12 +38,22 @@ async def authorize_write(
     values = new if new is not None else old
     assert values is not None
     study_id, site_id = await _place(session, table, values)
+    # A locked study takes no write (records never move between studies: no PATCH changes one).
+    await refuse_if_locked(session, (study_id, *await _linked_studies(session, table, values)))
     grant = None
     if not scope.everything:  # a global curator or admin may (the guards let no global reader write)
         for each in (v for v in (old, new) if v is not None):
             await _check(session, scope, table, each, creating=old is None)
         grant = scope.writing_grant(study_id, None if table in (*STUDY_LEVEL, "studies") else site_id)
     session.info[WRITE_CONTEXT] = (study_id, grant)
+
+
+async def _linked_studies(session: AsyncSession, table: str, values: dict[str, Any]) -> list[Any]:
+    """A link between two patients belongs to both patients' studies."""
+    if table != "patient_links":
+        return []
+    found = await _patient(session, values["patient_b_id"])
+    return [] if found is None else [found[0]]
 
 
 async def _place(session: AsyncSession, table: str, values: dict[str, Any]) -> tuple[Any, Any]:

@@ -26,7 +26,7 @@ def update_struct(create: type[msgspec.Struct], name: str, exclude: tuple[str, .
 
 
 def read_struct(
-    create: type[msgspec.Struct], name: str, extra: list[tuple[str, Any]] | None = None, **config: Any
+    create: type[msgspec.Struct], name: str, extra: list[tuple[Any, ...]] | None = None, **config: Any
 ) -> Any:
     """The stored record: the create fields plus the server-owned id, version and timestamps."""
     fields: list[Any] = [

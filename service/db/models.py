@@ -121,6 +121,8 @@ class Study(Record, table=True):
     # What a trial registry records beside the protocol fields above (migration 0017).
     registry: dict[str, Any] | None = json_column(nullable=True)
     source_document: str | None = Field(default=None, max_length=200)
+    # Set while an admin has locked the study (reason, locked_at, locked_by): migration 0020.
+    lock: dict[str, Any] | None = json_column(nullable=True)
 
 
 class Arm(Record, table=True):

@@ -6,6 +6,7 @@ from service.common.schemas import Input, ProvenanceList, ShortTextList
 from service.common.structs import read_struct, update_struct
 from service.common.types import NO_NUL, Count, LongText, Name, PartialDate, RegistryId, ShortText
 from service.common.vocab import Design, OverallStatus, Phase
+from service.locks.schemas import StudyLock
 
 
 class Publication(Input):
@@ -93,4 +94,4 @@ class StudyCreate(Input):
 
 
 StudyUpdate = update_struct(StudyCreate, "StudyUpdate")
-Study = read_struct(StudyCreate, "Study")
+Study = read_struct(StudyCreate, "Study", extra=[("lock", StudyLock | None, None)])

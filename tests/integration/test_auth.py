@@ -110,7 +110,15 @@ ACCESS: dict[str, str] = {
     },
     **{
         op: "admin"
-        for op in ("createToken", "listTokens", "revokeToken", "listAuditRecords", "streamAuditRecords")
+        for op in (
+            "createToken",
+            "listTokens",
+            "revokeToken",
+            "listAuditRecords",
+            "streamAuditRecords",
+            "lockStudy",
+            "unlockStudy",
+        )
     },
 }
 # Which identities each level admits.
