@@ -68,6 +68,28 @@ def looping(port: int, path: str, token: str, done: threading.Event) -> None:
             c.get(f"http://127.0.0.1:{port}{path}")
 
 
+def repeats(port: int, path: str, token: str, runs: int) -> dict[str, float]:
+    """Seconds of the first request (computed), and medians of repeats (stored) and of
+    conditional repeats (304)."""
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=600
+    ) as c:
+        # A warm-up of another answer (the first request of a new server starts its workers).
+        c.get(path + ("&" if "?" in path else "?") + "conf_level=0.9")
+        started = time.perf_counter()
+        first = c.get(path)
+        elapsed = time.perf_counter() - started
+        assert first.status_code == 200, first.text[:300]
+        timings: dict[str, list[float]] = {"repeat": [], "not_modified": []}
+        for _ in range(max(runs, 5)):
+            for kind, headers in (("repeat", {}), ("not_modified", {"If-None-Match": first.headers["etag"]})):
+                started = time.perf_counter()
+                response = c.get(path, headers=headers)
+                timings[kind].append(time.perf_counter() - started)
+                assert response.status_code == (200 if kind == "repeat" else 304)
+    return {"first": elapsed, **{k: statistics.median(v) for k, v in timings.items()}}
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
 
@@ -121,6 +143,25 @@ def main() -> int:
                     f"patient read p99 while it loops {p99(loaded) * 1000:.1f} ms ({p99(loaded) / p99(alone):.1f}x alone)",
                     flush=True,
                 )
+        # The same analyses on a service keeping answers: the first request computes, a repeat
+        # on unchanged data is served from the store, and If-None-Match with its ETag gets 304.
+        os.environ["BENCH_ANALYSIS_CACHE_MB"] = "64"
+        try:
+            with running("service", data.url, log) as (port, _):
+                for name, path in paths(data.study_id).items():
+                    if wanted and not any(w in name for w in wanted):
+                        continue
+                    results.setdefault(name, {})["stored"] = repeats(port, path, token, args.runs)
+                    first, repeat, conditional = (
+                        results[name]["stored"][k] for k in ("first", "repeat", "not_modified")
+                    )
+                    print(
+                        f"  {name}, answers kept: first {first:.2f} s, repeat {repeat * 1000:.1f} ms, "
+                        f"If-None-Match {conditional * 1000:.1f} ms (304)",
+                        flush=True,
+                    )
+        finally:
+            del os.environ["BENCH_ANALYSIS_CACHE_MB"]
         kept = (
             out.get(backend, {}).get("results", {}) if out.get(backend, {}).get("scale") == args.scale else {}
         )

@@ -88,6 +88,10 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
         "PORT": str(SERVICE_PORT),
         "RATE_LIMIT_PER_MINUTE": "0",
         "SEED_ON_START": "0",
+        # The figures are of computing each answer: a repeat served from the analysis store
+        # (service.caching) would be compared with a raw app that computes every time. Repeats
+        # are measured on their own (bench/analyses.py).
+        "ANALYSIS_CACHE_MB": os.environ.get("BENCH_ANALYSIS_CACHE_MB", "0"),
     }
     if kind == "service":
         command, port = [PYTHON, "-m", "service", "serve"], SERVICE_PORT
