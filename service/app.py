@@ -28,6 +28,7 @@ from service.common.head_requests import head_as_get
 from service.common.request_checks import check_request
 from service.common.strict_query import STATE_KEY as STRICT_QUERY
 from service.common.strict_query import accepted_query_parameters
+from service.data_cuts.controller import DataCutController
 from service.db.migrate import head_revision
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DuplicatesController,
             StudyController,
             StudyLockController,
+            DataCutController,
             ArmController,
             SiteController,
             PatientController,

@@ -473,6 +473,7 @@ TAGS = {
     "Statistics": "Analyses of a study's patient-level data: survival, competing risks, models, plots.",
     "Evidence": "Across studies: pooled estimates, reconciliation with printed figures, duplicates.",
     "Exchange": "Whole studies in and out: JSON, FHIR, CDISC Dataset-JSON, CSV, ClinicalTrials.gov.",
+    "Data cuts": "The data frozen at a moment, with its digest and the audit head, for reproducible results.",
     "Patient links": "Curated links between records of the same patient in different studies.",
     "Tokens": "API tokens and their grants (admin).",
     "Audit": "The append-only, hash-chained audit trail (admin).",

@@ -69,7 +69,7 @@ class AuditLedger:
         if action is None or not 200 <= status < 300:
             return
         path = urlsplit(url).path
-        if path.endswith("/lock"):  # locking and unlocking a study update it
+        if path.endswith(("/lock", "/retire")):  # locking a study, retiring a cut: updates
             resource_id, action = path.split("/")[-2].lower(), "update"
         elif method == "POST" and "/studies/import" in path:
             resource_id = str(json.loads(body)["study_id"])  # the study's own create record

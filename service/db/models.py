@@ -404,6 +404,29 @@ class SourceRecord(SQLModel, table=True):
     imported_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
+class DataCut(SQLModel, table=True):
+    """The data as it stood at a moment, frozen (service.data_cuts, migration 0021): never
+    updated except to mark it retired, never deleted."""
+
+    __tablename__ = "data_cuts"
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    label: str = Field(max_length=200)
+    note: str | None = None
+    study_ids: list[str] = json_column()
+    sha256: str = Field(max_length=64)
+    size: int = Field(sa_type=BigInteger)  # bytes of the content, uncompressed
+    content: bytes = Field(sa_type=LargeBinary)  # zlib-compressed
+    audit_records: int = Field(sa_type=BigInteger)
+    audit_head: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_by: str = Field(max_length=100)
+    studies_locked: bool = False
+    retired_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    retired_by: str | None = Field(default=None, max_length=100)
+    retire_reason: str | None = Field(default=None, max_length=500)
+
+
 class PatientLink(Record, table=True):
     """A curator's decision on whether two patients in different studies are the same person."""
 

@@ -63,6 +63,8 @@ ACCESS: dict[str, str] = {
     "createStudy": "global curator",
     "importStudy": "global curator",
     "importClinicalTrialsGovStudy": "global curator",
+    "createDataCut": "global curator",
+    **{op: "rows" for op in ("listDataCuts", "getDataCut", "getDataCutContent")},
     **{
         op: "reader"
         for op in (
@@ -118,6 +120,7 @@ ACCESS: dict[str, str] = {
             "streamAuditRecords",
             "lockStudy",
             "unlockStudy",
+            "retireDataCut",
         )
     },
 }
