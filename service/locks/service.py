@@ -3,7 +3,6 @@
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import trail
@@ -39,7 +38,7 @@ async def unlock(session: AsyncSession, study_id: UUID) -> models.Study:
 
 
 async def _set(session: AsyncSession, study: models.Study, value: dict[str, Any] | None) -> None:
-    before = msgspec.json.decode(msgspec.json.encode(study.lock))
+    before = study.lock  # plain JSON values, as stored
     study.lock = value
     study.version += 1
     study.updated_at = utcnow()

@@ -136,15 +136,17 @@ async def apply(
     study.updated_at = utcnow()
     await flush(session)
     await study_document.insert_rows(session, rows)
-    for model, kind in ((models.Agent, "agent"), (models.Arm, "arm"), (models.Site, "site")):
+    audited_kinds = (
+        (models.Agent, "agent"),
+        (models.Arm, "arm"),
+        (models.Site, "site"),
+        (models.ReportedResult, "reported_result"),
+    )
+    for model, kind in audited_kinds:
         for row in rows.get(model, []):
             await trail.record(
                 session, "create", kind, row["id"], trail.changes_between(None, _jsonable(row))
             )
-    for row in rows.get(models.ReportedResult, []):
-        await trail.record(
-            session, "create", "reported_result", row["id"], trail.changes_between(None, _jsonable(row))
-        )
     stored = sources.new_row(study.id, source, body, document.registry_version)
     session.add(stored)
     await flush(session)
