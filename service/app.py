@@ -26,16 +26,18 @@ from service.caching.store import AnswerStore
 from service.common import heavy
 from service.common.head_requests import head_as_get
 from service.common.request_checks import check_request
+from service.common.strict_query import OPERATION_IDS_KEY as OPERATION_IDS
 from service.common.strict_query import STATE_KEY as STRICT_QUERY
-from service.common.strict_query import accepted_query_parameters
+from service.common.strict_query import accepted_query_parameters, operation_ids
 from service.data_cuts.controller import DataCutController
+from service.data_cuts.databases import CutDatabases
 from service.db.migrate import head_revision
 from service.db.session import create_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
 from service.exchange.cdisc.controller import DatasetController
-from service.exchange.controller import ExchangeController
+from service.exchange.controller import ExchangeController, ExportController
 from service.exchange.ctgov.controller import SourceRecordController
 from service.exchange.fhir.controller import FhirController
 from service.exchange.snapshot import ExportSlots
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = create_engine(settings)
     heavy.configure(settings.heavy_workers, settings.heavy_wait_seconds)
 
+    cut_databases = CutDatabases(settings.data_cut_databases)
+
     async def dispose_engine() -> None:
         await engine.dispose()
 
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReconciliationController,
             EvidenceController,
             ExchangeController,
+            ExportController,
             SourceRecordController,
             DatasetController,
             FhirController,
@@ -153,6 +158,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "sqlite_write_wait_s": settings.sqlite_busy_timeout_ms / 1000,
                 "export_slots": ExportSlots(settings.export_builds),
                 "analysis_answers": AnswerStore(settings.analysis_cache_mb * 1024 * 1024),
+                "data_cut_databases": cut_databases,
+                "data_cut_analyses_kept": set(),
+                "data_cut_license": settings.data_cut_license,
                 # Import documents are decoded and checked one at a time (service.exchange.importing).
                 "import_planning": anyio.CapacityLimiter(1),
                 "schema_head": head_revision(),
@@ -165,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_shutdown=[
             dispose_engine,
+            cut_databases.close,
             *([rate_counter.close] if isinstance(rate_counter, SharedCounter) else []),
         ],
         plugins=[structlog_plugin(settings.log_level)],
@@ -184,6 +193,7 @@ def _complete_openapi(app: Litestar) -> None:
     finalize(document)
     describe_access(document, _access_levels(app))
     app.state[STRICT_QUERY] = accepted_query_parameters(document)
+    app.state[OPERATION_IDS] = operation_ids(document)
 
 
 def _access_levels(app: Litestar) -> dict[tuple[str, str], str]:

@@ -22,7 +22,7 @@ from service.errors import PROBLEM_JSON, ProblemDetails
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 DESCRIPTIONS = {
     "400": "Malformed request or invalid parameters/body; `errors` names each offending field.",
-    "404": "The record named in the path does not exist.",
+    "404": "The record named in the path (or the data cut named by `data_cut`) does not exist or is not visible to the caller.",
     "409": "Conflicts with stored data: duplicate, or dependants still refer to the record.",
     "401": "Missing, malformed, unknown, expired or revoked bearer token (`WWW-Authenticate: Bearer`).",
     "403": "The token's role or grants may not do this (reader < curator < admin; an aggregate grant reads no patient-level row; a grant writes only inside its studies and sites).",
@@ -71,9 +71,12 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     statuses: list[str] = []
     if has_params or "requestBody" in operation:
         statuses.append("400")
-    if "{" in path:
+    on_cut = any(
+        p.get("name") == "data_cut" and p.get("in") == "query" for p in operation.get("parameters", [])
+    )
+    if "{" in path or on_cut:
         statuses.append("404")
-    if method in ("post", "patch", "delete"):
+    if method in ("post", "patch", "delete") or on_cut:  # a cut frozen in a format no longer loaded
         statuses.append("409")
     if method in ("post", "patch"):
         statuses += ["413", "422"]

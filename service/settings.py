@@ -69,6 +69,11 @@ class Settings:
     aggregate_min_count: int = 5
     # Analysis answers each process keeps for repeats, in MiB (0: none kept; ETags still sent).
     analysis_cache_mb: int = 64
+    # Data cuts whose frozen database each process keeps open for analyses on them (a SQLite file
+    # each, in the temporary directory); the least recently used is closed first.
+    data_cut_databases: int = 4
+    # The licence a data cut's release package declares (an SPDX licence URL).
+    data_cut_license: str = "https://spdx.org/licenses/CC-BY-4.0"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -98,6 +103,8 @@ class Settings:
             shutdown_grace_seconds=int(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30")),
             aggregate_min_count=int(os.environ.get("AGGREGATE_MIN_COUNT", "5")),
             analysis_cache_mb=int(os.environ.get("ANALYSIS_CACHE_MB", "64")),
+            data_cut_databases=int(os.environ.get("DATA_CUT_DATABASES", "4")),
+            data_cut_license=os.environ.get("DATA_CUT_LICENSE") or "https://spdx.org/licenses/CC-BY-4.0",
             oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
             oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
             oidc_jwks=os.environ.get("OIDC_JWKS") or None,

@@ -54,6 +54,7 @@ from service.caching.hooks import after_analysis, before_analysis
 from service.common.controller import next_link
 from service.common.heavy import offload
 from service.common.vocab import GradingSystem
+from service.data_cuts import reading
 from service.db.session import DbSession
 from service.errors import RuleViolation
 
@@ -115,6 +116,7 @@ class StatisticsController(Controller):
     tags = ["Statistics"]
     guards = [requires("reader")]
     before_request = before_analysis  # type: ignore[assignment]
+    parameters = reading.PARAMETER
     after_request = after_analysis  # type: ignore[assignment]
     response_headers = [scope_header, *answer_headers]
     dependencies = {"groups": Provide(group_spec, sync_to_thread=False)}

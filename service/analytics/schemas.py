@@ -3,6 +3,7 @@
 from uuid import UUID
 
 from service.access.disclosure import Disclosure
+from service.caching.schemas import DataVersion
 from service.common.schemas import Output
 
 
@@ -104,6 +105,8 @@ class ResponseRates(Output):
     disclosure: Disclosure | None = None
     # With trend_order: the test for trend across the groups in that order.
     trend: TrendTestResult | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class Count(Output):
@@ -141,6 +144,8 @@ class AdverseEventIncidence(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class CurvePoint(Output):
@@ -288,6 +293,8 @@ class Survival(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class TimeToEventRow(Output):
@@ -327,6 +334,8 @@ class TimeToEvent(Output):
     not_computable: str | None
     method: dict[str, str]
     warnings: list[str]
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class IncidencePoint(Output):
@@ -390,6 +399,8 @@ class CumulativeIncidence(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class CoxTerm(Output):
@@ -436,6 +447,8 @@ class CoxModel(Output):
     warnings: list[str]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class TwoStageDesignResult(Output):
@@ -510,6 +523,8 @@ class ResponseModel(Output):
     method: dict[str, str]
     warnings: list[str]
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class StateCurve(Output):
@@ -550,6 +565,8 @@ class TransplantAnalysis(Output):
     method: dict[str, str]
     warnings: list[str]
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class CompetingRisksModel(Output):
@@ -577,3 +594,5 @@ class CompetingRisksModel(Output):
     method: dict[str, str]
     warnings: list[str]
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None

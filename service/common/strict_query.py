@@ -16,6 +16,7 @@ from litestar.exceptions import ValidationException
 # operationId (and "METHOD /path") -> query parameter name -> whether it may repeat (an array parameter)
 QueryParameters = dict[str, dict[str, bool]]
 STATE_KEY = "query_parameters"
+OPERATION_IDS_KEY = "operation_ids"
 
 
 def _is_array(schema: dict[str, Any]) -> bool:
@@ -42,13 +43,37 @@ def accepted_query_parameters(document: dict[str, Any]) -> QueryParameters:
     return table
 
 
+def operation_of(request: Request[Any, Any, Any]) -> str:
+    """The request's operationId, also for a handler serving two paths (whose id is made per path)."""
+    operation = request.route_handler.operation_id
+    if isinstance(operation, str):
+        return operation
+    ids: dict[str, str] = request.app.state.get(OPERATION_IDS_KEY) or {}
+    return ids.get(_method_and_path(request), _method_and_path(request))
+
+
+def _method_and_path(request: Request[Any, Any, Any]) -> str:
+    """ "METHOD /path" as the contract writes the path."""
+    template = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", request.scope.get("path_template", ""))
+    return f"{request.method} {template}"
+
+
+def operation_ids(document: dict[str, Any]) -> dict[str, str]:
+    """ "METHOD /path" -> operationId, from the OpenAPI document."""
+    return {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, operations in document.get("paths", {}).items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
 def check_query(request: Request[Any, Any, Any]) -> None:
     """Refuse unknown and repeated single-valued query parameters (400)."""
     table: QueryParameters | None = request.app.state.get(STATE_KEY)
     operation = request.route_handler.operation_id
     if not isinstance(operation, str):  # an operation id made per path: look the path up
-        template = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", request.scope.get("path_template", ""))
-        operation = f"{request.method} {template}"
+        operation = _method_and_path(request)
     if table is None or operation not in table:
         return  # not in the contract (the docs pages): nothing declared to hold it to
     accepted = table[operation]

@@ -1,6 +1,7 @@
 """`/data-cuts`: take, list, read and retire cuts; their frozen content."""
 
 import base64
+import importlib.metadata
 from typing import Any
 from uuid import UUID
 
@@ -10,9 +11,12 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from service.auth.middleware import requires
-from service.data_cuts import content, service
+from service.data_cuts import analyses, clock, content, package, service
+from service.data_cuts.databases import CutDatabases
 from service.data_cuts.schemas import DataCut, DataCutCreate, DataCutList, RetireRequest
+from service.db.models import as_utc
 from service.db.session import request_session
+from service.exchange import snapshot
 
 ROWS = requires("rows")
 
@@ -90,6 +94,61 @@ class DataCutController(Controller):
                 "Repr-Digest": f"sha-256=:{digest}:",
                 "ETag": f'"{cut.sha256}"',
                 "Content-Disposition": f'attachment; filename="data-cut-{cut.id}.json"',
+            },
+        )
+
+    @get(
+        "/{cut_id:uuid}/package",
+        guards=[ROWS],
+        operation_id="getDataCutPackage",
+        summary="The release package of a data cut: an RO-Crate zip",
+        description="`ro-crate-metadata.json` (RO-Crate 1.3 and the Process Run Crate profile: the cut as the root "
+        "dataset with its identifier, time, licence (`DATA_CUT_LICENSE`), creators from its studies' sponsors or "
+        "institutions and their publications, and the audit head at the cut as its `version`), `data-cut.json` "
+        "(the frozen content, whose SHA-256 is the cut's), `export/` (each study's JSON document and CSV files on "
+        "the cut) and `analyses/` (every analysis, evidence, reconciliation or plot answered on the cut with "
+        "`data_cut=`, each described as a CreateAction with its parameters). Every file's SHA-256 is in the "
+        "metadata; members are dated by the cut's time. Built like an export: a bounded number at once per "
+        "process (429 with `Retry-After` beyond).",
+        media_type="application/zip",
+    )
+    async def get_data_cut_package(
+        self, request: Request[Any, Any, Any], state: State, cut_id: FromPath[UUID]
+    ) -> Stream:
+        with state.export_slots:
+            async with request_session(state, request, writing=False) as session:
+                cut = await service.find(session, cut_id, with_content=True)
+                kept = await analyses.kept(session, cut_id)
+
+            async def frozen() -> bytes:
+                return cut.content
+
+            databases: CutDatabases = state.data_cut_databases
+            sessions = await databases.sessions(cut.id, cut.sha256, frozen)
+            async with sessions() as session:
+                studies = await service.frozen_studies(session, cut)
+            token = clock.FROZEN_AT.set(as_utc(cut.created_at))
+            try:
+                built = package.stream(
+                    cut,
+                    sessions,
+                    studies,
+                    kept,
+                    state.data_cut_license,
+                    importlib.metadata.version("leukemia-registry"),
+                    # The registry as the instrument of the analyses: its API documentation here.
+                    f"{str(request.base_url).rstrip('/')}/docs",
+                )
+                taken = await snapshot.take(built)
+            finally:
+                clock.FROZEN_AT.reset(token)
+        return Stream(
+            taken.chunks(),
+            media_type="application/zip",
+            headers={
+                **taken.headers(),
+                "Content-Disposition": f'attachment; filename="data-cut-{cut.id}.zip"',
+                "Data-Version": f"cut:{cut.id}:{cut.sha256}",
             },
         )
 

@@ -138,3 +138,12 @@ async def retire(session: AsyncSession, cut_id: UUID, reason: str, actor: str) -
     await flush(session)
     await trail.record(session, "update", "data_cut", cut.id, {"retired": [None, reason]})
     return to_read(cut)
+
+
+async def frozen_studies(session: AsyncSession, cut: models.DataCut) -> list[models.Study]:
+    """The cut's studies as they stood (read from its frozen database), in id order."""
+    ids = [UUID(s) for s in cut.study_ids]
+    rows = await session.scalars(
+        select(models.Study).where(col(models.Study.id).in_(ids)).order_by(col(models.Study.id))
+    )
+    return list(rows)

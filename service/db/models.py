@@ -1,6 +1,7 @@
 """Every table of the registry. Alembic reads this module's metadata; the service never calls
-create_all. Vocabulary columns are plain strings guarded by CHECK constraints (portable between
-SQLite and Postgres, and no native enum types to migrate)."""
+create_all on the registry's database (only on a data cut's own read-only copy of its rows:
+service.data_cuts.rows). Vocabulary columns are plain strings guarded by CHECK constraints
+(portable between SQLite and Postgres, and no native enum types to migrate)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -425,6 +426,27 @@ class DataCut(SQLModel, table=True):
     retired_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     retired_by: str | None = Field(default=None, max_length=100)
     retire_reason: str | None = Field(default=None, max_length=500)
+
+
+class DataCutAnalysis(SQLModel, table=True):
+    """An analysis answered on a data cut, kept for the cut's release package (migration 0022):
+    the first answer of each distinct request (path and query), which on a cut never changes."""
+
+    __tablename__ = "data_cut_analyses"
+    __table_args__ = (UniqueConstraint("cut_id", "request_key"),)
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    cut_id: UUID = Field(foreign_key="data_cuts.id", index=True)
+    request_key: str = Field(max_length=64)  # SHA-256 of the path and the sorted query
+    operation: str = Field(max_length=100)
+    path: str = Field(max_length=500)
+    parameters: list[list[str]] = json_column()
+    media_type: str = Field(max_length=100)
+    sha256: str = Field(max_length=64)
+    size: int = Field(sa_type=BigInteger)
+    content: bytes = Field(sa_type=LargeBinary)  # zlib-compressed
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_by: str = Field(max_length=100)
 
 
 class PatientLink(Record, table=True):

@@ -100,7 +100,9 @@ async def request_session(
 ) -> AsyncIterator[AsyncSession]:
     """A transaction for `request`: committed when the block ends, rolled back if it raises; a
     writer's takes its turn first. The session knows who is acting and why, for the audit trail."""
-    factory: async_sessionmaker[AsyncSession] = state.session_factory
+    # A request on a data cut reads the cut's frozen database (service.data_cuts.reading).
+    cut = request.state.get("data_cut")
+    factory: async_sessionmaker[AsyncSession] = state.session_factory if cut is None else cut.sessions
     reason = change_reason(request)
     # SQLite has a single writer: this process's writers take turns here, in order, instead of
     # all polling SQLite's lock through its busy-wait backoff (sleeps of up to 100 ms each).

@@ -21,6 +21,7 @@ from service.caching.hooks import after_analysis, before_analysis
 from service.common.heavy import offload
 from service.common.types import NO_NUL
 from service.common.vocab import Design, Diagnosis, DiseaseStatus, GradingSystem, TreatmentPhase
+from service.data_cuts import reading
 from service.db.session import DbSession
 from service.errors import RuleViolation
 from service.evidence.duplicates import possible_duplicates
@@ -138,6 +139,7 @@ class EvidenceController(Controller):
     tags = ["Evidence"]
     guards = [requires("reader")]
     before_request = before_analysis  # type: ignore[assignment]
+    parameters = reading.PARAMETER
     after_request = after_analysis  # type: ignore[assignment]
     response_headers = [scope_header, *answer_headers]
     # Which studies and patients, and how to pool: the same query parameters for every evidence endpoint.
@@ -260,6 +262,7 @@ class ReconciliationController(Controller):
     tags = ["Evidence"]
     guards = [requires("reader")]
     before_request = before_analysis  # type: ignore[assignment]
+    parameters = reading.PARAMETER
     after_request = after_analysis  # type: ignore[assignment]
     response_headers = [scope_header, *answer_headers]
 

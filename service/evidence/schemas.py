@@ -4,6 +4,7 @@ from typing import Literal
 from uuid import UUID
 
 from service.access.disclosure import Disclosure
+from service.caching.schemas import DataVersion
 from service.common.schemas import Output, Provenance
 
 Verdict = Literal["consistent", "inconsistent", "not_computable"]
@@ -43,6 +44,8 @@ class Reconciliation(Output):
     results: list[ResultReconciliation]
     # What was withheld for an aggregate grant (service.access.disclosure); null otherwise.
     disclosure: Disclosure | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class EvidenceRow(Output):
@@ -131,6 +134,8 @@ class Evidence(Output):
     leave_one_out: list[SensitivityEstimate] = []
     cumulative: list[SensitivityEstimate] = []
     cumulative_not_computable: str | None = None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None
 
 
 class FieldMatch(Output):
@@ -208,3 +213,5 @@ class HazardRatioEvidence(Output):
     leave_one_out: list[SensitivityEstimate]
     cumulative: list[SensitivityEstimate]
     cumulative_not_computable: str | None
+    # The data this answer was computed on: the live versions and audit head, or the data cut.
+    data_version: DataVersion | None = None

@@ -15,6 +15,7 @@ from litestar.response import Redirect, Stream
 from service.auth.middleware import requires
 from service.common.idempotency import IdempotencyKeyHeader
 from service.common.repository import get_visible
+from service.data_cuts import reading
 from service.db import models
 from service.errors import NotFound
 from service.exchange import export_csv, export_json, snapshot
@@ -67,8 +68,12 @@ async def _one_chunk(open_session: Any, study_id: UUID) -> AsyncIterator[bytes]:
             yield msgspec.json.encode(record)
 
 
-class ExchangeController(Controller):
+class ExportController(Controller):
+    """Whole studies out, live or on a data cut (`data_cut=`)."""
+
     tags = ["Exchange"]
+    parameters = reading.PARAMETER
+    before_request = reading.enter_hook  # type: ignore[assignment]
 
     @get(
         "/studies/{id:uuid}/export",
@@ -92,6 +97,7 @@ class ExchangeController(Controller):
     )
     async def export_study(
         self,
+        request: Request[Any, Any, Any],
         state: State,
         id: FromPath[UUID],
         format: Annotated[
@@ -105,7 +111,7 @@ class ExchangeController(Controller):
             return Redirect(
                 f"/api/v1/studies/{id}/export{EXPORTS[format][0]}", status_code=307, media_type="text/plain"
             )
-        return await _export(state, id, "json")
+        return await _export(request, state, id, "json")
 
     @get(
         "/studies/{id:uuid}/export/fhir",
@@ -120,8 +126,10 @@ class ExchangeController(Controller):
         media_type="application/fhir+json",
         response_headers=EXPORT_HEADERS,
     )
-    async def export_study_fhir(self, state: State, id: FromPath[UUID]) -> Stream:
-        return await _export(state, id, "fhir")
+    async def export_study_fhir(
+        self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]
+    ) -> Stream:
+        return await _export(request, state, id, "fhir")
 
     @get(
         "/studies/{id:uuid}/export/fhir-ndjson",
@@ -132,8 +140,10 @@ class ExchangeController(Controller):
         media_type="application/fhir+ndjson",
         response_headers=EXPORT_HEADERS,
     )
-    async def export_study_fhir_ndjson(self, state: State, id: FromPath[UUID]) -> Stream:
-        return await _export(state, id, "ndjson")
+    async def export_study_fhir_ndjson(
+        self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]
+    ) -> Stream:
+        return await _export(request, state, id, "ndjson")
 
     @get(
         "/studies/{id:uuid}/export/csv",
@@ -144,8 +154,10 @@ class ExchangeController(Controller):
         media_type="application/zip",
         response_headers=EXPORT_HEADERS,
     )
-    async def export_study_csv(self, state: State, id: FromPath[UUID]) -> Stream:
-        return await _export(state, id, "csv")
+    async def export_study_csv(
+        self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]
+    ) -> Stream:
+        return await _export(request, state, id, "csv")
 
     @get(
         "/studies/{id:uuid}/export/ctgov",
@@ -161,8 +173,16 @@ class ExchangeController(Controller):
         },
         response_headers=EXPORT_HEADERS,
     )
-    async def export_study_ctgov(self, state: State, id: FromPath[UUID]) -> Stream:
-        return await _export(state, id, "ctgov")
+    async def export_study_ctgov(
+        self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]
+    ) -> Stream:
+        return await _export(request, state, id, "ctgov")
+
+
+class ExchangeController(Controller):
+    """Whole studies in."""
+
+    tags = ["Exchange"]
 
     @post(
         "/studies/import",
@@ -226,8 +246,8 @@ class ExchangeController(Controller):
         return await import_document(request, state, await request.body(), decoder, idempotency_key)
 
 
-async def _export(state: State, id: UUID, format: ExportFormat) -> Stream:
-    open_session = state.session_factory
+async def _export(request: Request[Any, Any, Any], state: State, id: UUID, format: ExportFormat) -> Stream:
+    open_session = reading.sessions_for(state, request)
     with state.export_slots:
         async with open_session() as session:
             if await get_visible(session, models.Study, id) is None:
@@ -246,5 +266,9 @@ async def _export(state: State, id: UUID, format: ExportFormat) -> Stream:
     return Stream(
         taken.chunks(),
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="study-{id}.{suffix}"', **taken.headers()},
+        headers={
+            "Content-Disposition": f'attachment; filename="study-{id}.{suffix}"',
+            **taken.headers(),
+            **reading.version_header(request),
+        },
     )

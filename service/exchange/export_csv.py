@@ -13,6 +13,7 @@ import io
 import json
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
 from typing import Any, get_args
 from uuid import UUID
 
@@ -24,7 +25,9 @@ from service.analytics.estimands.endpoints import Endpoint
 from service.analytics.estimands.groups import GroupSpec
 from service.analytics.schemas import Exclusion, TimeToEventRow
 from service.analytics.survival.analysis import time_to_event
+from service.data_cuts import clock
 from service.db import models
+from service.db.models import as_utc
 from service.exchange.data_dictionary import struct_entries, table_entries
 from service.exchange.export_json import consistent_snapshot
 
@@ -34,7 +37,7 @@ ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
 INTERNAL = {"last_recorded_day", "subject_key", "name_key"}
 
 
-class _Sink(io.RawIOBase):
+class ZipSink(io.RawIOBase):
     """Collects what zipfile writes, for the stream to take away."""
 
     def __init__(self) -> None:
@@ -60,6 +63,8 @@ def _cell(value: Any) -> Any:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime):  # UTC on both databases (SQLite hands back naive times)
+        value = as_utc(value)
     return msgspec.to_builtins(value)
 
 
@@ -137,14 +142,21 @@ def _ordered(model: Any, query: Any) -> Any:
     return query.order_by(*keys)
 
 
+def zip_member(name: str) -> zipfile.ZipInfo:
+    """A member dated by the answer's clock (on a data cut, the cut's time: the same bytes each time)."""
+    member = zipfile.ZipInfo(name, date_time=clock.now().timetuple()[:6])
+    member.compress_type = zipfile.ZIP_DEFLATED
+    return member
+
+
 async def stream_zip(open_session: Callable[[], Any], study_id: UUID) -> AsyncIterator[bytes]:
-    sink = _Sink()
+    sink = ZipSink()
     async with open_session() as session, session.begin():
         await consistent_snapshot(session)
         with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, model, query in _tables(study_id):
                 columns = _columns(model)
-                with archive.open(name, mode="w", force_zip64=True) as member:
+                with archive.open(zip_member(name), mode="w", force_zip64=True) as member:
                     text = io.TextIOWrapper(member, encoding="utf-8", newline="")
                     writer = csv.writer(text)
                     writer.writerow(columns)
@@ -173,7 +185,7 @@ def _dictionary(archive: zipfile.ZipFile, study_id: UUID) -> None:
     for endpoint in ENDPOINTS:
         entries += struct_entries(f"time_to_event_{endpoint.lower()}.csv", TimeToEventRow)
         entries += struct_entries(f"excluded_{endpoint.lower()}.csv", Exclusion)
-    with archive.open("data_dictionary.csv", mode="w") as member:
+    with archive.open(zip_member("data_dictionary.csv"), mode="w") as member:
         text = io.TextIOWrapper(member, encoding="utf-8", newline="")
         writer = csv.DictWriter(text, fieldnames=["file", "column", "type", "unit", "code_system"])
         writer.writeheader()
@@ -184,7 +196,7 @@ def _dictionary(archive: zipfile.ZipFile, study_id: UUID) -> None:
 
 def _write(archive: zipfile.ZipFile, name: str, struct: Any, records: Iterable[Any]) -> None:
     fields = [f.name for f in msgspec.structs.fields(struct)]
-    with archive.open(name, mode="w", force_zip64=True) as member:
+    with archive.open(zip_member(name), mode="w", force_zip64=True) as member:
         text = io.TextIOWrapper(member, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(fields)

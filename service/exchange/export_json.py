@@ -11,7 +11,6 @@ read transaction (a consistent snapshot on both databases), so memory stays boun
 whatever the study's size."""
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +24,7 @@ from service.adverse_events.schemas import AdverseEventCreate
 from service.agents.schemas import AgentCreate
 from service.arms.schemas import ArmCreate
 from service.common.repository import get_visible
+from service.data_cuts import clock
 from service.db import models
 from service.outcomes.schemas import VARIANTS
 from service.patients.schemas import PatientCreate
@@ -280,7 +280,7 @@ def header(tree: StudyTree) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exported_at": clock.now().isoformat(timespec="seconds"),
         "document": tree.study.source_document,
         "agents": [row_values(agent, AGENT) for agent in tree.agents],
         "study": study_section(tree),

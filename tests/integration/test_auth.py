@@ -64,7 +64,7 @@ ACCESS: dict[str, str] = {
     "importStudy": "global curator",
     "importClinicalTrialsGovStudy": "global curator",
     "createDataCut": "global curator",
-    **{op: "rows" for op in ("listDataCuts", "getDataCut", "getDataCutContent")},
+    **{op: "rows" for op in ("listDataCuts", "getDataCut", "getDataCutContent", "getDataCutPackage")},
     **{
         op: "reader"
         for op in (

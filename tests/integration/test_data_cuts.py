@@ -1,5 +1,5 @@
-"""A data cut freezes the data as it stood: its content is the studies' export documents of that
-moment, byte for byte the same however the live data changes afterwards, with the SHA-256 it
+"""A data cut freezes the data as it stood: its content is every row of its studies at that
+moment, with their ids, byte for byte the same however the live data changes afterwards, with the SHA-256 it
 was stored with and the audit head at the cut. It can be retired (admins, audited) but never
 changed or deleted, and only those who may read all of its studies see it."""
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from service.db.migrate import head_revision
 from tests import factories as f
 from tests.databases import issue_token
 
@@ -51,8 +52,13 @@ def test_a_cut_keeps_the_data_as_it_stood(client: TestClient[Any]) -> None:
     assert frozen.headers["etag"] == f'"{cut["sha256"]}"'
     document = frozen.json()
     assert (document["format"], document["label"]) == ("leukemia-registry/data-cut", "ASH 2027 abstract")
+    assert (document["format_version"], document["schema_revision"]) == (2, head_revision())
+    tables = document["tables"]
+    assert [row[0] for row in tables["studies"]["rows"]] == [study_id]  # the other study is not in it
+    patient_ids = [row[tables["patients"]["columns"].index("id")] for row in tables["patients"]["rows"]]
+    assert patient_ids == sorted(p["id"] for p in world["patients"])
+    assert len(tables["outcomes"]["rows"]) == 3
     live = client.get(f"{API}/studies/{study_id}/export").json()
-    assert [_without_time(d) for d in document["studies"]] == [_without_time(live)]
 
     # The live data changes: a record corrected, one deleted, a patient added.
     event = client.get(f"{API}/outcomes", params={"patient_id": world["patients"][0]["id"]}).json()["items"][
@@ -71,7 +77,11 @@ def test_a_cut_keeps_the_data_as_it_stood(client: TestClient[Any]) -> None:
     assert again.content == frozen.content
     assert client.get(f"{API}/data-cuts/{cut['id']}").json() == cut
     changed = client.get(f"{API}/studies/{study_id}/export").json()
-    assert _without_time(changed) != _without_time(document["studies"][0])
+    assert _without_time(changed) != _without_time(live)
+    # The study's export on the cut is the export of that moment.
+    on_cut = client.get(f"{API}/studies/{study_id}/export", params={"data_cut": cut["id"]})
+    assert _without_time(on_cut.json()) == _without_time(live)
+    assert on_cut.json()["exported_at"] == cut["created_at"].replace("Z", "+00:00")[:19] + "+00:00"
     # No route changes or deletes a cut.
     assert client.patch(f"{API}/data-cuts/{cut['id']}", json={"label": "x"}).status_code == 405
     assert client.delete(f"{API}/data-cuts/{cut['id']}").status_code == 405

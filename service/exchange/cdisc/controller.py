@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
@@ -13,6 +13,7 @@ from litestar.response import Stream
 
 from service.auth.middleware import requires
 from service.common.repository import get_visible
+from service.data_cuts import reading
 from service.db import models
 from service.errors import NotFound
 from service.exchange import snapshot
@@ -54,6 +55,8 @@ class DatasetController(Controller):
     path = "/studies/{id:uuid}/datasets"
     tags = ["Exchange"]
     guards = [READ]
+    parameters = reading.PARAMETER
+    before_request = reading.enter_hook  # type: ignore[assignment]
 
     @get(
         "/",
@@ -61,21 +64,26 @@ class DatasetController(Controller):
         summary="The study's CDISC datasets (SDTM, ADaM) and where to get each",
         description=DESCRIPTION,
     )
-    async def list_datasets(self, state: State, id: FromPath[UUID]) -> list[DatasetEntry]:
-        async with state.session_factory() as session:
+    async def list_datasets(
+        self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]
+    ) -> Response[list[DatasetEntry]]:
+        async with reading.sessions_for(state, request)() as session:
             if await get_visible(session, models.Study, id) is None:
                 raise NotFound(f"no study with id {id}")
         base = f"/api/v1/studies/{id}/datasets"
-        return [
+        cut = reading.active(request)
+        on_cut = f"?data_cut={cut.id}" if cut is not None else ""
+        entries = [
             DatasetEntry(
                 name=name,
                 label=datasets.LABELS[name],
                 standard=STANDARDS.get(name, "ADaM"),
-                json=f"{base}/{name}",
-                ndjson=f"{base}/{name}/ndjson",
+                json=f"{base}/{name}{on_cut}",
+                ndjson=f"{base}/{name}/ndjson{on_cut}",
             )
             for name in datasets.BUILDERS
         ]
+        return Response(entries, headers=reading.version_header(request))
 
     @get(
         "/{name:str}",
@@ -90,9 +98,13 @@ class DatasetController(Controller):
         media_type="application/json",
     )
     async def get_dataset(
-        self, state: State, id: FromPath[UUID], name: FromPath[datasets.DatasetName]
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        id: FromPath[UUID],
+        name: FromPath[datasets.DatasetName],
     ) -> Stream:
-        return await _send(state, id, name, ndjson=False)
+        return await _send(request, state, id, name, ndjson=False)
 
     @get(
         "/{name:str}/ndjson",
@@ -103,17 +115,24 @@ class DatasetController(Controller):
         media_type="application/x-ndjson",
     )
     async def get_dataset_ndjson(
-        self, state: State, id: FromPath[UUID], name: FromPath[datasets.DatasetName]
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        id: FromPath[UUID],
+        name: FromPath[datasets.DatasetName],
     ) -> Stream:
-        return await _send(state, id, name, ndjson=True)
+        return await _send(request, state, id, name, ndjson=True)
 
 
-async def _send(state: State, study_id: UUID, name: datasets.DatasetName, ndjson: bool) -> Stream:
+async def _send(
+    request: Request[Any, Any, Any], state: State, study_id: UUID, name: datasets.DatasetName, ndjson: bool
+) -> Stream:
+    open_session = reading.sessions_for(state, request)
     with state.export_slots:
-        async with state.session_factory() as session:
+        async with open_session() as session:
             if await get_visible(session, models.Study, study_id) is None:
                 raise NotFound(f"no study with id {study_id}")
-        taken = await snapshot.take(_content(state.session_factory, study_id, name, ndjson))
+        taken = await snapshot.take(_content(open_session, study_id, name, ndjson))
     suffix = "ndjson" if ndjson else "json"
     return Stream(
         taken.chunks(),
@@ -121,5 +140,6 @@ async def _send(state: State, study_id: UUID, name: datasets.DatasetName, ndjson
         headers={
             "Content-Disposition": f'attachment; filename="{name.lower()}.{suffix}"',
             **taken.headers(),
+            **reading.version_header(request),
         },
     )

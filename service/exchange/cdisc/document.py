@@ -3,11 +3,11 @@ the same metadata on the first line and one row array per line after it."""
 
 import importlib.metadata
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from service.data_cuts import clock
 from service.exchange.cdisc.datasets import Dataset, StudyData
 
 VERSION = "1.1.0"
@@ -16,7 +16,7 @@ ORIGINATOR = "Leukemia outcomes registry"
 
 def metadata(dataset: Dataset, data: StudyData) -> dict[str, Any]:
     return {
-        "datasetJSONCreationDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+        "datasetJSONCreationDateTime": clock.now().isoformat(timespec="seconds"),
         "datasetJSONVersion": VERSION,
         "fileOID": f"registry/studies/{data.id}/datasets/{dataset.name}",
         "originator": ORIGINATOR,
