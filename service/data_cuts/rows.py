@@ -25,6 +25,7 @@ from sqlmodel import col
 
 from service.db import models
 from service.db.migrate import head_revision
+from service.exchange import study_document
 from service.exchange.export_json import consistent_snapshot
 
 FORMAT = "leukemia-registry/data-cut"
@@ -37,24 +38,10 @@ def _table(model: Any) -> Table:
     return table
 
 
-# Foreign-key order: a table comes after those it refers to.
+# Foreign-key order, as a study document is written, then the records that refer to patients
+# or studies besides: what a registry record was read from, and curators' links between patients.
 TABLES: tuple[Table, ...] = tuple(
-    _table(m)
-    for m in (
-        models.Agent,
-        models.Study,
-        models.Site,
-        models.Arm,
-        models.ArmAgent,
-        models.Patient,
-        models.Treatment,
-        models.TreatmentComponent,
-        models.AdverseEvent,
-        models.Outcome,
-        models.ReportedResult,
-        models.SourceRecord,
-        models.PatientLink,
-    )
+    _table(m) for m in (*study_document.ORDER, models.SourceRecord, models.PatientLink)
 )
 
 
