@@ -10,6 +10,9 @@ with TEST_POSTGRES_URL, on Postgres, each figure beside its target:
   meanwhile [<= 100 ms] and the server's RSS before and after [back within 100 MB];
 - slow exports: 32 clients ask for the 20,000-patient export and stop reading: how many were
   built (the rest 429), and reads and writes meanwhile [all 2xx];
+- data cuts of the 20,000-patient study: taking the cut, the first analysis on it (which loads
+  the cut's database), a second one, and its release package: each one's time, the server's RSS
+  after each, and the slowest read of another client meanwhile;
 - Simon designs at n_max = 100: CPU time of the slowest of a spread of (p0, p1) [<= 50 ms].
 
 Only a server process (uvicorn, one worker) and this client run; figures vary with the load of the
@@ -240,6 +243,60 @@ def slow_exports(base: str, headers: dict[str, str], study: str, report: dict[st
     )
 
 
+def side_reads(
+    base: str, headers: dict[str, str], stop: threading.Event, out: list[tuple[int, float]]
+) -> None:
+    with httpx.Client(timeout=120) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                status = client.get(f"{base}{API}/studies", headers=headers).status_code
+            except httpx.HTTPError:
+                status = 0
+            out.append((status, time.perf_counter() - started))
+            time.sleep(0.05)
+
+
+def data_cuts(base: str, headers: dict[str, str], study: str, pid: int, report: dict[str, Any]) -> None:
+    stop, reads = threading.Event(), []
+    reader = threading.Thread(target=side_reads, args=(base, headers, stop, reads))
+    reader.start()
+    steps: dict[str, Any] = {}
+    with httpx.Client(timeout=900, headers=headers) as client:
+
+        def step(name: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+            started = time.perf_counter()
+            response = client.request(method, f"{base}{API}{path}", **kwargs)
+            assert response.status_code in (200, 201), (name, response.text[:300])
+            steps[name] = {
+                "seconds": round(time.perf_counter() - started, 2),
+                "mb": round(len(response.content) / 1e6, 1),
+                "rss_mb": round(rss_mb(pid)),
+            }
+            return response
+
+        cut = step("take the cut", "POST", "/data-cuts", json={"label": "bench", "study_ids": [study]}).json()
+        steps["take the cut"]["content_mb"] = round(cut["size"] / 1e6, 1)
+        on_cut = {"data_cut": cut["id"]}
+        step("first analysis (loads the cut)", "GET", f"/studies/{study}/survival", params=on_cut)
+        step("second analysis", "GET", f"/studies/{study}/adverse-event-incidence", params=on_cut)
+        step("release package", "GET", f"/data-cuts/{cut['id']}/package")
+    stop.set()
+    reader.join()
+    report["data_cuts"] = {
+        **steps,
+        "side_reads": len(reads),
+        "side_statuses": sorted({s for s, _ in reads}),
+        "side_slowest_s": round(max(t for _, t in reads), 2),
+    }
+    for name, figures in steps.items():
+        print(f"  data cut, {name}: {figures}")
+    print(
+        f"  reads meanwhile: {len(reads)}, statuses {sorted({s for s, _ in reads})}, slowest "
+        f"{max(t for _, t in reads):.2f} s"
+    )
+
+
 def simon(report: dict[str, Any]) -> None:
     from service.analytics.designs.simon import simon_two_stage
 
@@ -276,10 +333,12 @@ def run(backend: str, work: Path, only: set[str]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"}
         with server(url, work / f"{backend}.log", DB_POOL_SIZE="5", DB_POOL_TIMEOUT_S="5") as (base, process):
             print(f"{backend}:")
-            if only & {"import", "exports"}:
+            if only & {"import", "exports", "data_cuts"}:
                 study = import_scenario(base, headers, report)
                 if "exports" in only:
                     slow_exports(base, headers, study, report)
+                if "data_cuts" in only:
+                    data_cuts(base, headers, study, process.pid, report)
             if "large_bodies" in only:
                 large_bodies(base, headers, process.pid, report)
     return report
@@ -288,7 +347,9 @@ def run(backend: str, work: Path, only: set[str]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "bench" / "bulk_paths.json"))
-    parser.add_argument("--only", default="import,exports,large_bodies,simon", help="scenarios to run")
+    parser.add_argument(
+        "--only", default="import,exports,data_cuts,large_bodies,simon", help="scenarios to run"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
