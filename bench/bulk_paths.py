@@ -265,13 +265,15 @@ def data_cuts(base: str, headers: dict[str, str], study: str, pid: int, report: 
     with httpx.Client(timeout=900, headers=headers) as client:
 
         def step(name: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-            started = time.perf_counter()
+            started, before = time.perf_counter(), len(reads)
             response = client.request(method, f"{base}{API}{path}", **kwargs)
             assert response.status_code in (200, 201), (name, response.text[:300])
+            during = [t for _, t in reads[before:]] or [0.0]
             steps[name] = {
                 "seconds": round(time.perf_counter() - started, 2),
                 "mb": round(len(response.content) / 1e6, 1),
                 "rss_mb": round(rss_mb(pid)),
+                "slowest_read_meanwhile_s": round(max(during), 2),
             }
             return response
 

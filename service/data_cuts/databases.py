@@ -2,7 +2,7 @@
 analysis asks for them, into a SQLite file of its own, opened read-only and kept for the next
 request — never into the live tables. At most `capacity` are kept per process; the least
 recently used is closed and deleted first. One is built at a time per process (the build
-decompresses, checks the digest and writes the rows in a worker thread)."""
+decompresses, checks the digest and writes the rows in a worker process)."""
 
 import asyncio
 import hashlib
@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from service.common.heavy import offload
 from service.data_cuts import rows
 from service.db.session import session_factory
 from service.errors import Conflict, DomainError
+
+DAMAGED = "damaged"
 
 
 class DamagedCut(DomainError):
@@ -37,19 +39,31 @@ class CutDatabase:
     path: Path
 
 
-def _build(compressed: bytes, sha256: str, path: Path) -> None:
+def _build(compressed: bytes, sha256: str, path: Path) -> str | None:
+    """Write the cut's database at `path`; the reason it cannot be, if so. Runs in a worker
+    process (service.common.heavy): decoding a large cut holds its interpreter for a while, which
+    the server's would pass on to every other request."""
     document = zlib.decompress(compressed)
     if hashlib.sha256(document).hexdigest() != sha256:
-        raise DamagedCut("its content's SHA-256 differs from the one recorded when it was taken")
+        return DAMAGED
     path.unlink(missing_ok=True)
     try:
         rows.load(document, path)
     except rows.UnreadableCut as exc:
         path.unlink(missing_ok=True)
-        raise Conflict(str(exc), field="data_cut") from None
+        return str(exc)
     except BaseException:
         path.unlink(missing_ok=True)  # never a half-built database left to be opened
         raise
+    return None
+
+
+async def build(compressed: bytes, sha256: str, path: Path) -> None:
+    refused = await offload(_build, compressed, sha256, path)
+    if refused == DAMAGED:
+        raise DamagedCut("its content's SHA-256 differs from the one recorded when it was taken")
+    if refused is not None:
+        raise Conflict(refused, field="data_cut")
 
 
 class CutDatabases:
@@ -77,7 +91,7 @@ class CutDatabases:
 
     async def _build(self, cut_id: UUID, sha256: str, compressed: bytes) -> CutDatabase:
         path = self._directory / f"{cut_id}.sqlite"
-        await anyio.to_thread.run_sync(_build, compressed, sha256, path)
+        await build(compressed, sha256, path)
         engine = create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
         database = CutDatabase(engine, session_factory(engine), path)
         self._open[cut_id] = database

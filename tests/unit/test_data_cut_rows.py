@@ -2,6 +2,7 @@
 content whose digest differs, or frozen in a format this code cannot load, is refused (409)
 and leaves no database behind."""
 
+import asyncio
 import hashlib
 import sqlite3
 import zlib
@@ -11,7 +12,7 @@ import msgspec
 import pytest
 
 from service.data_cuts import rows
-from service.data_cuts.databases import DamagedCut, _build
+from service.data_cuts.databases import DamagedCut, build
 from service.errors import Conflict
 
 STUDY_ID = "01a23e9b-f063-70fa-b033-4668ecbcf457"
@@ -47,7 +48,7 @@ def _document(**changes: object) -> bytes:
 def test_frozen_rows_load_with_their_ids_and_types(tmp_path: Path) -> None:
     document = _document()
     path = tmp_path / "cut.sqlite"
-    _build(zlib.compress(document), hashlib.sha256(document).hexdigest(), path)
+    asyncio.run(build(zlib.compress(document), hashlib.sha256(document).hexdigest(), path))
     with sqlite3.connect(path) as db:
         [(study_id, title, created)] = db.execute("SELECT id, title, created_at FROM studies").fetchall()
     assert (study_id.replace("-", ""), title) == (STUDY_ID.replace("-", ""), "A frozen study")
@@ -58,7 +59,7 @@ def test_content_that_is_not_what_was_frozen_is_refused(tmp_path: Path) -> None:
     document = _document()
     path = tmp_path / "cut.sqlite"
     with pytest.raises(DamagedCut) as damaged:
-        _build(zlib.compress(document + b" "), hashlib.sha256(document).hexdigest(), path)
+        asyncio.run(build(zlib.compress(document + b" "), hashlib.sha256(document).hexdigest(), path))
     assert damaged.value.status == 409 and not path.exists()
 
 
@@ -66,5 +67,5 @@ def test_a_cut_frozen_in_an_earlier_format_is_refused(tmp_path: Path) -> None:
     document = _document(format_version=1)
     path = tmp_path / "cut.sqlite"
     with pytest.raises(Conflict, match="take a new cut"):
-        _build(zlib.compress(document), hashlib.sha256(document).hexdigest(), path)
+        asyncio.run(build(zlib.compress(document), hashlib.sha256(document).hexdigest(), path))
     assert not path.exists()
