@@ -99,20 +99,24 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def side_writes(
-    base: str, headers: dict[str, str], stop: threading.Event, out: list[tuple[int, float]]
-) -> None:
+def side_requests(send: Any, stop: threading.Event, out: list[tuple[int, float]], pause: float) -> None:
+    """`send(client)` every `pause` seconds until `stop`: each status (0: no answer) and time."""
     with httpx.Client(timeout=120) as client:
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                status = client.post(
-                    f"{base}{API}/studies", json={"title": "side", "design": "case_series"}, headers=headers
-                ).status_code
+                status = send(client).status_code
             except httpx.HTTPError:
                 status = 0
             out.append((status, time.perf_counter() - started))
-            time.sleep(0.1)
+            time.sleep(pause)
+
+
+def side_writes(
+    base: str, headers: dict[str, str], stop: threading.Event, out: list[tuple[int, float]]
+) -> None:
+    body = {"title": "side", "design": "case_series"}
+    side_requests(lambda c: c.post(f"{base}{API}/studies", json=body, headers=headers), stop, out, 0.1)
 
 
 def import_scenario(base: str, headers: dict[str, str], report: dict[str, Any]) -> str:
@@ -246,15 +250,7 @@ def slow_exports(base: str, headers: dict[str, str], study: str, report: dict[st
 def side_reads(
     base: str, headers: dict[str, str], stop: threading.Event, out: list[tuple[int, float]]
 ) -> None:
-    with httpx.Client(timeout=120) as client:
-        while not stop.is_set():
-            started = time.perf_counter()
-            try:
-                status = client.get(f"{base}{API}/studies", headers=headers).status_code
-            except httpx.HTTPError:
-                status = 0
-            out.append((status, time.perf_counter() - started))
-            time.sleep(0.05)
+    side_requests(lambda c: c.get(f"{base}{API}/studies", headers=headers), stop, out, 0.05)
 
 
 def data_cuts(base: str, headers: dict[str, str], study: str, pid: int, report: dict[str, Any]) -> None:

@@ -19,9 +19,12 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
 # Children first, so that deleting in this order never breaks a foreign key. API tokens are
-# kept: the test clients hold one.
+# kept: the test clients hold one; so is the audit trail, which is append-only.
 TABLES = (
     "idempotency_keys",
+    "data_cut_analyses",
+    "data_cuts",
+    "source_records",
     "patient_links",
     "treatment_components",
     "adverse_events",

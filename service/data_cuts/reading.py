@@ -1,9 +1,9 @@
 """Answering on a cut: a request that names `data_cut=<id>` reads the cut's frozen database
 (service.data_cuts.databases) instead of the live one, for every session it opens
-(service.db.session.request_session, the exports' own sessions), and its clock stops at the cut
-(service.data_cuts.clock: an export's `exported_at` is the cut's time), so the same query on the same cut gives
-the same bytes however the live data changed. Who may use a cut is decided on the live data:
-whoever may read all of its studies (service.data_cuts.service.visible)."""
+(service.db.session.request_session, the exports' own sessions), and its clock stops at the
+cut (service.data_cuts.clock: an export's `exported_at` is the cut's time), so the same query
+on the same cut gives the same bytes however the live data changed. Who may use a cut is
+decided on the live data: whoever may read all of its studies (service.data_cuts.service)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
