@@ -121,3 +121,53 @@ def test_fields_chooses_what_each_listed_item_carries(client: TestClient[Any]) -
     assert [set(o) for o in outcomes.json()["items"]] == [{"id", "kind", "category"}]
     refused = client.get(f"{API}/patients", params={"fields": "subject_code,mrn"})
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "fields"
+
+
+def test_record_reads_on_postgres_send_no_transaction_and_the_rest_keep_theirs(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At READ COMMITTED each statement reads its own snapshot, in a transaction or not: reading
+    a record or a page skips BEGIN and COMMIT (two of the three round trips of reading a
+    patient). Analyses stream their rows through a server-side cursor, which needs a
+    transaction, and writes need theirs: both keep it."""
+    if client.app.state.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps its read transaction: one snapshot for all of a read's statements")
+    import asyncpg
+
+    sent: list[str] = []
+    original = asyncpg.connection.Connection.execute
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.split()[0].upper().rstrip(";"))
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", execute)
+    study = f.study(client)
+    patient = f.patient(client, study["id"])
+    event = f.adverse_event(client, patient["id"])
+
+    def sends(method: str, path: str, **kwargs: Any) -> list[str]:
+        client.request(method, path, **kwargs)  # warm the caches
+        sent.clear()
+        assert client.request(method, path, **kwargs).status_code < 300, path
+        return list(sent)
+
+    transaction = {"BEGIN", "COMMIT", "ROLLBACK"}
+    for path in (
+        f"{API}/patients/{patient['id']}",
+        f"{API}/patients?study_id={study['id']}",
+        f"{API}/patients?study_id={study['id']}&include=adverse_events",
+        f"{API}/adverse-events/{event['id']}",
+        f"{API}/studies",
+    ):
+        assert not transaction & set(sends("GET", path)), path
+        assert not transaction & set(sends("HEAD", path)), path
+    for path in (
+        f"{API}/studies/{study['id']}/survival",
+        f"{API}/studies/{study['id']}/adverse-event-incidence",
+    ):
+        # (a repeat is served from the analysis store after a version lookup in a transaction)
+        assert "BEGIN" in sends("GET", path), path
+    sent.clear()
+    f.adverse_event(client, patient["id"])
+    assert {"BEGIN", "COMMIT"} <= set(sent), sent
