@@ -10,7 +10,7 @@ RUNTIME := $(VENV)/.runtime
 LINT_TOOLS := openapi/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test oracle bench bench-quick bench-analyses bench-reliability openapi lint typecheck check seed migrate clean
+.PHONY: help install run test oracle bench bench-quick bench-analyses bench-flames bench-reliability openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,11 +43,16 @@ test: $(SYNCED) $(LINT_TOOLS) ## Run every test (also on Postgres when TEST_POST
 oracle: $(SYNCED) ## The generative oracle, long: ORACLE_EXAMPLES (default 2500) random messy studies per database, statistics printed
 	ORACLE_EXAMPLES=$${ORACLE_EXAMPLES:-2500} ORACLE_SEED= $(PY) -m pytest tests/oracle -p no:cacheprovider -q --hypothesis-show-statistics
 
-bench: $(SYNCED) ## Service vs raw-limit app, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md
+bench: $(SYNCED) ## Service vs raw-limit app and a FastAPI peer, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md, bench/flames/
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py
 	$(PY) bench/bulk_paths.py
 	$(PY) bench/analyses.py
+	$(PY) bench/flames.py
+
+bench-flames: $(SYNCED) ## Flame graphs of the service under load (py-spy): bench/flames/<database>-<scenario>.svg
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) bench/flames.py
 
 bench-analyses: $(SYNCED) ## The analyses at 100k patients: each one's time, and a patient read's p99 while it loops
 	$(PY) bench/analyses.py

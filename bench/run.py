@@ -1,6 +1,7 @@
 # ruff: noqa: S603, S607 - runs the fixed tools taskset and wrk and this repository's own apps
-"""`make bench`: the service against the raw limit (bench/raw_app.py) on the same data, the same
-machine and the same run, every figure reported as service ÷ raw.
+"""`make bench`: the service against the raw limit (bench/raw_app.py) and against a typical
+FastAPI + SQLModel application (bench/peer_app.py) on the same data, the same machine and the
+same run, every figure reported as service ÷ raw and service ÷ peer.
 
 Each app runs alone as in production (uvicorn, one worker, pinned to core 0 with taskset); load
 comes from wrk pinned to core 1. Each scenario is warmed up, then measured `--runs` times; the
@@ -10,14 +11,17 @@ report gives medians with min–max. Results go to bench/RESULTS.md (and the JSO
 every scenario answers 2xx and that the statement counts per request hold, and asserts no timing.
 
 Scenarios (the issue's targets in brackets):
-- get: read one patient [>= 0.5x raw throughput]
-- page: a 50-item page of one study's patients filtered by diagnosis, with its total [>= 0.5x]
-- create: create an adverse event with an Idempotency-Key [>= 0.4x]
-- incidence: adverse-event incidence by arm over the large study [<= 1.5x raw GROUP BY time]
-- survival: OS by arm [<= 1.5x raw fetch + statistics]; and the OS fetch against the five-way
-  UNION the service used before migration 0009 [>= 3x faster]
+- get: read one patient [>= 0.6x raw throughput, >= 1.5x the peer's]
+- page: a 50-item page of one study's patients filtered by diagnosis, with its total [>= 0.6x
+  raw, >= 1.5x the peer]
+- create: create an adverse event with an Idempotency-Key [>= 0.8x raw]
+- incidence: adverse-event incidence by arm over the large study [<= 1.5x raw GROUP BY time,
+  the peer's time >= 1.5x the service's]
+- survival: OS by arm [<= 1.5x raw fetch + statistics, the peer's >= 1.5x the service's]; and the
+  OS fetch against the five-way UNION the service used before migration 0009 [>= 3x faster]
 - heavy: p99 of reading a patient while another client loops on incidence, or on a 200-lane
-  swimmer plot [<= 2x the p99 without]
+  swimmer plot, or while 4 clients loop on survival analyses and 2 on imports of 500-patient
+  studies (each deleted again) [<= 2x the p99 without]
 - plots: memory growth of the service while drawing the KM plot of the large study and a
   200-lane swimmer plot [< 200 MB]; /health answered meanwhile
 - growth: p50 of get and page at the smallest and the largest scale [< 2x]
@@ -53,7 +57,7 @@ from bench.statements import count_statements  # noqa: E402
 from tests.databases import issue_token  # noqa: E402
 
 PYTHON = sys.executable
-SERVICE_PORT, RAW_PORT = 8731, 8732
+SERVICE_PORT, RAW_PORT, PEER_PORT = 8731, 8732, 8733
 API = "/api/v1"
 
 
@@ -81,7 +85,7 @@ class Report:
 
 @contextmanager
 def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
-    """The service or the raw app on core 0; yields (port, pid)."""
+    """The service, the raw app or the peer on core 0; yields (port, pid)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -95,8 +99,10 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
     }
     if kind == "service":
         command, port = [PYTHON, "-m", "service", "serve"], SERVICE_PORT
-    else:
+    elif kind == "raw":
         command, port = [PYTHON, str(ROOT / "bench" / "raw_app.py"), url, str(RAW_PORT)], RAW_PORT
+    else:
+        command, port = [PYTHON, str(ROOT / "bench" / "peer_app.py"), url, str(PEER_PORT)], PEER_PORT
     log.parent.mkdir(parents=True, exist_ok=True)  # bench/.data is not there in a fresh clone on Postgres
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -245,6 +251,53 @@ def looping(port: int, path: str, token: str) -> Iterator[list[int]]:
         worker.join(timeout=600)
 
 
+@contextmanager
+def mixed_load(
+    port: int, data: Dataset, token: str, analyses: int = 4, imports: int = 2
+) -> Iterator[list[int]]:
+    """`analyses` clients looping on survival by arm (each its own parameters, so that no answer
+    could be reused) and `imports` clients importing a 500-patient study and deleting it again,
+    while the block runs; yields [analyses done, imports done]."""
+    from tests.integration.test_bulk_import import document
+
+    done, count = threading.Event(), [0, 0]
+    base, headers = f"http://127.0.0.1:{port}{API}", {"Authorization": f"Bearer {token}"}
+
+    def analyse(client_number: int) -> None:
+        with httpx.Client(headers=headers, timeout=600) as client:
+            while not done.is_set():
+                level = 0.9 + client_number / 100
+                path = f"{base}/studies/{data.study_id}/survival?group_by=arm&conf_level={level:.2f}"
+                assert client.get(path).status_code == 200
+                count[0] += 1
+
+    def import_and_delete() -> None:
+        with httpx.Client(headers=headers, timeout=600) as client:
+            while not done.is_set():
+                body = document(patients=500, records=2, source=f"bench-mixed-{secrets.token_hex(6)}.txt")
+                response = client.post(f"{base}/studies/import", json=body)
+                assert response.status_code == 201, response.text[:300]
+                study = f"{base}/studies/{response.json()['study_id']}"
+                etag = client.get(study).headers["etag"]
+                gone = client.delete(
+                    f"{study}?cascade=true", headers={"If-Match": etag, "X-Change-Reason": "benchmark load"}
+                )
+                assert gone.status_code == 204, gone.text[:300]
+                count[1] += 1
+
+    workers = [threading.Thread(target=analyse, args=(i,), daemon=True) for i in range(analyses)]
+    workers += [threading.Thread(target=import_and_delete, daemon=True) for _ in range(imports)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1)
+    try:
+        yield count
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join(timeout=600)
+
+
 def spread(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
@@ -262,11 +315,13 @@ def throughput(
     report: Report, backend: str, data: Dataset, token: str, args: argparse.Namespace, log: Path
 ) -> dict[str, Any]:
     scripts = {"get": get_script, "page": page_script, "create": create_script}
-    targets = {"get": 0.5, "page": 0.5, "create": 0.4}
-    results: dict[str, dict[str, list[Wrk]]] = {name: {"service": [], "raw": []} for name in scripts}
+    targets = {"get": 0.6, "page": 0.6, "create": 0.8}
+    peer_targets = {"get": 1.5, "page": 1.5}  # reads: the service against a typical application
+    kinds = ("service", "raw", "peer")
+    results: dict[str, dict[str, list[Wrk]]] = {name: {kind: [] for kind in kinds} for name in scripts}
     for run in range(args.runs):
-        # Alternate which app goes first, so that drift on the machine does not favour one.
-        for kind in ("service", "raw") if run % 2 == 0 else ("raw", "service"):
+        # Rotate which app goes first, so that drift on the machine does not favour one.
+        for kind in kinds[run % 3 :] + kinds[: run % 3]:
             with running(kind, data.url, log) as (port, _):
                 for name, script in scripts.items():
                     # A new script per wrk run: each has its own Idempotency-Key prefix.
@@ -277,12 +332,15 @@ def throughput(
                     )
     out: dict[str, Any] = {}
     for name in scripts:
-        service, raw = results[name]["service"], results[name]["raw"]
+        service, raw, peer = (results[name][kind] for kind in kinds)
         ratios = [s.rps / r.rps for s, r in zip(service, raw, strict=True)]
-        bad = sum(x.non_2xx for x in service + raw)
+        over_peer = [s.rps / p.rps for s, p in zip(service, peer, strict=True)]
+        bad = sum(x.non_2xx for x in service + raw + peer)
         report.say(
-            f"  {name:7} service {spread([s.rps for s in service], 0)} req/s, raw {spread([r.rps for r in raw], 0)} req/s; "
-            f"p50 {statistics.median([s.p50_ms for s in service]):.2f} ms vs {statistics.median([r.p50_ms for r in raw]):.2f} ms; non-2xx {bad}"
+            f"  {name:7} service {spread([s.rps for s in service], 0)} req/s, raw {spread([r.rps for r in raw], 0)} req/s, "
+            f"peer {spread([p.rps for p in peer], 0)} req/s; p50 {statistics.median([s.p50_ms for s in service]):.2f} ms "
+            f"vs {statistics.median([r.p50_ms for r in raw]):.2f} ms raw, {statistics.median([p.p50_ms for p in peer]):.2f} ms peer; "
+            f"non-2xx {bad}"
         )
         if bad:
             report.failures.append(f"{backend} {name}: {bad} non-2xx responses")
@@ -293,12 +351,21 @@ def throughput(
                 statistics.median(ratios) >= targets[name],
                 f"service ÷ raw = {spread(ratios, 2)} (target >= {targets[name]})",
             )
+            if name in peer_targets:
+                check(
+                    report,
+                    f"{backend} {name} throughput against the peer",
+                    statistics.median(over_peer) >= peer_targets[name],
+                    f"service ÷ peer = {spread(over_peer, 2)} (target >= {peer_targets[name]})",
+                )
         out[name] = {
             "service_rps": [s.rps for s in service],
             "raw_rps": [r.rps for r in raw],
+            "peer_rps": [p.rps for p in peer],
             "service_p50_ms": [s.p50_ms for s in service],
             "service_p99_ms": [s.p99_ms for s in service],
             "ratio": ratios,
+            "ratio_peer": over_peer,
         }
     return out
 
@@ -311,15 +378,17 @@ def analytics(
         "survival": f"{API}/studies/{data.study_id}/survival?group_by=arm&endpoint=OS",
     }
     times: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
-    for kind in ("service", "raw"):
+    for kind in ("service", "raw", "peer"):
         with running(kind, data.url, log) as (port, _):
             for name, path in paths.items():
                 times[name][kind] = timed_get(port, path, token, args.runs + 2)
     out: dict[str, Any] = {}
     for name in paths:
-        service, raw = statistics.median(times[name]["service"]), statistics.median(times[name]["raw"])
+        service, raw, peer = (statistics.median(times[name][kind]) for kind in ("service", "raw", "peer"))
         report.say(
-            f"  {name:9} service {spread([t * 1000 for t in times[name]['service']], 0)} ms, raw {spread([t * 1000 for t in times[name]['raw']], 0)} ms"
+            f"  {name:9} service {spread([t * 1000 for t in times[name]['service']], 0)} ms, "
+            f"raw {spread([t * 1000 for t in times[name]['raw']], 0)} ms, "
+            f"peer {spread([t * 1000 for t in times[name]['peer']], 0)} ms"
         )
         if not args.quick:
             check(
@@ -328,7 +397,17 @@ def analytics(
                 service / raw <= 1.5,
                 f"service ÷ raw = {service / raw:.2f} (target <= 1.5)",
             )
-        out[name] = {"service_s": times[name]["service"], "raw_s": times[name]["raw"]}
+            check(
+                report,
+                f"{backend} {name} against the peer",
+                peer / service >= 1.5,
+                f"peer's time ÷ service's = {peer / service:.2f} (target >= 1.5)",
+            )
+        out[name] = {
+            "service_s": times[name]["service"],
+            "raw_s": times[name]["raw"],
+            "peer_s": times[name]["peer"],
+        }
     fetch = asyncio.run(union_comparison(data))
     report.say(
         f"  survival fetch: five-way UNION {fetch['union_ms']:.0f} ms, maintained column {fetch['column_ms']:.0f} ms"
@@ -378,6 +457,21 @@ def heavy(
                     f"{ratio:.2f}x (target <= 2x)",
                 )
             out[name] = {"alone_p99_ms": alone, "loaded_p99_ms": loaded}
+        with mixed_load(port, data, token) as count:
+            loaded = [wrk(port, script, args.duration, 4).p99_ms for _ in range(args.runs)]
+        ratio = statistics.median(loaded) / statistics.median(alone)
+        report.say(
+            f"  read p99 alone {spread(alone, 2)} ms; with 4 survival clients and 2 import clients "
+            f"({count[0]} analyses, {count[1]} imports done) {spread(loaded, 2)} ms"
+        )
+        if not args.quick:
+            check(
+                report,
+                f"{backend} read p99 with analyses and imports",
+                ratio <= 2,
+                f"{ratio:.2f}x (target <= 2x)",
+            )
+        out["survival and imports"] = {"alone_p99_ms": alone, "loaded_p99_ms": loaded, "done": count}
         # Plots: memory growth while drawing, and /health answered meanwhile.
         before = rss_kib(pid, "VmRSS")  # the plot worker already started by the loops above
         health = [0]
