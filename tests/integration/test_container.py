@@ -74,6 +74,11 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_one_postgres() -> None:
     [job] = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == [f"{name}:8000" for name in replicas]
+    # Every image pulled is pinned by digest (the tag kept for the reader); the replicas are built.
+    for name, spec in services.items():
+        if name in replicas:
+            continue
+        assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+@sha256:[0-9a-f]{64}", spec["image"]), (name, spec["image"])
 
 
 def _megabytes(size: str) -> int:
