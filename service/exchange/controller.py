@@ -19,8 +19,8 @@ from service.data_cuts import reading
 from service.db import models
 from service.errors import NotFound
 from service.exchange import export_csv, export_json, snapshot
+from service.exchange.ctgov import overlay, sources
 from service.exchange.ctgov import record as clinicaltrials_gov
-from service.exchange.ctgov import sources
 from service.exchange.ctgov.record import CtgovStudy
 from service.exchange.fhir import resources as fhir_resources
 from service.exchange.importing import import_document, registry_json, study_json
@@ -61,10 +61,11 @@ async def _one_chunk(open_session: Any, study_id: UUID) -> AsyncIterator[bytes]:
     async with open_session() as session:
         tree = await export_json.read_tree(session, study_id)
         if tree is not None:
-            record = clinicaltrials_gov.from_tree(tree)
-            results = await sources.results_section(session, study_id)
-            if results is not None:  # as posted: rebuilding it from reported results would lose detail
-                record["resultsSection"] = results
+            # An imported study: the record as received with the registry's fields written over it
+            # (results as posted: rebuilding them from reported results would lose detail).
+            record = overlay.merge(
+                await sources.received(session, study_id), clinicaltrials_gov.from_tree(tree)
+            )
             yield msgspec.json.encode(record)
 
 

@@ -4,8 +4,8 @@ group, analyses, adverse events per group) as a reported result whose provenance
 pointer of the value in the record. A record of another disease is refused unless asked for, a
 leukemia other than acute comes with a warning, and a re-export invents nothing the record lacks.
 
-The fixture is written in the shape of an API v2 record with results (tests/fixtures/ctgov):
-real records could not be fetched where these tests were written."""
+These fixtures are written in the shape of an API v2 record with results (tests/fixtures/ctgov), to
+reach every branch; a real record (FLAURA, NCT02296125) is test_ctgov_real_record.py's."""
 
 import copy
 import json

@@ -350,7 +350,7 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
                 "provenance": [
                     {
                         "source_document": source,
-                        "location": f"protocolSection.armsInterventionsModule.armGroups[{n}]",
+                        "location": f"/protocolSection/armsInterventionsModule/armGroups/{n}",
                         "quote": group.label,
                     }
                 ],

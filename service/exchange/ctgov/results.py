@@ -20,7 +20,20 @@ from typing import Any
 
 import msgspec
 
-SPREAD_CI = re.compile(r"^CONFIDENCE_(\d+)$")
+# The dispersion type as the API's enumeration names it or as records carry it on the wire
+# ("CONFIDENCE_95" / "95% Confidence Interval", "FULL_RANGE" / "Full Range", ...).
+SPREAD_CI = re.compile(r"^(?:CONFIDENCE_(\d+)|(\d+(?:\.\d+)?)\s*% Confidence Interval)$", re.I)
+SPREADS = {"full range": "FULL_RANGE", "inter-quartile range": "INTER_QUARTILE_RANGE"}
+
+
+def _spread(dispersion: str | None) -> tuple[str | None, float | None]:
+    """(kind, confidence level) of a dispersion type: kind CI, FULL_RANGE, INTER_QUARTILE_RANGE or
+    the type as given."""
+    ci = SPREAD_CI.match(dispersion or "")
+    if ci:
+        level = float(ci.group(1) or ci.group(2)) / 100
+        return ("CI", level) if 0 < level < 1 else (dispersion, None)
+    return SPREADS.get((dispersion or "").casefold(), dispersion), None
 
 
 class _Module(msgspec.Struct, kw_only=True):
@@ -175,7 +188,7 @@ def reported_results(
         base = f"/resultsSection/outcomeMeasuresModule/outcomeMeasures/{i}"
         groups = _Groups(measure.groups, arm_keys)
         denominators = {c.groupId: _count(c.value) for d in measure.denoms[:1] for c in d.counts}
-        ci = SPREAD_CI.match(measure.dispersionType or "")
+        spread, ci_level = _spread(measure.dispersionType)
         for j, measure_class in enumerate(measure.classes):
             for k, category in enumerate(measure_class.categories):
                 title = " — ".join(t for t in (measure.title, measure_class.title, category.title) if t)
@@ -196,12 +209,12 @@ def reported_results(
                     if result["value"] is None and value.value is not None:
                         notes.append(f"value as posted: {value.value}")
                     low, high = _number(value.lowerLimit), _number(value.upperLimit)
-                    if ci and low is not None and high is not None:
-                        result.update(ci_lower=low, ci_upper=high, ci_level=int(ci.group(1)) / 100)
-                    elif measure.dispersionType in ("FULL_RANGE", "INTER_QUARTILE_RANGE") and (
+                    if spread == "CI" and low is not None and high is not None:
+                        result.update(ci_lower=low, ci_upper=high, ci_level=ci_level)
+                    elif spread in ("FULL_RANGE", "INTER_QUARTILE_RANGE") and (
                         low is not None and high is not None
                     ):
-                        if measure.dispersionType == "FULL_RANGE":
+                        if spread == "FULL_RANGE":
                             result.update(range_lower=low, range_upper=high)
                         else:
                             notes.append(f"interquartile range {value.lowerLimit} to {value.upperLimit}")

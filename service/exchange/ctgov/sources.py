@@ -53,14 +53,10 @@ async def latest(session: AsyncSession, study_id: UUID) -> models.SourceRecord |
     return (await session.scalars(statement)).first()
 
 
-class _WithResults(msgspec.Struct):
-    resultsSection: Any = None  # only this section is decoded
-
-
-async def results_section(session: AsyncSession, study_id: UUID) -> Any:
-    """The results section of the study's latest record, exactly as posted (None without one):
-    the re-export writes it back rather than rebuilding it from reported results."""
+async def received(session: AsyncSession, study_id: UUID) -> dict[str, Any] | None:
+    """The study's latest record exactly as received (None for a study not imported from one)."""
     row = await latest(session, study_id)
     if row is None:
         return None
-    return msgspec.json.decode(content(row), type=_WithResults).resultsSection
+    record = msgspec.json.decode(content(row))
+    return record if isinstance(record, dict) else None
