@@ -121,3 +121,39 @@ def test_a_real_record_re_exports_as_it_came_in_and_with_the_curators_changes(
         "description": record["protocolSection"]["armsInterventionsModule"]["armGroups"][1]["description"],
     }
     assert exported == expected
+
+
+def test_a_real_record_without_results_imports_and_re_exports_as_it_came_in(
+    empty_target: TestClient[Any],
+) -> None:
+    """NCT00072579 (sargramostim in chronic-phase CML), the API v2 answer whole: a leukemia, not
+    acute (a warning), 15 sites, one biological intervention and no arm groups, no results."""
+    record = _record("NCT00072579")
+    result = _imported(empty_target, copy.deepcopy(record))
+    assert [w for w in result["warnings"] if "not acute" in w], result["warnings"]
+    assert result["counts"] == {
+        "arms": 0,
+        "sites": 15,
+        "patients": 0,
+        "treatments": 0,
+        "adverse_events": 0,
+        "outcomes": 0,
+        "reported_results": 0,
+    }
+    study_id = result["study_id"]
+    sites = get_all(empty_target, "sites", study_id=study_id)
+    locations = record["protocolSection"]["contactsLocationsModule"]["locations"]
+    assert [(s["institution"], s["city"], s["country"]) for s in sites] == [
+        (loc["facility"], loc["city"], loc["country"]) for loc in locations
+    ]
+    study = empty_target.get(f"{API}/studies/{study_id}").json()
+    assert study["registry"]["secondary_ids"] == ["CDR0000340983", "BRLX-02153", "NCI-7350"]
+    assert study["registry"]["collaborators"] == ["National Cancer Institute (NCI)"]
+    assert [m["term"] for m in study["registry"]["mesh_terms"]][:2] == ["Leukemia", "Leukemia, Myeloid"]
+    [agent] = get_all(empty_target, "agents")
+    assert agent["name"] == "sargramostim"
+    # Every provenance is a JSON pointer that resolves in the record as received.
+    for item in [study, agent, *sites]:
+        for provenance in item["provenance"]:
+            assert _resolve(record, provenance["location"]) is not None, provenance["location"]
+    assert _export(empty_target, study_id, "ctgov").json() == record

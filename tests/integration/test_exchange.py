@@ -285,8 +285,8 @@ def test_a_clinicaltrials_gov_record_imports_field_by_field(empty_target: TestCl
     }
     assert study["source_document"] == "ClinicalTrials.gov NCT09990001"
     located = {p["location"] for p in study["provenance"]}
-    assert "protocolSection.statusModule.overallStatus" in located
-    assert "protocolSection.eligibilityModule" in located
+    assert "/protocolSection/statusModule/overallStatus" in located
+    assert "/protocolSection/eligibilityModule" in located
     arms = {a["label"]: a for a in get_all(empty_target, "arms", study_id=study["id"])}
     agents = {a["id"]: a["name"] for a in get_all(empty_target, "agents")}
     assert {label: sorted(agents[i] for i in arm["agent_ids"]) for label, arm in arms.items()} == {

@@ -250,7 +250,10 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
         provenance.append(
             {
                 "source_document": source,
-                "location": f"protocolSection.{location}",
+                # A JSON pointer (RFC 6901) into the record as received, like every other provenance.
+                "location": location
+                if location.startswith("/")
+                else "/protocolSection/" + location.replace(".", "/"),
                 "quote": str(", ".join(text) if isinstance(text, list) else text)[:20_000],
             }
         )
@@ -292,8 +295,8 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
     )
     locations = (p.contactsLocationsModule or CtgovContactsLocations()).locations
     if len(locations) == 1:  # several sites: no one institution or country is the study's
-        take("institution", locations[0].facility, "contactsLocationsModule.locations[0].facility")
-        take("country", locations[0].country, "contactsLocationsModule.locations[0].country")
+        take("institution", locations[0].facility, "contactsLocationsModule.locations.0.facility")
+        take("country", locations[0].country, "contactsLocationsModule.locations.0.country")
     eligibility = p.eligibilityModule
     if eligibility is not None:
         kept = {
@@ -307,11 +310,11 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
         take("eligibility", kept or None, "eligibilityModule", eligibility.eligibilityCriteria or str(kept))
     details = _registry_details(record)
     if details:
-        take(
-            "registry",
-            details,
-            "identificationModule, sponsorCollaboratorsModule, conditionsModule, outcomesModule; derivedSection.conditionBrowseModule",
-            _registry_quote(details),
+        study["registry"] = details
+        # One provenance per module the registry details were read from, each a JSON pointer.
+        provenance.extend(
+            {"source_document": source, "location": REGISTRY_SOURCES[key], "quote": f"{len(values)} {key}"}
+            for key, values in details.items()
         )
     study["provenance"] = provenance
 
@@ -323,6 +326,7 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
             f"the record lists {len(drugs)} drug or biological interventions; a record may add at most {MAX_AGENTS} agents",
             field="protocolSection.armsInterventionsModule.interventions",
         )
+    position = {id(i): n for n, i in enumerate(interventions)}
     agents = [
         {
             "name": _intervention_agent(i.name),
@@ -330,7 +334,7 @@ def to_document(record: CtgovStudy, allow_non_leukemia: bool = False) -> dict[st
             "provenance": [
                 {
                     "source_document": source,
-                    "location": "protocolSection.armsInterventionsModule.interventions",
+                    "location": f"/protocolSection/armsInterventionsModule/interventions/{position[id(i)]}",
                     "quote": f"{i.type}: {i.name}",
                 }
             ],
@@ -431,15 +435,13 @@ def _registry_details(record: CtgovStudy) -> dict[str, Any]:
     return {k: v for k, v in details.items() if v}
 
 
-def _registry_quote(details: dict[str, Any]) -> str:
-    where = {
-        "keywords": "conditionsModule.keywords",
-        "mesh_terms": "derivedSection.conditionBrowseModule.meshes",
-        "secondary_ids": "identificationModule.secondaryIdInfos",
-        "collaborators": "sponsorCollaboratorsModule.collaborators",
-        "outcome_measures": "outcomesModule",
-    }
-    return "; ".join(f"{where[k]}: {len(v)}" for k, v in details.items())
+REGISTRY_SOURCES = {
+    "keywords": "/protocolSection/conditionsModule/keywords",
+    "mesh_terms": "/derivedSection/conditionBrowseModule/meshes",
+    "secondary_ids": "/protocolSection/identificationModule/secondaryIdInfos",
+    "collaborators": "/protocolSection/sponsorCollaboratorsModule/collaborators",
+    "outcome_measures": "/protocolSection/outcomesModule",
+}
 
 
 def _registry_modules(registry: dict[str, Any] | None) -> dict[str, Any]:
