@@ -193,14 +193,18 @@ async def import_document(
             if document.from_registry and source:
                 session.add(sources.new_row(plan.study_id, source, body, document.registry_version))
                 await flush(session)
-        except IntegrityError:
-            # Another import of the same document committed first (the unique source document),
-            # or added an agent of the same name meanwhile: nothing of this one is stored.
-            if source:
+        except IntegrityError as exc:
+            # Another import of the same document committed first (the unique source document:
+            # "studies.source_document" on SQLite, "uq_studies_source_document" on Postgres), or
+            # another request added an agent this document adds: nothing of this one is stored.
+            if source and "source_document" in str(exc.orig):
                 raise AlreadyImported(
                     f"a study from source document {source!r} was stored meanwhile", field="document"
                 ) from None
-            raise Conflict("the document conflicts with data stored meanwhile; retry") from None
+            raise Conflict(
+                "the document conflicts with data stored meanwhile (an agent of the same name added by "
+                "another request); nothing was stored: retry"
+            ) from None
         await anyio.to_thread.run_sync(_drop, plan)  # the rows are written: free them off the loop
         result = ImportResult(
             study_id=plan.study_id,

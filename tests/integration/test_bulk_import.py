@@ -130,6 +130,35 @@ def test_concurrent_imports_of_one_document_store_one_study(target: TestClient[A
     assert _count(target, "studies") == 1 and _count(target, "patients") == 30
 
 
+def test_an_agent_added_meanwhile_is_a_conflict_to_retry_not_an_import_already_stored(
+    target: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports that add the same new agent: the one that writes second finds the agent taken
+    (planned before the first committed). Its source document is new: the answer says to retry,
+    not that the document is already stored (it used to), and nothing of it is stored."""
+    from service.exchange import importing
+
+    assert target.post(f"{API}/studies/import", json=document(source="first.txt")).status_code == 201
+
+    async def planned_before_the_first_committed(_session: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(importing, "agent_ids_by_name", planned_before_the_first_committed)
+    second = target.post(f"{API}/studies/import", json=document(source="second.txt"))
+    assert second.status_code == 409, second.text
+    assert second.headers["content-type"].startswith("application/problem+json")
+    assert "agent of the same name" in second.json()["detail"] and "retry" in second.json()["detail"]
+    assert "already" not in second.text and "second.txt" not in second.text
+    assert _count(target, "studies") == 1
+    monkeypatch.undo()
+    assert target.post(f"{API}/studies/import", json=document(source="second.txt")).status_code == 201
+    assert _count(target, "studies") == 2 and len(get_all_agents(target)) == 1
+
+
+def get_all_agents(client: TestClient[Any]) -> list[Any]:
+    return client.get(f"{API}/agents").json()["items"]  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(
     ("where", "value", "pointer"),
     [
