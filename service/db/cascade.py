@@ -1,6 +1,7 @@
 """Explicit cascading deletes, children first, each deleted record audited. The foreign keys
 stay RESTRICT so that nothing is ever removed by the database behind the service's back."""
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -20,6 +21,9 @@ from service.db.models import (
     Treatment,
     TreatmentComponent,
 )
+
+YIELD_EVERY = 200
+UNSYNCED = {"synchronize_session": False}
 
 RESOURCE_TYPES = {
     "patients": "patient",
@@ -41,18 +45,16 @@ async def audited_delete(session: AsyncSession, model: Any, condition: Any) -> N
     resource_type = RESOURCE_TYPES.get(model.__tablename__)
     if resource_type is not None:
         columns = model.__table__.columns
-        for row in (await session.execute(select(*columns).where(condition))).mappings().all():
-            before = {key: _jsonable(value) for key, value in row.items()}
+        for n, row in enumerate((await session.execute(select(*columns).where(condition))).mappings().all()):
+            if n and n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # thousands of rows: let other requests run between them
+            # The values as read; trail.record makes them JSON (times and ids as text) once.
             await trail.record(
-                session, "delete", resource_type, row["id"], trail.changes_between(before, None)
+                session, "delete", resource_type, row["id"], trail.changes_between(dict(row), None)
             )
-    await session.execute(delete(model).where(condition))
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str))
+    # No ORM synchronisation: it would fetch back every deleted id (RETURNING) to expire objects
+    # that a cascade never loads.
+    await session.execute(delete(model).where(condition), execution_options=UNSYNCED)
 
 
 async def delete_patient_records(session: AsyncSession, patient_ids: Any) -> None:
