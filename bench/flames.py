@@ -33,7 +33,7 @@ def record(pid: int, out: Path, seconds: float) -> None:
     subprocess.run(
         [
             *(str(PY_SPY), "record", "-p", str(pid), "-d", str(round(seconds)), "-r", "200"),
-            *("--nonblocking", "--format", "flamegraph", "-o", str(out)),
+            *("--nonblocking", "--function", "--format", "flamegraph", "-o", str(out)),
         ],
         check=True,
         capture_output=True,
