@@ -17,6 +17,7 @@ import msgspec
 from service.auth.middleware import WHY as ACCESS_RULES
 from service.common.schemas import Input, Output
 from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
+from service.common.types import STUDY_DAY_DESCRIPTION
 from service.errors import PROBLEM_JSON, ProblemDetails
 
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
@@ -166,6 +167,21 @@ def _add_child_links(schema: dict[str, Any]) -> None:
             links[child] = {"operationId": child, "requestBody": body}
 
 
+def _no_day_zero(node: Any) -> None:
+    """Say in the contract that study day 0 does not exist (`not: {const: 0}`), so that clients
+    and generated tests know the rule the service enforces: Litestar's schema generation drops a
+    Meta's extra JSON Schema, so it is added here to every integer carrying the study-day
+    description."""
+    if isinstance(node, dict):
+        if node.get("description") == STUDY_DAY_DESCRIPTION and node.get("type") == "integer":
+            node["not"] = {"const": 0}
+        for value in node.values():
+            _no_day_zero(value)
+    elif isinstance(node, list):
+        for value in node:
+            _no_day_zero(value)
+
+
 def finalize(schema: dict[str, Any]) -> dict[str, Any]:
     schema.setdefault("components", {})["securitySchemes"] = {
         "bearerAuth": {
@@ -178,6 +194,7 @@ def finalize(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema["components"].setdefault("schemas", {})
     components[ProblemDetails.__name__] = {}
     components.update(_struct_components(components))
+    _no_day_zero(components)
 
     create_ops: dict[str, tuple[str, dict[str, Any]]] = {}
     for path, item in schema.get("paths", {}).items():

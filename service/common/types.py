@@ -18,14 +18,10 @@ Count = Annotated[int, Meta(ge=0, le=10_000_000)]
 Measurement = Annotated[float, Meta(ge=0, le=1_000_000)]
 # Study days follow SDTM: day 1 is the first day of study treatment, day -1 the day before;
 # there is no day 0 (checked by the services and the database).
-StudyDay = Annotated[
-    int,
-    Meta(
-        ge=-36_500,
-        le=36_500,
-        description="SDTM study day: 1 = first day of study treatment, -1 = the day before; 0 does not exist.",
-    ),
-]
+STUDY_DAY_DESCRIPTION = (
+    "SDTM study day: 1 = first day of study treatment, -1 = the day before; 0 does not exist."
+)
+StudyDay = Annotated[int, Meta(ge=-36_500, le=36_500, description=STUDY_DAY_DESCRIPTION)]
 # ISO 8601 date reduced to the precision the source gives: 2024, 2024-04 or 2024-04-17.
 PartialDate = Annotated[
     str,

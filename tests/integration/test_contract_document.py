@@ -113,3 +113,26 @@ def test_a_fields_page_of_mixed_outcome_kinds_is_valid_against_the_contract(clie
     contract = json.loads(CONTRACT.read_text())
     root = {"$ref": "#/components/schemas/OutcomeFieldsPage", "components": contract["components"]}
     jsonschema.Draft202012Validator(root).validate(body)
+
+
+def test_every_study_day_in_the_contract_excludes_day_zero() -> None:
+    """SDTM has no day 0: the contract says so wherever a study day is, so that clients and
+    generated tests do not send one (the service refuses it: test_treatments, test_adverse_events_and_outcomes)."""
+    schemas = generated()["components"]["schemas"]
+    days: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, schema in schemas.items():
+        for field, spec in schema.get("properties", {}).items():
+            for branch in [spec, *spec.get("anyOf", []), *spec.get("oneOf", [])]:
+                if branch.get("type") == "integer" and "SDTM study day" in str(branch.get("description")):
+                    days[(name, field)] = branch
+    assert {
+        ("AdverseEventCreate", "onset_day"),
+        ("AdverseEventCreate", "resolution_day"),
+        ("TreatmentCreate", "start_day"),
+        ("TreatmentCreate", "end_day"),
+        ("EventCreate", "study_day"),
+        ("ResponseAssessmentCreate", "study_day"),
+    } <= set(days)
+    assert all(branch["not"] == {"const": 0} for branch in days.values()), [
+        key for key, branch in days.items() if branch.get("not") != {"const": 0}
+    ]
