@@ -124,7 +124,8 @@ async def request_session(
     state: State, request: Request[Any, Any, Any], writing: bool, plain_read: bool = False
 ) -> AsyncIterator[AsyncSession]:
     """A transaction for `request`: committed when the block ends, rolled back if it raises; a
-    writer's takes its turn first. The session knows who is acting and why, for the audit trail."""
+    writer's takes its turn first; a plain read on Postgres has none (read_session_factory). The
+    session knows who is acting and why, for the audit trail."""
     # A request on a data cut reads the cut's frozen database (service.data_cuts.reading).
     cut = request.state.get("data_cut")
     factory: async_sessionmaker[AsyncSession] = (
