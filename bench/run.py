@@ -58,6 +58,7 @@ from tests.databases import issue_token  # noqa: E402
 
 PYTHON = sys.executable
 SERVICE_PORT, RAW_PORT, PEER_PORT = 8731, 8732, 8733
+EXPORT_PATHS = {"json": "", "csv": "/csv", "ndjson": "/fhir-ndjson", "fhir": "/fhir"}
 API = "/api/v1"
 
 
@@ -525,7 +526,8 @@ def exports(
             started, size = time.perf_counter(), 0
             with httpx.stream(
                 "GET",
-                f"http://127.0.0.1:{port}{API}/studies/{data.study_id}/export?format={name}",
+                # each format is an operation of its own (`format=` answers 307 to it)
+                f"http://127.0.0.1:{port}{API}/studies/{data.study_id}/export{EXPORT_PATHS[name]}",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=1800,
             ) as response:
