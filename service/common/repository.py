@@ -42,11 +42,25 @@ def row_values(row: Any) -> dict[str, Any]:
 
 
 async def flush(session: AsyncSession) -> None:
-    """Flush, turning a constraint the services did not foresee into a 409."""
+    """Flush, turning a constraint the services did not foresee into a 409 — or, when a record
+    the change refers to was deleted after the service checked it (a child created while its
+    patient's study is deleted by another request), into the 422 of an unknown reference."""
     try:
         await session.flush()
     except IntegrityError as exc:
+        if foreign_key_violation(exc):
+            raise UnknownReference(
+                "a record the change refers to was deleted meanwhile; nothing was stored"
+            ) from exc
         raise Conflict("The change conflicts with existing data (a uniqueness or reference rule).") from exc
+
+
+def foreign_key_violation(exc: IntegrityError) -> bool:
+    """A row written that refers to one no longer there (Postgres SQLSTATE 23503 on an insert or
+    update; the same code on a delete means the row is still referred to, a 409). SQLite's single
+    writer checks and writes in one transaction, so the race does not arise there."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "23503" and "insert or update on table" in str(exc.orig)
 
 
 async def fetch_page(

@@ -283,6 +283,7 @@ def test_a_cascade_delete_racing_child_creates_never_deadlocks(
     statuses = sorted(r.status_code for r in results)
     assert 503 not in statuses and 500 not in statuses, statuses
     assert results[0].status_code == 204, results[0].text
+    # a create whose patient the delete removed after the create checked it: 422, never 409
     assert set(statuses) <= {201, 204, 404, 422}, statuses
     # the chain from before the race on is whole: each record names the one before, and its
     # content still gives its hash (earlier tests of this module tamper with older records)
