@@ -32,7 +32,7 @@ from service.common.strict_query import accepted_query_parameters, operation_ids
 from service.data_cuts.controller import DataCutController
 from service.data_cuts.databases import CutDatabases
 from service.db.migrate import head_revision
-from service.db.session import create_engine, provide_session, read_session_factory, session_factory
+from service.db.session import create_engine, plain_read_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
 from service.errors import EXCEPTION_HANDLERS
 from service.evidence.controller import DuplicatesController, EvidenceController, ReconciliationController
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State(
             {
                 "session_factory": session_factory(engine),
-                "read_session_factory": read_session_factory(engine),
+                "plain_read_engine": plain_read_engine(engine),
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
                 "oidc": oidc_verifier(settings),

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.arms.schemas import Arm
-from service.common.repository import Repository, require, row_values
+from service.common.repository import Repository, require
 from service.db import cascade, models
+from service.db.session import Reads
 from service.errors import Conflict, UnknownReference
 
 
@@ -55,7 +56,7 @@ class ArmRepository(Repository[models.Arm]):
         await session.execute(delete(models.ArmAgent).where(col(models.ArmAgent.arm_id) == row.id))
         session.add_all(models.ArmAgent(arm_id=row.id, agent_id=agent_id) for agent_id in unique_ids)
 
-    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
+    async def to_read(self, session: Reads, rows: Sequence[Any]) -> list[Any]:
         links: dict[UUID, list[UUID]] = defaultdict(list)
         if rows:
             result = await session.execute(
@@ -65,7 +66,9 @@ class ArmRepository(Repository[models.Arm]):
             )
             for arm_id, agent_id in result:
                 links[arm_id].append(agent_id)
-        return [msgspec.convert({**row_values(row), "agent_ids": links[row.id]}, Arm) for row in rows]
+        return msgspec.convert(
+            [{**values, "agent_ids": links[values["id"]]} for values in self.values_of(rows)], list[Arm]
+        )
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
         await cascade.delete_arm_contents(session, select(models.Arm.id).where(models.Arm.id == row.id))

@@ -16,7 +16,6 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.access.scope import current_scope
@@ -36,7 +35,7 @@ from service.common.preconditions import (
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
-from service.db.session import DbSession, provide_plain_read_session
+from service.db.session import DbSession, Reads, ReadSession, provide_plain_read_session
 from service.errors import NotFound
 
 MAX_OFFSET = 1_000_000_000
@@ -137,7 +136,7 @@ def build_controller(res: Resource) -> type[Controller]:
 
     async def list_page(
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
+        db_session: Reads,
         filters: list[Condition],
         limit: int,
         offset: int,
@@ -159,7 +158,7 @@ def build_controller(res: Resource) -> type[Controller]:
             headers=next_link(request, limit, offset, total),
         )
 
-    async def with_included(session: AsyncSession, items: list[Any], wanted: dict[str, None]) -> list[Any]:
+    async def with_included(session: Reads, items: list[Any], wanted: dict[str, None]) -> list[Any]:
         ids = [i.id for i in items]
         grouped: dict[str, dict[Any, list[Any]]] = {}
         for name in wanted:
@@ -195,7 +194,7 @@ def build_controller(res: Resource) -> type[Controller]:
     async def list_with_includes(
         self: Controller,
         request: Request[Any, Any, Any],
-        db_session: DbSession,
+        db_session: ReadSession,
         filters: NamedDependency[list[Condition]],
         limit: Limit = 50,
         offset: Offset = 0,
@@ -208,7 +207,7 @@ def build_controller(res: Resource) -> type[Controller]:
     async def list_plain(
         self: Controller,
         request: Request[Any, Any, Any],
-        db_session: DbSession,
+        db_session: ReadSession,
         filters: NamedDependency[list[Condition]],
         limit: Limit = 50,
         offset: Offset = 0,
@@ -289,7 +288,7 @@ def build_controller(res: Resource) -> type[Controller]:
             ],
         )
         async def get_item(
-            self, db_session: DbSession, id: FromPath[UUID], if_none_match: IfNoneMatch = None
+            self, db_session: ReadSession, id: FromPath[UUID], if_none_match: IfNoneMatch = None
         ) -> Response[res.read]:  # type: ignore[name-defined]
             record = await res.repository.read(db_session, id)
             if not_modified(if_none_match, record.version):

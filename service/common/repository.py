@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Row, Select, bindparam, delete, func
+from sqlalchemy import DateTime, Row, Select, bindparam, delete, func
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
 from service.db.models import Record, as_utc, utcnow
+from service.db.session import Reads
 from service.errors import Conflict, NotFound, UnknownReference
 
 M = TypeVar("M", bound=SQLModel)
@@ -64,7 +65,7 @@ def foreign_key_violation(exc: IntegrityError) -> bool:
 
 
 async def fetch_page(
-    session: AsyncSession,
+    session: Reads,
     table: Any,
     columns: Sequence[Any],
     where: Sequence[Any],
@@ -120,10 +121,29 @@ class Repository(Generic[M]):
             raise NotFound(f"{self.label} {id} does not exist")
         return row
 
-    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
-        return [msgspec.convert(row_values(row), self.read_type) for row in rows]
+    @cached_property
+    def _time_columns(self) -> frozenset[str]:
+        table = self.model.__table__  # type: ignore[attr-defined]
+        return frozenset(c.key for c in table.columns if isinstance(c.type, DateTime))
 
-    async def read(self, session: AsyncSession, id: UUID) -> Any:
+    def values_of(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        """row_values of many result rows of this table: the keys read once, and only the time
+        columns looked at (a 50-item page spent a third of its time in row_values)."""
+        if not rows or not isinstance(rows[0], Row):
+            return [row_values(row) for row in rows]
+        keys = rows[0]._fields
+        times = [key for key in keys if key in self._time_columns]
+        values = [dict(zip(keys, row, strict=True)) for row in rows]
+        for value in values:
+            for key in times:
+                if value[key] is not None:
+                    value[key] = as_utc(value[key])
+        return values
+
+    async def to_read(self, session: Reads, rows: Sequence[Any]) -> list[Any]:
+        return msgspec.convert(self.values_of(rows), list[self.read_type])  # type: ignore[name-defined]
+
+    async def read(self, session: Reads, id: UUID) -> Any:
         # Reads go from result rows to response structs: no ORM objects, no identity map, and
         # one statement object per repository (its compiled form and cache key are reused).
         connection = await session.connection()
@@ -138,7 +158,7 @@ class Repository(Generic[M]):
 
     async def list(
         self,
-        session: AsyncSession,
+        session: Reads,
         where: Sequence[Condition],
         order: Sequence[Any],
         limit: int,

@@ -12,9 +12,15 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from sqlalchemy import event
+from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.util import await_only
 
 from service.common.deidentification import check_free_text
@@ -106,35 +112,77 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for the plain reads of records (one item, a page): on Postgres without BEGIN and
+def plain_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine of plain reads of records (one item, a page): on Postgres without BEGIN and
     COMMIT. At READ COMMITTED every statement reads its own snapshot either way, so the
     transaction bought nothing but two round trips (reading a patient took three instead of
     one). Not for reads that stream rows (Postgres needs a transaction for a server-side cursor)
     or need one snapshot across statements (exports, data cuts: REPEATABLE READ in their own
     transaction). On SQLite a read transaction holds one snapshot for all of its statements,
-    and stays."""
+    and stays (PlainReads)."""
     if engine.dialect.name != "postgresql":
-        return session_factory(engine)
-    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+class PlainReads:
+    """What a plain read needs of a session — its connection, `execute` and `scalar` of Core
+    statements — on a pooled connection without an ORM session: creating, beginning, committing
+    and closing a session cost a patient read more CPU than its statement (a third of the
+    request, profiled). Reads go from result rows to response structs and never load ORM
+    objects, so nothing here needs an identity map.
+
+    The connection is taken at the first statement, as a session takes it: Litestar does not
+    close a dependency whose sibling failed (a malformed filter), and a connection taken
+    earlier would stay out of the pool — on SQLite inside its transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            connection = await self._engine.connect()
+            if self._engine.dialect.name != "postgresql":
+                await connection.begin()  # SQLite: one snapshot for the page and what it includes
+            self._connection = connection
+        return self._connection
+
+    async def execute(self, statement: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
+        return await (await self.connection()).execute(statement, params)
+
+    async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
+        return await (await self.connection()).scalar(statement, params)
+
+    async def close(self) -> None:
+        """Back to the pool; closing ends SQLite's read transaction (a rollback: nothing was written)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+
+
+# What reading records takes: a request's session, or PlainReads.
+Reads = AsyncSession | PlainReads
+
+
+@asynccontextmanager
+async def plain_reads(engine: AsyncEngine) -> AsyncIterator[PlainReads]:
+    reads = PlainReads(engine)
+    try:
+        yield reads
+    finally:
+        await reads.close()
 
 
 @asynccontextmanager
 async def request_session(
-    state: State, request: Request[Any, Any, Any], writing: bool, plain_read: bool = False
+    state: State, request: Request[Any, Any, Any], writing: bool
 ) -> AsyncIterator[AsyncSession]:
     """A transaction for `request`: committed when the block ends, rolled back if it raises; a
-    writer's takes its turn first; a plain read on Postgres has none (read_session_factory). The
-    session knows who is acting and why, for the audit trail."""
+    writer's takes its turn first. The session knows who is acting and why, for the audit trail."""
     # A request on a data cut reads the cut's frozen database (service.data_cuts.reading).
     cut = request.state.get("data_cut")
-    factory: async_sessionmaker[AsyncSession] = (
-        cut.sessions
-        if cut is not None
-        else state.read_session_factory
-        if plain_read and not writing
-        else state.session_factory
-    )
+    factory: async_sessionmaker[AsyncSession] = cut.sessions if cut is not None else state.session_factory
     reason = change_reason(request)
     # SQLite has a single writer: this process's writers take turns here, in order, instead of
     # all polling SQLite's lock through its busy-wait backoff (sleeps of up to 100 ms each).
@@ -161,14 +209,15 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
         yield session
 
 
-async def provide_plain_read_session(
-    state: State, request: Request[Any, Any, Any]
-) -> AsyncIterator[AsyncSession]:
-    """The session of a handler that reads records with plain statements (service.db.session
-    read_session_factory); a write method still gets a writer's transaction."""
-    writing = request.method not in SAFE_METHODS
-    async with request_session(state, request, writing, plain_read=True) as session:
-        yield session
+async def provide_plain_read_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[Reads]:
+    """What a handler that reads records with plain statements reads through (PlainReads); a
+    write method still gets a writer's transaction, a read of a data cut the cut's session."""
+    if request.method not in SAFE_METHODS or request.state.get("data_cut") is not None:
+        async with request_session(state, request, request.method not in SAFE_METHODS) as session:
+            yield session
+        return
+    async with plain_reads(state.plain_read_engine) as reads:
+        yield reads
 
 
 class WriterBusy(Busy):
@@ -214,3 +263,7 @@ def change_reason(request: Request[Any, Any, Any]) -> str | None:
 
 # Handlers take the request's session as `db_session: DbSession`.
 DbSession = NamedDependency[AsyncSession]
+# ... and those that only read records with plain statements as `db_session: ReadSession`, one of
+# `Reads` (typed Any here: Litestar checks a dependency against its type with msgspec, which
+# cannot check a union of two classes).
+ReadSession = NamedDependency[Any]

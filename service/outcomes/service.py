@@ -4,9 +4,10 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.common.repository import Repository, require, row_values
+from service.common.repository import Repository, require
 from service.common.rules import check_own_treatment, check_study_days
 from service.db import models
+from service.db.session import Reads
 from service.errors import RuleViolation
 from service.outcomes.schemas import FIELDS_BY_KIND, Outcome
 
@@ -59,8 +60,8 @@ class OutcomeRepository(Repository[models.Outcome]):
                 field="category",
             )
 
-    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
-        return [msgspec.convert(row_values(row), Outcome) for row in rows]
+    async def to_read(self, session: Reads, rows: Sequence[Any]) -> list[Any]:
+        return msgspec.convert(self.values_of(rows), list[Outcome])
 
 
 GVHD_FIELDS = ("gvhd_kind", "gvhd_grade", "gvhd_severity", "gvhd_systemic_therapy")

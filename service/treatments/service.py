@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from service.common.dates import check_partial_date
-from service.common.repository import Repository, require, row_values
+from service.common.repository import Repository, require
 from service.common.rules import check_day_order, check_study_days
 from service.db import cascade, models
+from service.db.session import Reads
 from service.errors import UnknownReference
 from service.treatments.schemas import Treatment
 
@@ -60,23 +61,24 @@ class TreatmentRepository(Repository[models.Treatment]):
             for i, c in enumerate(components)
         )
 
-    async def to_read(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
+    async def to_read(self, session: Reads, rows: Sequence[Any]) -> list[Any]:
         components: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         if rows:
+            table = models.TreatmentComponent.__table__  # type: ignore[attr-defined]
+            # Columns, not ORM objects: plain reads run on a connection (service.db.session.PlainReads).
             result = await session.execute(
-                select(models.TreatmentComponent)
-                .where(col(models.TreatmentComponent.treatment_id).in_([r.id for r in rows]))
-                .order_by(
-                    col(models.TreatmentComponent.treatment_id), col(models.TreatmentComponent.position)
-                )
+                select(table.c.treatment_id, *(table.c[field] for field in COMPONENT_FIELDS))
+                .where(table.c.treatment_id.in_([r.id for r in rows]))
+                .order_by(table.c.treatment_id, table.c.position)
             )
-            for (component,) in result:
-                components[component.treatment_id].append(
-                    {field: getattr(component, field) for field in COMPONENT_FIELDS}
+            for row in result:
+                components[row.treatment_id].append(
+                    {field: row._mapping[field] for field in COMPONENT_FIELDS}
                 )
-        return [
-            msgspec.convert({**row_values(row), "components": components[row.id]}, Treatment) for row in rows
-        ]
+        return msgspec.convert(
+            [{**values, "components": components[values["id"]]} for values in self.values_of(rows)],
+            list[Treatment],
+        )
 
     async def delete_dependants(self, session: AsyncSession, row: Any) -> None:
         await cascade.unlink_treatment(session, row.id)
