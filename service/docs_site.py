@@ -9,6 +9,7 @@ from litestar import Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
+from service.auth.middleware import OPEN
 from service.errors import PROBLEM_JSON, ProblemDetails
 
 DOCS_ASSETS = Path(__file__).parent / "docs_assets"
@@ -21,7 +22,7 @@ ASSETS = {
 _CACHE: dict[str, bytes] = {}
 
 
-@get(f"{ASSETS_URL}/{{name:str}}", include_in_schema=False, sync_to_thread=False, cache=3600)
+@get(f"{ASSETS_URL}/{{name:str}}", include_in_schema=False, sync_to_thread=False, cache=3600, opt=OPEN)
 def docs_asset(name: FromPath[str]) -> Response[bytes]:
     if name not in ASSETS:
         raise NotFoundException("No such docs asset.")
@@ -45,5 +46,9 @@ def _docs_not_found_as_problem(response: Response[Any]) -> Response[Any]:
 def docs_router() -> Router:
     """The router Litestar's OpenAPI plugin fills with the docs pages (see OpenAPIConfig)."""
     return Router(
-        "/docs", route_handlers=[], include_in_schema=False, after_request=_docs_not_found_as_problem
+        "/docs",
+        route_handlers=[],
+        include_in_schema=False,
+        after_request=_docs_not_found_as_problem,
+        opt=OPEN,
     )

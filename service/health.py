@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.auth.middleware import requires
+from service.auth.middleware import OPEN, requires
 from service.common.schemas import Output
 from service.db.session import DbSession
 from service.errors import DomainError
@@ -57,13 +57,25 @@ class NotReady(DomainError):
     headers = {"Retry-After": "5"}
 
 
-@get("/health", operation_id="getHealth", tags=["Health"], summary="Database check (see also /health/ready)")
+@get(
+    "/health",
+    opt=OPEN,
+    operation_id="getHealth",
+    tags=["Health"],
+    summary="Database check (see also /health/ready)",
+)
 async def health(db_session: DbSession) -> Health:
     await db_session.execute(text("SELECT 1"))
     return Health(status="ok", database="ok")
 
 
-@get("/health/live", operation_id="getLiveness", tags=["Health"], summary="Liveness: the process answers")
+@get(
+    "/health/live",
+    opt=OPEN,
+    operation_id="getLiveness",
+    tags=["Health"],
+    summary="Liveness: the process answers",
+)
 async def live() -> Live:
     return Live(status="ok")
 
@@ -76,6 +88,7 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
 
 @get(
     "/health/ready",
+    opt=OPEN,
     operation_id="getReadiness",
     tags=["Health"],
     summary="Readiness: database reachable in time and schema at the migration head",
@@ -130,6 +143,7 @@ async def version(request: Request[object, object, State], state: State) -> Vers
 
 @get(
     "/metrics",
+    opt=OPEN,
     operation_id="getMetrics",
     tags=["Health"],
     summary="Prometheus metrics (text exposition format 0.0.4)",

