@@ -16,6 +16,11 @@ def test_create_returns_201_with_location_and_server_fields(client: TestClient[A
     assert response.headers["location"] == f"{API}/studies/{body['id']}"
     assert body["version"] == 1 and body["start_date"] == "2024-04"
     assert body["created_at"].endswith(("+00:00", "Z"))
+    # Reads and pages come from result rows (SQLite hands back times without their offset).
+    read = client.get(response.headers["location"]).json()
+    listed = client.get(f"{API}/studies", params={"limit": 500}).json()["items"]
+    for record in (read, next(s for s in listed if s["id"] == body["id"])):
+        assert record["created_at"] == body["created_at"] and record["updated_at"].endswith(("+00:00", "Z"))
 
 
 def test_read_patch_delete(client: TestClient[Any]) -> None:
