@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.access.scope import current_scope
-from service.analytics.fetched import Fetched, usable
+from service.analytics.fetched import Fetched, row_type, usable
 from service.common.repository import fetch_page, get_visible
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
@@ -39,13 +39,15 @@ async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
     at a time with the event loop free in between: 300,000 assessment rows decoded in one go kept
     every other request of the process waiting for seconds."""
     result = await (await session.connection()).stream(statement.execution_options(yield_per=FETCH_BATCH))
+    fields = list(result.keys())
+    # Named tuples, not Rows: the statistics receive them in a worker process (service.analytics.fetched);
+    # made a batch at a time too (300,000 at once took 150 ms).
+    make = row_type(tuple(fields))._make if usable(fields) else None
     rows: list[Any] = []
     async for batch in result.partitions(FETCH_BATCH):
-        rows.extend(batch)
+        rows.extend(map(make, batch) if make is not None else batch)
         await asyncio.sleep(0)
-    fields = list(result.keys())
-    # Named tuples, not Rows: the statistics receive them in a worker process (service.analytics.fetched).
-    return Fetched(fields, rows) if usable(fields) else rows
+    return Fetched.of(fields, rows) if make is not None else rows
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:

@@ -70,7 +70,14 @@ class HeavyWork:
         return self._pool
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`function` (module-level, arguments picklable) in a worker process."""
+        """`function` (module-level, arguments picklable) in a worker process. An argument with
+        an async `pack()` (large query results: service.analytics.fetched) is pickled by it first,
+        a slice at a time: the executor pickles the arguments in one go, and holds the
+        interpreter — so the event loop — while it does."""
+        for argument in (*args, *kwargs.values()):
+            pack = getattr(argument, "pack", None)
+            if pack is not None:
+                await pack()
         await self._turn()
         try:
             try:
