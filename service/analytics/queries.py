@@ -11,20 +11,23 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import String, case, func, select, type_coerce
+from sqlalchemy import JSON, String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.access.scope import current_scope
-from service.analytics.fetched import Fetched, row_type, usable
+from service.analytics.fetched import Fetched, usable
 from service.common.repository import fetch_page, get_visible
 from service.db.models import AdverseEvent, Arm, Outcome, Patient, Study, Treatment
 from service.errors import NotFound
 
 
 def raw(column: Any) -> Any:
-    """The id column without its UUID result processing (a hex string on SQLite)."""
-    return type_coerce(column, String()).label(column.key)
+    """The id column as text, without UUID result processing: a hex string on SQLite, the dashed
+    form on Postgres. Text rather than the driver's UUID objects, which the collector tracks: a
+    row tuple holding one is walked at every collection while the rows are held (see
+    service.analytics.fetched)."""
+    return cast(column, String()).label(column.key)
 
 
 def as_uuid(value: Any) -> uuid.UUID:
@@ -40,14 +43,25 @@ async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
     every other request of the process waiting for seconds."""
     result = await (await session.connection()).stream(statement.execution_options(yield_per=FETCH_BATCH))
     fields = list(result.keys())
-    # Named tuples, not Rows: the statistics receive them in a worker process (service.analytics.fetched);
-    # made a batch at a time too (300,000 at once took 150 ms).
-    make = row_type(tuple(fields))._make if usable(fields) else None
+    # Plain tuples of plain values, not Rows: the statistics receive them in a worker process, and
+    # the collector soon stops looking at them (service.analytics.fetched). A JSON list (an
+    # assessment's candidate categories, [] when certain) becomes a tuple: a list is looked at
+    # at every collection, and so is the row that holds it.
+    plain = usable(fields)
+    lists_at = [i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)]
     rows: list[Any] = []
     async for batch in result.partitions(FETCH_BATCH):
-        rows.extend(map(make, batch) if make is not None else batch)
+        if not plain:
+            rows.extend(batch)
+        elif lists_at:
+            columns = list(zip(*batch, strict=True))
+            for i in lists_at:
+                columns[i] = tuple(tuple(v) if type(v) is list else v for v in columns[i])
+            rows.extend(zip(*columns, strict=True))
+        else:
+            rows.extend(map(tuple, batch))
         await asyncio.sleep(0)
-    return Fetched.of(fields, rows) if make is not None else rows
+    return Fetched.of_values(fields, rows) if plain else rows
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from sqlalchemy import String, and_, case, func, literal, null, or_, select, type_coerce
+from sqlalchemy import and_, case, func, literal, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from service.analytics.queries import raw
 from service.analytics.schemas import Group
 from service.common import vocab
 from service.db.models import Arm, Outcome, Patient, Site, Treatment
@@ -81,9 +82,9 @@ class GroupSpec:
     def column(self) -> Any:
         """SQL over `Patient` (correlated where it reads outcomes): the patient's group value."""
         if self.by in (None, "arm"):
-            return _raw(col(Patient.arm_id))
+            return raw(col(Patient.arm_id))
         if self.by == "site":
-            return _raw(col(Patient.site_id))
+            return raw(col(Patient.site_id))
         if self.by == "sex":
             return case((col(Patient.sex).in_(("female", "male")), col(Patient.sex)), else_=null())
         if self.by in ATTRIBUTES:
@@ -117,10 +118,6 @@ class GroupSpec:
                 "landmark, positive winning on a day with both; only patients followed event-free beyond the landmark"
             )
         return f"one group per {self.by.replace('_', ' ')}"
-
-
-def _raw(column: Any) -> Any:
-    return type_coerce(column, String())
 
 
 def _band_key(i: int, cuts: Sequence[float]) -> str:
@@ -237,7 +234,7 @@ async def resolve(session: AsyncSession, study_id: UUID, spec: GroupSpec) -> Gro
     if spec.by == "arm":
         arms = (
             await session.execute(
-                select(_raw(col(Arm.id)).label("raw"), col(Arm.label), col(Arm.id))
+                select(raw(col(Arm.id)).label("raw"), col(Arm.label), col(Arm.id))
                 .where(col(Arm.study_id) == study_id)
                 .order_by(col(Arm.id))
             )
@@ -250,7 +247,7 @@ async def resolve(session: AsyncSession, study_id: UUID, spec: GroupSpec) -> Gro
     if spec.by == "site":
         sites = (
             await session.execute(
-                select(_raw(col(Site.id)).label("raw"), col(Site.code), col(Site.id))
+                select(raw(col(Site.id)).label("raw"), col(Site.code), col(Site.id))
                 .where(col(Site.study_id) == study_id)
                 .order_by(col(Site.code))
             )
