@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-# Rows pickled per slice by `pack`: about 5 ms of the event loop each.
+# Rows pickled per slice by `pack_for_worker`: about 5 ms of the event loop each.
 PACK_BATCH = 10_000
 
 
@@ -65,7 +65,7 @@ class Fetched(Sequence[Any]):
             return self._values[start:stop]
         return [tuple(row) for row in self._rows[start:stop]]
 
-    async def pack(self) -> None:
+    async def pack_for_worker(self) -> None:
         """Pickle the rows a slice at a time with the event loop free in between, before they are
         sent to a worker (service.common.heavy calls this): pickled whole, as the worker's queue
         does, 300,000 assessment rows held the interpreter — every request of the server — for

@@ -71,11 +71,11 @@ class HeavyWork:
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`function` (module-level, arguments picklable) in a worker process. An argument with
-        an async `pack()` (large query results: service.analytics.fetched) is pickled by it first,
+        an async `pack_for_worker()` (large query results: service.analytics.fetched) is pickled by it first,
         a slice at a time: the executor pickles the arguments in one go, and holds the
         interpreter — so the event loop — while it does."""
         for argument in (*args, *kwargs.values()):
-            pack = getattr(argument, "pack", None)
+            pack = getattr(argument, "pack_for_worker", None)
             if pack is not None:
                 await pack()
         await self._turn()

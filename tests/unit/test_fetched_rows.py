@@ -22,7 +22,7 @@ def test_packed_rows_arrive_as_the_same_rows_in_their_order() -> None:
     assert [tuple(r) for r in result] == values and result[3].category == values[3][2]
     assert [r.study_day for r in result[2:4]] == [values[2][1], values[3][1]]
     whole = pickle.loads(pickle.dumps(result))  # noqa: S301 - our own bytes
-    asyncio.run(result.pack())
+    asyncio.run(result.pack_for_worker())
     assert result._packed is not None and len(result._packed) == 3  # three slices
     packed = pickle.loads(pickle.dumps(result))  # noqa: S301 - our own bytes
     for received in (whole, packed):
@@ -42,7 +42,7 @@ def test_packing_lets_other_tasks_run_between_slices() -> None:
 
     async def both() -> None:
         task = asyncio.create_task(other())
-        await result.pack()
+        await result.pack_for_worker()
         assert ran, "the loop ran nothing else while the rows were pickled"
         await task
 
