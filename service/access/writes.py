@@ -5,8 +5,8 @@ identity's scope (404 otherwise), so that a refusal here is a 403 on a record it
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from service.access.scope import current_scope
 from service.audit.trail import WRITE_CONTEXT
@@ -18,14 +18,13 @@ STUDY_LEVEL = ("arms", "sites", "reported_results")
 PATIENT_RECORDS = ("treatments", "adverse_events", "outcomes")
 
 
+PATIENTS = models.Patient.__table__  # type: ignore[attr-defined]
+# One statement object (bound id): its compiled form is reused by every write.
+_PLACE = select(PATIENTS.c.study_id, PATIENTS.c.site_id).where(PATIENTS.c.id == bindparam("id"))
+
+
 async def _patient(session: AsyncSession, patient_id: Any) -> tuple[UUID, UUID | None] | None:
-    row = (
-        await session.execute(
-            select(col(models.Patient.study_id), col(models.Patient.site_id)).where(
-                col(models.Patient.id) == patient_id
-            )
-        )
-    ).first()
+    row = (await (await session.connection()).execute(_PLACE, {"id": patient_id})).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -67,9 +66,8 @@ async def _place(session: AsyncSession, table: str, values: dict[str, Any]) -> t
     patient_id = values.get("patient_id", values.get("patient_a_id"))
     if patient_id is None:
         return None, None
-    # Usually in the identity map already: the write's checks loaded the patient.
-    patient = await session.get(models.Patient, patient_id)
-    return (None, None) if patient is None else (patient.study_id, patient.site_id)
+    found = await _patient(session, patient_id)
+    return (None, None) if found is None else found
 
 
 async def _check(

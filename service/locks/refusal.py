@@ -4,8 +4,8 @@ refused with 409 naming the lock."""
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from service.db import models
 from service.errors import Conflict
@@ -23,8 +23,13 @@ def describe(study_id: Any, lock: dict[str, Any]) -> str:
     )
 
 
+STUDIES = models.Study.__table__  # type: ignore[attr-defined]
+_LOCK = select(STUDIES.c.lock).where(STUDIES.c.id == bindparam("id"))
+
+
 async def refuse_if_locked(session: AsyncSession, study_ids: Iterable[Any]) -> None:
+    connection = await session.connection()
     for study_id in {s for s in study_ids if s is not None}:
-        lock = await session.scalar(select(col(models.Study.lock)).where(col(models.Study.id) == study_id))
+        lock = await connection.scalar(_LOCK, {"id": study_id})
         if lock:
             raise StudyLocked(describe(study_id, lock))
