@@ -44,14 +44,17 @@ async def audited_delete(session: AsyncSession, model: Any, condition: Any) -> N
 
     resource_type = RESOURCE_TYPES.get(model.__tablename__)
     if resource_type is not None:
-        columns = model.__table__.columns
-        for n, row in enumerate((await session.execute(select(*columns).where(condition))).mappings().all()):
-            if n and n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # thousands of rows: let other requests run between them
-            # The values as read; trail.record makes them JSON (times and ids as text) once.
-            await trail.record(
-                session, "delete", resource_type, row["id"], trail.changes_between(dict(row), None)
-            )
+        statement = select(*model.__table__.columns).where(condition)
+        # Read and audited a slice at a time, with the event loop free in between: a study's
+        # thousands of rows read in one go held every other request for up to 80 ms (sampled).
+        result = await (await session.connection()).stream(statement.execution_options(yield_per=YIELD_EVERY))
+        async for rows in result.mappings().partitions(YIELD_EVERY):
+            for row in rows:
+                # The values as read; trail.record makes them JSON (times and ids as text) once.
+                await trail.record(
+                    session, "delete", resource_type, row["id"], trail.changes_between(dict(row), None)
+                )
+            await asyncio.sleep(0)
     # No ORM synchronisation: it would fetch back every deleted id (RETURNING) to expire objects
     # that a cascade never loads.
     await session.execute(delete(model).where(condition), execution_options=UNSYNCED)
