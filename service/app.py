@@ -2,9 +2,11 @@
 
 import asyncio
 import re
+from typing import Any
 
 import anyio
 from litestar import Litestar, Router
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -187,12 +189,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
+# The completed document by the app's routes. Every app of a process has the same routes (the
+# code registers them unconditionally), so the document (0.7-1.5 s to build and post-process, most
+# of an app's creation) is built once per process: a test run creates hundreds of apps, and each
+# server process of `registry serve` pays it once at start either way.
+_COMPLETED: dict[tuple[tuple[str, tuple[str, ...]], ...], dict[str, Any]] = {}
+
+
 def _complete_openapi(app: Litestar) -> None:
     """Post-process, once at start, the cached schema dict that Litestar serves, and hold the
     query parameters it declares as the ones each operation accepts."""
-    document = openapi_document(app)
-    finalize(document)
-    describe_access(document, _access_levels(app))
+    plugin = app.plugins.get(OpenAPIPlugin)
+    routes = tuple(sorted((route.path, tuple(sorted(route.methods))) for route in app.routes))
+    document = _COMPLETED.get(routes)
+    if document is None:
+        document = openapi_document(app)
+        finalize(document)
+        describe_access(document, _access_levels(app))
+        _COMPLETED[routes] = document
+    else:
+        # What provide_openapi_schema() would build and then serve (litestar._openapi.plugin).
+        plugin._openapi_schema = document
     app.state[STRICT_QUERY] = accepted_query_parameters(document)
     app.state[OPERATION_IDS] = operation_ids(document)
 
