@@ -25,8 +25,8 @@ from service.analytics.estimands.groups import GroupSpec
 from service.analytics.estimands.time_scale import TimeUnit
 from service.analytics.estimands.undated import UndatedEvents
 from service.analytics.parameters import ConfLevel, ResponseDefinition, group_spec, response_definition
-from service.analytics.plots import figures as plots
 from service.analytics.plots import formats
+from service.analytics.plots import images as plots
 from service.analytics.proportions.analysis import adverse_event_incidence, response_rates
 from service.analytics.proportions.intervals import CiMethod
 from service.analytics.regression.analysis import cox_model

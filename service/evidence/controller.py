@@ -11,8 +11,8 @@ from litestar.response import Redirect
 
 from service.access.statement import DOCUMENTED as scope_header
 from service.analytics.parameters import ConfLevel, ResponseDefinition, response_definition
-from service.analytics.plots import figures as plots
 from service.analytics.plots import formats
+from service.analytics.plots import images as plots
 from service.analytics.pooling.meta import Tau2Method, Transform
 from service.analytics.proportions.intervals import CiMethod
 from service.auth.middleware import requires

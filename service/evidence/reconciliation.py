@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -16,6 +15,7 @@ from service.analytics import queries
 from service.analytics.competing_risks.analysis import relapse_incidence
 from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.groups import GroupSpec
+from service.analytics.lazy_scipy import stats
 from service.analytics.proportions.analysis import count_outcome
 from service.analytics.proportions.intervals import CiMethod, fisher_two_groups, proportion_ci
 from service.analytics.survival.analysis import survival

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from service.analytics.lazy_scipy import stats
 from service.analytics.schemas import SimonTwoStage, TwoStageDesignResult
 
 

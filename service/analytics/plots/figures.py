@@ -24,13 +24,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.ticker import MaxNLocator
 
+from service.analytics.plots.images import ImageFormat
 from service.analytics.schemas import CumulativeIncidence, Survival
 
-ImageFormat = Literal["svg", "png"]
-# A lane per patient: beyond this a plot is unreadable and slow to draw, so larger studies are
-# drawn a page at a time.
-MAX_SWIMMER_LANES = 200
-MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 LABEL_LENGTH = 40
 
@@ -637,25 +633,3 @@ def _marker_style(symbol: str, color: str) -> dict[str, Any]:
     if symbol in ("x", "+"):
         return {"marker": symbol, "color": color, "markeredgewidth": 2}
     return {"marker": symbol, "color": color, "markeredgecolor": "#222222", "markeredgewidth": 0.6}
-
-
-def kaplan_meier_plot(result: Survival, title: str, ci_bands: bool, image_format: ImageFormat) -> bytes:
-    return render(kaplan_meier_figure(result, title, ci_bands), image_format)
-
-
-def cumulative_incidence_plot(result: CumulativeIncidence, title: str, image_format: ImageFormat) -> bytes:
-    return render(cumulative_incidence_figure(result, title), image_format)
-
-
-def forest_plot(result: Any, image_format: ImageFormat) -> bytes:
-    return render(forest_figure(result), image_format)
-
-
-def swimmer_plot(
-    patients: Sequence[tuple[UUID, str, str, int | None]],
-    treatments: Sequence[Any],
-    outcomes: Sequence[Any],
-    title: str,
-    image_format: ImageFormat,
-) -> bytes:
-    return render(swimmer_figure(patients, treatments, outcomes, title), image_format)

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect
 from litestar.types import Method, OperationIDCreator
 
-from service.analytics.plots.figures import ImageFormat
+from service.analytics.plots.images import ImageFormat
 
 FormatParam = Annotated[
     ImageFormat | None,

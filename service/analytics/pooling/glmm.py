@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy import optimize, special, stats
+
+from service.analytics.lazy_scipy import optimize, special, stats
 
 NODES = 7  # metafor's default nAGQ
 _Z, _W = hermegauss(NODES)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import numpy as np
-from scipy import optimize, special, stats
 
+from service.analytics.lazy_scipy import optimize, special, stats
 from service.analytics.pooling import glmm
 
 Transform = Literal["logit", "freeman-tukey"]

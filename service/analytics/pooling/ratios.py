@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from service.analytics.lazy_scipy import stats
 from service.analytics.pooling.meta import Pooled, Tau2Method, random_effects
 
 

@@ -14,10 +14,8 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
-from scipy import stats
-from scipy.special import gammaln
-from scipy.stats import contingency
 
+from service.analytics.lazy_scipy import special, stats
 from service.analytics.proportions.intervals import proportion_ci
 
 RELATIVE = 1 + 1e-7  # R's tolerance when comparing probabilities to the observed one
@@ -54,7 +52,7 @@ class OddsRatio:
 def fisher_odds_ratio(table: list[list[int]], conf_level: float = 0.95) -> OddsRatio:
     """R `fisher.test(matrix(c(a, c, b, d), 2))` for table [[a, b], [c, d]]: scipy's conditional
     odds ratio (the noncentral hypergeometric MLE and its exact interval, fisher.test's method)."""
-    result = contingency.odds_ratio(table, kind="conditional")
+    result = stats.contingency.odds_ratio(table, kind="conditional")
     interval = result.confidence_interval(conf_level)
     p_value = float(stats.fisher_exact(np.asarray(table)).pvalue)
     return OddsRatio(float(result.statistic), float(interval.low), float(interval.high), p_value)
@@ -65,7 +63,7 @@ MAX_TABLES = 2_000_000
 
 @cache
 def _log_factorial(n: int) -> float:
-    return float(gammaln(n + 1))
+    return float(special.gammaln(n + 1))
 
 
 def fisher_freeman_halton(table: list[list[int]]) -> float | None:

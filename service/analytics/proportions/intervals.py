@@ -7,7 +7,8 @@ import math
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+
+from service.analytics.lazy_scipy import stats
 
 CiMethod = Literal["wilson", "agresti-coull", "clopper-pearson", "jeffreys", "wilson-cc", "mid-p"]
 CI_METHOD_NAMES: dict[str, str] = {

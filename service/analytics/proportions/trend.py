@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from service.analytics.lazy_scipy import stats
 
 
 @dataclass(frozen=True)

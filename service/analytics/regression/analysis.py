@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -18,6 +17,7 @@ from service.analytics.estimands import endpoints as estimands
 from service.analytics.estimands.endpoints import Endpoint, Stratum
 from service.analytics.estimands.time_scale import elapsed
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows
+from service.analytics.lazy_scipy import stats
 from service.analytics.regression.cox import cox_fit, cox_zph
 from service.analytics.regression.cox_firth import firth_cox_fit
 from service.analytics.regression.design import (

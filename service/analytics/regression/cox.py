@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+
+from service.analytics.lazy_scipy import stats
 
 MAX_ITER = 50
 Ties = Literal["efron", "breslow"]

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+
+from service.analytics.lazy_scipy import optimize, stats
 
 MAX_ITER = 200
 MAX_STEP = 5.0  # a Newton step longer than this (log hazard ratio) is shortened, as coxphf's maxstep

@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+
+from service.analytics.lazy_scipy import optimize, stats
 
 MAX_ITER = 100
 TOLERANCE = 1e-13

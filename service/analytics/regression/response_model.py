@@ -11,11 +11,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
 from service.analytics.estimands import endpoints as estimands
+from service.analytics.lazy_scipy import stats
 from service.analytics.parameters import ResponseDefinition
 from service.analytics.proportions.analysis import tally_responses
 from service.analytics.regression.design import (

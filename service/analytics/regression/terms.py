@@ -5,8 +5,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
+from service.analytics.lazy_scipy import stats
 from service.analytics.regression.cox import CoxFit
 from service.analytics.regression.cox_firth import FirthCoxFit
 from service.analytics.schemas import ChiSquareTest, CoxTerm

@@ -12,7 +12,6 @@ from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.analytics import queries
@@ -30,6 +29,7 @@ from service.analytics.estimands.groups import (
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed, ticks
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows, undated_rule
+from service.analytics.lazy_scipy import stats
 from service.analytics.schemas import (
     AtRisk,
     CurvePoint,

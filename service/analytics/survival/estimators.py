@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+
+from service.analytics.lazy_scipy import stats
 
 ConfType = Literal["log-log", "log", "plain"]
 TOLERANCE = math.sqrt(np.finfo(float).eps)  # R: sqrt(.Machine$double.eps)
