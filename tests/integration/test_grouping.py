@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from service.analytics.estimands.groups import MAX_LEVELS
 from service.analytics.survival.analysis import LANDMARK_EXCLUSION
 from tests import factories as f
+from tests.databases import empty_tables
 
 API = "/api/v1"
 R = json.loads((Path(__file__).parents[1] / "fixtures/r/grouping.json").read_text())
@@ -45,9 +46,13 @@ def _cohort(client: TestClient[Any]) -> str:
     return str(s["id"])
 
 
-@pytest.fixture
-def cohort(client: TestClient[Any]) -> str:
-    return _cohort(client)
+@pytest.fixture(scope="module")
+def cohort(session_client: TestClient[Any], database_url: str) -> str:
+    """The R cohort, built once per database for the tests that only read it (it takes a few
+    hundred writes); those tests use `session_client`, as `client` would empty the tables."""
+    empty_tables(database_url)
+    session_client.app.state.analysis_answers.clear()
+    return _cohort(session_client)
 
 
 def _survival(client: TestClient[Any], study_id: str, **params: Any) -> dict[str, Any]:
@@ -69,9 +74,13 @@ def _survival(client: TestClient[Any], study_id: str, **params: Any) -> dict[str
     ],
 )
 def test_log_rank_by_a_patient_attribute_equals_survdiff(
-    client: TestClient[Any], cohort: str, params: dict[str, str], expected: dict[str, Any], reason: str | None
+    session_client: TestClient[Any],
+    cohort: str,
+    params: dict[str, str],
+    expected: dict[str, Any],
+    reason: str | None,
 ) -> None:
-    body = _survival(client, cohort, **params)
+    body = _survival(session_client, cohort, **params)
     assert body["log_rank"]["chi_square"] == pytest.approx(expected["chisq"], abs=1e-8)
     assert body["log_rank"]["p_value"] == pytest.approx(expected["p"], abs=1e-8)
     assert body["log_rank"]["df"] == expected["df"]
@@ -83,8 +92,10 @@ def test_log_rank_by_a_patient_attribute_equals_survdiff(
     assert body["method"]["groups"]
 
 
-def test_age_bands_are_every_band_in_order_with_their_bounds(client: TestClient[Any], cohort: str) -> None:
-    body = _survival(client, cohort, group_by="age", age_cuts="18,40,60")
+def test_age_bands_are_every_band_in_order_with_their_bounds(
+    session_client: TestClient[Any], cohort: str
+) -> None:
+    body = _survival(session_client, cohort, group_by="age", age_cuts="18,40,60")
     assert [g["group"]["key"] for g in body["groups"]] == ["age<18", "18<=age<40", "40<=age<60", "age>=60"]
     # a band includes its lower bound
     ages = [a for a in DATA["age"] if a is not None]
@@ -99,11 +110,15 @@ def test_age_bands_are_every_band_in_order_with_their_bounds(client: TestClient[
 @pytest.mark.parametrize("landmark", R["landmarks"], ids=lambda lm: lm["kind"])
 @pytest.mark.parametrize("landmark_time", ["from_landmark", "from_origin"])
 def test_landmark_by_status_equals_r(
-    client: TestClient[Any], cohort: str, landmark: dict[str, Any], landmark_time: str
+    session_client: TestClient[Any], cohort: str, landmark: dict[str, Any], landmark_time: str
 ) -> None:
     group_by = f"{landmark['kind']}_at_landmark"
     body = _survival(
-        client, cohort, group_by=group_by, landmark_day=landmark["landmark"], landmark_time=landmark_time
+        session_client,
+        cohort,
+        group_by=group_by,
+        landmark_day=landmark["landmark"],
+        landmark_time=landmark_time,
     )
     assert body["log_rank"]["chi_square"] == pytest.approx(landmark["test"]["chisq"], abs=1e-8)
     assert body["log_rank"]["p_value"] == pytest.approx(landmark["test"]["p"], abs=1e-8)
