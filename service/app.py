@@ -6,7 +6,6 @@ from typing import Any
 
 import anyio
 from litestar import Litestar, Router
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -48,7 +47,7 @@ from service.locks.controller import StudyLockController
 from service.observability.logs import attach_root_handler, structlog_plugin
 from service.observability.telemetry import telemetry
 from service.openapi import describe_access, finalize
-from service.openapi_export import openapi_document
+from service.openapi_export import openapi_document, serve_document
 from service.outcomes.controller import OutcomeController
 from service.patient_links.controller import PatientLinkController
 from service.patients.controller import PatientController
@@ -199,7 +198,6 @@ _COMPLETED: dict[tuple[tuple[str, tuple[str, ...]], ...], dict[str, Any]] = {}
 def _complete_openapi(app: Litestar) -> None:
     """Post-process, once at start, the cached schema dict that Litestar serves, and hold the
     query parameters it declares as the ones each operation accepts."""
-    plugin = app.plugins.get(OpenAPIPlugin)
     routes = tuple(sorted((route.path, tuple(sorted(route.methods))) for route in app.routes))
     document = _COMPLETED.get(routes)
     if document is None:
@@ -208,8 +206,7 @@ def _complete_openapi(app: Litestar) -> None:
         describe_access(document, _access_levels(app))
         _COMPLETED[routes] = document
     else:
-        # What provide_openapi_schema() would build and then serve (litestar._openapi.plugin).
-        plugin._openapi_schema = document
+        serve_document(app, document)
     app.state[STRICT_QUERY] = accepted_query_parameters(document)
     app.state[OPERATION_IDS] = operation_ids(document)
 

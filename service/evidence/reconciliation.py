@@ -41,8 +41,6 @@ CI_METHODS: tuple[CiMethod, ...] = (
 
 
 def _wald(x: int, n: int, level: float) -> tuple[float, float]:
-    from scipy import stats
-
     z = float(stats.norm.isf((1 - level) / 2))
     p = x / n
     half = z * (p * (1 - p) / n) ** 0.5

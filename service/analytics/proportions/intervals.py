@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.analytics.lazy_scipy import stats
+from service.analytics.lazy_scipy import optimize, stats
 
 CiMethod = Literal["wilson", "agresti-coull", "clopper-pearson", "jeffreys", "wilson-cc", "mid-p"]
 CI_METHOD_NAMES: dict[str, str] = {
@@ -70,8 +70,6 @@ def _wilson_continuity_corrected(x: int, n: int, z: float) -> tuple[float, float
 
 
 def _mid_p(x: int, n: int, alpha: float) -> tuple[float, float]:
-    from scipy.optimize import brentq
-
     def upper_tail(p: float) -> float:  # P(X > x) + P(X = x)/2
         return float(stats.binom.sf(x, n, p) + 0.5 * stats.binom.pmf(x, n, p))
 
@@ -79,8 +77,16 @@ def _mid_p(x: int, n: int, alpha: float) -> tuple[float, float]:
         return float(stats.binom.cdf(x - 1, n, p) + 0.5 * stats.binom.pmf(x, n, p))
 
     eps = 1e-15
-    lower = 0.0 if x == 0 else float(brentq(lambda p: upper_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
-    upper = 1.0 if x == n else float(brentq(lambda p: lower_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
+    lower = (
+        0.0
+        if x == 0
+        else float(optimize.brentq(lambda p: upper_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
+    )
+    upper = (
+        1.0
+        if x == n
+        else float(optimize.brentq(lambda p: lower_tail(p) - alpha / 2, eps, 1 - eps, xtol=1e-15))
+    )
     return lower, upper
 
 
