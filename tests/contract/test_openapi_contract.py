@@ -80,8 +80,9 @@ def repeated(case: schemathesis.Case, first: int) -> bool:
     Every case does, but for the coverage phase's negative cases (one value the schema forbids,
     the rest valid) refused before a handler ran: their answer comes from the request's decoding
     and routing, which no database takes part in (10,481 of the 14,696 negative cases at this
-    contract; `pytest -s` prints the count). The others (401, 404, 409, 422, and 2xx where a forbidden value survives
-    the URL, e.g. a number for a string) reach the app's logic and go to every database.
+    contract; `pytest -s` prints the count). The others (401, 404, 409, 422, and 2xx where a
+    forbidden value survives the URL, e.g. a number for a string) reach the app's logic and go
+    to every database.
     `make contract` (CONTRACT_FULL=1) sends every case everywhere."""
     if FULL or case.meta is None or first not in REFUSED_BEFORE_A_HANDLER:
         return True
