@@ -43,8 +43,8 @@ test: $(SYNCED) $(LINT_TOOLS) ## Run every test (also on Postgres when TEST_POST
 oracle: $(SYNCED) ## The generative oracle, long: ORACLE_EXAMPLES (default 2500) random messy studies per database, statistics printed
 	ORACLE_EXAMPLES=$${ORACLE_EXAMPLES:-2500} ORACLE_SEED= $(PY) -m pytest tests/oracle -p no:cacheprovider -q --hypothesis-show-statistics
 
-contract: $(SYNCED) ## The contract tests, long: every generated case on every database, CONTRACT_EXAMPLES (default 100) generated examples per operation
-	CONTRACT_FULL=1 CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-100} $(PY) -m pytest tests/contract -p no:cacheprovider -q
+contract: $(SYNCED) ## The contract tests, long: every case on every database, CONTRACT_EXAMPLES (default 100) generated examples per operation, STATEFUL_EXAMPLES (default 100) linked scenarios
+	CONTRACT_FULL=1 CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-100} STATEFUL_EXAMPLES=$${STATEFUL_EXAMPLES:-100} $(PY) -m pytest tests/contract -p no:cacheprovider -q
 
 bench: $(SYNCED) ## Service vs raw-limit app and a FastAPI peer, 1k/10k/100k patients, wrk (Postgres too with TEST_POSTGRES_URL): bench/RESULTS.md, bench/flames/
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }

@@ -73,7 +73,9 @@ def test_linked_sequences_conform(contract_app: str) -> None:
     run_state_machine_as_test(
         Workflow,
         settings=settings(
-            max_examples=60,
+            # 40 scenarios in `make test` (60 before; the links below are reached at 40 on both
+            # databases); `make contract` runs 100.
+            max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "40")),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),
