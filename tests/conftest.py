@@ -57,14 +57,19 @@ def session_client(database_url: str) -> Iterator[TestClient[Any]]:
         yield client
 
 
-@pytest.fixture
-def client(session_client: TestClient[Any], database_url: str) -> TestClient[Any]:
-    """A client on empty tables."""
+def emptied(session_client: TestClient[Any], database_url: str) -> TestClient[Any]:
+    """The session's client, on empty tables."""
     empty_tables(database_url)
     # Emptied with plain DELETEs, not through the service: no audit record tells the analysis
     # store that the data changed (service.caching).
     session_client.app.state.analysis_answers.clear()
     return session_client
+
+
+@pytest.fixture
+def client(session_client: TestClient[Any], database_url: str) -> TestClient[Any]:
+    """A client on empty tables."""
+    return emptied(session_client, database_url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from service.analytics.estimands.groups import MAX_LEVELS
 from service.analytics.survival.analysis import LANDMARK_EXCLUSION
 from tests import factories as f
-from tests.databases import empty_tables
+from tests.conftest import emptied
 
 API = "/api/v1"
 R = json.loads((Path(__file__).parents[1] / "fixtures/r/grouping.json").read_text())
@@ -49,10 +49,10 @@ def _cohort(client: TestClient[Any]) -> str:
 @pytest.fixture(scope="module")
 def cohort(session_client: TestClient[Any], database_url: str) -> str:
     """The R cohort, built once per database for the tests that only read it (it takes a few
-    hundred writes); those tests use `session_client`, as `client` would empty the tables."""
-    empty_tables(database_url)
-    session_client.app.state.analysis_answers.clear()
-    return _cohort(session_client)
+    hundred writes); those tests use `session_client`, as `client` would empty the tables. They
+    come before this module's tests that take `client`: a worker runs a module's tests in file
+    order, so none of those empties the tables between two readers."""
+    return _cohort(emptied(session_client, database_url))
 
 
 def _survival(client: TestClient[Any], study_id: str, **params: Any) -> dict[str, Any]:
