@@ -32,7 +32,7 @@ DESCRIPTIONS = {
     "428": "If-Match is required on PATCH and DELETE.",
     "503": "The database did not answer in time (statement timeout) or is unavailable; retry after `Retry-After` seconds.",
     "429": "More requests with this token in the last minute than the limit (`RATE_LIMIT_PER_MINUTE`, counted per replica); retry after `Retry-After` seconds.",
-    "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal) or refers to a record that does not exist.",
+    "422": "Well-formed but breaks a data rule (e.g. resolution before onset, grade 5 not fatal, a direct identifier in free text or in X-Change-Reason) or refers to a record that does not exist.",
 }
 METHODS = ("get", "post", "patch", "put", "delete")
 PLOT_OPERATIONS = {
@@ -81,6 +81,10 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
         statuses.append("409")
     if method in ("post", "patch"):
         statuses += ["413", "422"]
+    elif method == "delete":
+        # Every write reads X-Change-Reason into the append-only audit trail, and refuses one
+        # that holds a direct identifier (an e-mail address, a record number) with 422.
+        statuses.append("422")
     elif method == "get" and has_params:
         statuses.append("422")  # e.g. a date-time of the right shape that is not on the calendar
     statuses.append("503")

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from service.common.deidentification import check_free_text
-from service.errors import Busy
+from service.errors import Busy, FieldError, RuleViolation
 from service.settings import Settings
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
@@ -183,7 +183,8 @@ async def request_session(
     # A request on a data cut reads the cut's frozen database (service.data_cuts.reading).
     cut = request.state.get("data_cut")
     factory: async_sessionmaker[AsyncSession] = cut.sessions if cut is not None else state.session_factory
-    reason = change_reason(request)
+    # Only a write records why; a read ignores the header rather than refusing it.
+    reason = change_reason(request) if writing else None
     # SQLite has a single writer: this process's writers take turns here, in order, instead of
     # all polling SQLite's lock through its busy-wait backoff (sleeps of up to 100 ms each).
     # Other processes (the CLI, a second server) still wait on the busy timeout.
@@ -257,7 +258,11 @@ def change_reason(request: Request[Any, Any, Any]) -> str | None:
         raise ValidationException("X-Change-Reason is not valid UTF-8.") from None
     if len(reason) > MAX_REASON:
         raise ValidationException(f"X-Change-Reason is longer than {MAX_REASON} characters.")
-    check_free_text({"X-Change-Reason": reason})
+    try:
+        check_free_text({"X-Change-Reason": reason})
+    except RuleViolation as exc:  # it names the field as if in the body
+        where = FieldError(message=exc.detail, field="X-Change-Reason", source="header")
+        raise RuleViolation(exc.detail, errors=[where]) from None
     return reason or None
 
 

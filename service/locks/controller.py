@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from service.auth.middleware import requires
+from service.common.preconditions import ChangeReason
 from service.db.session import request_session
 from service.locks import service
 from service.locks.schemas import LockRequest
@@ -47,7 +48,14 @@ class StudyLockController(Controller):
         description="409 when the study is not locked.",
         status_code=200,
     )
-    async def unlock_study(self, request: Request[Any, Any, Any], state: State, id: FromPath[UUID]) -> Study:
+    async def unlock_study(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        id: FromPath[UUID],
+        # Declared so that the contract shows it; request_session reads it into the audit trail.
+        change_reason: ChangeReason = None,
+    ) -> Study:
         async with request_session(state, request, writing=True) as session:
             await service.unlock(session, id)
             return await StudyRepository().read(session, id)

@@ -133,6 +133,45 @@ def test_change_reason_is_utf8_bounded_and_de_identified(client: TestClient[Any]
     assert all("example.org" not in (e["reason"] or "") for e in client.get(f"{url}/history").json()["items"])
 
 
+def test_a_reason_holding_an_identifier_is_refused_on_every_delete_and_ignored_on_reads(
+    client: TestClient[Any],
+) -> None:
+    """Every write reads X-Change-Reason into the trail, deletes included (they answered an
+    undocumented 422 once); a read records nothing, so the header does not fail it."""
+    study = f.study(client)
+    patient = f.patient(client, study["id"])
+    leaky = {"X-Change-Reason": "per mail from j.doe@example.org"}
+    for url in (f"{API}/patients/{patient['id']}", f"{API}/studies/{study['id']}"):
+        problem = _problem(client.delete(url, headers=leaky), 422)
+        assert "X-Change-Reason" in problem["detail"]
+        assert problem["errors"] == [
+            {"message": problem["detail"], "field": "X-Change-Reason", "source": "header"}
+        ]
+        read = client.get(url, headers=leaky)
+        assert read.status_code == 200, read.text  # still there, and readable with the header
+    assert client.post(f"{API}/studies/{study['id']}/lock", json={"reason": "frozen"}).status_code == 200
+    _problem(client.delete(f"{API}/studies/{study['id']}/lock", headers=leaky), 422)
+    assert client.get(f"{API}/studies/{study['id']}").json()["lock"] is not None
+    history = client.get(f"{API}/studies/{study['id']}/history", headers=leaky)
+    assert history.status_code == 200, history.text
+    assert all("example.org" not in (e["reason"] or "") for e in history.json()["items"])
+
+
+def test_every_write_that_takes_a_reason_documents_its_422(client: TestClient[Any]) -> None:
+    document = client.get("/docs/openapi.json").json()
+    writes = [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in ("post", "put", "patch", "delete")
+    ]
+    assert sum(method == "delete" for method, _, _ in writes) >= 10
+    for method, path, operation in writes:
+        assert "422" in operation["responses"], f"{method} {path}"
+    unlock = document["paths"]["/api/v1/studies/{id}/lock"]["delete"]
+    assert "X-Change-Reason" in [p["name"] for p in unlock["parameters"] if p["in"] == "header"]
+
+
 def _raw_patch(client: TestClient[Any], url: str, body: dict[str, Any], reason: bytes) -> Any:
     """PATCH with header bytes sent as they are (the test client re-encodes str headers as UTF-8,
     as no real client sending Latin-1 would), on the app's own event loop."""
