@@ -13,52 +13,22 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.python.asgi import ASGIClient, get_client
 
-from service.app import create_app
-from service.settings import Settings
-from tests.audit_ledger import AuditLedger, counter_for_url
-from tests.contract.asgi import SwitchableApp, Target
-from tests.databases import backends, fresh_database, issue_token
+from tests.contract.asgi import Target, app, client, target_on
+from tests.databases import backends
 
 CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
-app = SwitchableApp()
 CASES: dict[str, int] = {}
-# One in-process client for every call, as a network run keeps one session: without it each call
-# builds a requests session and reads the process environment for proxies (4 % of a profiled run).
-client: ASGIClient = get_client(app)
-client.trust_env = False
 schema = schemathesis.openapi.from_path(str(CONTRACT))
 schema.app = app
 FULL = os.environ.get("CONTRACT_FULL") == "1"
-
-
-def _target(backend: str, stack: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> Target:
-    url = stack.enter_context(fresh_database(backend, tmp_path_factory.mktemp("contract")))
-    issue_token(url, "contract-admin", "admin", secret=os.environ["REGISTRY_TEST_TOKEN"])
-    return Target(
-        backend,
-        create_app(Settings(database_url=url, rate_limit_per_minute=0)),
-        url,
-        AuditLedger(f"contract ({backend})", counter_for_url(url)),
-    )
-
-
-@pytest.fixture(scope="module", params=backends())
-def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on one database at a time (the stateful run)."""
-    with ExitStack() as stack:
-        app.target = _target(request.param, stack, tmp_path_factory)
-        with client:
-            yield request.param
-        app.target = None
 
 
 @pytest.fixture(scope="module")
 def contract_apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Target]]:
     """The app on every database, the first one (SQLite) first."""
     with ExitStack() as stack:
-        targets = [_target(backend, stack, tmp_path_factory) for backend in backends()]
+        targets = [target_on(backend, stack, tmp_path_factory) for backend in backends()]
         CASES.update(
             dict.fromkeys([*(f"on {b}" for b in backends()), "refused before a handler, not repeated"], 0)
         )

@@ -2,15 +2,17 @@
 study -> arm -> patient -> treatment / adverse event / outcome) on each database."""
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.contract.test_openapi_contract import CONTRACT, app, contract_app
-from tests.databases import empty_tables
-
-__all__ = ["contract_app"]
+from tests.contract.asgi import app, client, target_on
+from tests.contract.test_openapi_contract import CONTRACT
+from tests.databases import backends, empty_tables
 
 # Valid data only: the stateless test already sends invalid data to every operation; here the
 # point is to get deep into create -> read -> update -> delete chains.
@@ -66,6 +68,16 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         app.observe(response)
         CALLS.add((case.method.upper(), case.operation.path, response.status_code))
         STEPS[0] += 1
+
+
+@pytest.fixture(scope="module", params=backends())
+def contract_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on one database at a time: a chain's calls depend on its earlier answers."""
+    with ExitStack() as stack:
+        app.target = target_on(request.param, stack, tmp_path_factory)
+        with client:
+            yield request.param
+        app.target = None
 
 
 def test_linked_sequences_conform(contract_app: str) -> None:
