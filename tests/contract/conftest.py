@@ -27,7 +27,9 @@ builder.add_coverage = defer_coverage
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    test = getattr(item, "obj", None)
+    if not isinstance(item, pytest.Function):
+        return
+    test = item.obj
     deferred = getattr(test, DEFERRED, None)
     if deferred is not None:
         delattr(test, DEFERRED)
