@@ -35,3 +35,13 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         delattr(test, DEFERRED)
         args, kwargs = deferred
         build_coverage(test, *args, **kwargs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest 9 builds an item's id from its original name and parametrization only, so every
+    operation's item of the schema's test had the same id (`test_operation_conforms`): reports,
+    --durations and -k by id could not tell them apart. Each gets its operation in its id again."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if isinstance(item, pytest.Function) and label and item.parent is not None and "[" not in item.nodeid:
+            item._id = item.parent.id.child(item.originalname).with_params(label)
