@@ -47,12 +47,22 @@ def _cohort(client: TestClient[Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def cohort(session_client: TestClient[Any], database_url: str) -> str:
+def built_cohorts() -> dict[str, str]:
+    """database URL -> the id of the R cohort's study built on it, for this module."""
+    return {}
+
+
+@pytest.fixture
+def cohort(session_client: TestClient[Any], database_url: str, built_cohorts: dict[str, str]) -> str:
     """The R cohort, built once per database for the tests that only read it (it takes a few
-    hundred writes); those tests use `session_client`, as `client` would empty the tables. They
-    come before this module's tests that take `client`: a worker runs a module's tests in file
-    order, so none of those empties the tables between two readers."""
-    return _cohort(emptied(session_client, database_url))
+    hundred writes); those tests use `session_client`, as `client` would empty the tables. It is
+    built again when a test taking `client` has emptied the tables since: with `--dist worksteal`
+    a worker may run this module's tests out of file order (a reader stolen from the other
+    worker after a test that empties), so the cohort is looked up before each reader."""
+    study_id = built_cohorts.get(database_url)
+    if study_id is None or session_client.get(f"{API}/studies/{study_id}").status_code == 404:
+        study_id = built_cohorts[database_url] = _cohort(emptied(session_client, database_url))
+    return study_id
 
 
 def _survival(client: TestClient[Any], study_id: str, **params: Any) -> dict[str, Any]:
