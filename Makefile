@@ -15,7 +15,7 @@ unexport PYTHONDONTWRITEBYTECODE
 LINT_TOOLS := openapi/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test oracle contract bench bench-quick bench-analyses bench-stalls bench-flames bench-reliability openapi lint typecheck check seed migrate clean
+.PHONY: help install run test oracle contract bench bench-quick bench-analyses bench-stalls bench-floor bench-flames bench-reliability openapi lint typecheck check seed migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ bench: $(SYNCED) ## Service vs raw-limit app and a FastAPI peer, 1k/10k/100k pat
 bench-stalls: $(SYNCED) ## Where the event loop stalls under the mixed load (survival + imports beside reads): bench/stalls.py
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) bench/stalls.py
+
+bench-floor: $(SYNCED) ## A patient read on the raw app, on Litestar alone doing the raw app's work, and on the service, served: bench/framework_floor.py
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) bench/framework_floor.py --served
 
 bench-flames: $(SYNCED) ## Flame graphs of the service under load (py-spy): bench/flames/<database>-<scenario>.svg
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
