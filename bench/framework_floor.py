@@ -1,4 +1,3 @@
-# ruff: noqa: S603, S607 - runs the fixed tool taskset and this repository's own apps
 """What Litestar alone costs on the read-one-patient request, against the raw limit: CPU per
 request of three apps driven in-process through ASGI (as bench/cpu_per_request.py drives the
 service), on the benchmark's dataset:
@@ -47,10 +46,14 @@ def litestar_on(raw: Any) -> Any:
         status, body, _ = await raw.db.run(lambda c: raw.get_patient(c, headers, id))
         return Response(body, status_code=status, media_type="application/json")
 
+    @get("/health")
+    async def health() -> dict[str, str]:  # what bench/run.py's `running` waits for
+        return {"status": "ok"}
+
     async def open_database() -> None:
         await raw.db.open()
 
-    return Litestar([read_patient], on_startup=[open_database], openapi_config=None)
+    return Litestar([read_patient, health], on_startup=[open_database], openapi_config=None)
 
 
 async def cpu_per_request(
@@ -147,49 +150,21 @@ async def measure(args: argparse.Namespace) -> None:
 
 
 def served(args: argparse.Namespace) -> None:
-    import subprocess
-
-    import httpx
     from dataset import prepare
-    from run import PYTHON, get_script, wrk
+    from run import get_script, running, wrk
 
     from tests.databases import issue_token
 
     data = asyncio.run(prepare(args.backend, args.scale, os.environ.get("TEST_POSTGRES_URL")))
     token = issue_token(data.url, f"floor-{secrets.token_hex(4)}", "admin")
-    here = str(Path(__file__).resolve())
-    commands = {
-        "raw": [PYTHON, str(ROOT / "bench" / "raw_app.py"), data.url, "8752"],
-        "litestar": [PYTHON, here, "--litestar-app", data.url, "8753"],
-        "service": [PYTHON, "-m", "service", "serve"],
-    }
-    ports = {"raw": 8752, "litestar": 8753, "service": 8751}
-    env = {
-        **os.environ,
-        **dict(DATABASE_URL=data.url, PORT="8751", RATE_LIMIT_PER_MINUTE="0", SEED_ON_START="0"),
-        **dict(ANALYSIS_CACHE_MB="0", LOG_LEVEL="WARNING"),
-    }
-    script, probe = get_script(data, token), f"/api/v1/patients/{data.patient_ids[0]}"
+    script, log = get_script(data, token), ROOT / "bench" / ".data" / "framework_floor.log"
     for _ in range(args.runs):
-        for name, command in commands.items():
-            server = subprocess.Popen(
-                ["taskset", "-c", "0", *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-            )
-            try:
-                url = f"http://127.0.0.1:{ports[name]}{probe}"
-                while True:
-                    try:
-                        if httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
-                wrk(ports[name], script, 2, 16)
-                before = _cpu_seconds(server.pid)
-                result = wrk(ports[name], script, 5, 16)
-                cpu = _cpu_seconds(server.pid) - before
-            finally:
-                server.terminate()
-                server.wait()
+        for name in ("raw", "litestar", "service"):
+            with running(name, data.url, log) as (port, pid):
+                wrk(port, script, 2, 16)
+                before = _cpu_seconds(pid)
+                result = wrk(port, script, 5, 16)
+                cpu = _cpu_seconds(pid) - before
             print(
                 f"{args.backend}, {args.scale:,} patients, read one patient served, {name}: {result.rps:.0f} req/s, "
                 f"server CPU per request {1000 * cpu / (result.rps * 5):.3f} ms, non-2xx {result.non_2xx}",

@@ -57,7 +57,7 @@ from bench.statements import count_statements  # noqa: E402
 from tests.databases import issue_token  # noqa: E402
 
 PYTHON = sys.executable
-SERVICE_PORT, RAW_PORT, PEER_PORT = 8731, 8732, 8733
+SERVICE_PORT, RAW_PORT, PEER_PORT, LITESTAR_PORT = 8731, 8732, 8733, 8734
 EXPORT_PATHS = {"json": "", "csv": "/csv", "ndjson": "/fhir-ndjson", "fhir": "/fhir"}
 API = "/api/v1"
 
@@ -86,7 +86,8 @@ class Report:
 
 @contextmanager
 def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
-    """The service, the raw app or the peer on core 0; yields (port, pid)."""
+    """The service, the raw app, the peer or Litestar alone doing the raw app's read
+    (bench/framework_floor.py) on core 0; yields (port, pid)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -102,8 +103,11 @@ def running(kind: str, url: str, log: Path) -> Iterator[tuple[int, int]]:
         command, port = [PYTHON, "-m", "service", "serve"], SERVICE_PORT
     elif kind == "raw":
         command, port = [PYTHON, str(ROOT / "bench" / "raw_app.py"), url, str(RAW_PORT)], RAW_PORT
-    else:
+    elif kind == "peer":
         command, port = [PYTHON, str(ROOT / "bench" / "peer_app.py"), url, str(PEER_PORT)], PEER_PORT
+    else:
+        floor = str(ROOT / "bench" / "framework_floor.py")
+        command, port = [PYTHON, floor, "--litestar-app", url, str(LITESTAR_PORT)], LITESTAR_PORT
     log.parent.mkdir(parents=True, exist_ok=True)  # bench/.data is not there in a fresh clone on Postgres
     with log.open("ab") as out:
         process = subprocess.Popen(
