@@ -6,6 +6,7 @@
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.audit_ledger import AuditLedger, counter_for_url
 from tests.databases import fresh_database, issue_token
+
+CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,14 @@ generated examples."""
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.contract.asgi import Target, app, client, target_on
+from tests.contract.asgi import CONTRACT, Target, app, client, target_on
 from tests.databases import backends
 
-CONTRACT = Path(__file__).parents[2] / "openapi" / "openapi.json"
 CASES: dict[str, int] = {}
 schema = schemathesis.openapi.from_path(str(CONTRACT))
 schema.app = app

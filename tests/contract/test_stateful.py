@@ -10,8 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.contract.asgi import app, client, target_on
-from tests.contract.test_openapi_contract import CONTRACT
+from tests.contract.asgi import CONTRACT, app, client, target_on
 from tests.databases import backends, empty_tables
 
 # Valid data only: the stateless test already sends invalid data to every operation; here the

@@ -263,6 +263,11 @@ def ro_crate_context(monkeypatch: pytest.MonkeyPatch) -> None:
         return adapter.build_response(request, raw)
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+
+
+@pytest.fixture
+def sparql_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validator's SHACL checks with each SPARQL query parsed once (prepared_once)."""
     monkeypatch.setattr(SPARQLProcessor, "query", prepared_once(SPARQLProcessor.query))
 
 
@@ -294,7 +299,7 @@ def prepared_once(query: Any) -> Any:
 # rdflib, under the validator, warns about its own API; not ours to mend.
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
 def test_the_release_package_is_a_valid_ro_crate_of_the_cut_and_its_analyses(
-    seeded: tuple[str, TestClient[Any]], ro_crate_context: None, tmp_path: Path
+    seeded: tuple[str, TestClient[Any]], ro_crate_context: None, sparql_parsed_once: None, tmp_path: Path
 ) -> None:
     url, client = seeded
     study_id = _largest_study(client)
