@@ -32,6 +32,7 @@ from service.common.strict_query import STATE_KEY as STRICT_QUERY
 from service.common.strict_query import accepted_query_parameters, operation_ids
 from service.data_cuts.controller import DataCutController
 from service.data_cuts.databases import CutDatabases
+from service.db.driver_reads import driver_reads
 from service.db.migrate import head_revision
 from service.db.session import create_engine, plain_read_engine, provide_session, session_factory
 from service.docs_site import ASSETS_URL, docs_asset, docs_router
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             {
                 "session_factory": session_factory(engine),
                 "plain_read_engine": plain_read_engine(engine),
+                "driver_reads": driver_reads(engine),
                 "engine": engine,
                 "token_cache": TokenCache(settings.token_cache_seconds),
                 "oidc": oidc_verifier(settings),

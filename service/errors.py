@@ -6,6 +6,7 @@ import socket
 from typing import Any
 from uuid import UUID
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
@@ -282,6 +283,10 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: handle_domain_error,
     IntegrityError: handle_integrity_error,
     DBAPIError: handle_database_error,
+    # Raised as the driver's own by reads on the driver's connection (service.db.driver_reads),
+    # where SQLAlchemy would have wrapped them in a DBAPIError: the same 503.
+    asyncpg.PostgresError: handle_database_error,
+    asyncpg.InterfaceError: handle_database_error,
     Exception: handle_exception,
 }
 

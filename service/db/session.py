@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from service.common.deidentification import check_free_text
+from service.db.driver_reads import DriverReads
 from service.errors import Busy, FieldError, RuleViolation
 from service.settings import Settings
 
@@ -136,9 +137,11 @@ class PlainReads:
     close a dependency whose sibling failed (a malformed filter), and a connection taken
     earlier would stay out of the pool — on SQLite inside its transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver: DriverReads | None = None) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        # Postgres: one-record reads skip the engine's execute (service.db.driver_reads).
+        self.driver = driver
 
     async def connection(self) -> AsyncConnection:
         if self._connection is None:
@@ -166,8 +169,8 @@ Reads = AsyncSession | PlainReads
 
 
 @asynccontextmanager
-async def plain_reads(engine: AsyncEngine) -> AsyncIterator[PlainReads]:
-    reads = PlainReads(engine)
+async def plain_reads(engine: AsyncEngine, driver: DriverReads | None = None) -> AsyncIterator[PlainReads]:
+    reads = PlainReads(engine, driver)
     try:
         yield reads
     finally:
@@ -217,7 +220,7 @@ async def provide_plain_read_session(state: State, request: Request[Any, Any, An
         async with request_session(state, request, request.method not in SAFE_METHODS) as session:
             yield session
         return
-    async with plain_reads(state.plain_read_engine) as reads:
+    async with plain_reads(state.plain_read_engine, state.driver_reads) as reads:
         yield reads
 
 

@@ -78,26 +78,33 @@ def test_refused_then_back(
     url, proxy = postgres_behind_proxy
     with _client_through(url, proxy) as client:
         assert client.get(f"{API}/studies").status_code == 200
+        # One record's read goes straight to the driver's connection (service.db.driver_reads).
+        study = client.post(f"{API}/studies", json={"title": "before the outage", "design": "other"}).json()
+        assert client.get(f"{API}/studies/{study['id']}").status_code == 200
         proxy.set("refuse")
         assert _is_outage(client.get(f"{API}/studies"))
         # The log says which failure it was (D11), by the exception's class and first line.
         assert re.search(r"database error on GET /api/v1/studies: \S+(Error|Exception)", caplog.text)
+        assert _is_outage(client.get(f"{API}/studies/{study['id']}"))
         assert _is_outage(client.get("/health"))
         proxy.set("forward")
         assert _until_ok(client, f"{API}/studies").status_code == 200  # no restart needed
+        assert _until_ok(client, f"{API}/studies/{study['id']}").status_code == 200
 
 
 def test_frozen_then_back(postgres_behind_proxy: tuple[str, FaultyProxy]) -> None:
     url, proxy = postgres_behind_proxy
     with _client_through(url, proxy) as client:
-        assert client.get(f"{API}/studies").status_code == 200
+        study = client.post(f"{API}/studies", json={"title": "before the freeze", "design": "other"}).json()
+        assert client.get(f"{API}/studies/{study['id']}").status_code == 200
         proxy.set("freeze")
         assert _is_outage(client.get(f"{API}/studies"))  # answered, after the command timeout
+        assert _is_outage(client.get(f"{API}/studies/{study['id']}"))  # on the driver's connection too
         created = client.post(f"{API}/studies", json={"title": "during the freeze", "design": "other"})
         assert _is_outage(created)
         proxy.set("forward")
-        assert _until_ok(client, f"{API}/studies").status_code == 200
-        assert client.get(f"{API}/studies").json()["total"] == 0  # the refused write left nothing
+        assert _until_ok(client, f"{API}/studies/{study['id']}").status_code == 200
+        assert client.get(f"{API}/studies").json()["total"] == 1  # the refused write left nothing
 
 
 def test_statement_timeout_is_503(backend: str, tmp_path: Path) -> None:
@@ -106,6 +113,10 @@ def test_statement_timeout_is_503(backend: str, tmp_path: Path) -> None:
     with fresh_database("postgres", tmp_path) as url:
         secret = issue_token(url, "timeouts", "admin")
         app = create_app(Settings(database_url=url, rate_limit_per_minute=0, statement_timeout_ms=300))
+        auth = {"Authorization": f"Bearer {secret}"}
+        with TestClient(app) as client:
+            study = client.post(f"{API}/studies", json={"title": "locked", "design": "other"}, headers=auth)
+            assert study.status_code == 201
         held = threading.Event()
         release = threading.Event()
 
@@ -122,8 +133,10 @@ def test_statement_timeout_is_503(backend: str, tmp_path: Path) -> None:
         try:
             assert held.wait(10)
             with TestClient(app) as client:
-                response = client.get(f"{API}/studies", headers={"Authorization": f"Bearer {secret}"})
-                assert _is_outage(response)
+                assert _is_outage(client.get(f"{API}/studies", headers=auth))
+                # One record's read, on the driver's connection (service.db.driver_reads): the
+                # server cancels it the same way, and it is the same 503.
+                assert _is_outage(client.get(f"{API}/studies/{study.json()['id']}", headers=auth))
         finally:
             release.set()
             locker.join(10)
