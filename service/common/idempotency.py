@@ -9,9 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response
 from litestar.params import HeaderParameter
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import IdempotencyKey, utcnow
@@ -36,10 +34,14 @@ def request_hash(path: str, body: bytes) -> str:
 KEYS = IdempotencyKey.__table__  # type: ignore[attr-defined]
 # Built once: statements whose values are bound parameters keep one cache key and compiled form,
 # where statements built per request with their values cost a write more CPU than its SQL.
-_CLAIM = {
-    dialect: insert(KEYS).on_conflict_do_nothing(index_elements=["actor", "key"])
-    for dialect, insert in (("postgresql", postgres_insert), ("sqlite", sqlite_insert))
-}
+# The claim is SQL text: SQLAlchemy's ON CONFLICT construct has no cache key, so it was compiled
+# again on every create (a tenth of a create's CPU, profiled). The same text on both databases;
+# the time keeps its column's type (how SQLite stores it).
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (actor, key, request_hash, status_code, response_body, created_at) "
+    "VALUES (:actor, :key, :request_hash, :status_code, :response_body, :created_at) "
+    "ON CONFLICT (actor, key) DO NOTHING"
+).bindparams(bindparam("created_at", type_=KEYS.c.created_at.type))
 _STORED = select(KEYS).where(KEYS.c.actor == bindparam("actor"), KEYS.c.key == bindparam("key"))
 _REMEMBER = update(KEYS).where(KEYS.c.actor == bindparam("w_actor"), KEYS.c.key == bindparam("w_key"))
 
@@ -50,7 +52,7 @@ async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -
     # concurrent first use of the key makes it wait for that transaction, then find its row.
     connection = await session.connection()
     claimed = await connection.execute(
-        _CLAIM["postgresql" if connection.dialect.name == "postgresql" else "sqlite"],
+        _CLAIM,
         {
             "actor": actor,
             "key": key,

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from service.app import create_app
 from service.common.heavy import HeavyWork
@@ -99,6 +99,37 @@ def test_reads_and_pages_take_a_fixed_small_number_of_statements(client: TestCli
     assert page["items"] == [] and page["total"] == 3
     page = client.get(f"{API}/patients", params={"study_id": study["id"], "limit": 2, "offset": 2}).json()
     assert [p["id"] for p in page["items"]] == [patients[2]["id"]] and page["total"] == 3
+
+
+def test_a_warm_write_compiles_no_statement(client: TestClient[Any]) -> None:
+    """Every statement of a create, an update and a delete, with an Idempotency-Key and the audit
+    record, comes from SQLAlchemy's compiled cache once warm: a construct without a cache key
+    (the ON CONFLICT of the key's claim was one) is compiled again on every request."""
+    study = f.study(client)
+    patients = [f.patient(client, study["id"], subject_code=f"P{i}") for i in range(3)]
+    engine = client.app.state.engine.sync_engine
+    compiled: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        hit = getattr(context, "cache_hit", None)
+        if hit in (engine.dialect.CACHE_MISS, engine.dialect.NO_CACHE_KEY):
+            compiled.append(statement)
+
+    def writes(patient_id: str) -> None:
+        body = {"patient_id": patient_id, "term": "Nausea", "grade": 2, "grading_system": "CTCAE_v5"}
+        made = client.post(f"{API}/adverse-events", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert made.status_code == 201, made.text
+        changed = client.patch(f"{API}/adverse-events/{made.json()['id']}", json={"grade": 3})
+        assert changed.status_code == 200, changed.text
+        assert client.delete(f"{API}/adverse-events/{made.json()['id']}").status_code == 204
+
+    writes(patients[0]["id"])  # warm
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        writes(patients[1]["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert compiled == []
 
 
 @pytest.fixture
