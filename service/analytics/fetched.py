@@ -86,6 +86,11 @@ class Fetched(Sequence[Any]):
             return (_unpack, (self.fields, self._packed))
         return (Fetched, (self.fields, self._plain(0, len(self))))
 
+    def column(self, name: str) -> Iterator[Any]:
+        """One column's values, without making a named tuple of each row."""
+        at = self.fields.index(name)
+        return (values[at] for values in (self._values if self._rows is None else self._rows))
+
     def __len__(self) -> int:
         return len(self._values) if self._rows is None else len(self._rows)
 
@@ -109,6 +114,13 @@ class Fetched(Sequence[Any]):
 
 def _unpack(fields: tuple[str, ...], packed: list[bytes]) -> Fetched:
     return Fetched(fields, (values for chunk in packed for values in pickle.loads(chunk)))  # noqa: S301 - our own rows, from this server
+
+
+def column_of(rows: Sequence[Any], name: str) -> Iterator[Any]:
+    """One column of query rows: read straight from a Fetched's plain tuples, else by attribute."""
+    if isinstance(rows, Fetched):
+        return rows.column(name)
+    return (getattr(row, name) for row in rows)
 
 
 def usable(fields: Sequence[str]) -> bool:

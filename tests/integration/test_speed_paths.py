@@ -224,6 +224,8 @@ def test_heavy_work_runs_in_another_process_at_lower_priority_and_refuses_when_b
         outcome.append(await workers.run(os.getpid) != os.getpid())
         # ...at a lower priority than the server's (os.nice(0) reads the niceness).
         outcome.append(await workers.run(os.nice, 0) == min(os.nice(0) + 10, 19))
+        # ...and on Linux in the idle scheduling class (CPU only when the server leaves it).
+        outcome.append(await workers.run(os.sched_getscheduler, 0) == os.SCHED_IDLE)
         outcome.append(await workers.run(int, "ff", base=16))  # keyword arguments reach it
         other_request = object()
         await workers.limiter.acquire_on_behalf_of(other_request)  # the only worker is taken
@@ -239,7 +241,7 @@ def test_heavy_work_runs_in_another_process_at_lower_priority_and_refuses_when_b
         anyio.run(main)
     finally:
         workers.shutdown()
-    assert outcome == [True, True, 255, {"Retry-After": "5"}, 120]
+    assert outcome == [True, True, True, 255, {"Retry-After": "5"}, 120]
 
 
 def test_an_app_rebuilt_in_the_same_process_keeps_the_worker_processes() -> None:

@@ -68,3 +68,15 @@ def test_rows_kept_on_the_server_leave_the_collector_alone() -> None:
     gc.collect()
     assert not any(gc.is_tracked(values) for values in result._values)
     assert all(gc.is_tracked(row) for row in Fetched(FIELDS, _rows(10)))
+
+
+def test_a_column_reads_the_same_values_as_the_rows() -> None:
+    values = _rows(50)
+    for rows in (
+        Fetched.of_values(FIELDS, list(values)),
+        Fetched(FIELDS, values),
+        list(Fetched(FIELDS, values)),
+    ):
+        assert (
+            list(fetched.column_of(rows, "category")) == [r.category for r in rows] == [v[2] for v in values]
+        )

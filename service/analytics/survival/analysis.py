@@ -29,6 +29,7 @@ from service.analytics.estimands.groups import (
 )
 from service.analytics.estimands.time_scale import DAYS_PER_UNIT, TimeUnit, elapsed, ticks
 from service.analytics.estimands.undated import UndatedEvents, UndatedRule, rule_for_rows, undated_rule
+from service.analytics.fetched import column_of
 from service.analytics.lazy_scipy import stats
 from service.analytics.schemas import (
     AtRisk,
@@ -209,7 +210,7 @@ async def survival(session: AsyncSession, study_id: UUID, **options: Unpack[Surv
     )
     undated = (
         await estimands.fetch_undated_patients(session, study_id, endpoint, spec.column())
-        if any(r.reason in estimands.UNDATED for r in counts)
+        if any(reason in estimands.UNDATED for reason in column_of(counts, "reason"))
         else []
     )
     rule = undated_rule(
