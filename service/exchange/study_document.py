@@ -65,8 +65,11 @@ from service.treatments.service import TreatmentRepository
 
 OUTCOME_CREATES = {variant.__struct_config__.tag: variant for variant in VARIANTS}
 KINDS = ("arms", "sites", "patients", "treatments", "adverse_events", "outcomes", "reported_results")
-# Rows per INSERT statement: within SQLite's and asyncpg's limits on bound parameters.
-BATCH_ROWS = 500
+# Rows per INSERT statement: within SQLite's and asyncpg's limits on bound parameters, and few
+# enough that encoding one statement's parameters (the driver does it in one go, JSON columns
+# included) does not hold the event loop: 500 rows held it for up to 38 ms under the mixed load
+# (bench/stalls.py).
+BATCH_ROWS = 100
 
 
 class Problem(msgspec.Struct, frozen=True):
