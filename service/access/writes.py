@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.access.scope import current_scope
 from service.audit.trail import WRITE_CONTEXT
 from service.db import models
+from service.db.session import ROWS_READ
 from service.errors import Forbidden
 from service.locks.refusal import refuse_if_locked
 
@@ -24,8 +25,12 @@ _PLACE = select(PATIENTS.c.study_id, PATIENTS.c.site_id).where(PATIENTS.c.id == 
 
 
 async def _patient(session: AsyncSession, patient_id: Any) -> tuple[UUID, UUID | None] | None:
-    row = (await (await session.connection()).execute(_PLACE, {"id": patient_id})).first()
-    return None if row is None else (row[0], row[1])
+    row = session.info.get(ROWS_READ, {}).get(("patients", patient_id))  # checked just before
+    if row is None:
+        row = (await (await session.connection()).execute(_PLACE, {"id": patient_id})).first()
+        if row is None:
+            return None
+    return row.study_id, row.site_id
 
 
 async def authorize_write(

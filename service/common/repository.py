@@ -26,7 +26,7 @@ from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
 from service.db.models import Record, as_utc, utcnow
-from service.db.session import PlainReads, Reads
+from service.db.session import ROWS_READ, PlainReads, Reads
 from service.errors import Conflict, NotFound, UnknownReference
 
 M = TypeVar("M", bound=SQLModel)
@@ -322,4 +322,5 @@ async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field:
     row = (await (await session.connection()).execute(statement, {"id": id})).first()
     if row is None:
         raise UnknownReference(f"{label} {id} (given in `{field}`) does not exist", field=field)
+    session.info.setdefault(ROWS_READ, {})[(table.name, id)] = row
     return row

@@ -29,6 +29,10 @@ from service.errors import Busy, FieldError, RuleViolation
 from service.settings import Settings
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
+# session.info: rows a write's transaction read by id, {(table name, id): row}. A later check of
+# the same row in the same transaction (a child's patient: its existence, then its study and
+# site for the write's authorization) reads it here instead of sending the statement again.
+ROWS_READ = "rows_read_by_id"
 AUDIT_KEY_OPTION = "audit_hmac_key"
 
 
