@@ -53,16 +53,12 @@ class _JsonFormatter(structlog.stdlib.ProcessorFormatter):
         for key, value in structlog.contextvars.get_contextvars().items():  # merge_contextvars
             event.setdefault(key, value)
         event["logger"] = record.name
-        event["level"] = _LEVELS.get(record.levelname) or record.levelname.lower()
+        event["level"] = record.levelname.lower()
         event["time"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         for key, value in record.__dict__.items():  # ExtraAdder
             if key not in _RECORD_KEYS and key not in _DROPPED:
                 event[key] = value
         return _dumps(event)
-
-
-# structlog's add_log_level names of the standard library's levels (WARN is "warning").
-_LEVELS = {"WARN": "warning"}
 
 
 def _json_formatter() -> structlog.stdlib.ProcessorFormatter:
