@@ -35,13 +35,20 @@ from service.common.preconditions import (
 from service.common.repository import Repository
 from service.common.schemas import page_struct
 from service.common.structs import ONLY_WHEN_ASKED, RESPONSE_STRUCTS
-from service.db.session import DbSession, Reads, ReadSession, provide_plain_read_session
+from service.db.session import (
+    DbSession,
+    Reads,
+    ReadSession,
+    provide_list_read_session,
+    provide_plain_read_session,
+)
 from service.errors import NotFound
 
 MAX_OFFSET = 1_000_000_000
 READ, ROWS, WRITE = requires("reader"), requires("rows"), requires("curator")
 # Reading an item or a page takes plain statements: on Postgres, no transaction round trips.
 PLAIN_READ = {"db_session": Provide(provide_plain_read_session)}
+LIST_READ = {"db_session": Provide(provide_list_read_session)}
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500).")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip.")]
@@ -226,7 +233,7 @@ def build_controller(res: Resource) -> type[Controller]:
             operation_id=f"list{res.plural}",
             summary=f"List {res.plural.lower()}",
             description=f"Pages of {res.plural.lower()} in creation order unless `sort` says otherwise. {res.description}",
-            dependencies={"filters": Provide(res.filters, sync_to_thread=False), **PLAIN_READ},
+            dependencies={"filters": Provide(res.filters, sync_to_thread=False), **LIST_READ},
             response_headers=[
                 ResponseHeader(
                     name="Link",

@@ -26,6 +26,7 @@ from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
 from service.db.models import Record, as_utc, utcnow
+from service.db.page_statements import PAGE_TOTAL, SharedPage, page_statements
 from service.db.session import ROWS_READ, PlainReads, Reads
 from service.errors import Conflict, NotFound, UnknownReference
 
@@ -77,17 +78,24 @@ async def fetch_page(
     order: Sequence[Any],
     limit: int,
     offset: int,
-) -> tuple[Sequence[Row[Any]], int]:
+) -> tuple[Sequence[Any], int]:
     """One page of `columns` and the total matching `where`, in one statement: the count is a
     scalar subquery, which the database answers from an index where it can. A second statement
     only for a page past the end, which has no row to carry the total. Only the rows in the
     request's scope (service.access.scope) are counted and listed."""
     visible = current_scope().table_condition(table)
+    shared = (
+        None
+        if visible is not None
+        else page_statements.statement(table, columns, where, order, limit, offset)
+    )
+    if shared is not None:
+        return await _shared_page(session, *shared, offset)
     if visible is not None:
         where = [*where, visible]
     total = core_select(func.count()).select_from(table).where(*where).scalar_subquery()
-    statement: Select[Any] = (
-        core_select(*columns, total.label("_total"))
+    statement = (
+        core_select(*columns, total.label(PAGE_TOTAL))
         .where(*where)
         .order_by(*order)
         .limit(limit)
@@ -95,10 +103,30 @@ async def fetch_page(
     )
     rows = (await (await session.connection()).execute(statement)).all()
     if rows:
-        return rows, int(rows[0]._total)
+        return rows, int(getattr(rows[0], PAGE_TOTAL))
     if not offset:
         return rows, 0
     return rows, int(await session.scalar(core_select(func.count()).select_from(table).where(*where)) or 0)
+
+
+async def _shared_page(
+    session: Reads, statements: SharedPage, params: dict[str, Any], offset: int
+) -> tuple[Sequence[Any], int]:
+    """fetch_page with the statements shared by every page of its shape (service.db.page_statements),
+    on the driver where the session has one."""
+    driver = session.driver if isinstance(session, PlainReads) else None
+    rows: Sequence[Any]
+    if driver is not None:
+        rows = await driver.rows(statements.page, params)
+    else:
+        rows = (await (await session.connection()).execute(statements.page, params)).all()
+    if rows:
+        return rows, int(getattr(rows[0], PAGE_TOTAL))
+    if not offset:
+        return rows, 0
+    if driver is not None:
+        return rows, int((await driver.rows(statements.total, params))[0][0])
+    return rows, int(await session.scalar(statements.total, params) or 0)
 
 
 class Repository(Generic[M]):
