@@ -125,21 +125,21 @@ def _findq(x: np.ndarray, y: np.ndarray, p: float) -> float | None:
     if finite.size == 0 or finite.max() < p:
         return None
     xmax = x[-1]
-    keep: list[int] = []
-    seen: set[float | str] = set()
-    for i, value in enumerate(y):  # drop duplicated y values (censorings), first one kept
-        key: float | str = "NA" if math.isnan(value) else float(value)
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
+    # Drop duplicated y values (censorings), the first of each kept, NaN counting as one value
+    # (np.unique's sort is stable when asked for indices, so each index is the first).
+    _, first = np.unique(y, return_index=True, equal_nan=True)
+    keep = np.sort(first)
     x, y = x[keep], y[keep]
 
     def first_reaching(curve: np.ndarray) -> int | None:
-        # approx(curve, 1:n, p, method="constant", f=1) with NA pairs removed.
-        pairs = sorted((float(v), i) for i, v in enumerate(curve) if not math.isnan(v))
-        if not pairs or p < pairs[0][0] or p > pairs[-1][0]:
+        # approx(curve, 1:n, p, method="constant", f=1) with NA pairs removed: the index of the
+        # smallest value at or above p (values are distinct here, so there is one).
+        index = np.flatnonzero(~np.isnan(curve))
+        values = curve[index]
+        if values.size == 0 or p < values.min() or p > values.max():
             return None
-        return next(i for v, i in pairs if v >= p)
+        reaching = np.flatnonzero(values >= p)
+        return int(index[reaching[np.argmin(values[reaching])]])
 
     index1, index2 = first_reaching(y + TOLERANCE), first_reaching(y - TOLERANCE)
     quantile = None if index1 is None or index2 is None else (x[index1] + x[index2]) / 2
