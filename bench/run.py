@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,18 @@ def rss_kib(pid: int, field_name: str) -> int:
         for child in (task / "children").read_text().split():
             total += rss_kib(int(child), field_name)
     return total
+
+
+def reset_peaks(pid: int) -> None:
+    """Start `pid`'s and its descendants' peak memory (VmHWM) afresh from what each holds now
+    (Linux: "5" to clear_refs), so that a peak read afterwards is the peak of what follows and
+    not one reached earlier: a statistics worker that handled a large survival or import under
+    the mixed load kept its peak, and it was counted as the plots' growth."""
+    with suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            reset_peaks(int(child))
 
 
 @contextmanager
@@ -480,6 +492,7 @@ def heavy(
             )
         out["survival and imports"] = {"alone_p99_ms": alone, "loaded_p99_ms": loaded, "done": count}
         # Plots: memory growth while drawing, and /health answered meanwhile.
+        reset_peaks(pid)
         before = rss_kib(pid, "VmRSS")  # the plot worker already started by the loops above
         health = [0]
         done = threading.Event()
@@ -525,6 +538,7 @@ def exports(
             f"http://127.0.0.1:{port}{API}/studies/{data.study_id}",
             headers={"Authorization": f"Bearer {token}"},
         )
+        reset_peaks(pid)
         before = rss_kib(pid, "VmRSS")
         for name in formats:
             started, size = time.perf_counter(), 0
