@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from sqlalchemy import event
 
-from service.db import driver_reads, page_statements
+from service.db import page_statements
 from tests import factories as f
+from tests.integration.test_driver_reads import sent_to_driver
 from tests.integration.test_query_counts import counted
 
 API = "/api/v1"
@@ -27,16 +28,6 @@ def built_afresh() -> Iterator[None]:
     """The app building every page's statement per request, as it did before the shared ones."""
     with mock.patch.object(page_statements.page_statements, "statement", return_value=None):
         yield
-
-
-@contextmanager
-def sent_to_driver() -> Iterator[list[str]]:
-    statements: list[str] = []
-    driver_reads.observers.append(statements.append)
-    try:
-        yield statements
-    finally:
-        driver_reads.observers.remove(statements.append)
 
 
 @pytest.fixture
