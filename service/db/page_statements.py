@@ -94,23 +94,36 @@ class PageStatements:
         return shared, params
 
     @staticmethod
-    def _build(
-        table: Any, columns: Sequence[Any], where: Sequence[Any], order: Sequence[Any]
-    ) -> "SharedPage":
+    def _build(table: Any, columns: Sequence[Any], where: Sequence[Any], order: Sequence[Any]) -> SharedPage:
         # Each condition again with a named parameter in place of its value, its type kept (a
         # UUID column's parameter converts as the column's own would).
         named = [
             c.left.operate(c.operator, bindparam(f"w{i}", type_=c.right.type)) for i, c in enumerate(where)
         ]
-        count = core_select(func.count().label(PAGE_TOTAL)).select_from(table).where(*named)
-        page = (
-            core_select(*columns, count.scalar_subquery().label(PAGE_TOTAL))
-            .where(*named)
-            .order_by(*order)
-            .limit(bindparam("_limit", type_=Integer))
-            .offset(bindparam("_offset", type_=Integer))
+        return page_select(
+            table,
+            columns,
+            named,
+            order,
+            bindparam("_limit", type_=Integer),
+            bindparam("_offset", type_=Integer),
         )
-        return SharedPage(page, count)
+
+
+def page_select(
+    table: Any, columns: Sequence[Any], where: Sequence[Any], order: Sequence[Any], limit: Any, offset: Any
+) -> SharedPage:
+    """A page's statements: `columns` with the total beside them, and the total alone. `limit` and
+    `offset` are numbers, or parameters in a shared statement."""
+    total = core_select(func.count().label(PAGE_TOTAL)).select_from(table).where(*where)
+    page = (
+        core_select(*columns, total.scalar_subquery().label(PAGE_TOTAL))
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return SharedPage(page, total)
 
 
 page_statements = PageStatements()
