@@ -27,6 +27,7 @@ from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 from sqlmodel import col, select
 
+from service.db import driver_writes
 from service.db.models import AuditRecord, as_utc
 from service.observability import metrics
 
@@ -152,10 +153,10 @@ def _chain_at_commit(session: Session) -> None:
     # path they cost a create more CPU than their SQL (profiled).
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(_CHAIN_LOCK)
+        driver_writes.execute_sync(connection, _CHAIN_LOCK, {})
     # The previous hash and the database clock in one statement (on Postgres after the lock, in
     # a statement of its own, so that its snapshot sees the chain's last committed record).
-    previous, clock = connection.execute(_PREVIOUS_AND_CLOCK).one()
+    previous, clock = driver_writes.execute_sync(connection, _PREVIOUS_AND_CLOCK, {}).one()
     configured = connection.get_execution_options().get(AUDIT_KEY_OPTION)
     key = str(configured) if configured else None
     previous = previous or GENESIS
@@ -172,7 +173,7 @@ def _chain_at_commit(session: Session) -> None:
         if n % CHAIN_SLICE == 0:
             _let_others_run()
     if len(rows) == 1:
-        connection.execute(_INSERT, rows[0])  # a single row: a plain INSERT, no executemany
+        driver_writes.execute_sync(connection, _INSERT, rows[0])  # a single row: a plain INSERT
     else:
         for batch in range(0, len(rows), CHAIN_SLICE):
             connection.execute(_INSERT, rows[batch : batch + CHAIN_SLICE])

@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import driver_writes
 from service.db.models import IdempotencyKey, utcnow
 from service.errors import Conflict, RuleViolation
 
@@ -50,8 +51,8 @@ async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -
     """Reserve `key` for this request, or the stored response of the request that used it."""
     # INSERT .. ON CONFLICT DO NOTHING (SQLite and Postgres): one statement, no savepoint; a
     # concurrent first use of the key makes it wait for that transaction, then find its row.
-    connection = await session.connection()
-    claimed = await connection.execute(
+    claimed = await driver_writes.execute(
+        session,
         _CLAIM,
         {
             "actor": actor,
@@ -63,7 +64,7 @@ async def claim(session: AsyncSession, actor: str, key: str, fingerprint: str) -
         },
     )
     if claimed.rowcount == 0:
-        stored = (await connection.execute(_STORED, {"actor": actor, "key": key})).first()
+        stored = (await driver_writes.execute(session, _STORED, {"actor": actor, "key": key})).first()
         if stored is None:  # pragma: no cover - the row that conflicted was rolled back meanwhile
             raise Conflict("this Idempotency-Key is being used by another request; retry")
         if stored.request_hash != fingerprint:
@@ -99,7 +100,8 @@ async def replay_or_claim(
 
 async def remember(session: AsyncSession, actor: str, key: str, response: Response[Any]) -> None:
     """Store the response on the key that `claim` inserted (one UPDATE, no read first)."""
-    await (await session.connection()).execute(
+    await driver_writes.execute(
+        session,
         _REMEMBER,
         {
             "w_actor": actor,

@@ -26,6 +26,7 @@ from service.common.deidentification import check_free_text_async
 from service.common.filters import Condition
 from service.common.preconditions import check_if_match
 from service.common.schemas import as_column_values
+from service.db import driver_writes
 from service.db.driver_reads import DriverReads
 from service.db.models import Record, as_utc, utcnow
 from service.db.page_statements import PAGE_TOTAL, page_select, page_statements
@@ -238,7 +239,7 @@ class Repository(Generic[M]):
         # building and flushing the object was a third of a create's CPU (profiled).
         inserted = self.new_row(values)
         try:
-            await (await session.connection()).execute(self._insert, inserted)
+            await driver_writes.execute(session, self._insert, inserted)
         except IntegrityError as exc:
             raise constraint_error(exc) from exc
         # What the hooks below read of the row: its columns as attributes (row_values).
@@ -331,9 +332,10 @@ async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field:
     table = model.__table__  # type: ignore[attr-defined]
     statement = row_by_id(table)
     visible = current_scope().table_condition(table)
-    if visible is not None:
-        statement = statement.where(visible)
-    row = (await (await session.connection()).execute(statement, {"id": id})).first()
+    if visible is None:  # the shared statement: on Postgres, on the driver
+        row = (await driver_writes.execute(session, statement, {"id": id})).first()
+    else:
+        row = (await (await session.connection()).execute(statement.where(visible), {"id": id})).first()
     if row is None:
         raise UnknownReference(f"{label} {id} (given in `{field}`) does not exist", field=field)
     session.info.setdefault(ROWS_READ, {})[(table.name, id)] = row

@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 # Who wants to see every statement sent here (bench/statements.py counts them, as it counts the
@@ -29,9 +31,7 @@ class CompiledRead:
     """A SELECT compiled for asyncpg once: its SQL text, its parameters' order and converters,
     and a row type with attribute access (what the repositories read of a result row)."""
 
-    def __init__(self, statement: Select[Any], engine: AsyncEngine) -> None:
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
         self.sql: str = compiled.string
         binds: dict[str, Any] = dict(compiled._bind_processors)
         self.params: list[tuple[str, Callable[[Any], Any] | None]] = [
@@ -76,7 +76,8 @@ class DriverReads:
     def compiled(self, statement: Select[Any]) -> CompiledRead:
         read = self._compiled.get(statement)
         if read is None:
-            read = self._compiled[statement] = CompiledRead(statement, self._engine)
+            dialect = self._engine.dialect
+            read = self._compiled[statement] = CompiledRead(statement.compile(dialect=dialect), dialect)
         return read
 
     async def rows(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:

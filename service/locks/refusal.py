@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import models
+from service.db import driver_writes, models
 from service.errors import Conflict
 
 
@@ -28,8 +28,7 @@ _LOCK = select(STUDIES.c.lock).where(STUDIES.c.id == bindparam("id"))
 
 
 async def refuse_if_locked(session: AsyncSession, study_ids: Iterable[Any]) -> None:
-    connection = await session.connection()
     for study_id in {s for s in study_ids if s is not None}:
-        lock = await connection.scalar(_LOCK, {"id": study_id})
+        lock = (await driver_writes.execute(session, _LOCK, {"id": study_id})).scalar()
         if lock:
             raise StudyLocked(describe(study_id, lock))
