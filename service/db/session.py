@@ -109,8 +109,11 @@ def _json_loads(text: str) -> Any:
 
 
 async def begin_write(session: AsyncSession) -> None:
-    """Start `session`'s transaction as a writer (SQLite: BEGIN IMMEDIATE; Postgres: as usual)."""
-    await session.connection(execution_options=WRITE)
+    """Start `session`'s transaction as a writer (SQLite: BEGIN IMMEDIATE). Postgres begins at
+    the first statement either way: taking the connection here would only cost a turn of the
+    session's greenlet."""
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        await session.connection(execution_options=WRITE)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
