@@ -23,21 +23,12 @@ from service.adverse_events.service import AdverseEventRepository
 from service.audit import trail
 from service.common import idempotency
 from service.common.repository import foreign_key_violation, row_by_id
-from service.db import driver_reads, driver_writes, models
+from service.db import driver_writes, models
 from tests import factories as f
+from tests.integration.test_driver_reads import sent_to_driver
 
 API = "/api/v1"
 VOLATILE = {"id", "created_at", "updated_at", "patient_id", "study_id", "arm_id", "site_id", "treatment_id"}
-
-
-@contextmanager
-def sent_to_driver() -> Iterator[list[str]]:
-    statements: list[str] = []
-    driver_reads.observers.append(statements.append)
-    try:
-        yield statements
-    finally:
-        driver_reads.observers.remove(statements.append)
 
 
 @contextmanager
