@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
@@ -233,3 +235,53 @@ def test_what_needs_sqlalchemys_execution_stays_on_the_engine() -> None:
     constant = text("SELECT :a + :b").bindparams(a=1)
     compiled = driver_writes.compiled_for_driver(dialect, constant, frozenset({"b"}))
     assert compiled is not None and compiled.arguments({"b": 2}) == [1, 2]
+
+
+_EVENTS = st.fixed_dictionaries(
+    {
+        "term": st.sampled_from(["Nausea", "febrile neutropenia", "CRS", "x" * 201]),
+        "grade": st.one_of(st.none(), st.integers(0, 6)),
+        "outcome": st.sampled_from([None, "resolved", "fatal", "ongoing", "unknown-word"]),
+        "onset_day": st.one_of(st.none(), st.integers(-3, 40)),
+        "resolution_day": st.one_of(st.none(), st.integers(-3, 40)),
+    },
+    optional={"grade_text": st.sampled_from(["2-3", "not graded"])},
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_EVENTS, known_patient=st.booleans(), retried=st.booleans())
+def test_any_adverse_event_answers_as_through_the_engine(
+    client: TestClient[Any],
+    postgres: None,
+    monkeypatch: pytest.MonkeyPatch,
+    body: dict[str, Any],
+    known_patient: bool,
+    retried: bool,
+) -> None:
+    """Valid or not (a grade out of range, a fatal event not grade 5, days out of order, an
+    unknown patient, a retried key): the same status and the same problem or record, with or
+    without the driver; and nothing is left of a refused create on either path."""
+    patient = f.patient(client, f.study(client)["id"])
+    body = {**body, "patient_id": patient["id"] if known_patient else str(uuid.uuid4())}
+
+    def send() -> tuple[int, Any, int]:
+        key = f"prop-{uuid.uuid4()}"
+        answer = client.post(f"{API}/adverse-events", json=body, headers={"Idempotency-Key": key})
+        if retried:
+            again = client.post(f"{API}/adverse-events", json=body, headers={"Idempotency-Key": key})
+            assert (again.status_code, again.content) == (answer.status_code, answer.content)
+        content = answer.json()
+        if isinstance(content, dict):
+            content = {k: v for k, v in content.items() if k not in VOLATILE | {"instance", "request_id"}}
+        stored = client.get(f"{API}/adverse-events", params={"patient_id": patient["id"]}).json()["total"]
+        return answer.status_code, content, stored
+
+    on_driver = send()
+    with engine_path(monkeypatch):
+        # the second create of the same event for the same patient: one more stored if it was
+        # stored the first time
+        status, content, stored = send()
+    assert (status, content) == on_driver[:2]
+    assert stored == on_driver[2] * 2
+    assert on_driver[2] == (1 if on_driver[0] == 201 else 0)
