@@ -261,10 +261,11 @@ class RawApp:
             data.resolution_day,
             data.outcome,
         )
-        if self.db.postgres:
-            await c.execute("SELECT pg_advisory_xact_lock(7300421)")
-        previous = await self.db.rows(c, "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-        prev = previous[0][0] if previous else "0" * 64
+        if self.db.postgres:  # the chain's lock and last hash in one round trip, as the service's
+            previous = await self.db.rows(c, "SELECT last_hash FROM audit_chain_head(7300421)")
+        else:
+            previous = await self.db.rows(c, "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+        prev = (previous[0][0] if previous else None) or "0" * 64
         changes = {k: [None, v] for k, v in record.items() if v is not None}
         content = json.dumps({"changes": changes, "prev_hash": prev, "actor": actor}, sort_keys=True).encode()
         await self.db.execute(

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import event, func, text
+from sqlalchemy import DateTime, String, event, func, text
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -127,7 +127,13 @@ async def record(
 
 
 AUDIT = AuditRecord.__table__  # type: ignore[attr-defined]
-_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CHAIN_LOCK)
+# Postgres: the chain's lock, then its last hash and the clock, in one round trip (migration
+# 0023: the function's read after the lock takes a fresh snapshot).
+_CHAIN_HEAD = (
+    text("SELECT last_hash, clock FROM audit_chain_head(:key)")
+    .bindparams(key=CHAIN_LOCK)
+    .columns(last_hash=String(), clock=DateTime(timezone=True))
+)
 _PREVIOUS_AND_CLOCK = core_select(
     core_select(AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1).scalar_subquery(),
     func.current_timestamp(),
@@ -152,11 +158,10 @@ def _chain_at_commit(session: Session) -> None:
     # Core statements on the transaction's connection, built once: through the ORM's execute
     # path they cost a create more CPU than their SQL (profiled).
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        driver_writes.execute_sync(connection, _CHAIN_LOCK, {})
-    # The previous hash and the database clock in one statement (on Postgres after the lock, in
-    # a statement of its own, so that its snapshot sees the chain's last committed record).
-    previous, clock = driver_writes.execute_sync(connection, _PREVIOUS_AND_CLOCK, {}).one()
+    # The previous hash and the database clock in one statement; on Postgres taken after the
+    # chain's lock, by a function whose read sees the chain's last committed record.
+    head = _CHAIN_HEAD if connection.dialect.name == "postgresql" else _PREVIOUS_AND_CLOCK
+    previous, clock = driver_writes.execute_sync(connection, head, {}).one()
     configured = connection.get_execution_options().get(AUDIT_KEY_OPTION)
     key = str(configured) if configured else None
     previous = previous or GENESIS
