@@ -59,3 +59,30 @@ def event(client: TestClient[Any], patient_id: str, **fields: Any) -> dict[str, 
 
 def site(client: TestClient[Any], study_id: str, **fields: Any) -> dict[str, Any]:
     return create(client, "sites", {"study_id": study_id, "code": "A1", "institution": "Centre A", **fields})
+
+
+def one_of_each(client: TestClient[Any], agent: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(collection, created body) of one record of each kind a study holds, two kinds of outcome,
+    the arm and the treatment naming `agent`."""
+    study_ = study(client)
+    arm_ = arm(client, study_["id"], agent_ids=[agent["id"]])
+    site_ = site(client, study_["id"])
+    patient_ = patient(
+        client,
+        study_["id"],
+        arm_id=arm_["id"],
+        site_id=site_["id"],
+        genetic_findings=["NOTCH1 mutation"],
+        markers=[{"marker": "CD38", "percent_positive": 92.5}],
+        age_years=34.5,
+    )
+    return [
+        ("studies", study_),
+        ("arms", arm_),
+        ("sites", site_),
+        ("patients", patient_),
+        ("treatments", treatment(client, patient_["id"], components=[{"agent_id": agent["id"]}])),
+        ("adverse-events", adverse_event(client, patient_["id"], grade=3)),
+        ("outcomes", response(client, patient_["id"])),
+        ("outcomes", event(client, patient_["id"])),
+    ]

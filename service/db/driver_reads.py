@@ -28,8 +28,9 @@ observers: list[Callable[[str], None]] = []
 
 
 class CompiledRead:
-    """A SELECT compiled for asyncpg once: its SQL text, its parameters' order and converters,
-    and a row type with attribute access (what the repositories read of a result row)."""
+    """A statement compiled for asyncpg once: its SQL text, its parameters' order and converters,
+    and a row type with attribute access (what the repositories read of a result row). A read's
+    here; a write's too (service.db.driver_writes), whose rows, if any, are not read."""
 
     def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
         self.sql: str = compiled.string
@@ -47,8 +48,11 @@ class CompiledRead:
         return [params[name] if bind is None else bind(params[name]) for name, bind in self.params]
 
     async def learn_types(self, connection: Any) -> None:
-        prepared = await connection.prepare(self.sql)
         converters: list[tuple[int, Callable[[Any], Any]]] = []
+        if not self.columns:  # no result columns declared (an INSERT, SQL text): nothing to convert
+            self.converters = converters
+            return
+        prepared = await connection.prepare(self.sql)
         for position, ((_, type_), attribute) in enumerate(
             zip(self.columns, prepared.get_attributes(), strict=True)
         ):

@@ -49,28 +49,10 @@ def postgres(backend: str) -> None:
 
 def _creates(client: TestClient[Any], agent: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """One create of each kind, as (collection, response body without ids and times)."""
-    study = f.study(client)
-    arm = f.arm(client, study["id"], agent_ids=[agent["id"]])
-    site = f.site(client, study["id"])
-    patient = f.patient(
-        client,
-        study["id"],
-        arm_id=arm["id"],
-        site_id=site["id"],
-        genetic_findings=["NOTCH1 mutation"],
-        markers=[{"marker": "CD38", "percent_positive": 92.5}],
-    )
-    made = [
-        ("studies", study),
-        ("arms", arm),
-        ("sites", site),
-        ("patients", patient),
-        ("treatments", f.treatment(client, patient["id"], components=[{"agent_id": agent["id"]}])),
-        ("adverse-events", f.adverse_event(client, patient["id"], grade=3)),
-        ("outcomes", f.response(client, patient["id"])),
-        ("outcomes", f.event(client, patient["id"])),
+    return [
+        (collection, {k: v for k, v in body.items() if k not in VOLATILE})
+        for collection, body in f.one_of_each(client, agent)
     ]
-    return [(collection, {k: v for k, v in body.items() if k not in VOLATILE}) for collection, body in made]
 
 
 def test_creates_answer_as_through_the_engine_and_their_audit_chain_verifies(
