@@ -12,8 +12,10 @@ from typing import Any
 import anyio
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.analytics.queries import _rows
 from service.app import create_app
 from service.common.heavy import HeavyWork
 from service.db.models import ApiToken, Patient, utcnow
@@ -289,3 +291,32 @@ def test_workers_end_when_their_server_process_is_killed(tmp_path: Any) -> None:
                 raise AssertionError("the worker outlived its server")
         finally:
             server.kill()
+
+
+def test_analysis_statements_are_planned_for_their_values_until_the_transaction_ends(
+    client: TestClient[Any], backend: str
+) -> None:
+    """Postgres: an analysis's statements are planned for the study they are given, not by a
+    generic plan made for an average study (service.analytics.queries._planned_per_study), and
+    the setting ends with the analysis's transaction: the connection goes back to the pool, where
+    a patient read's prepared statement keeps its cached plan."""
+    if backend != "postgres":
+        pytest.skip("SQLite plans every statement as it runs")
+    mode = select(func.current_setting("plan_cache_mode").label("mode"))
+
+    async def settings_seen() -> tuple[list[str], str, str]:
+        engine = client.app.state.engine
+        async with engine.connect() as connection:
+            before = await connection.scalar(mode)
+            await connection.commit()
+            seen: list[str] = []
+            async with AsyncSession(bind=connection) as session, session.begin():
+                for _ in range(2):  # set once per transaction, seen by each statement
+                    seen.extend(row.mode for row in await _rows(session, mode))
+            after = await connection.scalar(mode)
+            await connection.rollback()
+        return seen, before, after
+
+    seen, before, after = client.blocking_portal.call(settings_seen)
+    assert seen == ["force_custom_plan", "force_custom_plan"]
+    assert before == after == "auto"
