@@ -77,32 +77,46 @@ async def _planned_per_study(session: AsyncSession) -> AsyncConnection:
     return connection
 
 
-async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
+async def _rows(session: AsyncSession, statement: Any, *, counted: bool = False) -> Sequence[Any]:
     """Core execution on the request's connection (no ORM result machinery per row), read a batch
     at a time with the event loop free in between: 300,000 assessment rows decoded in one go kept
-    every other request of the process waiting for seconds."""
+    every other request of the process waiting for seconds.
+
+    `counted`: the statement's rows are counts, a few thousand at most, fetched in one go. A
+    statement read a batch at a time never runs in parallel on Postgres (an execution that can
+    be suspended gets no parallel workers), and the counts are the statements that scan a whole
+    study: incidence's, read in batches, took 1.69 s at 100,000 patients against 1.49 s in one
+    go (median of 5)."""
     connection = await _planned_per_study(session)
-    result = await connection.stream(statement.execution_options(yield_per=FETCH_BATCH))
-    fields = list(result.keys())
-    # Plain tuples of plain values, not Rows: the statistics receive them in a worker process, and
-    # the collector soon stops looking at them (service.analytics.fetched). A JSON list (an
-    # assessment's candidate categories, [] when certain) becomes a tuple: a list is looked at
-    # at every collection, and so is the row that holds it.
-    plain = usable(fields)
-    lists_at = [i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)]
     rows: list[Any] = []
-    async for batch in result.partitions(FETCH_BATCH):
-        if not plain:
-            rows.extend(batch)
-        elif lists_at:
-            columns = list(zip(*batch, strict=True))
-            for i in lists_at:
-                columns[i] = tuple(tuple(v) if type(v) is list else v for v in columns[i])
-            rows.extend(zip(*columns, strict=True))
-        else:
-            rows.extend(map(tuple, batch))
-        await asyncio.sleep(0)
-    return Fetched.of_values(fields, rows) if plain else rows
+    if counted:
+        result = await connection.execute(statement)
+        fields = list(result.keys())
+        rows.extend(_plain(statement, fields, result.all()))
+    else:
+        streamed = await connection.stream(statement.execution_options(yield_per=FETCH_BATCH))
+        fields = list(streamed.keys())
+        async for batch in streamed.partitions(FETCH_BATCH):
+            rows.extend(_plain(statement, fields, batch))
+            await asyncio.sleep(0)
+    return Fetched.of_values(fields, rows) if usable(fields) else rows
+
+
+def _plain(statement: Any, fields: list[str], batch: Sequence[Any]) -> list[Any]:
+    """Plain tuples of plain values, not Rows: the statistics receive them in a worker process,
+    and the collector soon stops looking at them (service.analytics.fetched). A JSON list (an
+    assessment's candidate categories, [] when certain) becomes a tuple: a list is looked at at
+    every collection, and so is the row that holds it. Rows whose column names cannot name a
+    tuple's fields stay Rows."""
+    if not usable(fields) or not batch:
+        return list(batch)
+    lists_at = [i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)]
+    if lists_at:
+        columns = list(zip(*batch, strict=True))
+        for i in lists_at:
+            columns[i] = tuple(tuple(v) if type(v) is list else v for v in columns[i])
+        return list(zip(*columns, strict=True))
+    return list(map(tuple, batch))
 
 
 async def require_study(session: AsyncSession, study_id: UUID) -> None:
@@ -175,7 +189,9 @@ async def fetch_group_sizes(session: AsyncSession, study_id: UUID, group_value: 
     """(group_value, n): how many of the study's patients have each group value."""
     value = group_value.label("group_value")
     return await _rows(
-        session, select(value, func.count().label("n")).where(study_patients(study_id)).group_by(value)
+        session,
+        select(value, func.count().label("n")).where(study_patients(study_id)).group_by(value),
+        counted=True,
     )
 
 
@@ -226,6 +242,7 @@ async def fetch_incidence_counts(
         )
         .join(patients, patients.c.id == per_patient.c.patient_id)
         .group_by(per_patient.c.key, patients.c.group_value, per_patient.c.worst),
+        counted=True,
     )
 
 

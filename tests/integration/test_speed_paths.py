@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.analytics.queries import _rows
 from service.app import create_app
 from service.common.heavy import HeavyWork
-from service.db.models import ApiToken, Patient, utcnow
+from service.db.models import ApiToken, Outcome, Patient, utcnow
 from service.errors import Busy
 from service.settings import Settings
 from tests import factories as f
@@ -320,3 +320,47 @@ def test_analysis_statements_are_planned_for_their_values_until_the_transaction_
     seen, before, after = client.blocking_portal.call(settings_seen)
     assert seen == ["force_custom_plan", "force_custom_plan"]
     assert before == after == "auto"
+
+
+def test_counts_fetched_in_one_go_are_the_rows_read_in_batches(client: TestClient[Any]) -> None:
+    """`_rows(..., counted=True)` (one fetch, which Postgres may run in parallel) answers the same
+    rows, in the same form, as the batched read: named tuples of plain values, a JSON list as a
+    tuple, nothing for a statement that matches nothing."""
+    study = f.study(client)
+    for i, category in enumerate(["CR", "CR", "PR"]):
+        pid = f.patient(client, study["id"], subject_code=f"P{i}")["id"]
+        f.response(client, pid, study_day=30 + i, category=category)
+    f.response(
+        client, pid, study_day=None, category=None, possible_categories=["CR", "CRi"], timing_text="later"
+    )
+    uid = uuid.UUID(study["id"])
+    statements = {
+        "counts": select(Outcome.category, func.count().label("n"))
+        .join(Patient, Patient.id == Outcome.patient_id)
+        .where(Patient.study_id == uid)
+        .group_by(Outcome.category)
+        .order_by(Outcome.category),
+        "lists": select(Outcome.possible_categories, Outcome.study_day)
+        .join(Patient, Patient.id == Outcome.patient_id)
+        .where(Patient.study_id == uid)
+        .order_by(Outcome.id),
+        "nothing": select(Outcome.category, func.count().label("n"))
+        .where(Outcome.patient_id == uuid.uuid4())
+        .group_by(Outcome.category),
+    }
+
+    async def both_ways() -> dict[str, tuple[Any, Any]]:
+        read = {}
+        for name, statement in statements.items():
+            async with client.app.state.session_factory() as session, session.begin():
+                read[name] = (await _rows(session, statement), await _rows(session, statement, counted=True))
+        return read
+
+    read = client.blocking_portal.call(both_ways)
+    for name, (batched, whole) in read.items():
+        assert list(whole) == list(batched), name
+        assert type(whole) is type(batched), name
+        assert [type(row) for row in whole] == [type(row) for row in batched], name
+    assert sorted((row.category or "", row.n) for row in read["counts"][1]) == [("", 1), ("CR", 2), ("PR", 1)]
+    assert [row.possible_categories for row in read["lists"][1]][-1] == ("CR", "CRi")
+    assert list(read["nothing"][1]) == []

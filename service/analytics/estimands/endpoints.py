@@ -469,7 +469,7 @@ async def fetch_analysis_counts(
         counted.c.n,
         *([counted.c.stratum] if stratum else []),
     )
-    return await _rows(session, statement)
+    return await _rows(session, statement, counted=True)
 
 
 async def fetch_undated_patients(
