@@ -3,6 +3,7 @@ whole-number ticks at the number-at-risk times, coloured at-risk rows, a message
 axes, the forest plot's rows, diamond and prediction interval, and a swimmer plot grouped by arm
 whose legend lists only the symbols drawn. Figures are built from the API's own answers."""
 
+import io
 from collections import namedtuple
 from typing import Any
 from uuid import uuid4
@@ -181,3 +182,37 @@ def test_swimmer_plot_groups_by_arm_marks_ongoing_patients_and_lists_only_symbol
     # the two patients alive at their last day, the arrow just past it (clear of a mark on that day)
     assert [round(x) for x in ongoing.get_xdata()] == [104, 204]
     assert not plots.swimmer_figure([], [], [], "Empty").axes[0].axison
+
+
+def test_a_png_is_cropped_exactly_as_savefigs_tight_box(client: TestClient[Any]) -> None:
+    """render() measures the PNG's crop on a renderer of one pixel (it keeps a drawing's peak
+    memory to one image): every kind of figure comes out byte for byte as savefig's own
+    bbox_inches="tight" draws it, legends and at-risk tables outside the axes included."""
+    study_id = _two_arms(client)
+    survival = msgspec.json.decode(
+        client.get(f"{API}/studies/{study_id}/survival", params={"group_by": "arm"}).content, type=Survival
+    )
+    incidence = msgspec.json.decode(
+        client.get(f"{API}/studies/{study_id}/cumulative-incidence", params={"group_by": "arm"}).content,
+        type=CumulativeIncidence,
+    )
+    a, b = uuid4(), uuid4()
+    lanes = [(a, "A1", "Arm A", 100), (b, "B1", "Arm B", 40)]
+    drawn = {
+        "KM": lambda: plots.kaplan_meier_figure(survival, "OS", ci_bands=True),
+        "CIF": lambda: plots.cumulative_incidence_figure(incidence, "CIF"),
+        "swimmer": lambda: plots.swimmer_figure(
+            lanes,
+            [Treatment(a, "induction", None, 1, 28)],
+            [
+                Outcome(a, "response", 28, "CR", [], "negative", None),
+                Outcome(b, "event", None, None, [], None, "death"),
+            ],
+            "Swimmer with an undated death",
+        ),
+        "message": lambda: plots.message_figure("Nothing", "The study has no patients on this page."),
+    }
+    for name, figure in drawn.items():
+        tight = io.BytesIO()
+        figure().savefig(tight, format="png", bbox_inches="tight", metadata={"Software": None}, dpi=plots.DPI)
+        assert plots.render(figure(), "png") == tight.getvalue(), name
