@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import Boolean, Integer, literal, select, union_all
 
 from service.analytics.estimands import endpoints as estimands
 from tests import factories as f
@@ -319,3 +320,48 @@ def test_the_survival_plot_says_when_the_median_is_withheld(client: TestClient[A
     body = client.get(f"{API}/studies/{dated['id']}/survival", params={"endpoint": "RFS"}).content
     figure = kaplan_meier_figure(msgspec.json.decode(body, type=Survival), "RFS", ci_bands=False)
     assert "not computable" not in figure.axes[0].get_title()
+
+
+def test_an_assessment_in_scope_is_one_without_an_exclusion_on_every_combination(
+    client: TestClient[Any],
+) -> None:
+    """The filter the remission origins use (plain comparisons, which the planner can estimate)
+    keeps exactly the assessments that `assessment_exclusion` finds no reason to exclude: on
+    or off study or no treatment, dated or not, before or after day 1, before, on or after an
+    off-study treatment's start, or none."""
+    grid = [
+        (on_study, day, off)
+        for on_study in (True, False, None)
+        for day in (None, -3, 0, 1, 20, 40)
+        for off in (None, 1, 20, 30)
+    ]
+    cells = union_all(
+        *(
+            select(
+                literal(a, Boolean).label("on_study"),
+                literal(d, Integer).label("day"),
+                literal(o, Integer).label("off"),
+            )
+            for a, d, o in grid
+        )
+    ).subquery()
+    on_study, day, off = cells.c.on_study, cells.c.day, cells.c.off
+    statement = select(
+        on_study,
+        day,
+        off,
+        estimands.assessment_exclusion(on_study, day, off).label("exclusion"),
+        estimands.assessment_in_scope(on_study, day, off).label("in_scope"),
+    )
+
+    async def evaluate() -> list[Any]:
+        async with client.app.state.session_factory() as session:
+            return list((await session.execute(statement)).all())
+
+    rows = client.blocking_portal.call(evaluate)
+    assert len(rows) == len(grid)
+    for row in rows:
+        assert row.in_scope is not None, row
+        assert bool(row.in_scope) == (row.exclusion is None), row
+    # both kinds occur: the grid is not all in scope or all out
+    assert {bool(row.in_scope) for row in rows} == {True, False}
