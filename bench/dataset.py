@@ -332,7 +332,7 @@ async def _vacuumed(url: str) -> None:
     left dead rows behind (each create updates its patient's last recorded day; the isolation
     scenario imports and deletes studies), and a server whose autovacuum is off (as on one of
     the machines this ran on) keeps them: at 100,000 patients 84,410 dead patient rows beside
-    102,000 live ones cut the page scenario to a third, for both apps."""
+    102,000 live ones cut the page scenario to a quarter, for both apps."""
     engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as connection:

@@ -88,30 +88,29 @@ async def _rows(session: AsyncSession, statement: Any, *, counted: bool = False)
     study: incidence's, read in batches, took 1.69 s at 100,000 patients against 1.49 s in one
     go (median of 5)."""
     connection = await _planned_per_study(session)
+    lists_at = [i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)]
     rows: list[Any] = []
     if counted:
         result = await connection.execute(statement)
         fields = list(result.keys())
-        rows.extend(_plain(statement, fields, result.all()))
+        plain = usable(fields)
+        rows.extend(_plain(result.all(), lists_at) if plain else result.all())
     else:
         streamed = await connection.stream(statement.execution_options(yield_per=FETCH_BATCH))
         fields = list(streamed.keys())
+        plain = usable(fields)
         async for batch in streamed.partitions(FETCH_BATCH):
-            rows.extend(_plain(statement, fields, batch))
+            rows.extend(_plain(batch, lists_at) if plain else batch)
             await asyncio.sleep(0)
-    return Fetched.of_values(fields, rows) if usable(fields) else rows
+    return Fetched.of_values(fields, rows) if plain else rows
 
 
-def _plain(statement: Any, fields: list[str], batch: Sequence[Any]) -> list[Any]:
+def _plain(batch: Sequence[Any], lists_at: list[int]) -> list[Any]:
     """Plain tuples of plain values, not Rows: the statistics receive them in a worker process,
     and the collector soon stops looking at them (service.analytics.fetched). A JSON list (an
-    assessment's candidate categories, [] when certain) becomes a tuple: a list is looked at at
-    every collection, and so is the row that holds it. Rows whose column names cannot name a
-    tuple's fields stay Rows."""
-    if not usable(fields) or not batch:
-        return list(batch)
-    lists_at = [i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)]
-    if lists_at:
+    assessment's candidate categories, [] when certain), at `lists_at`, becomes a tuple: a list
+    is looked at at every collection, and so is the row that holds it."""
+    if lists_at and batch:
         columns = list(zip(*batch, strict=True))
         for i in lists_at:
             columns[i] = tuple(tuple(v) if type(v) is list else v for v in columns[i])
