@@ -32,6 +32,7 @@ from service.db.models import Record, as_utc, utcnow
 from service.db.page_statements import PAGE_TOTAL, page_select, page_statements
 from service.db.session import ROWS_READ, PlainReads, Reads
 from service.errors import Conflict, NotFound, UnknownReference
+from service.locks.refusal import STUDY_LOCK, remember_lock, with_study_lock
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -42,9 +43,16 @@ def row_values(row: Any) -> dict[str, Any]:
     items: Iterable[tuple[Any, Any]] = (
         row._mapping.items()
         if isinstance(row, Row)
-        else ((column.key, getattr(row, column.key)) for column in row.__table__.columns)
+        else ((key, getattr(row, key)) for key in column_keys(row.__table__))
     )
     return {key: as_utc(value) if isinstance(value, datetime) else value for key, value in items}
+
+
+@cache
+def column_keys(table: Any) -> tuple[str, ...]:
+    """The keys of `table`'s columns, read once: iterating a table's column collection and each
+    column's key cost a create's row as much as the rest of row_values."""
+    return tuple(column.key for column in table.columns)
 
 
 async def flush(session: AsyncSession) -> None:
@@ -333,7 +341,7 @@ async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field:
     """The referenced row (a result row: its columns as attributes), or a 422 naming the body
     field that referenced it (a row outside the request's scope does not exist for it)."""
     table = model.__table__  # type: ignore[attr-defined]
-    statement = row_by_id(table)
+    statement = _required(table)
     visible = current_scope().table_condition(table)
     if visible is None:  # the shared statement: on Postgres, on the driver
         row = (await driver_writes.execute(session, statement, {"id": id})).first()
@@ -342,4 +350,14 @@ async def require(session: AsyncSession, model: type[SQLModel], id: UUID, field:
     if row is None:
         raise UnknownReference(f"{label} {id} (given in `{field}`) does not exist", field=field)
     session.info.setdefault(ROWS_READ, {})[(table.name, id)] = row
+    if table.name == "patients":
+        remember_lock(session, row.study_id, getattr(row, STUDY_LOCK))
     return row
+
+
+@cache
+def _required(table: Any) -> Select[Any]:
+    """row_by_id; a patient's with its study's lock, which the write's authorization checks next
+    (service.locks.refusal)."""
+    statement = row_by_id(table)
+    return with_study_lock(statement, table.c.study_id) if table.name == "patients" else statement

@@ -82,7 +82,11 @@ def test_every_statement_of_an_adverse_event_create_goes_to_the_driver(
         )
     assert created.status_code == 201, created.text
     kinds = [" ".join(s.split()[:3]) for s in statements]
-    assert len(statements) == 7, kinds
+    assert len(statements) == 6, kinds
+    # The patient's read carries its study's lock: the write's lock check sends nothing more.
+    (patient_read,) = [s for s in statements if s.startswith("SELECT patients.")]
+    assert "studies.lock" in patient_read and "JOIN studies" in patient_read
+    assert not any(s.startswith("SELECT studies.lock") for s in statements)
     assert sum(s.startswith("INSERT INTO adverse_events") for s in statements) == 1
     assert sum(s.startswith("INSERT INTO audit_records") for s in statements) == 1
     assert sum(s.startswith("INSERT INTO idempotency_keys") for s in statements) == 1

@@ -65,6 +65,14 @@ WRITES: dict[str, Callable[[TestClient[Any], dict[str, Any]], Any]] = {
     "create a treatment": lambda c, w: c.post(
         f"{API}/treatments", json={"patient_id": w["patient"]["id"], "phase": "consolidation"}
     ),
+    # A child's create reads its patient and the study's lock in one statement.
+    "create an adverse event": lambda c, w: c.post(
+        f"{API}/adverse-events",
+        json={"patient_id": w["patient"]["id"], "term": "Nausea", "grade": 1, "grading_system": "CTCAE_v5"},
+    ),
+    "create an outcome": lambda c, w: c.post(
+        f"{API}/outcomes", json={"patient_id": w["patient"]["id"], "kind": "event", "event_type": "relapse"}
+    ),
     "delete a patient": lambda c, w: _delete(c, f"patients/{w['patient']['id']}", cascade="true"),
     "create a reported result": lambda c, w: c.post(
         f"{API}/reported-results",
@@ -176,3 +184,35 @@ def test_a_link_to_a_patient_of_a_locked_study_is_refused(client: TestClient[Any
         )
         assert refused.status_code == 409, refused.text
         assert refused.json()["type"].endswith("study-locked")
+
+
+def test_a_curator_of_the_study_is_refused_a_child_of_its_locked_study(
+    client: TestClient[Any], database_url: str
+) -> None:
+    """A grant's curator reads the patient through its scope (a statement of its own) and still
+    gets the study's lock with it: refused in the locked study, admitted in the open one."""
+    world = _world(client)
+    open_patient = f.patient(client, world["other"]["id"], subject_code="O-4")
+    secret = issue_token(
+        database_url,
+        f"lock-{uuid.uuid4().hex[:8]}",
+        None,
+        grants=[
+            {"study_id": world["study"]["id"], "role": "curator"},
+            {"study_id": world["other"]["id"], "role": "curator"},
+        ],
+    )
+    as_curator = {"Authorization": f"Bearer {secret}"}
+    assert _lock(client, world["study"]["id"]).status_code == 200
+    body = {"term": "Nausea", "grade": 1, "grading_system": "CTCAE_v5"}
+    before = _snapshot(client, world["study"]["id"])
+    refused = client.post(
+        f"{API}/adverse-events", json={**body, "patient_id": world["patient"]["id"]}, headers=as_curator
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("study-locked")
+    assert _snapshot(client, world["study"]["id"]) == before
+    admitted = client.post(
+        f"{API}/adverse-events", json={**body, "patient_id": open_patient["id"]}, headers=as_curator
+    )
+    assert admitted.status_code == 201, admitted.text
