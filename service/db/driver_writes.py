@@ -1,7 +1,7 @@
 """A write transaction's statements on Postgres straight on the driver's connection.
 
-A create sends seven statements (the idempotency key's claim, the checks of what it refers to
-and of the study's lock, the INSERT, the key's stored response, the audit chain's head and
+A create sends six statements (the idempotency key's claim, the patient it refers to with its
+study's lock, the INSERT, the key's stored response, the audit chain's head and
 record). Through SQLAlchemy's Core execute each cost about three times its driver call (a
 Connection, the execution context, the cursor adapter, the Result): eight such statements in a
 session's transaction took 1.55 ms of CPU against 0.85 ms sent to the driver in the same
