@@ -232,15 +232,10 @@ async def read_session(state: State, request: Request[Any, Any, Any]) -> AsyncIt
         yield reads
 
 
-async def provide_plain_read_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[Reads]:
-    async with read_session(state, request) as reads:
-        yield reads
-
-
 async def provide_list_read_session(
     state: State, request: Request[Any, Any, Any], filters: NamedDependency[Any]
 ) -> AsyncIterator[Reads]:
-    """provide_plain_read_session for a list, resolved after the list's filters. Two dependencies
+    """read_session as a list's dependency, resolved after the list's filters. Two dependencies
     of one level Litestar resolves in an anyio task group (two tasks, their contexts and the
     group: an eighth of a 50-item page's CPU, profiled); one after the other they are awaited
     in turn. The filters are built from the query alone, so nothing waits on the other."""
