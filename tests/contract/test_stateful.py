@@ -49,6 +49,19 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         # A generated If-None-Match ("*") turns reads into 304s: the chain needs the bodies.
         if case.headers:
             case.headers.pop("If-None-Match", None)
+        # Two rules across fields that the contract cannot state: an adverse event has a grade
+        # or a grade_text, a response assessment a result. Generated bodies mostly leave both
+        # out, and the chain stopped there whenever Hypothesis's draws did (the test failed run
+        # alone): the missing value is filled in. The stateless test sends them as generated.
+        if case.method.upper() == "POST" and isinstance(case.body, dict):
+            body = case.body
+            if case.operation.path == "/api/v1/adverse-events" and body.get("grade") is None:
+                if body.get("grade_text") is None:
+                    body["grade"] = 5 if body.get("outcome") == "fatal" else 1
+            results = ("category", "possible_categories", "mrd_status")
+            if case.operation.path == "/api/v1/outcomes" and body.get("kind") == "response":
+                if not any(body.get(name) for name in results):
+                    body["category"] = "CR"
         super().before_call(case)
 
     def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
