@@ -54,14 +54,13 @@ class Workflow(BaseWorkflow):  # type: ignore[misc,valid-type]
         # out, and the chain stopped there whenever Hypothesis's draws did (the test failed run
         # alone): the missing value is filled in. The stateless test sends them as generated.
         if case.method.upper() == "POST" and isinstance(case.body, dict):
-            body = case.body
-            if case.operation.path == "/api/v1/adverse-events" and body.get("grade") is None:
-                if body.get("grade_text") is None:
-                    body["grade"] = 5 if body.get("outcome") == "fatal" else 1
-            results = ("category", "possible_categories", "mrd_status")
-            if case.operation.path == "/api/v1/outcomes" and body.get("kind") == "response":
-                if not any(body.get(name) for name in results):
-                    body["category"] = "CR"
+            body, path = case.body, case.operation.path
+            ungraded = body.get("grade") is None and body.get("grade_text") is None
+            if path == "/api/v1/adverse-events" and ungraded:
+                body["grade"] = 5 if body.get("outcome") == "fatal" else 1
+            no_result = not any(body.get(name) for name in ("category", "possible_categories", "mrd_status"))
+            if path == "/api/v1/outcomes" and body.get("kind") == "response" and no_result:
+                body["category"] = "CR"
         super().before_call(case)
 
     def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
