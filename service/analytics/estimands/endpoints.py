@@ -244,17 +244,28 @@ def _first_event(after: Any) -> Any:
     )
 
 
-def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
-    """Per patient who reached `categories` on an assessment of the study treatment: the first
-    study day of such an assessment (null when every one of them is undated)."""
+def _assessments_in_scope(pts: Any, *columns: Any) -> Any:
+    """SELECT `columns` FROM the response assessments of `pts`' patients that assess the study
+    treatment (assessment_in_scope): the base of the per-patient remission and
+    response statements, which add their own conditions and group by patient."""
     off_study = _off_study_starts()
     in_scope = assessment_in_scope(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day)
     return (
-        select(col(Outcome.patient_id).label("pid"), func.min(col(Outcome.study_day)).label("origin_day"))
+        select(*columns)
         .join(pts, pts.c.id == col(Outcome.patient_id))
         .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
         .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
-        .where(col(Outcome.kind) == "response", in_categories(categories), in_scope)
+        .where(col(Outcome.kind) == "response", in_scope)
+    )
+
+
+def _remission_origins(pts: Any, categories: tuple[str, ...]) -> Any:
+    """Per patient who reached `categories` on an assessment of the study treatment: the first
+    study day of such an assessment (null when every one of them is undated)."""
+    first: Any = func.min(col(Outcome.study_day)).label("origin_day")
+    return (
+        _assessments_in_scope(pts, col(Outcome.patient_id).label("pid"), first)
+        .where(in_categories(categories))
         .group_by(col(Outcome.patient_id))
         .subquery()
     )
@@ -270,17 +281,10 @@ def has_category() -> Any:
 def _response_assessed(pts: Any) -> Any:
     """Per patient with a response assessment of the study treatment (dated or not: a CR on an
     unknown day is still a CR): whether any of them is CR/CRi/CRh (1) or none (0)."""
-    off_study = _off_study_starts()
-    in_scope = assessment_in_scope(col(Treatment.on_study), col(Outcome.study_day), off_study.c.day)
+    remission = func.max(case((in_categories(REMISSION), 1), else_=0)).label("remission")
     return (
-        select(
-            col(Outcome.patient_id).label("pid"),
-            func.max(case((in_categories(REMISSION), 1), else_=0)).label("remission"),
-        )
-        .join(pts, pts.c.id == col(Outcome.patient_id))
-        .outerjoin(Treatment, col(Treatment.id) == col(Outcome.treatment_id))
-        .outerjoin(off_study, off_study.c.pid == col(Outcome.patient_id))
-        .where(col(Outcome.kind) == "response", has_category(), in_scope)
+        _assessments_in_scope(pts, col(Outcome.patient_id).label("pid"), remission)
+        .where(has_category())
         .group_by(col(Outcome.patient_id))
         .subquery()
     )
