@@ -5,6 +5,8 @@ adverse-event terms are one canonical term, whatever the case they are given in.
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 from sqlalchemy import Boolean, Integer, literal, select, union_all
 
@@ -365,3 +367,42 @@ def test_an_assessment_in_scope_is_one_without_an_exclusion_on_every_combination
         assert bool(row.in_scope) == (row.exclusion is None), row
     # both kinds occur: the grid is not all in scope or all out
     assert {bool(row.in_scope) for row in rows} == {True, False}
+
+
+KINDS = (estimands.INDUCTION_FAILURE, *estimands.EVENT_PRIORITY, "other")
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(-400, 9000), st.sampled_from(KINDS)), min_size=1, max_size=40
+    )
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_each_patients_first_event_is_the_earliest_by_day_then_priority(
+    client: TestClient[Any], events: list[tuple[int, int, str]]
+) -> None:
+    """`_first_event` against the definition: per patient the smallest (day, priority) of its
+    events, an induction failure before a relapse before progression, GVHD and death on one day,
+    any day (negative ones too); a kind outside them ranks last and has no type."""
+    rows = union_all(
+        *(
+            select(
+                literal(pid, Integer).label("pid"),
+                literal(day, Integer).label("day"),
+                literal(kind).label("kind"),
+            )
+            for pid, day, kind in events
+        )
+    ).subquery()
+    first = estimands._first_event(rows)
+
+    async def evaluate() -> list[Any]:
+        async with client.app.state.session_factory() as session:
+            return list((await session.execute(select(first))).all())
+
+    got = {row.pid: (row.event_day, row.event_type) for row in client.blocking_portal.call(evaluate)}
+    expected: dict[int, tuple[int, str | None]] = {}
+    for pid in {pid for pid, _, _ in events}:
+        day, rank = min((d, KINDS.index(k)) for p, d, k in events if p == pid)
+        expected[pid] = (day, KINDS[rank] if KINDS[rank] != "other" else None)
+    assert got == expected
