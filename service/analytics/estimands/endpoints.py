@@ -222,6 +222,11 @@ def _qualifying(kinds: tuple[str, ...]) -> Any:
     return or_(*conditions)
 
 
+# _first_event's key: day * RANKS + the event's rank (at most RANKS kinds, EVENT_PRIORITY and an
+# induction failure, with room for more).
+RANKS = 8
+
+
 def _first_event(after: Any) -> Any:
     """Per patient, the first event day (`event_day`) and its type (`event_type`; relapse before
     progression, GVHD and death on the same day, see EVENT_PRIORITY), in one grouped pass over
@@ -248,11 +253,6 @@ def _first_event(after: Any) -> Any:
     first_rank = grouped.c.key - grouped.c.day * RANKS
     kind = case(*((first_rank == i, literal(k)) for i, k in enumerate(order)))
     return select(grouped.c.pid, grouped.c.day.label("event_day"), kind.label("event_type")).subquery()
-
-
-# _first_event's key: day * RANKS + the event's rank (at most RANKS kinds, EVENT_PRIORITY and an
-# induction failure, with room for more).
-RANKS = 8
 
 
 def _assessments_in_scope(pts: Any, *columns: Any) -> Any:
