@@ -29,7 +29,7 @@ from service.common.schemas import as_column_values
 from service.db import driver_writes
 from service.db.driver_reads import DriverReads
 from service.db.models import Record, as_utc, utcnow
-from service.db.page_statements import PAGE_TOTAL, page_select, page_statements
+from service.db.page_statements import PAGE_TOTAL, PAGE_VERSION, page_select, page_statements
 from service.db.session import ROWS_READ, PlainReads, Reads
 from service.errors import Conflict, NotFound, UnknownReference
 from service.locks.refusal import STUDY_LOCK, remember_lock, with_study_lock
@@ -98,16 +98,20 @@ async def fetch_page(
     only for a page past the end, which has no row to carry the total. Only the rows in the
     request's scope (service.access.scope) are counted and listed."""
     visible = current_scope().table_condition(table)
-    shared = (
+    plan = (
         None
         if visible is not None
         else page_statements.statement(table, columns, where, order, limit, offset)
     )
     driver: DriverReads | None = None
-    if shared is not None:
-        statements, params = shared
-        # Only shared statements go to the driver, which keeps each one compiled.
-        driver = session.driver if isinstance(session, PlainReads) else None
+    if plan is not None:
+        statements, params = plan.statements, plan.params
+        if isinstance(session, PlainReads):
+            # Live data only: a total is kept with the version of the live database it was
+            # counted on (service.db.page_statements).
+            page_statements.known_total(plan)
+            # Only shared statements go to the driver, which keeps each one compiled.
+            driver = session.driver
     else:
         where = [*where, visible] if visible is not None else where
         statements, params = page_select(table, columns, where, order, limit, offset), {}
@@ -117,7 +121,10 @@ async def fetch_page(
     else:
         rows = (await (await session.connection()).execute(statements.page, params)).all()
     if rows:
-        return rows, int(getattr(rows[0], PAGE_TOTAL))
+        total = int(getattr(rows[0], PAGE_TOTAL))
+        if plan is not None and plan.statements.versioned and isinstance(session, PlainReads):
+            page_statements.remember_total(plan, int(getattr(rows[0], PAGE_VERSION)), total)
+        return rows, total
     if not offset:
         return rows, 0
     if driver is not None:
