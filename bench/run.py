@@ -4,7 +4,8 @@ FastAPI + SQLModel application (bench/peer_app.py) on the same data, the same ma
 same run, every figure reported as service ÷ raw and service ÷ peer.
 
 Each app runs alone as in production (uvicorn, one worker, pinned to core 0 with taskset); load
-comes from wrk pinned to core 1. Each scenario is warmed up, then measured `--runs` times; the
+comes from wrk pinned to core 1. The analyses' single requests are timed with the three apps
+side by side, answering one request at a time in turn, so that the machine's drift falls on all. Each scenario is warmed up, then measured `--runs` times; the
 report gives medians with min–max. Results go to bench/RESULTS.md (and the JSON beside it).
 
 `--quick` (make bench-quick) is a smoke test of the harness at the smallest scale: it checks that
@@ -223,6 +224,31 @@ def timed_get(port: int, path: str, token: str, runs: int) -> list[float]:
     return times
 
 
+def interleaved(ports: dict[str, int], path: str, token: str, runs: int) -> dict[str, list[float]]:
+    """`runs` timed GETs of `path` from each app in `ports`, in rounds that take the apps in
+    turn, each round starting one app later, so that drift in the machine falls on all alike."""
+    headers = {"Authorization": f"Bearer {token}"}
+    clients = {
+        kind: httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600)
+        for kind, port in ports.items()
+    }
+    kinds = list(ports)
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    try:
+        for client in clients.values():
+            assert client.get(path).status_code == 200  # warm-up
+        for round_ in range(runs):
+            for kind in kinds[round_ % len(kinds) :] + kinds[: round_ % len(kinds)]:
+                started = time.perf_counter()
+                response = clients[kind].get(path)
+                times[kind].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:300]
+    finally:
+        for client in clients.values():
+            client.close()
+    return times
+
+
 def rss_kib(pid: int, field_name: str) -> int:
     """VmRSS or VmHWM (peak) of `pid` plus that of its descendants (the plot worker process)."""
     total = 0
@@ -398,11 +424,21 @@ def analytics(
         "incidence": f"{API}/studies/{data.study_id}/adverse-event-incidence?group_by=arm",
         "survival": f"{API}/studies/{data.study_id}/survival?group_by=arm&endpoint=OS",
     }
-    times: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
-    for kind in ("service", "raw", "peer"):
-        with running(kind, data.url, log) as (port, _):
-            for name, path in paths.items():
-                times[name][kind] = timed_get(port, path, token, args.runs + 2)
+    # The three apps run side by side, each answering in turn (service, raw, peer; then raw,
+    # peer, service; …): one app measured after the other saw the machine drift between them
+    # (the raw app's survival 134 ms in one full run, 176 ms in the next minutes later, the
+    # service's steady), and that drift went into the ratio. Requests are one at a time, so the
+    # apps sharing core 0 do not compete.
+    with (
+        running("service", data.url, log) as (service_port, _),
+        running("raw", data.url, log) as (
+            raw_port,
+            _,
+        ),
+        running("peer", data.url, log) as (peer_port, _),
+    ):
+        ports = {"service": service_port, "raw": raw_port, "peer": peer_port}
+        times = {name: interleaved(ports, path, token, args.runs + 2) for name, path in paths.items()}
     out: dict[str, Any] = {}
     for name in paths:
         service, raw, peer = (statistics.median(times[name][kind]) for kind in ("service", "raw", "peer"))
