@@ -478,7 +478,33 @@ def analytics(
             f"{ratio:.1f}x faster than the UNION (target >= 3x)",
         )
     out["survival_fetch"] = fetch
+    # Each endpoint's per-patient rows, against the raw OS fetch of the same run: the two plans
+    # that went wrong at scale so far took minutes where 2-5x that fetch was usual.
+    limit_s = max(60.0, 40 * fetch["column_ms"] / 1000)
+    rows = asyncio.run(endpoint_rows(data, limit_s))
+    report.say(
+        "  per-patient rows: "
+        + ", ".join(f"{name} {'stopped' if s is None else f'{s * 1000:.0f} ms'}" for name, s in rows.items())
+    )
+    if not args.quick:
+        for name, s in rows.items():
+            ratio = None if s is None else s * 1000 / fetch["column_ms"]
+            check(
+                report,
+                f"{backend} {name} per-patient rows",
+                ratio is not None and ratio <= 20,
+                f"stopped after {limit_s:.0f} s"
+                if ratio is None
+                else f"{ratio:.1f}x the raw OS fetch (target <= 20x)",
+            )
+    out["endpoint_rows_s"] = rows
     return out
+
+
+async def endpoint_rows(data: Dataset, limit_s: float) -> dict[str, float | None]:
+    from bench.statements import time_endpoint_rows
+
+    return await time_endpoint_rows(data.url, data.study_id, limit_s)
 
 
 async def union_comparison(data: Dataset) -> dict[str, float]:

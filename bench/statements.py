@@ -5,15 +5,19 @@
   Postgres's driver, service.db.driver_reads.observers; the raw app's by
   construction (its handlers in bench/raw_app.py);
 - the overall-survival fetch with each patient's last recorded day from the maintained column
-  (migration 0009) against the same query with the five-way UNION the service ran before."""
+  (migration 0009) against the same query with the five-way UNION the service ran before;
+- each endpoint's per-patient rows (what time-to-event answers and every export read), with the
+  service's own statement: a statement whose plan goes wrong on one database at scale (minutes
+  instead of seconds, twice so far) is named here rather than found as a slow export."""
 
+import threading
 import time
 import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bench.dataset import Dataset
@@ -121,3 +125,41 @@ async def time_survival_fetches(url: str, study_id: uuid.UUID, runs: int = 3) ->
         await engine.dispose()
     assert results["union_ms"] == results["column_ms"], "the maintained column disagrees with the UNION"
     return best
+
+
+async def time_endpoint_rows(url: str, study_id: uuid.UUID, limit_s: float) -> dict[str, float | None]:
+    """Seconds to fetch each endpoint's per-patient rows (service.analytics.estimands.endpoints),
+    one run each; None for a fetch stopped after `limit_s` (Postgres's statement timeout, SQLite's
+    interrupt), so that a pathological plan costs the run minutes at most, not hours."""
+    from service.analytics.estimands.endpoints import ENDPOINTS, fetch_analysis_rows
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    seconds: dict[str, float | None] = {}
+    try:
+        for endpoint in ENDPOINTS:
+            async with AsyncSession(engine) as session:
+                connection = await session.connection()
+                stop: threading.Timer | None = None
+                if url.startswith("postgresql"):
+                    await connection.exec_driver_sql(f"SET statement_timeout = {int(limit_s * 1000)}")
+                else:
+                    raw = await connection.get_raw_connection()
+                    # aiosqlite's sqlite3 connection; interrupt() is safe from another thread.
+                    stop = threading.Timer(limit_s, raw.driver_connection._conn.interrupt)
+                    stop.start()
+                started = time.perf_counter()
+                try:
+                    await fetch_analysis_rows(session, study_id, endpoint)
+                    seconds[endpoint] = time.perf_counter() - started
+                # The timeout (asyncpg's own QueryCanceledError, unwrapped when it arrives while
+                # the rows are read) or the interrupt; any other error is raised.
+                except Exception as error:
+                    if not any(word in str(error).lower() for word in ("cancel", "interrupt")):
+                        raise
+                    seconds[endpoint] = None
+                finally:
+                    if stop is not None:
+                        stop.cancel()
+    finally:
+        await engine.dispose()
+    return seconds
