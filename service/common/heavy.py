@@ -13,8 +13,10 @@ draw at most a page of patients; see service.analytics.plots.figures)."""
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +51,26 @@ def _prepare_worker(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# How many modules the worker had when its objects were last frozen (below).
+_frozen_at = 0
+
+
+def _in_worker(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    """`function` in this worker; after a call that imported modules (the first survival, the
+    first regression, …), the worker's objects are frozen, as the server freezes its own once
+    its app is built: the collector's full passes then skip the libraries, and a survival
+    estimate at 100,000 patients no longer takes ~100 ms instead of ~27 ms one call in six
+    (30 calls in one worker, a scratch script)."""
+    global _frozen_at
+    try:
+        return function(*args, **kwargs)
+    finally:
+        if len(sys.modules) != _frozen_at:
+            gc.collect()
+            gc.freeze()
+            _frozen_at = len(sys.modules)
 
 
 class HeavyWork:
@@ -90,7 +112,7 @@ class HeavyWork:
         await self._turn()
         try:
             try:
-                return await asyncio.wrap_future(self._executor().submit(function, *args, **kwargs))
+                return await asyncio.wrap_future(self._executor().submit(_in_worker, function, args, kwargs))
             except BrokenProcessPool:
                 self._pool = None  # a worker died (killed, out of memory): start afresh next time
                 raise Busy("a worker for heavy requests stopped unexpectedly; try again") from None

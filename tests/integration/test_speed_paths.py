@@ -246,6 +246,29 @@ def test_heavy_work_runs_in_another_process_at_lower_priority_and_refuses_when_b
     assert outcome == [True, True, True, 255, {"Retry-After": "5"}, 120]
 
 
+def test_a_worker_freezes_its_objects_after_a_call_that_imported_modules() -> None:
+    """So that the collector's full passes skip the libraries a worker has imported (an
+    estimate then takes its own time, not a pass over scipy's objects now and then)."""
+    import gc
+
+    workers = HeavyWork(workers=1, wait=5.0)
+    counts: list[int] = []
+
+    async def main() -> None:
+        await workers.run(os.getpid)  # the worker's first call: what it imported at start
+        counts.append(await workers.run(gc.get_freeze_count))
+        counts.append(await workers.run(gc.get_freeze_count))  # nothing imported since
+        await workers.run(exec, "import wave")  # a module no worker had
+        counts.append(await workers.run(gc.get_freeze_count))
+
+    try:
+        anyio.run(main)
+    finally:
+        workers.shutdown()
+    first, unchanged, after_import = counts
+    assert 0 < first == unchanged < after_import
+
+
 def test_an_app_rebuilt_in_the_same_process_keeps_the_worker_processes() -> None:
     first, second, third = HeavyWork(2, 1.0), HeavyWork(2, 1.0), HeavyWork(3, 1.0)
     try:
