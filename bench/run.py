@@ -5,8 +5,9 @@ same run, every figure reported as service ÷ raw and service ÷ peer.
 
 Each app runs alone as in production (uvicorn, one worker, pinned to core 0 with taskset); load
 comes from wrk pinned to core 1. The analyses' single requests are timed with the three apps
-side by side, answering one request at a time in turn, so that the machine's drift falls on all. Each scenario is warmed up, then measured `--runs` times; the
-report gives medians with min–max. Results go to bench/RESULTS.md (and the JSON beside it).
+side by side, answering one request at a time in turn, so that the machine's drift falls on
+all. Each scenario is warmed up, then measured `--runs` times; the report gives medians with
+min–max. Results go to bench/RESULTS.md (and the JSON beside it).
 
 `--quick` (make bench-quick) is a smoke test of the harness at the smallest scale: it checks that
 every scenario answers 2xx and that the statement counts per request hold, and asserts no timing.
@@ -212,21 +213,13 @@ end
 
 
 def timed_get(port: int, path: str, token: str, runs: int) -> list[float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
-        assert client.get(path).status_code == 200  # warm-up
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            response = client.get(path)
-            times.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.text[:300]
-    return times
+    return interleaved({"app": port}, path, token, runs)["app"]
 
 
 def interleaved(ports: dict[str, int], path: str, token: str, runs: int) -> dict[str, list[float]]:
-    """`runs` timed GETs of `path` from each app in `ports`, in rounds that take the apps in
-    turn, each round starting one app later, so that drift in the machine falls on all alike."""
+    """`runs` timed GETs of `path` from each app in `ports` (after one warm-up each), in rounds
+    that take the apps in turn, each round starting one app later, so that drift in the machine
+    falls on all alike."""
     headers = {"Authorization": f"Bearer {token}"}
     clients = {
         kind: httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600)
@@ -431,10 +424,7 @@ def analytics(
     # apps sharing core 0 do not compete.
     with (
         running("service", data.url, log) as (service_port, _),
-        running("raw", data.url, log) as (
-            raw_port,
-            _,
-        ),
+        running("raw", data.url, log) as (raw_port, _),
         running("peer", data.url, log) as (peer_port, _),
     ):
         ports = {"service": service_port, "raw": raw_port, "peer": peer_port}

@@ -230,9 +230,9 @@ RANKS = 8
 def _first_event(after: Any) -> Any:
     """Per patient, the first event day (`event_day`) and its type (`event_type`; relapse before
     progression, GVHD and death on the same day, see EVENT_PRIORITY), in one grouped pass over
-    `after`: the smallest of day * 8 + rank, which orders (day, rank) as written for every whole
-    day, negative ones too, while the rank stays below 8; the day is its own minimum, the rank
-    what the key adds to it.
+    `after`: the smallest of day * RANKS + rank, which orders (day, rank) as written for every
+    whole day, negative ones too, while the rank stays below RANKS; the day is its own minimum,
+    the rank what the key adds to it.
     Both other forms took minutes at 100,000 patients on one of the two databases: the events
     joined back to their own minimum computed `after` twice, and Postgres, which cannot estimate
     a join on an aggregate, nested one computation inside the other; numbered per patient by a
